@@ -1,0 +1,1 @@
+"""Pure, synchronous building blocks: formats, crypto, validation. No I/O, no asyncio."""
