@@ -1,0 +1,1 @@
+"""kmsgate-bench: throughput and latency of the gateway and the KMS beside their ceilings and a peer."""

@@ -1,0 +1,239 @@
+"""Ceilings: what the machine can do without kmsgate, measured in the same run.
+
+* HTTP ceiling: a bare aiohttp + uvloop server (``python -m bench.ceilings``) with
+  handlers shaped like kmsgate's routes:
+
+  - ``PUT|POST /sink``           read the body, answer ``{"ok":true}`` (gateway PUT shape)
+  - ``GET /source/<n>``          answer ``n`` bytes (gateway GET shape)
+  - ``PUT|POST /echo``           stream the body back as it arrives (encrypt/decrypt shape)
+  - ``POST /json?reply_bytes=n`` parse the JSON body, answer a JSON object of exactly
+    ``n`` bytes (KMS shape; ``n`` is set to the size of the real KMS reply)
+
+  ``--workers N`` shares one listening socket among N processes.
+* Crypto ceiling: pyca ``AESGCM`` on the same payload sizes in-process, and
+  ``openssl speed -evp aes-256-gcm`` parsed from its table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from bench.procs import ServerProcess
+
+MAX_SOURCE_BYTES = 2 * 1024**3
+MAX_REPLY_BYTES = 16 * 1024 * 1024
+SOURCE_BLOCK_BYTES = 256 * 1024
+CHUNK_BYTES = 256 * 1024
+
+
+# --------------------------------------------------------------------------- HTTP ceiling server
+
+
+def make_app() -> "web.Application":  # type: ignore[name-defined]  # noqa: F821
+    import orjson
+    from aiohttp import web
+
+    block = os.urandom(SOURCE_BLOCK_BYTES)
+
+    async def sink(request: web.Request) -> web.Response:
+        async for _ in request.content.iter_chunked(CHUNK_BYTES):
+            pass
+        return web.Response(body=b'{"ok":true}', content_type="application/json")
+
+    async def source(request: web.Request) -> web.StreamResponse:
+        size = int(request.match_info["size"])
+        if size > MAX_SOURCE_BYTES:
+            raise web.HTTPBadRequest(text="size too large")
+        resp = web.StreamResponse()
+        resp.content_type = "application/octet-stream"
+        resp.content_length = size
+        await resp.prepare(request)
+        left = size
+        while left > 0:
+            n = min(left, SOURCE_BLOCK_BYTES)
+            await resp.write(block if n == SOURCE_BLOCK_BYTES else block[:n])
+            left -= n
+        await resp.write_eof()
+        return resp
+
+    async def echo(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        resp.content_type = "application/octet-stream"
+        if request.content_length is not None:
+            resp.content_length = request.content_length
+        await resp.prepare(request)
+        async for chunk in request.content.iter_chunked(CHUNK_BYTES):
+            await resp.write(chunk)
+        await resp.write_eof()
+        return resp
+
+    async def json_reply(request: web.Request) -> web.Response:
+        orjson.loads(await request.read())
+        size = min(int(request.query.get("reply_bytes", "64")), MAX_REPLY_BYTES)
+        return web.Response(body=json_of_size(size), content_type="application/x-amz-json-1.1")
+
+    app = web.Application(client_max_size=MAX_REPLY_BYTES)
+    app.router.add_route("*", "/sink", sink)
+    app.router.add_get(r"/source/{size:\d+}", source)
+    app.router.add_route("*", "/echo", echo)
+    app.router.add_post("/json", json_reply)
+    return app
+
+
+def json_of_size(size: int) -> bytes:
+    """A JSON object of exactly ``size`` bytes (at least the 11 bytes of ``{"Pad":""}``+1)."""
+    overhead = len(b'{"Pad":""}')
+    return b'{"Pad":"' + b"A" * max(size - overhead, 0) + b'"}'
+
+
+def serve_socket(sock: socket.socket) -> None:
+    import uvloop
+    from aiohttp import web
+
+    async def main() -> None:
+        runner = web.AppRunner(make_app(), access_log=None, handle_signals=False)
+        await runner.setup()
+        await web.SockSite(runner, sock).start()
+        import asyncio
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        await stop.wait()
+        await runner.cleanup()
+
+    uvloop.run(main())
+
+
+def server_main(argv: list[str] | None = None) -> None:
+    """``python -m bench.ceilings [--port P] [--workers N]``: serve until SIGTERM."""
+    parser = argparse.ArgumentParser(prog="python -m bench.ceilings")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--fd", type=int, default=-1, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.fd >= 0:
+        serve_socket(socket.socket(fileno=args.fd))
+        return
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bench.ceilings", "--fd", str(sock.fileno())],
+            pass_fds=(sock.fileno(),),
+        )
+        for _ in range(max(args.workers, 1) - 1)
+    ]
+    print(f"listening {sock.getsockname()[1]}", flush=True)
+    try:
+        serve_socket(sock)
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+def start_http_ceiling(port: int, workers: int = 1) -> ServerProcess:
+    """Start the bare server on 127.0.0.1:``port`` and wait until it listens."""
+    repo_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = repo_root + os.pathsep + env.get("PYTHONPATH", "")
+    server = ServerProcess(
+        [sys.executable, "-m", "bench.ceilings", "--port", str(port), "--workers", str(workers)],
+        port=port,
+        env=env,
+        cwd=repo_root,
+    )
+    server.wait_ready()
+    return server
+
+
+# --------------------------------------------------------------------------- crypto ceilings
+
+
+@dataclass(frozen=True, slots=True)
+class CryptoRate:
+    """Throughput of one cipher on one buffer size."""
+
+    source: str
+    size_bytes: int
+    mb_per_s: float
+    ops_per_s: float
+
+
+def aesgcm_rate(size_bytes: int, seconds: float = 0.5, max_ops: int = 100_000) -> CryptoRate:
+    """pyca AESGCM-256 encryption of a ``size_bytes`` buffer, repeated for about ``seconds``."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    aead = AESGCM(AESGCM.generate_key(bit_length=256))
+    data = os.urandom(size_bytes)
+    ops = 0
+    start = time.perf_counter()
+    elapsed = 0.0
+    while ops < max_ops and (ops == 0 or elapsed < seconds):
+        aead.encrypt(os.urandom(12), data, None)
+        ops += 1
+        elapsed = time.perf_counter() - start
+    return CryptoRate("cryptography AESGCM", size_bytes, size_bytes * ops / 1e6 / elapsed, ops / elapsed)
+
+
+_OPENSSL_SIZE = re.compile(r"(\d+)\s+bytes")
+_OPENSSL_VALUE = re.compile(r"([\d.]+)k")
+
+
+def parse_openssl_speed(text: str) -> list[CryptoRate]:
+    """Parse the table of ``openssl speed -evp aes-256-gcm`` (values in 1000s of bytes/s)."""
+    sizes: list[int] = []
+    rates: list[CryptoRate] = []
+    for line in text.splitlines():
+        if line.startswith("type"):
+            sizes = [int(s) for s in _OPENSSL_SIZE.findall(line)]
+        elif sizes and line.lower().startswith("aes-256-gcm"):
+            values = [float(v) * 1000 for v in _OPENSSL_VALUE.findall(line)]
+            rates = [
+                CryptoRate("openssl speed", size, value / 1e6, value / size)
+                for size, value in zip(sizes, values)
+            ]
+    return rates
+
+
+def openssl_speed(seconds: int = 1) -> tuple[list[CryptoRate], str]:
+    """Run ``openssl speed -evp aes-256-gcm``; empty list and a note when it is unavailable."""
+    exe = shutil.which("openssl")
+    if exe is None:
+        return [], "openssl not installed"
+    try:
+        out = subprocess.run(
+            [exe, "speed", "-seconds", str(seconds), "-evp", "aes-256-gcm"],
+            capture_output=True,
+            text=True,
+            timeout=seconds * 10 + 30,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return [], "openssl speed timed out"
+    rates = parse_openssl_speed(out.stdout)
+    return rates, "" if rates else "could not parse openssl speed output"
+
+
+if __name__ == "__main__":
+    server_main()
