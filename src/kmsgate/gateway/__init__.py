@@ -1,0 +1,1 @@
+"""The envelope-encryption gateway: HTTP routes that encrypt into storage, metrics and workers."""
