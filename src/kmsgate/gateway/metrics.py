@@ -1,0 +1,175 @@
+"""Prometheus metrics of the gateway, correct when summed across worker processes.
+
+One ``GatewayMetrics`` object per process owns every metric. In multi-process mode
+(``multiprocess_dir`` set: the supervisor creates the directory and passes it to each
+worker) values live in prometheus-client's per-process memory-mapped files, and
+``render()`` merges the files of all workers, live and dead, into one exposition: counters
+and histograms sum, gauges of in-flight work sum over live processes only (``livesum``).
+In single-process mode (tests, ``--workers 0``) the metrics sit in a private registry.
+
+Labels are bounded by construction: ``route`` is one of the names in ``ROUTES`` (never
+a path or object key), ``method`` one of ``METHODS``, ``status`` an HTTP status code,
+``operation`` one of ``KMS_OPERATIONS``, ``outcome`` ``ok`` or an AWS error code from the
+fixed ``kmsgate.core.errors`` tree (anything else becomes ``error``), ``reason`` one of
+``EVICTION_REASONS``. No metric carries a key id, object key, size of a secret or any
+secret value.
+
+Updates happen on the event-loop thread only (prometheus-client's multi-process values
+take one process-wide lock and are not meant for hot multi-threaded use).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    values,
+)
+
+from kmsgate.core import errors as kms_errors
+
+ROUTES = frozenset({"object", "encrypt", "decrypt", "healthz", "readyz", "metrics", "kms", "other"})
+METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE", "OTHER"})
+KMS_OPERATIONS = frozenset({"GenerateDataKey", "Decrypt", "Encrypt", "DescribeKey", "other"})
+EVICTION_REASONS = frozenset({"age", "messages", "bytes", "capacity", "other"})
+_KMS_CODES = frozenset(
+    getattr(obj, "code")
+    for obj in vars(kms_errors).values()
+    if isinstance(obj, type) and issubclass(obj, kms_errors.KmsError)
+)
+KMS_OUTCOMES = _KMS_CODES | {"ok", "timeout", "unavailable", "error"}
+
+LATENCY_BUCKETS_SECONDS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)
+NAMESPACE = "kmsgate"
+
+
+def _bounded(value: str, allowed: frozenset[str], fallback: str) -> str:
+    return value if value in allowed else fallback
+
+
+def enable_multiprocess(directory: str | os.PathLike[str]) -> None:
+    """Switch prometheus-client to multi-process values stored in ``directory``.
+
+    Must run in the worker before its first metric is created. The environment variable
+    is what prometheus-client's merging and ``mark_process_dead`` read; the value class
+    is chosen here, because this module may have been imported before the variable was
+    set (for instance in a supervisor that forked the worker).
+    """
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.fspath(directory)
+    if not getattr(values.ValueClass, "_multiprocess", False):
+        values.ValueClass = values.MultiProcessValue()
+
+
+def mark_worker_dead(directory: str | os.PathLike[str], pid: int) -> None:
+    """Drop a dead worker's live gauges from the merge (called by the supervisor)."""
+    multiprocess.mark_process_dead(pid, os.fspath(directory))
+
+
+class GatewayMetrics:
+    """Every gateway metric, and the ``/metrics`` rendering."""
+
+    def __init__(self, multiprocess_dir: str | os.PathLike[str] | None = None) -> None:
+        self.multiprocess_dir = Path(multiprocess_dir) if multiprocess_dir is not None else None
+        if self.multiprocess_dir is not None:
+            enable_multiprocess(self.multiprocess_dir)
+        # In multi-process mode values go to the shared files and ``render`` reads those;
+        # the private registry keeps these objects out of the global default registry.
+        self._own_registry = CollectorRegistry(auto_describe=True)
+        reg = self._own_registry
+        ns = NAMESPACE
+        self.requests = Counter(
+            "gateway_requests", "Gateway HTTP requests answered, by route, method and status.",
+            ["route", "method", "status"], namespace=ns, registry=reg,
+        )
+        self.request_seconds = Histogram(
+            "gateway_request_duration_seconds", "Gateway request latency, first byte in to last byte out.",
+            ["route", "method"], namespace=ns, registry=reg, buckets=LATENCY_BUCKETS_SECONDS,
+        )
+        self.bytes_in = Counter(
+            "gateway_received_bytes", "Request body bytes received.", ["route"], namespace=ns, registry=reg,
+        )
+        self.bytes_out = Counter(
+            "gateway_sent_bytes", "Response body bytes sent.", ["route"], namespace=ns, registry=reg,
+        )
+        self.in_flight = Gauge(
+            "gateway_in_flight_requests", "Requests being handled now.",
+            namespace=ns, registry=reg, multiprocess_mode="livesum",
+        )
+        self.rejected = Counter(
+            "gateway_rejected_requests", "Requests refused with 503 because the gateway was saturated.",
+            ["reason"], namespace=ns, registry=reg,
+        )
+        self.pool_queue_depth = Gauge(
+            "gateway_crypto_pool_queue_depth", "Crypto jobs submitted to the thread pool and not yet finished.",
+            namespace=ns, registry=reg, multiprocess_mode="livesum",
+        )
+        self.cache_hits = Counter(
+            "datakey_cache_hits", "Data-key cache lookups answered from the cache.",
+            ["use"], namespace=ns, registry=reg,
+        )
+        self.cache_misses = Counter(
+            "datakey_cache_misses", "Data-key cache lookups that needed a KMS call.",
+            ["use"], namespace=ns, registry=reg,
+        )
+        self.cache_evictions = Counter(
+            "datakey_cache_evictions", "Data keys dropped from the cache, by reason.",
+            ["reason"], namespace=ns, registry=reg,
+        )
+        self.kms_calls = Counter(
+            "kms_calls", "KMS calls made by the gateway, by operation and outcome.",
+            ["operation", "outcome"], namespace=ns, registry=reg,
+        )
+        self.kms_seconds = Histogram(
+            "kms_call_duration_seconds", "Latency of KMS calls made by the gateway.",
+            ["operation"], namespace=ns, registry=reg, buckets=LATENCY_BUCKETS_SECONDS,
+        )
+
+    # -- recording (event-loop thread only) ------------------------------------------------
+
+    def observe_request(self, *, route: str, method: str, status: int, seconds: float,
+                        bytes_in: int, bytes_out: int) -> None:
+        route = _bounded(route, ROUTES, "other")
+        method = _bounded(method, METHODS, "OTHER")
+        status_label = str(status) if 100 <= status <= 599 else "other"
+        self.requests.labels(route, method, status_label).inc()
+        self.request_seconds.labels(route, method).observe(seconds)
+        if bytes_in:
+            self.bytes_in.labels(route).inc(bytes_in)
+        if bytes_out:
+            self.bytes_out.labels(route).inc(bytes_out)
+
+    def observe_kms_call(self, *, operation: str, outcome: str, seconds: float) -> None:
+        operation = _bounded(operation, KMS_OPERATIONS, "other")
+        outcome = _bounded(outcome, KMS_OUTCOMES, "error")
+        self.kms_calls.labels(operation, outcome).inc()
+        self.kms_seconds.labels(operation).observe(seconds)
+
+    def cache_hit(self, use: str) -> None:
+        """``use`` is ``encrypt`` or ``decrypt``."""
+        self.cache_hits.labels(_bounded(use, frozenset({"encrypt", "decrypt"}), "other")).inc()
+
+    def cache_miss(self, use: str) -> None:
+        self.cache_misses.labels(_bounded(use, frozenset({"encrypt", "decrypt"}), "other")).inc()
+
+    def cache_eviction(self, reason: str, count: int = 1) -> None:
+        self.cache_evictions.labels(_bounded(reason, EVICTION_REASONS, "other")).inc(count)
+
+    # -- exposition ------------------------------------------------------------------------
+
+    def render(self) -> tuple[bytes, str]:
+        """The text exposition (merged across workers in multi-process mode) and its type."""
+        if self.multiprocess_dir is not None:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry, path=os.fspath(self.multiprocess_dir))
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self._own_registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,82 @@
+"""Gateway metrics: values after known updates, bounded labels, and merging across processes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, multiprocess
+from prometheus_client.parser import text_string_to_metric_families
+
+from kmsgate.gateway.metrics import GatewayMetrics
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def test_known_updates_render_exact_values() -> None:
+    m = GatewayMetrics()
+    m.observe_request(route="object", method="PUT", status=201, seconds=0.01, bytes_in=100, bytes_out=0)
+    m.observe_request(route="object", method="PUT", status=201, seconds=0.02, bytes_in=50, bytes_out=0)
+    m.observe_request(route="object", method="GET", status=404, seconds=0.001, bytes_in=0, bytes_out=30)
+    m.observe_kms_call(operation="GenerateDataKey", outcome="ok", seconds=0.003)
+    m.observe_kms_call(operation="Decrypt", outcome="DisabledException", seconds=0.003)
+    m.cache_hit("encrypt")
+    m.cache_miss("encrypt")
+    m.cache_eviction("age", 2)
+    text, content_type = m.render()
+    assert content_type.startswith("text/plain")
+    got = samples(text.decode())
+    assert got[("kmsgate_gateway_requests_total", (("method", "PUT"), ("route", "object"), ("status", "201")))] == 2
+    assert got[("kmsgate_gateway_requests_total", (("method", "GET"), ("route", "object"), ("status", "404")))] == 1
+    assert got[("kmsgate_gateway_received_bytes_total", (("route", "object"),))] == 150
+    assert got[("kmsgate_gateway_sent_bytes_total", (("route", "object"),))] == 30
+    assert got[("kmsgate_gateway_request_duration_seconds_count", (("method", "PUT"), ("route", "object")))] == 2
+    assert got[("kmsgate_kms_calls_total", (("operation", "GenerateDataKey"), ("outcome", "ok")))] == 1
+    assert got[("kmsgate_kms_calls_total", (("operation", "Decrypt"), ("outcome", "DisabledException")))] == 1
+    assert got[("kmsgate_datakey_cache_hits_total", (("use", "encrypt"),))] == 1
+    assert got[("kmsgate_datakey_cache_misses_total", (("use", "encrypt"),))] == 1
+    assert got[("kmsgate_datakey_cache_evictions_total", (("reason", "age"),))] == 2
+
+
+def test_labels_stay_bounded_whatever_callers_pass() -> None:
+    m = GatewayMetrics()
+    m.observe_request(route="/v1/objects/secret-name", method="BREW", status=999, seconds=0, bytes_in=0, bytes_out=0)
+    m.observe_kms_call(operation="arn:aws:kms:us-east-1:1:key/x", outcome="something odd", seconds=0)
+    m.cache_eviction("because")
+    text = m.render()[0].decode()
+    assert "secret-name" not in text and "arn:aws" not in text and "something odd" not in text
+    got = samples(text)
+    assert got[("kmsgate_gateway_requests_total", (("method", "OTHER"), ("route", "other"), ("status", "other")))] == 1
+    assert got[("kmsgate_kms_calls_total", (("operation", "other"), ("outcome", "error")))] == 1
+    assert got[("kmsgate_datakey_cache_evictions_total", (("reason", "other"),))] == 1
+
+
+WORKER = """
+import sys
+from kmsgate.gateway.metrics import GatewayMetrics
+m = GatewayMetrics(multiprocess_dir=sys.argv[1])
+for _ in range(int(sys.argv[2])):
+    m.observe_request(route="encrypt", method="POST", status=200, seconds=0.01, bytes_in=10, bytes_out=20)
+m.in_flight.inc(int(sys.argv[3]))
+"""
+
+
+def test_multiprocess_values_sum_across_worker_processes(tmp_path: Path) -> None:
+    # Real separate processes write their own files; the merge is what /metrics serves.
+    for count, in_flight in [(3, 1), (4, 2)]:
+        subprocess.run([sys.executable, "-c", WORKER, str(tmp_path), str(count), str(in_flight)], check=True)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(tmp_path))
+    from prometheus_client import generate_latest
+
+    got = samples(generate_latest(registry).decode())
+    assert got[("kmsgate_gateway_requests_total", (("method", "POST"), ("route", "encrypt"), ("status", "200")))] == 7
+    assert got[("kmsgate_gateway_received_bytes_total", (("route", "encrypt"),))] == 70
+    assert got[("kmsgate_gateway_sent_bytes_total", (("route", "encrypt"),))] == 140
