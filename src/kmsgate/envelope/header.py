@@ -1,0 +1,259 @@
+"""The message header: serialization, incremental parsing under caps, and header authentication.
+
+Message format version 2 (written and read; all integers big-endian, unsigned)::
+
+    offset  size  field
+    0       1     version = 0x02
+    1       2     algorithm suite id (0x0478 or 0x0578)
+    3       32    message id (random, from os.urandom)
+    35      2     AAD length A (0 when the encryption context is empty)
+    37      A     encryption context (see context.py)
+    ..      2     encrypted data key count E (>= 1)
+    ..            E times: 2 provider id length, provider id (UTF-8),
+                           2 provider info length, provider info,
+                           2 ciphertext length, ciphertext
+    ..      1     content type = 0x02 (framed)
+    ..      4     frame length F (> 0)
+    ..      32    commitment key (suite data)
+    -- header authentication --
+    ..      16    AES-GCM tag over empty plaintext; IV = 12 zero bytes; AAD = all header bytes above
+
+Message format version 1 (read only, and only when non-committing suites are allowed)::
+
+    0 1 version = 0x01 | 1 1 type = 0x80 | 2 2 suite id | 4 16 message id | 20 2 AAD length A |
+    context | 2 EDK count | EDKs | 1 content type = 0x02 | 4 reserved = 0 | 1 IV length = 12 |
+    4 frame length | header authentication: 12 IV, 16 tag (AAD = all header bytes)
+
+The header auth key is the derived data key; with a fixed IV it is safe because
+each message id yields a distinct derived key. Every length and count read here is
+attacker-controlled: the header as a whole, the encryption context and the number of
+encrypted data keys are capped by ``DecryptPolicy`` before anything is allocated, and
+the parser only ever waits for bytes up to the header cap.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from .context import parse_context
+from .data_keys import EncryptedDataKey
+from .errors import (
+    ForbiddenSuiteError,
+    HeaderAuthenticationError,
+    HeaderLimitError,
+    MalformedHeaderError,
+    UnsupportedSuiteError,
+)
+from .suites import AlgorithmSuite, suite_by_id
+
+CONTENT_TYPE_FRAMED = 0x02
+V1_TYPE_CUSTOMER_AED = 0x80
+
+MAX_HEADER_BYTES = 64 * 1024  # ample for one KMS data key and a 16 KiB context
+MAX_ENCRYPTED_DATA_KEYS = 1  # kmsgate writes one; more is an attacker's multiplier of KMS calls
+MAX_CONTEXT_BYTES = 16 * 1024
+MAX_FRAME_LENGTH = 4 * 1024 * 1024  # the decryptor buffers one frame per stream
+
+
+@dataclass(frozen=True, slots=True)
+class DecryptPolicy:
+    """Caps and permissions applied while reading a message."""
+
+    max_header_bytes: int = MAX_HEADER_BYTES
+    max_encrypted_data_keys: int = MAX_ENCRYPTED_DATA_KEYS
+    max_context_bytes: int = MAX_CONTEXT_BYTES
+    max_frame_length: int = MAX_FRAME_LENGTH
+    allow_non_committing: bool = False
+    allow_signed: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class MessageHeader:
+    """A parsed (or freshly written) header. ``header_bytes`` is the exact serialized
+    header, which is the AAD of the header authentication tag."""
+
+    suite: AlgorithmSuite
+    message_id: bytes
+    encryption_context: Mapping[str, str]
+    encrypted_data_keys: tuple[EncryptedDataKey, ...]
+    frame_length: int
+    commitment_key: bytes
+    header_bytes: bytes = field(repr=False)
+    auth_iv: bytes
+    auth_tag: bytes
+
+    @property
+    def version(self) -> int:
+        return self.suite.message_format_version
+
+    @property
+    def length(self) -> int:
+        """Bytes from the start of the message to the first frame."""
+        auth = self.suite.tag_length + (self.suite.iv_length if self.version == 1 else 0)
+        return len(self.header_bytes) + auth
+
+
+def serialize_header(
+    suite: AlgorithmSuite,
+    message_id: bytes,
+    context_bytes: bytes,
+    encrypted_data_keys: tuple[EncryptedDataKey, ...],
+    frame_length: int,
+    commitment: bytes,
+) -> bytes:
+    """The version-2 header bytes (without the authentication tag)."""
+    if suite.message_format_version != 2:
+        raise ValueError("kmsgate writes message format version 2 only")
+    if not encrypted_data_keys:
+        raise ValueError("a message needs at least one encrypted data key")
+    out = bytearray()
+    out += struct.pack(">BH", 2, suite.suite_id)
+    out += message_id
+    out += struct.pack(">H", len(context_bytes)) + context_bytes
+    out += struct.pack(">H", len(encrypted_data_keys))
+    for edk in encrypted_data_keys:
+        for part in (edk.provider_id.encode("utf-8"), edk.provider_info, edk.ciphertext):
+            if len(part) > 0xFFFF:
+                raise ValueError("encrypted data key field exceeds 65535 bytes")
+            out += struct.pack(">H", len(part)) + part
+    out += struct.pack(">BI", CONTENT_TYPE_FRAMED, frame_length)
+    out += commitment
+    return bytes(out)
+
+
+def header_auth_tag(aead: AESGCM, suite: AlgorithmSuite, header_bytes: bytes) -> bytes:
+    """The v2 header authentication tag (GCM over empty plaintext, zero IV)."""
+    return aead.encrypt(bytes(suite.iv_length), b"", header_bytes)
+
+
+def verify_header_auth(aead: AESGCM, header: MessageHeader) -> None:
+    """Raise ``HeaderAuthenticationError`` unless the header tag verifies under ``aead``."""
+    try:
+        aead.decrypt(header.auth_iv, header.auth_tag, header.header_bytes)
+    except InvalidTag as exc:
+        raise HeaderAuthenticationError("header authentication failed") from exc
+
+
+class _NeedMore(Exception):
+    def __init__(self, total: int) -> None:
+        self.total = total
+
+
+class _Reader:
+    __slots__ = ("view", "pos")
+
+    def __init__(self, view: memoryview) -> None:
+        self.view = view
+        self.pos = 0
+
+    def take(self, n: int) -> memoryview:
+        end = self.pos + n
+        if end > len(self.view):
+            raise _NeedMore(end)
+        part = self.view[self.pos : end]
+        self.pos = end
+        return part
+
+    def u8(self) -> int:
+        return self.take(1)[0]
+
+    def u16(self) -> int:
+        return int.from_bytes(self.take(2), "big")
+
+    def u32(self) -> int:
+        return int.from_bytes(self.take(4), "big")
+
+
+def parse_header(data: bytes | bytearray | memoryview, policy: DecryptPolicy) -> tuple[MessageHeader | None, int]:
+    """Parse a header and its authentication fields from the start of ``data``.
+
+    Returns ``(header, consumed)`` once complete, else ``(None, needed)`` where
+    ``needed`` is the total byte count to wait for before calling again. Raises a
+    ``DecryptionError`` subclass for anything malformed, forbidden or over a cap.
+    """
+    view = memoryview(data)
+    try:
+        header, consumed = _parse(_Reader(view), policy)
+    except _NeedMore as need:
+        if need.total > policy.max_header_bytes:
+            raise HeaderLimitError("header exceeds the configured size") from None
+        return None, need.total
+    if consumed > policy.max_header_bytes:
+        raise HeaderLimitError("header exceeds the configured size")
+    return header, consumed
+
+
+def _parse(r: _Reader, policy: DecryptPolicy) -> tuple[MessageHeader, int]:
+    version = r.u8()
+    if version == 2:
+        suite = _suite(r.u16(), 2, policy)
+    elif version == 1:
+        if r.u8() != V1_TYPE_CUSTOMER_AED:
+            raise MalformedHeaderError("unknown message type")
+        suite = _suite(r.u16(), 1, policy)
+    else:
+        raise MalformedHeaderError("unknown message format version")
+    message_id = bytes(r.take(suite.message_id_length))
+    context_length = r.u16()
+    if context_length > policy.max_context_bytes:
+        raise HeaderLimitError("encryption context exceeds the configured size")
+    context = parse_context(r.take(context_length), max_bytes=policy.max_context_bytes)
+    count = r.u16()
+    if count == 0:
+        raise MalformedHeaderError("no encrypted data keys")
+    if count > policy.max_encrypted_data_keys:
+        raise HeaderLimitError("too many encrypted data keys")
+    edks = []
+    for _ in range(count):
+        try:
+            provider_id = bytes(r.take(r.u16())).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise MalformedHeaderError("provider id is not UTF-8") from exc
+        provider_info = bytes(r.take(r.u16()))
+        ciphertext = bytes(r.take(r.u16()))
+        edks.append(EncryptedDataKey(provider_id, provider_info, ciphertext))
+    if r.u8() != CONTENT_TYPE_FRAMED:
+        raise MalformedHeaderError("only framed content is supported")
+    if version == 1:
+        if bytes(r.take(4)) != b"\x00\x00\x00\x00":
+            raise MalformedHeaderError("reserved field is not zero")
+        if r.u8() != suite.iv_length:
+            raise MalformedHeaderError("IV length does not match the suite")
+    frame_length = r.u32()
+    if frame_length == 0:
+        raise MalformedHeaderError("frame length is zero")
+    if frame_length > policy.max_frame_length:
+        raise HeaderLimitError("frame length exceeds the configured maximum")
+    commitment = bytes(r.take(suite.commitment_length))
+    header_end = r.pos
+    auth_iv = bytes(r.take(suite.iv_length)) if version == 1 else bytes(suite.iv_length)
+    auth_tag = bytes(r.take(suite.tag_length))
+    header = MessageHeader(
+        suite=suite,
+        message_id=message_id,
+        encryption_context=MappingProxyType(context),
+        encrypted_data_keys=tuple(edks),
+        frame_length=frame_length,
+        commitment_key=commitment,
+        header_bytes=bytes(r.view[:header_end]),
+        auth_iv=auth_iv,
+        auth_tag=auth_tag,
+    )
+    return header, r.pos
+
+
+def _suite(suite_id: int, version: int, policy: DecryptPolicy) -> AlgorithmSuite:
+    suite = suite_by_id(suite_id)
+    if suite is None or suite.message_format_version != version:
+        raise UnsupportedSuiteError("unknown algorithm suite")
+    if not suite.committing and not policy.allow_non_committing:
+        raise ForbiddenSuiteError("non-committing algorithm suites are not allowed")
+    if suite.signed and not policy.allow_signed:
+        raise ForbiddenSuiteError("signed algorithm suites are not allowed")
+    return suite
