@@ -1,0 +1,266 @@
+"""Worker processes: N copies of the aiohttp application on one port, under a supervisor.
+
+``serve(app_factory, host=..., port=..., workers=N)`` is the process model of
+``kmsgate serve``:
+
+* The supervisor binds (but never listens on) a ``SO_REUSEPORT`` socket. That reserves
+  the port and resolves port 0 to a concrete port that every worker then shares.
+* It creates the Prometheus multi-process directory, exports it as
+  ``PROMETHEUS_MULTIPROC_DIR`` and forks N workers. Each worker installs uvloop, builds its
+  application by calling ``app_factory()`` *in the worker* (so no event loop, thread or
+  connection crosses the fork), binds its own ``SO_REUSEPORT`` listening socket and serves.
+  The kernel spreads new connections over the workers' sockets.
+* A worker that dies is reaped, its live gauges are dropped from the metrics merge, and a
+  new worker replaces it. A worker that dies within ``QUICK_DEATH_SECONDS`` of starting
+  is restarted after an exponential back-off; ``MAX_QUICK_DEATHS`` such deaths in a row
+  (a port in use, a broken configuration) make the supervisor give up with exit code 1.
+* SIGTERM or SIGINT to the supervisor is forwarded to every worker. A worker stops
+  accepting, lets in-flight requests finish for up to ``drain_timeout`` seconds (aiohttp's
+  graceful shutdown), cancels what is left, runs the application's cleanup and exits 0.
+  Workers still alive ``KILL_GRACE_SECONDS`` after the drain timeout are killed. The
+  supervisor then removes the metrics directory and exits 0.
+
+``workers=0`` serves in the calling process with no supervisor (same drain behaviour).
+If ``port_file`` is given, the bound port is written there (atomically) once the
+supervisor holds it, for callers that asked for port 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import inspect
+import logging
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from kmsgate.gateway.metrics import mark_worker_dead
+
+log = logging.getLogger(__name__)
+
+AppFactory = Callable[[], "web.Application | Awaitable[web.Application]"]
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+QUICK_DEATH_SECONDS = 2.0
+MAX_QUICK_DEATHS = 5
+MAX_BACKOFF_SECONDS = 5.0
+KILL_GRACE_SECONDS = 5.0
+LISTEN_BACKLOG = 1024
+_PR_SET_PDEATHSIG = 1
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_SUPERVISOR_SIGNALS = {signal.SIGCHLD, *_STOP_SIGNALS}
+
+
+def bind_reuseport(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``(host, port)`` with ``SO_REUSEPORT`` (not yet listening)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+def _exit_with_parent() -> None:
+    """Ask Linux to SIGTERM this worker if the supervisor dies (no orphaned workers)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+
+
+def _write_port_file(path: str, port: int) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="ascii") as fh:
+        fh.write(f"{port}\n")
+    os.replace(tmp, path)
+
+
+async def _serve_async(app_factory: AppFactory, host: str, port: int, drain_timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in _STOP_SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
+    built = app_factory()
+    app = await built if inspect.isawaitable(built) else built
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=drain_timeout, access_log=None)
+    await runner.setup()
+    try:
+        sock = bind_reuseport(host, port)
+        sock.listen(LISTEN_BACKLOG)
+        await web.SockSite(runner, sock, backlog=LISTEN_BACKLOG).start()
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def run_worker(app_factory: AppFactory, *, host: str, port: int, drain_timeout: float) -> None:
+    """Serve until SIGTERM/SIGINT, then drain; runs uvloop in the calling process."""
+    import uvloop
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(_serve_async(app_factory, host, port, drain_timeout))
+
+
+@dataclass
+class _Supervisor:
+    app_factory: AppFactory
+    host: str
+    port: int
+    workers: int
+    drain_timeout: float
+    metrics_dir: str
+    children: dict[int, float] = field(default_factory=dict)  # pid -> start time
+    quick_deaths: int = 0
+    pending_starts: list[float] = field(default_factory=list)  # monotonic due times
+
+    def spawn(self) -> None:
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 0
+            try:
+                _exit_with_parent()
+                signal.pthread_sigmask(signal.SIG_SETMASK, set())
+                for sig in _SUPERVISOR_SIGNALS:
+                    signal.signal(sig, signal.SIG_DFL)
+                run_worker(self.app_factory, host=self.host, port=self.port,
+                           drain_timeout=self.drain_timeout)
+            except BaseException:  # a worker must never return into the supervisor's stack
+                log.exception("worker %d failed", os.getpid())
+                code = 1
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        self.children[pid] = time.monotonic()
+        log.info("worker %d started", pid)
+
+    def reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            started = self.children.pop(pid, None)
+            if started is None:
+                continue
+            mark_worker_dead(self.metrics_dir, pid)
+            log.warning("worker %d exited with status %d", pid, os.waitstatus_to_exitcode(status))
+            lived = time.monotonic() - started
+            self.quick_deaths = self.quick_deaths + 1 if lived < QUICK_DEATH_SECONDS else 0
+            delay = 0.0 if self.quick_deaths == 0 else min(0.1 * 2**self.quick_deaths, MAX_BACKOFF_SECONDS)
+            self.pending_starts.append(time.monotonic() + delay)
+
+    def start_due(self) -> None:
+        now = time.monotonic()
+        due = [t for t in self.pending_starts if t <= now]
+        self.pending_starts = [t for t in self.pending_starts if t > now]
+        for _ in due:
+            self.spawn()
+
+    def run(self) -> int:
+        for _ in range(self.workers):
+            self.spawn()
+        while True:
+            timeout = 1.0
+            if self.pending_starts:
+                timeout = max(0.01, min(self.pending_starts) - time.monotonic())
+            info = signal.sigtimedwait(_SUPERVISOR_SIGNALS, timeout)
+            if info is not None and info.si_signo in _STOP_SIGNALS:
+                return self.stop()
+            self.reap()
+            if self.quick_deaths >= MAX_QUICK_DEATHS:
+                log.error("workers keep dying at start; giving up")
+                self.stop()
+                return 1
+            self.start_due()
+
+    def stop(self) -> int:
+        for pid in list(self.children):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+        deadline = time.monotonic() + self.drain_timeout + KILL_GRACE_SECONDS
+        while self.children and time.monotonic() < deadline:
+            try:
+                pid, _status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid:
+                self.children.pop(pid, None)
+            else:
+                signal.sigtimedwait({signal.SIGCHLD}, 0.1)
+        for pid in list(self.children):
+            log.error("worker %d did not drain in time; killing it", pid)
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+        self.children.clear()
+        return 0
+
+
+def serve(
+    app_factory: AppFactory,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    drain_timeout: float = 30.0,
+    port_file: str | None = None,
+) -> int:
+    """Serve ``app_factory()`` on ``host:port`` with ``workers`` processes; returns an exit code.
+
+    Blocks until SIGTERM/SIGINT. Call it from the main thread of a process that has no
+    running event loop and no other threads (it forks).
+    """
+    if workers < 0:
+        raise ValueError("workers must be >= 0")
+    reservation = bind_reuseport(host, port)
+    bound_port = int(reservation.getsockname()[1])
+    if workers == 0:
+        reservation.close()
+        if port_file:
+            _write_port_file(port_file, bound_port)
+        run_worker(app_factory, host=host, port=bound_port, drain_timeout=drain_timeout)
+        return 0
+    metrics_dir = tempfile.mkdtemp(prefix="kmsgate-metrics-")
+    previous = os.environ.get(MULTIPROC_ENV)
+    os.environ[MULTIPROC_ENV] = metrics_dir
+    signal.pthread_sigmask(signal.SIG_BLOCK, _SUPERVISOR_SIGNALS)
+    try:
+        if port_file:
+            _write_port_file(port_file, bound_port)
+        log.info("serving on %s:%d with %d workers", host, bound_port, workers)
+        supervisor = _Supervisor(app_factory, host, bound_port, workers, drain_timeout, metrics_dir)
+        return supervisor.run()
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SUPERVISOR_SIGNALS)
+        reservation.close()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        if previous is None:
+            os.environ.pop(MULTIPROC_ENV, None)
+        else:
+            os.environ[MULTIPROC_ENV] = previous
+
+
+def metrics_dir_from_env() -> str | None:
+    """The multi-process metrics directory a worker should use (``None`` when single-process)."""
+    return os.environ.get(MULTIPROC_ENV) or None

@@ -1,0 +1,154 @@
+"""The worker supervisor: processes sharing a port, restart of dead workers, SIGTERM drain.
+
+Each test starts the supervisor as a real process on a loopback port and stops it by PID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+APP = Path(__file__).with_name("worker_app.py")
+
+
+class Served:
+    def __init__(self, proc: subprocess.Popen[bytes], port: int) -> None:
+        self.proc = proc
+        self.url = f"http://127.0.0.1:{port}"
+
+    def children(self) -> set[int]:
+        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        return {int(p) for p in path.read_text().split()}
+
+
+def start(tmp_path: Path, workers: int, drain: float) -> Served:
+    port_file = tmp_path / "port"
+    proc = subprocess.Popen(
+        [sys.executable, str(APP), str(port_file), str(workers), str(drain)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    for _ in range(200):
+        if port_file.exists():
+            return Served(proc, int(port_file.read_text()))
+        if proc.poll() is not None:
+            raise RuntimeError("supervisor exited at start")
+        import time
+
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("supervisor did not report its port")
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    s = start(tmp_path, workers=2, drain=10)
+    try:
+        yield s
+    finally:
+        if s.proc.poll() is None:
+            s.proc.send_signal(signal.SIGTERM)
+            try:
+                s.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                s.proc.kill()
+                s.proc.wait()
+
+
+def _alive(s: Served) -> set[int]:
+    try:
+        return s.children()
+    except FileNotFoundError:
+        return set()
+
+
+async def fetch_pid(url: str, attempts: int = 100) -> dict[str, object]:
+    """One new connection per call, retried while workers are still starting."""
+    for _ in range(attempts):
+        try:
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as s:
+                async with s.get(url + "/pid") as resp:
+                    return dict(await resp.json())
+        except aiohttp.ClientConnectionError:
+            await asyncio.sleep(0.05)
+    raise RuntimeError("no worker answered")
+
+
+async def test_workers_share_the_port(served: Served) -> None:
+    seen = set()
+    for _ in range(40):
+        body = await fetch_pid(served.url)
+        seen.add(body["pid"])
+        assert body["metrics_dir"]
+        if len(seen) == 2:
+            break
+    assert seen == served.children()
+
+
+async def test_dead_worker_is_replaced(served: Served) -> None:
+    await fetch_pid(served.url)
+    for _ in range(100):
+        if len(served.children()) == 2:
+            break
+        await asyncio.sleep(0.05)
+    before = served.children()
+    victim = next(iter(before))
+    os.kill(victim, signal.SIGKILL)
+    for _ in range(200):
+        now = served.children()
+        if len(now) == 2 and victim not in now:
+            break
+        await asyncio.sleep(0.05)
+    assert len(now) == 2 and victim not in now
+    body = await fetch_pid(served.url)
+    assert body["pid"] in now
+
+
+async def test_sigterm_drains_in_flight_requests(served: Served) -> None:
+    await fetch_pid(served.url)
+    async with aiohttp.ClientSession() as session:
+        request = asyncio.ensure_future(session.get(served.url + "/slow?seconds=1.5"))
+        await asyncio.sleep(0.5)  # the request is in flight when the signal lands
+        served.proc.send_signal(signal.SIGTERM)
+        resp = await request
+        assert resp.status == 200
+        assert await resp.text() == "done"
+    code = await asyncio.to_thread(served.proc.wait, 30)
+    assert code == 0
+    with pytest.raises(aiohttp.ClientConnectionError):
+        async with aiohttp.ClientSession() as session:
+            await session.get(served.url + "/pid")
+
+
+async def test_drain_timeout_bounds_shutdown(tmp_path: Path) -> None:
+    s = start(tmp_path, workers=1, drain=0.5)
+    try:
+        await fetch_pid(s.url)
+        async with aiohttp.ClientSession() as session:
+            request = asyncio.ensure_future(session.get(s.url + "/slow?seconds=60"))
+            await asyncio.sleep(0.3)
+            s.proc.send_signal(signal.SIGTERM)
+            with pytest.raises(aiohttp.ClientError):
+                resp = await request
+                await resp.read()
+        assert await asyncio.to_thread(s.proc.wait, 30) == 0
+    finally:
+        if s.proc.poll() is None:
+            s.proc.kill()
+            s.proc.wait()
+
+
+async def test_supervisor_removes_its_metrics_dir(served: Served) -> None:
+    body = await fetch_pid(served.url)
+    metrics_dir = Path(str(body["metrics_dir"]))
+    assert metrics_dir.is_dir()
+    served.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(served.proc.wait, 30) == 0
+    assert not metrics_dir.exists()
