@@ -1,0 +1,5 @@
+"""``python -m kmsgate`` runs the command line."""
+
+from kmsgate.cli import main
+
+main()

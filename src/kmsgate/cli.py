@@ -1,0 +1,100 @@
+"""The ``kmsgate`` command line: ``kmsgate serve`` and friends.
+
+Every ``serve`` option can also be set with a ``KMSGATE_*`` environment variable; a flag given
+on the command line wins over the environment, which wins over the default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from kmsgate.config import Config
+from kmsgate.logs import configure_logging
+from kmsgate.web.app import create_app
+
+log = logging.getLogger("kmsgate")
+
+
+def _env(environ: Mapping[str, str], name: str, default: str | None) -> str | None:
+    return environ.get(f"KMSGATE_{name}", default)
+
+
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    return environ.get(f"KMSGATE_{name}", "").lower() in ("1", "true", "yes", "on")
+
+
+def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kmsgate",
+        description="kmsgate: a key management service speaking the AWS KMS API, and an envelope-encryption gateway.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    serve = commands.add_parser(
+        "serve",
+        help="run the KMS API (POST /) and the gateway on one port",
+        description="Run kmsgate. Every option can also be given as the KMSGATE_<NAME> environment variable "
+        "shown in brackets; a flag wins over the environment.",
+    )
+    defaults = Config()
+    serve.add_argument("--host", default=_env(environ, "HOST", defaults.host),
+                       help="address to listen on [KMSGATE_HOST] (default: %(default)s)")
+    serve.add_argument("--port", type=int, default=int(_env(environ, "PORT", str(defaults.port)) or defaults.port),
+                       help="TCP port [KMSGATE_PORT] (default: %(default)s)")
+    serve.add_argument("--data-dir", type=Path, default=Path(_env(environ, "DATA_DIR", str(defaults.data_dir)) or "."),
+                       help="directory for the key store, root key and objects [KMSGATE_DATA_DIR] (default: %(default)s)")
+    serve.add_argument("--region", default=_env(environ, "REGION", defaults.region),
+                       help="region used in key and alias ARNs [KMSGATE_REGION] (default: %(default)s)")
+    serve.add_argument("--account-id", default=_env(environ, "ACCOUNT_ID", defaults.account_id),
+                       help="account id used in ARNs [KMSGATE_ACCOUNT_ID] (default: %(default)s)")
+    root_key_file = _env(environ, "ROOT_KEY_FILE", None)
+    serve.add_argument("--root-key-file", type=Path, default=Path(root_key_file) if root_key_file else None,
+                       help="file holding the base64 root key [KMSGATE_ROOT_KEY_FILE]; the KMSGATE_ROOT_KEY variable "
+                       "(base64) takes precedence; without either, <data-dir>/root.key is created (mode 0600)")
+    serve.add_argument("--log-level", default=_env(environ, "LOG_LEVEL", defaults.log_level),
+                       choices=["debug", "info", "warning", "error"], help="[KMSGATE_LOG_LEVEL] (default: %(default)s)")
+    serve.add_argument("--insecure-no-auth", action="store_true", default=_flag(environ, "INSECURE_NO_AUTH"),
+                       help="accept unauthenticated requests as the account root; for local experiments only, "
+                       "refused on a non-loopback address [KMSGATE_INSECURE_NO_AUTH]")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    if not args.account_id.isdigit() or len(args.account_id) != 12:
+        raise SystemExit("kmsgate: --account-id must be 12 digits")
+    return Config(
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir,
+        region=args.region,
+        account_id=args.account_id,
+        root_key_file=args.root_key_file,
+        log_level=args.log_level,
+        insecure_no_auth=args.insecure_no_auth,
+    )
+
+
+def serve(config: Config) -> None:
+    import uvloop
+
+    configure_logging(config.log_level)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    log.info("starting", extra={"host": config.host, "port": config.port, "data_dir": str(config.data_dir)})
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    web.run_app(create_app(config), host=config.host, port=config.port, print=None, access_log=None)
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> None:
+    env = os.environ if environ is None else environ
+    args = build_parser(env).parse_args(argv)
+    if args.command == "serve":
+        serve(config_from_args(args))
+    else:  # pragma: no cover - argparse rejects unknown commands
+        sys.exit(2)

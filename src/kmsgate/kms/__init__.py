@@ -1,0 +1,1 @@
+"""The key management service: keys, aliases, key material and the cryptographic operations."""

@@ -1,0 +1,145 @@
+"""State shared by the KMS operations: the in-memory view of the store, key resolution, state rules.
+
+The service serves every read from an in-memory ``Snapshot`` and reloads it whenever the
+database changed (``PRAGMA data_version``), so Encrypt/Decrypt/GenerateDataKey do no database
+or root-key work per request, yet a change made by another worker process is seen on the next
+request. Every change goes through ``_mutate``: one durable transaction in a worker thread,
+then a reload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar
+
+from kmsgate.core.errors import (
+    DisabledError,
+    KmsInternalError,
+    KmsInvalidStateError,
+    NotFoundError,
+)
+from kmsgate.core.principal import Caller
+from kmsgate.kms.clock import Clock
+from kmsgate.kms.keyref import Namespace
+from kmsgate.kms.model import KeyMaterial, KeyState, KmsKey
+from kmsgate.kms.store import KeyStore, Snapshot, Transaction
+
+T = TypeVar("T")
+
+
+class Authorizer(Protocol):
+    """Decides whether ``caller`` may perform ``action`` (``kms:Encrypt``…) on ``key``.
+
+    ``key`` is ``None`` for account-level actions (CreateKey, ListKeys, ListAliases…).
+    ``conditions`` carries request facts for policy conditions (encryption context, alias…).
+    Raises ``AccessDeniedError``.
+    """
+
+    def authorize(
+        self, caller: Caller, action: str, key: KmsKey | None, conditions: Mapping[str, Any]
+    ) -> None: ...
+
+
+class AllowAll:
+    """Authorizer for embedded use where the caller is already trusted."""
+
+    def authorize(
+        self, caller: Caller, action: str, key: KmsKey | None, conditions: Mapping[str, Any]
+    ) -> None:
+        return None
+
+
+class ServiceBase:
+    def __init__(
+        self, store: KeyStore, namespace: Namespace, clock: Clock, authorizer: Authorizer | None = None
+    ) -> None:
+        self._store = store
+        self.namespace = namespace
+        self._clock = clock
+        self._authorizer: Authorizer = authorizer or AllowAll()
+        self._version = -1
+        self._snapshot = Snapshot(keys={}, aliases={}, materials={})
+        self._refresh()
+
+    @property
+    def account_id(self) -> str:
+        return self.namespace.account_id
+
+    def set_authorizer(self, authorizer: Authorizer) -> None:
+        self._authorizer = authorizer
+
+    # -- the in-memory view -------------------------------------------------------------
+
+    def _refresh(self) -> Snapshot:
+        version = self._store.data_version()
+        if version != self._version:
+            self._snapshot = self._store.snapshot()
+            self._version = version
+        return self._snapshot
+
+    async def _mutate(self, change: Callable[[Transaction], T]) -> T:
+        result = await asyncio.to_thread(self._store.mutate, change)
+        self._refresh()
+        return result
+
+    # -- resolution -----------------------------------------------------------------------
+
+    def _resolve(self, key_ref: str, *, allow_alias: bool) -> KmsKey:
+        snapshot = self._refresh()
+        ref = self.namespace.parse(key_ref, allow_alias=allow_alias)
+        key_id = ref.key_id
+        if ref.alias_name is not None:
+            alias = snapshot.aliases.get(ref.alias_name)
+            if alias is None:
+                raise NotFoundError(f"Alias {self.namespace.alias_arn(ref.alias_name)} is not found.")
+            key_id = alias.key_id
+        key = snapshot.keys.get(key_id or "")
+        if key is None:
+            raise NotFoundError(f"Key '{self.namespace.key_arn(key_id or '')}' does not exist")
+        return key
+
+    def _material(self, key: KmsKey, version: int | None = None) -> KeyMaterial:
+        wanted = key.current_version if version is None else version
+        material = self._snapshot.materials.get((key.key_id, wanted))
+        if material is None:
+            raise KmsInternalError("Key material is unavailable")
+        return material
+
+    @staticmethod
+    def _load_key(tx: Transaction, key_id: str) -> KmsKey:
+        """Re-read a key inside a transaction: another process may have changed it."""
+        key = tx.get_key(key_id)
+        if key is None:
+            raise NotFoundError(f"Key '{key_id}' does not exist")
+        return key
+
+    # -- state rules (AWS "key states" table) ------------------------------------------------
+
+    @staticmethod
+    def _require_usable(key: KmsKey) -> None:
+        """Cryptographic operations need an Enabled key."""
+        if key.state is KeyState.ENABLED:
+            return
+        if key.state is KeyState.DISABLED:
+            raise DisabledError(f"{key.arn} is disabled.")
+        raise KmsInvalidStateError(f"{key.arn} is {_state_phrase(key.state)}.")
+
+    @staticmethod
+    def _require_state(key: KmsKey, *allowed: KeyState) -> None:
+        if key.state not in allowed:
+            raise KmsInvalidStateError(f"{key.arn} is {_state_phrase(key.state)}.")
+
+    def _authorize(
+        self, caller: Caller, action: str, key: KmsKey | None, **conditions: Any
+    ) -> None:
+        self._authorizer.authorize(caller, action, key, conditions)
+
+
+def _state_phrase(state: KeyState) -> str:
+    return {
+        KeyState.ENABLED: "enabled",
+        KeyState.DISABLED: "disabled",
+        KeyState.PENDING_DELETION: "pending deletion",
+        KeyState.PENDING_IMPORT: "pending import",
+    }[state]

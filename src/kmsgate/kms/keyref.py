@@ -1,0 +1,79 @@
+"""How callers name a key: key id, key ARN, alias name or alias ARN, and which forms each operation takes."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+from kmsgate.core.errors import InvalidAliasNameError, InvalidArnError, NotFoundError
+
+ALIAS_PREFIX = "alias/"
+RESERVED_ALIAS_PREFIX = "alias/aws/"
+_ALIAS_RE = re.compile(r"^alias/[a-zA-Z0-9/_-]+$")
+_ARN_RE = re.compile(r"^arn:(?P<partition>[^:]+):kms:(?P<region>[^:]*):(?P<account>[^:]*):(?P<resource>.+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRef:
+    """A parsed reference: exactly one of ``key_id`` and ``alias_name`` is set."""
+
+    key_id: str | None = None
+    alias_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    """The region and account that ARNs are minted in and resolved against."""
+
+    region: str
+    account_id: str
+
+    def key_arn(self, key_id: str) -> str:
+        return f"arn:aws:kms:{self.region}:{self.account_id}:key/{key_id}"
+
+    def alias_arn(self, alias_name: str) -> str:
+        return f"arn:aws:kms:{self.region}:{self.account_id}:{alias_name}"
+
+    def parse(self, text: str, *, allow_alias: bool) -> KeyRef:
+        """Parse a KeyId parameter. Aliases are rejected with NotFound where AWS takes only keys."""
+        if text.startswith("arn:"):
+            match = _ARN_RE.match(text)
+            if match is None:
+                raise InvalidArnError(f"Invalid arn {text}")
+            if match["region"] != self.region or match["account"] != self.account_id:
+                raise NotFoundError(f"Key '{text}' does not exist")
+            resource = match["resource"]
+            if resource.startswith("key/"):
+                return KeyRef(key_id=self._key_id(resource[4:], text))
+            if resource.startswith(ALIAS_PREFIX):
+                if not allow_alias:
+                    raise NotFoundError(f"Invalid keyId '{text}'")
+                return KeyRef(alias_name=resource)
+            raise InvalidArnError(f"Invalid arn {text}")
+        if text.startswith(ALIAS_PREFIX):
+            if not allow_alias:
+                raise NotFoundError(f"Invalid keyId '{text}'")
+            return KeyRef(alias_name=text)
+        return KeyRef(key_id=self._key_id(text, text))
+
+    @staticmethod
+    def _key_id(candidate: str, original: str) -> str:
+        try:
+            parsed = uuid.UUID(candidate)
+        except ValueError:
+            raise NotFoundError(f"Invalid keyId '{original}'") from None
+        if str(parsed) != candidate.lower():
+            raise NotFoundError(f"Invalid keyId '{original}'")
+        return str(parsed)
+
+
+def check_alias_name(alias_name: str) -> None:
+    """Raise ``InvalidAliasNameError`` unless this is a name a customer may create."""
+    if not alias_name.startswith(ALIAS_PREFIX) or not _ALIAS_RE.match(alias_name):
+        raise InvalidAliasNameError(
+            f"Alias '{alias_name}' must start with 'alias/' and contain only alphanumeric characters, "
+            "forward slashes (/), underscores (_), and dashes (-)"
+        )
+    if alias_name.startswith(RESERVED_ALIAS_PREFIX):
+        raise InvalidAliasNameError(f"Alias '{alias_name}' uses the reserved prefix 'alias/aws/'")

@@ -1,0 +1,222 @@
+"""Cryptographic operations: Encrypt, Decrypt, ReEncrypt, GenerateDataKey(WithoutPlaintext), GenerateRandom.
+
+These run entirely from memory: no database or root-key work per request.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from kmsgate.core.errors import (
+    IncorrectKeyError,
+    InvalidCiphertextError,
+    NotFoundError,
+    ValidationError,
+)
+from kmsgate.core.principal import Caller
+from kmsgate.kms import blob
+from kmsgate.kms.base import ServiceBase
+from kmsgate.kms.context import encode_context
+from kmsgate.kms.model import SYMMETRIC_DEFAULT, KeyMaterial, KmsKey
+from kmsgate.kms.results import DataKeyResult, DecryptResult, EncryptResult, ReEncryptResult
+
+MAX_PLAINTEXT_BYTES = 4096
+_KEY_SPEC_BYTES = {"AES_256": 32, "AES_128": 16}
+
+
+def _check_algorithm(algorithm: str | None, field: str) -> None:
+    if algorithm not in (None, SYMMETRIC_DEFAULT):
+        raise ValidationError(f"{field} {algorithm} is not valid for a symmetric key; use SYMMETRIC_DEFAULT")
+
+
+class CryptoOperations(ServiceBase):
+    def _seal(self, key: KmsKey, plaintext: bytes, encryption_context: Mapping[str, str] | None) -> tuple[bytes, KeyMaterial]:
+        material = self._material(key)
+        sealed = blob.seal(material.secret, key.key_id, material.version, plaintext, encode_context(encryption_context))
+        return sealed, material
+
+    def _open(
+        self,
+        ciphertext_blob: bytes,
+        encryption_context: Mapping[str, str] | None,
+        key_id: str | None,
+        caller: Caller,
+        action: str,
+        grant_tokens: Sequence[str],
+    ) -> tuple[bytes, KmsKey, KeyMaterial]:
+        encoded = encode_context(encryption_context)
+        header = blob.read_header(ciphertext_blob)
+        key = self._refresh().keys.get(header.key_id)
+        if key_id is not None:
+            named = self._resolve(key_id, allow_alias=True)
+            if key is None or named.key_id != key.key_id:
+                raise IncorrectKeyError(
+                    "The key ID in the request does not identify the KMS key that encrypted the ciphertext."
+                )
+        if key is None:
+            raise InvalidCiphertextError(blob.INVALID_CIPHERTEXT_MESSAGE)
+        self._authorize(
+            caller, action, key, encryption_context=dict(encryption_context or {}), grant_tokens=grant_tokens
+        )
+        self._require_usable(key)
+        material = self._snapshot.materials.get((key.key_id, header.version))
+        if material is None:
+            raise InvalidCiphertextError(blob.INVALID_CIPHERTEXT_MESSAGE)
+        return blob.open_blob(material.secret, ciphertext_blob, encoded), key, material
+
+    async def encrypt(
+        self,
+        *,
+        caller: Caller,
+        key_id: str,
+        plaintext: bytes,
+        encryption_context: Mapping[str, str] | None = None,
+        grant_tokens: Sequence[str] = (),
+        encryption_algorithm: str | None = None,
+    ) -> EncryptResult:
+        _check_algorithm(encryption_algorithm, "EncryptionAlgorithm")
+        if not 1 <= len(plaintext) <= MAX_PLAINTEXT_BYTES:
+            raise ValidationError(f"Plaintext must be 1 to {MAX_PLAINTEXT_BYTES} bytes")
+        key = self._resolve(key_id, allow_alias=True)
+        self._authorize(
+            caller, "kms:Encrypt", key, encryption_context=dict(encryption_context or {}), grant_tokens=grant_tokens
+        )
+        self._require_usable(key)
+        sealed, material = self._seal(key, plaintext, encryption_context)
+        return EncryptResult(
+            key_id=key.arn,
+            ciphertext_blob=sealed,
+            encryption_algorithm=SYMMETRIC_DEFAULT,
+            key_material_id=material.material_id,
+        )
+
+    async def decrypt(
+        self,
+        *,
+        caller: Caller,
+        ciphertext_blob: bytes,
+        encryption_context: Mapping[str, str] | None = None,
+        key_id: str | None = None,
+        grant_tokens: Sequence[str] = (),
+        encryption_algorithm: str | None = None,
+    ) -> DecryptResult:
+        _check_algorithm(encryption_algorithm, "EncryptionAlgorithm")
+        plaintext, key, material = self._open(
+            ciphertext_blob, encryption_context, key_id, caller, "kms:Decrypt", grant_tokens
+        )
+        return DecryptResult(
+            key_id=key.arn,
+            plaintext=plaintext,
+            encryption_algorithm=SYMMETRIC_DEFAULT,
+            key_material_id=material.material_id,
+        )
+
+    async def re_encrypt(
+        self,
+        *,
+        caller: Caller,
+        ciphertext_blob: bytes,
+        destination_key_id: str,
+        source_encryption_context: Mapping[str, str] | None = None,
+        source_key_id: str | None = None,
+        destination_encryption_context: Mapping[str, str] | None = None,
+        source_encryption_algorithm: str | None = None,
+        destination_encryption_algorithm: str | None = None,
+        grant_tokens: Sequence[str] = (),
+    ) -> ReEncryptResult:
+        _check_algorithm(source_encryption_algorithm, "SourceEncryptionAlgorithm")
+        _check_algorithm(destination_encryption_algorithm, "DestinationEncryptionAlgorithm")
+        destination = self._resolve(destination_key_id, allow_alias=True)
+        plaintext, source, source_material = self._open(
+            ciphertext_blob, source_encryption_context, source_key_id, caller, "kms:ReEncryptFrom", grant_tokens
+        )
+        self._authorize(
+            caller,
+            "kms:ReEncryptTo",
+            destination,
+            encryption_context=dict(destination_encryption_context or {}),
+            grant_tokens=grant_tokens,
+        )
+        self._require_usable(destination)
+        sealed, material = self._seal(destination, plaintext, destination_encryption_context)
+        return ReEncryptResult(
+            key_id=destination.arn,
+            ciphertext_blob=sealed,
+            source_key_id=source.arn,
+            source_encryption_algorithm=SYMMETRIC_DEFAULT,
+            destination_encryption_algorithm=SYMMETRIC_DEFAULT,
+            source_key_material_id=source_material.material_id,
+            destination_key_material_id=material.material_id,
+        )
+
+    async def _data_key(
+        self,
+        caller: Caller,
+        action: str,
+        key_id: str,
+        encryption_context: Mapping[str, str] | None,
+        number_of_bytes: int | None,
+        key_spec: str | None,
+        grant_tokens: Sequence[str],
+    ) -> tuple[KmsKey, bytes, bytes, KeyMaterial]:
+        if (number_of_bytes is None) == (key_spec is None):
+            raise ValidationError("Specify either KeySpec or NumberOfBytes, but not both")
+        size = _KEY_SPEC_BYTES[key_spec] if key_spec is not None else int(number_of_bytes or 0)
+        key = self._resolve(key_id, allow_alias=True)
+        self._authorize(
+            caller, action, key, encryption_context=dict(encryption_context or {}), grant_tokens=grant_tokens
+        )
+        self._require_usable(key)
+        plaintext = os.urandom(size)
+        sealed, material = self._seal(key, plaintext, encryption_context)
+        return key, plaintext, sealed, material
+
+    async def generate_data_key(
+        self,
+        *,
+        caller: Caller,
+        key_id: str,
+        encryption_context: Mapping[str, str] | None = None,
+        number_of_bytes: int | None = None,
+        key_spec: str | None = None,
+        grant_tokens: Sequence[str] = (),
+    ) -> DataKeyResult:
+        key, plaintext, sealed, material = await self._data_key(
+            caller, "kms:GenerateDataKey", key_id, encryption_context, number_of_bytes, key_spec, grant_tokens
+        )
+        return DataKeyResult(
+            key_id=key.arn, plaintext=plaintext, ciphertext_blob=sealed, key_material_id=material.material_id
+        )
+
+    async def generate_data_key_without_plaintext(
+        self,
+        *,
+        caller: Caller,
+        key_id: str,
+        encryption_context: Mapping[str, str] | None = None,
+        number_of_bytes: int | None = None,
+        key_spec: str | None = None,
+        grant_tokens: Sequence[str] = (),
+    ) -> DataKeyResult:
+        key, _plaintext, sealed, material = await self._data_key(
+            caller,
+            "kms:GenerateDataKeyWithoutPlaintext",
+            key_id,
+            encryption_context,
+            number_of_bytes,
+            key_spec,
+            grant_tokens,
+        )
+        return DataKeyResult(key_id=key.arn, plaintext=None, ciphertext_blob=sealed, key_material_id=material.material_id)
+
+    async def generate_random(
+        self, *, caller: Caller, number_of_bytes: int | None = None, custom_key_store_id: str | None = None
+    ) -> dict[str, Any]:
+        if custom_key_store_id is not None:
+            raise NotFoundError("Custom key stores are not supported")
+        self._authorize(caller, "kms:GenerateRandom", None)
+        if number_of_bytes is None:
+            raise ValidationError("NumberOfBytes is required")
+        return {"plaintext": os.urandom(number_of_bytes)}

@@ -1,0 +1,329 @@
+"""Key lifecycle operations: create, describe, list, enable/disable, deletion, description, tags, policy."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from kmsgate.core.errors import (
+    KmsInvalidStateError,
+    TagError,
+    UnsupportedOperationError,
+    ValidationError,
+)
+from kmsgate.core.principal import Caller
+from kmsgate.kms.base import ServiceBase
+from kmsgate.kms.model import (
+    KEY_MATERIAL_BYTES,
+    ORIGIN_AWS_KMS,
+    ORIGIN_EXTERNAL,
+    SYMMETRIC_DEFAULT,
+    KeyMaterial,
+    KeyState,
+    KmsKey,
+)
+from kmsgate.kms.pagination import paginate
+from kmsgate.kms.store import Transaction
+
+MAX_TAGS_PER_KEY = 50
+DEFAULT_PENDING_WINDOW_DAYS = 30
+DAY_SECONDS = 86400.0
+DEFAULT_POLICY_NAME = "default"
+
+
+def default_policy(account_id: str) -> str:
+    """AWS's default key policy: the account root may do everything."""
+    return orjson.dumps(
+        {
+            "Version": "2012-10-17",
+            "Id": "key-default-1",
+            "Statement": [
+                {
+                    "Sid": "Enable IAM User Permissions",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                }
+            ],
+        },
+        option=orjson.OPT_INDENT_2,
+    ).decode("utf-8")
+
+
+def new_material_id() -> str:
+    return os.urandom(32).hex()
+
+
+def check_tags(tags: Sequence[dict[str, str]]) -> dict[str, str]:
+    parsed: dict[str, str] = {}
+    for tag in tags:
+        tag_key, tag_value = tag["tag_key"], tag["tag_value"]
+        if tag_key.startswith("aws:"):
+            raise TagError("Tag keys beginning with 'aws:' are reserved")
+        parsed[tag_key] = tag_value
+    return parsed
+
+
+class KeyOperations(ServiceBase):
+    def describe(self, key: KmsKey) -> dict[str, Any]:
+        """KeyMetadata as AWS returns it (snake_case; the protocol edge renames)."""
+        metadata: dict[str, Any] = {
+            "aws_account_id": key.account_id,
+            "key_id": key.key_id,
+            "arn": key.arn,
+            "creation_date": key.creation_date,
+            "enabled": key.enabled,
+            "description": key.description,
+            "key_usage": key.key_usage,
+            "key_state": key.state.value,
+            "origin": key.origin,
+            "key_manager": "CUSTOMER",
+            "customer_master_key_spec": key.key_spec,
+            "key_spec": key.key_spec,
+            "encryption_algorithms": [SYMMETRIC_DEFAULT],
+            "multi_region": False,
+        }
+        if key.deletion_date is not None:
+            metadata["deletion_date"] = key.deletion_date
+            metadata["pending_deletion_window_in_days"] = key.pending_window_days
+        if key.origin == ORIGIN_EXTERNAL:
+            metadata["expiration_model"] = key.expiration_model
+            if key.valid_to is not None:
+                metadata["valid_to"] = key.valid_to
+        if key.current_version:
+            metadata["current_key_material_id"] = self._material(key).material_id
+        return metadata
+
+    async def create_key(
+        self,
+        *,
+        caller: Caller,
+        policy: str | None = None,
+        description: str = "",
+        key_usage: str = "ENCRYPT_DECRYPT",
+        customer_master_key_spec: str | None = None,
+        key_spec: str | None = None,
+        origin: str = ORIGIN_AWS_KMS,
+        bypass_policy_lockout_safety_check: bool = False,
+        tags: Sequence[dict[str, str]] = (),
+        multi_region: bool = False,
+    ) -> dict[str, Any]:
+        spec = key_spec or customer_master_key_spec or SYMMETRIC_DEFAULT
+        if key_spec and customer_master_key_spec and key_spec != customer_master_key_spec:
+            raise ValidationError("KeySpec and CustomerMasterKeySpec must not differ")
+        if spec != SYMMETRIC_DEFAULT:
+            raise UnsupportedOperationError(f"KeySpec {spec} is not supported; kmsgate keys are SYMMETRIC_DEFAULT")
+        if key_usage != "ENCRYPT_DECRYPT":
+            raise ValidationError(f"KeyUsage {key_usage} is not compatible with KeySpec {spec}")
+        if origin not in (ORIGIN_AWS_KMS, ORIGIN_EXTERNAL):
+            raise UnsupportedOperationError(f"Origin {origin} is not supported")
+        if multi_region:
+            raise UnsupportedOperationError("Multi-Region keys are not supported")
+        parsed_tags = check_tags(tags)
+        if len(parsed_tags) > MAX_TAGS_PER_KEY:
+            raise TagError(f"A key may have at most {MAX_TAGS_PER_KEY} tags")
+        self._authorize(caller, "kms:CreateKey", None)
+        key_id = str(uuid.uuid4())
+        now = self._clock.now()
+        key = KmsKey(
+            key_id=key_id,
+            arn=self.namespace.key_arn(key_id),
+            account_id=self.account_id,
+            creation_date=now,
+            description=description,
+            key_usage=key_usage,
+            key_spec=spec,
+            origin=origin,
+            state=KeyState.ENABLED if origin == ORIGIN_AWS_KMS else KeyState.PENDING_IMPORT,
+            current_version=1 if origin == ORIGIN_AWS_KMS else 0,
+            policy=policy or default_policy(self.account_id),
+            expiration_model=None,
+            tags=parsed_tags,
+        )
+        self._check_new_policy(caller, key, bypass_policy_lockout_safety_check)
+        material = None
+        if origin == ORIGIN_AWS_KMS:
+            material = KeyMaterial(
+                key_id=key_id,
+                version=1,
+                material_id=new_material_id(),
+                secret=os.urandom(KEY_MATERIAL_BYTES),
+                created=now,
+                rotation_type=None,
+            )
+
+        def change(tx: Transaction) -> None:
+            tx.put_key(key)
+            if material is not None:
+                tx.put_material(material)
+
+        await self._mutate(change)
+        return {"key_metadata": self.describe(self._snapshot.keys[key_id])}
+
+    def _check_new_policy(self, caller: Caller, key: KmsKey, bypass: bool) -> None:
+        """Hook for policy validation and the lockout safety check (see the auth package)."""
+        return None
+
+    async def describe_key(self, *, caller: Caller, key_id: str, grant_tokens: Sequence[str] = ()) -> dict[str, Any]:
+        key = self._resolve(key_id, allow_alias=True)
+        self._authorize(caller, "kms:DescribeKey", key, grant_tokens=grant_tokens)
+        return {"key_metadata": self.describe(key)}
+
+    async def list_keys(self, *, caller: Caller, limit: int | None = None, marker: str | None = None) -> dict[str, Any]:
+        self._authorize(caller, "kms:ListKeys", None)
+        keys = list(self._refresh().keys.values())
+        page, more = paginate(keys, lambda k: k.key_id, limit, marker)
+        return {"keys": [{"key_id": k.key_id, "key_arn": k.arn} for k in page], **more}
+
+    async def _set_state(self, caller: Caller, key_id: str, action: str, target: KeyState) -> None:
+        key = self._resolve(key_id, allow_alias=False)
+        self._authorize(caller, action, key)
+
+        def change(tx: Transaction) -> None:
+            current = self._load_key(tx, key.key_id)
+            self._require_state(current, KeyState.ENABLED, KeyState.DISABLED)
+            tx.put_key(current.evolve(state=target))
+
+        await self._mutate(change)
+
+    async def enable_key(self, *, caller: Caller, key_id: str) -> dict[str, Any]:
+        await self._set_state(caller, key_id, "kms:EnableKey", KeyState.ENABLED)
+        return {}
+
+    async def disable_key(self, *, caller: Caller, key_id: str) -> dict[str, Any]:
+        await self._set_state(caller, key_id, "kms:DisableKey", KeyState.DISABLED)
+        return {}
+
+    async def schedule_key_deletion(
+        self, *, caller: Caller, key_id: str, pending_window_in_days: int | None = None
+    ) -> dict[str, Any]:
+        key = self._resolve(key_id, allow_alias=False)
+        self._authorize(caller, "kms:ScheduleKeyDeletion", key)
+        window = DEFAULT_PENDING_WINDOW_DAYS if pending_window_in_days is None else pending_window_in_days
+        deletion_date = self._clock.now() + window * DAY_SECONDS
+
+        def change(tx: Transaction) -> KmsKey:
+            current = self._load_key(tx, key.key_id)
+            if current.state is KeyState.PENDING_DELETION:
+                raise KmsInvalidStateError(f"{current.arn} is pending deletion.")
+            updated = current.evolve(
+                state=KeyState.PENDING_DELETION, deletion_date=deletion_date, pending_window_days=window
+            )
+            tx.put_key(updated)
+            return updated
+
+        updated = await self._mutate(change)
+        return {
+            "key_id": updated.arn,
+            "deletion_date": deletion_date,
+            "key_state": updated.state.value,
+            "pending_window_in_days": window,
+        }
+
+    async def cancel_key_deletion(self, *, caller: Caller, key_id: str) -> dict[str, Any]:
+        key = self._resolve(key_id, allow_alias=False)
+        self._authorize(caller, "kms:CancelKeyDeletion", key)
+
+        def change(tx: Transaction) -> None:
+            current = self._load_key(tx, key.key_id)
+            self._require_state(current, KeyState.PENDING_DELETION)
+            # AWS returns a cancelled key Disabled; an imported key without material stays PendingImport.
+            target = KeyState.DISABLED if current.current_version else KeyState.PENDING_IMPORT
+            tx.put_key(current.evolve(state=target, deletion_date=None, pending_window_days=None))
+
+        await self._mutate(change)
+        return {"key_id": key.arn}
+
+    async def update_key_description(self, *, caller: Caller, key_id: str, description: str) -> dict[str, Any]:
+        key = self._resolve(key_id, allow_alias=False)
+        self._authorize(caller, "kms:UpdateKeyDescription", key)
+
+        def change(tx: Transaction) -> None:
+            current = self._load_key(tx, key.key_id)
+            self._require_state(current, KeyState.ENABLED, KeyState.DISABLED, KeyState.PENDING_IMPORT)
+            tx.put_key(current.evolve(description=description))
+
+        await self._mutate(change)
+        return {}
+
+    async def tag_resource(self, *, caller: Caller, key_id: str, tags: Sequence[dict[str, str]]) -> dict[str, Any]:
+        key = self._resolve(key_id, allow_alias=False)
+        self._authorize(caller, "kms:TagResource", key)
+        new_tags = check_tags(tags)
+
+        def change(tx: Transaction) -> None:
+            current = self._load_key(tx, key.key_id)
+            self._require_state(current, KeyState.ENABLED, KeyState.DISABLED, KeyState.PENDING_IMPORT)
+            merged = {**current.tags, **new_tags}
+            if len(merged) > MAX_TAGS_PER_KEY:
+                raise TagError(f"A key may have at most {MAX_TAGS_PER_KEY} tags")
+            tx.put_key(current.evolve(tags=merged))
+
+        await self._mutate(change)
+        return {}
+
+    async def untag_resource(self, *, caller: Caller, key_id: str, tag_keys: Sequence[str]) -> dict[str, Any]:
+        key = self._resolve(key_id, allow_alias=False)
+        self._authorize(caller, "kms:UntagResource", key)
+
+        def change(tx: Transaction) -> None:
+            current = self._load_key(tx, key.key_id)
+            self._require_state(current, KeyState.ENABLED, KeyState.DISABLED, KeyState.PENDING_IMPORT)
+            tx.put_key(current.evolve(tags={k: v for k, v in current.tags.items() if k not in set(tag_keys)}))
+
+        await self._mutate(change)
+        return {}
+
+    async def list_resource_tags(
+        self, *, caller: Caller, key_id: str, limit: int | None = None, marker: str | None = None
+    ) -> dict[str, Any]:
+        key = self._resolve(key_id, allow_alias=False)
+        self._authorize(caller, "kms:ListResourceTags", key)
+        page, more = paginate(list(key.tags.items()), lambda item: item[0], limit, marker)
+        return {"tags": [{"tag_key": k, "tag_value": v} for k, v in page], **more}
+
+    async def get_key_policy(self, *, caller: Caller, key_id: str, policy_name: str | None = None) -> dict[str, Any]:
+        key = self._resolve(key_id, allow_alias=False)
+        self._authorize(caller, "kms:GetKeyPolicy", key)
+        self._check_policy_name(policy_name)
+        return {"policy": key.policy, "policy_name": DEFAULT_POLICY_NAME}
+
+    async def list_key_policies(
+        self, *, caller: Caller, key_id: str, limit: int | None = None, marker: str | None = None
+    ) -> dict[str, Any]:
+        key = self._resolve(key_id, allow_alias=False)
+        self._authorize(caller, "kms:ListKeyPolicies", key)
+        page, more = paginate([DEFAULT_POLICY_NAME], lambda name: name, limit, marker)
+        return {"policy_names": page, **more}
+
+    async def put_key_policy(
+        self,
+        *,
+        caller: Caller,
+        key_id: str,
+        policy: str,
+        policy_name: str | None = None,
+        bypass_policy_lockout_safety_check: bool = False,
+    ) -> dict[str, Any]:
+        key = self._resolve(key_id, allow_alias=False)
+        self._authorize(caller, "kms:PutKeyPolicy", key)
+        self._check_policy_name(policy_name)
+        self._check_new_policy(caller, key.evolve(policy=policy), bypass_policy_lockout_safety_check)
+
+        def change(tx: Transaction) -> None:
+            current = self._load_key(tx, key.key_id)
+            self._require_state(current, KeyState.ENABLED, KeyState.DISABLED, KeyState.PENDING_IMPORT)
+            tx.put_key(current.evolve(policy=policy))
+
+        await self._mutate(change)
+        return {}
+
+    @staticmethod
+    def _check_policy_name(policy_name: str | None) -> None:
+        if policy_name is not None and policy_name != DEFAULT_POLICY_NAME:
+            raise ValidationError("PolicyName must be 'default'")

@@ -1,0 +1,48 @@
+"""Results of the data-plane operations, as the service returns them (snake_case, bytes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class DataKeyResult:
+    """A data key: ``plaintext`` is ``None`` for GenerateDataKeyWithoutPlaintext."""
+
+    key_id: str  # the CMK's key ARN
+    plaintext: bytes | None
+    ciphertext_blob: bytes
+    key_material_id: str
+
+    def __repr__(self) -> str:  # never print the data key
+        return f"DataKeyResult(key_id={self.key_id!r}, key_material_id={self.key_material_id!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class EncryptResult:
+    key_id: str
+    ciphertext_blob: bytes
+    encryption_algorithm: str
+    key_material_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class DecryptResult:
+    key_id: str
+    plaintext: bytes
+    encryption_algorithm: str
+    key_material_id: str
+
+    def __repr__(self) -> str:
+        return f"DecryptResult(key_id={self.key_id!r}, key_material_id={self.key_material_id!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class ReEncryptResult:
+    key_id: str
+    ciphertext_blob: bytes
+    source_key_id: str
+    source_encryption_algorithm: str
+    destination_encryption_algorithm: str
+    source_key_material_id: str
+    destination_key_material_id: str

@@ -1,0 +1,80 @@
+"""The root key, which wraps every version of key material before it is stored.
+
+Wrapped material, byte by byte::
+
+    offset  size  field
+    0       1     format version, 0x01
+    1       12    nonce, random from the OS
+    13      32    AES-256-GCM ciphertext of the 32-byte material
+    45      16    tag
+
+Associated data: ``"kmsgate-material-v1" || key id (ASCII UUID) || uint32 version``, so a wrapped
+material cannot be moved to another key or version without failing authentication.
+
+The same root key also seals import tokens (see ``kmsgate.kms.importing``) under a separate
+derived key, so one wrapped format can never be confused with the other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import struct
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+ROOT_KEY_BYTES = 32
+_WRAP_VERSION = 1
+_NONCE_BYTES = 12
+
+
+class RootKeyError(Exception):
+    """The root key is malformed, or a wrapped value failed authentication under it."""
+
+
+class RootKey:
+    """Wraps and unwraps secrets at rest. Holds the key; never prints it."""
+
+    __slots__ = ("_material_aead", "_token_aead")
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) != ROOT_KEY_BYTES:
+            raise RootKeyError(f"the root key must be {ROOT_KEY_BYTES} bytes")
+        self._material_aead = AESGCM(hmac.digest(secret, b"kmsgate-root/material", hashlib.sha256))
+        self._token_aead = AESGCM(hmac.digest(secret, b"kmsgate-root/import-token", hashlib.sha256))
+
+    def __repr__(self) -> str:
+        return "RootKey(<secret>)"
+
+    @staticmethod
+    def _material_ad(key_id: str, version: int) -> bytes:
+        return b"kmsgate-material-v1" + key_id.encode("ascii") + struct.pack(">I", version)
+
+    def wrap_material(self, key_id: str, version: int, material: bytes) -> bytes:
+        nonce = os.urandom(_NONCE_BYTES)
+        sealed = self._material_aead.encrypt(nonce, material, self._material_ad(key_id, version))
+        return bytes([_WRAP_VERSION]) + nonce + sealed
+
+    def unwrap_material(self, key_id: str, version: int, wrapped: bytes) -> bytes:
+        if len(wrapped) < 1 + _NONCE_BYTES + 16 or wrapped[0] != _WRAP_VERSION:
+            raise RootKeyError("wrapped key material is malformed")
+        try:
+            return self._material_aead.decrypt(
+                wrapped[1 : 1 + _NONCE_BYTES], wrapped[1 + _NONCE_BYTES :], self._material_ad(key_id, version)
+            )
+        except InvalidTag as exc:
+            raise RootKeyError("wrapped key material failed authentication under the root key") from exc
+
+    def seal_token(self, payload: bytes, associated_data: bytes) -> bytes:
+        nonce = os.urandom(_NONCE_BYTES)
+        return bytes([_WRAP_VERSION]) + nonce + self._token_aead.encrypt(nonce, payload, associated_data)
+
+    def open_token(self, token: bytes, associated_data: bytes) -> bytes:
+        if len(token) < 1 + _NONCE_BYTES + 16 or token[0] != _WRAP_VERSION:
+            raise RootKeyError("token is malformed")
+        try:
+            return self._token_aead.decrypt(token[1 : 1 + _NONCE_BYTES], token[1 + _NONCE_BYTES :], associated_data)
+        except InvalidTag as exc:
+            raise RootKeyError("token failed authentication") from exc

@@ -1,0 +1,59 @@
+"""Where the root key comes from: an environment value, a file, or a new file in the data dir."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from pathlib import Path
+
+from kmsgate.kms.rootkey import ROOT_KEY_BYTES, RootKey, RootKeyError
+
+ROOT_KEY_FILENAME = "root.key"
+
+
+def load_root_key(*, env_value: str | None, path: Path | None, data_dir: Path) -> tuple[RootKey, str]:
+    """Return the root key and a description of its source (for the start-up log, never the key).
+
+    Order: ``env_value`` (base64 of 32 bytes), else ``path`` (a file holding the base64 text), else
+    ``<data_dir>/root.key``, created with mode 0600 on first start.
+    """
+    if env_value:
+        return RootKey(_decode(env_value, "KMSGATE_ROOT_KEY")), "environment"
+    if path is not None:
+        return RootKey(_decode(path.read_text(encoding="ascii"), str(path))), str(path)
+    default = data_dir / ROOT_KEY_FILENAME
+    if not default.exists():
+        _create(default)
+        return RootKey(_decode(default.read_text(encoding="ascii"), str(default))), f"{default} (created)"
+    return RootKey(_decode(default.read_text(encoding="ascii"), str(default))), str(default)
+
+
+def _decode(text: str, source: str) -> bytes:
+    try:
+        secret = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise RootKeyError(f"root key from {source} is not valid base64") from exc
+    if len(secret) != ROOT_KEY_BYTES:
+        raise RootKeyError(f"root key from {source} must decode to {ROOT_KEY_BYTES} bytes")
+    return secret
+
+
+def _create(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    encoded = base64.b64encode(os.urandom(ROOT_KEY_BYTES)) + b"\n"
+    # O_EXCL: two workers starting together cannot both create (and disagree on) the root key.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    try:
+        os.write(fd, encoded)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

@@ -1,0 +1,48 @@
+"""``KmsService``: the KMS as an async object with one method per AWS KMS operation.
+
+It knows nothing about HTTP: the protocol adapter (``kmsgate.web.kms_api``) maps JSON requests
+onto these methods. Each method takes keyword-only snake_case arguments and ``caller``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kmsgate.kms.base import Authorizer
+from kmsgate.kms.clock import Clock, SystemClock
+from kmsgate.kms.keyref import Namespace
+from kmsgate.kms.maintenance import Maintenance
+from kmsgate.kms.ops_aliases import AliasOperations
+from kmsgate.kms.ops_crypto import CryptoOperations
+from kmsgate.kms.ops_import import ImportOperations
+from kmsgate.kms.ops_keys import KeyOperations
+from kmsgate.kms.ops_rotation import RotationOperations
+from kmsgate.kms.rootkey import RootKey
+from kmsgate.kms.store import KeyStore
+
+
+class KmsService(
+    KeyOperations,
+    AliasOperations,
+    CryptoOperations,
+    RotationOperations,
+    ImportOperations,
+    Maintenance,
+):
+    """The whole KMS. Build it with ``open_service``."""
+
+    def close(self) -> None:
+        self._store.close()
+
+
+def open_service(
+    data_dir: Path,
+    root_key: RootKey,
+    *,
+    region: str,
+    account_id: str,
+    clock: Clock | None = None,
+    authorizer: Authorizer | None = None,
+) -> KmsService:
+    store = KeyStore(data_dir, root_key)
+    return KmsService(store, Namespace(region=region, account_id=account_id), clock or SystemClock(), authorizer)

@@ -1,0 +1,221 @@
+"""The embedded key store: SQLite (WAL, synchronous=FULL) holding keys, aliases and wrapped key material.
+
+Key material is written only wrapped by the root key (``kmsgate.kms.rootkey``); the clear bytes
+exist only in memory. A commit returns only after SQLite has synced the write-ahead log, so
+whatever a response acknowledged survives a crash or ``kill -9``.
+
+Two connections: a write connection used from worker threads under a lock, inside
+``BEGIN IMMEDIATE`` transactions (several processes may share one data dir, and SQLite's own
+locking serialises them), and a read connection used on the event-loop thread to detect changes
+cheaply (``PRAGMA data_version``) and to load snapshots.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import orjson
+
+from kmsgate.kms.model import KeyMaterial, KmsKey
+from kmsgate.kms.rootkey import RootKey
+
+DB_FILENAME = "kms.sqlite3"
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS keys (
+    key_id TEXT PRIMARY KEY,
+    record BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS materials (
+    key_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    material_id TEXT NOT NULL,
+    wrapped BLOB NOT NULL,
+    created REAL NOT NULL,
+    rotation_type TEXT,
+    origin TEXT NOT NULL,
+    PRIMARY KEY (key_id, version)
+);
+CREATE TABLE IF NOT EXISTS aliases (
+    alias_name TEXT PRIMARY KEY,
+    key_id TEXT NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS aliases_by_key ON aliases (key_id);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Alias:
+    alias_name: str
+    key_id: str
+    created: float
+    updated: float
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything the service serves from memory."""
+
+    keys: dict[str, KmsKey]
+    aliases: dict[str, Alias]
+    materials: dict[tuple[str, int], KeyMaterial]
+
+
+class Transaction:
+    """Reads and writes inside one ``BEGIN IMMEDIATE`` transaction on the write connection."""
+
+    def __init__(self, conn: sqlite3.Connection, root_key: RootKey) -> None:
+        self._conn = conn
+        self._root_key = root_key
+
+    def get_key(self, key_id: str) -> KmsKey | None:
+        row = self._conn.execute("SELECT record FROM keys WHERE key_id = ?", (key_id,)).fetchone()
+        return None if row is None else KmsKey.from_record(orjson.loads(row[0]))
+
+    def put_key(self, key: KmsKey) -> None:
+        self._conn.execute(
+            "INSERT OR REPLACE INTO keys (key_id, record) VALUES (?, ?)",
+            (key.key_id, orjson.dumps(key.to_record())),
+        )
+
+    def delete_key(self, key_id: str) -> None:
+        """Delete a key for good: its metadata, aliases and every version of its material."""
+        self._conn.execute("DELETE FROM materials WHERE key_id = ?", (key_id,))
+        self._conn.execute("DELETE FROM aliases WHERE key_id = ?", (key_id,))
+        self._conn.execute("DELETE FROM keys WHERE key_id = ?", (key_id,))
+
+    def put_material(self, material: KeyMaterial) -> None:
+        wrapped = self._root_key.wrap_material(material.key_id, material.version, material.secret)
+        self._conn.execute(
+            "INSERT OR REPLACE INTO materials VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                material.key_id,
+                material.version,
+                material.material_id,
+                wrapped,
+                material.created,
+                material.rotation_type,
+                material.origin,
+            ),
+        )
+
+    def get_material(self, key_id: str, version: int) -> KeyMaterial | None:
+        row = self._conn.execute(
+            "SELECT * FROM materials WHERE key_id = ? AND version = ?", (key_id, version)
+        ).fetchone()
+        return None if row is None else _material_from_row(row, self._root_key)
+
+    def delete_materials(self, key_id: str) -> None:
+        self._conn.execute("DELETE FROM materials WHERE key_id = ?", (key_id,))
+
+    def get_alias(self, alias_name: str) -> Alias | None:
+        row = self._conn.execute("SELECT * FROM aliases WHERE alias_name = ?", (alias_name,)).fetchone()
+        return None if row is None else Alias(*row)
+
+    def put_alias(self, alias: Alias) -> None:
+        self._conn.execute(
+            "INSERT OR REPLACE INTO aliases VALUES (?, ?, ?, ?)",
+            (alias.alias_name, alias.key_id, alias.created, alias.updated),
+        )
+
+    def delete_alias(self, alias_name: str) -> None:
+        self._conn.execute("DELETE FROM aliases WHERE alias_name = ?", (alias_name,))
+
+    def aliases_of(self, key_id: str) -> list[str]:
+        rows = self._conn.execute("SELECT alias_name FROM aliases WHERE key_id = ?", (key_id,))
+        return [row[0] for row in rows]
+
+    def all_keys(self) -> list[KmsKey]:
+        rows = self._conn.execute("SELECT record FROM keys")
+        return [KmsKey.from_record(orjson.loads(row[0])) for row in rows]
+
+
+def _material_from_row(row: tuple, root_key: RootKey) -> KeyMaterial:  # type: ignore[type-arg]
+    key_id, version, material_id, wrapped, created, rotation_type, origin = row
+    return KeyMaterial(
+        key_id=key_id,
+        version=version,
+        material_id=material_id,
+        secret=root_key.unwrap_material(key_id, version, wrapped),
+        created=created,
+        rotation_type=rotation_type,
+        origin=origin,
+    )
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    return conn
+
+
+class KeyStore:
+    """SQLite-backed persistence. Blocking: call ``mutate`` from a worker thread."""
+
+    def __init__(self, data_dir: Path, root_key: RootKey) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = data_dir / DB_FILENAME
+        self.root_key = root_key
+        self._root_key = root_key
+        self._write_lock = threading.Lock()
+        self._writer = _connect(self.path)
+        self._writer.executescript(_SCHEMA)
+        self._reader = _connect(self.path)
+        self._material_cache: dict[tuple[str, int, bytes], KeyMaterial] = {}
+
+    def close(self) -> None:
+        self._writer.close()
+        self._reader.close()
+
+    def data_version(self) -> int:
+        """Changes whenever another connection (any process, or our writer) commits."""
+        row = self._reader.execute("PRAGMA data_version").fetchone()
+        return int(row[0])
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Transaction]:
+        with self._write_lock:
+            self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield Transaction(self._writer, self._root_key)
+            except BaseException:
+                self._writer.execute("ROLLBACK")
+                raise
+            self._writer.execute("COMMIT")
+
+    def mutate(self, change: Callable[[Transaction], T]) -> T:
+        """Run ``change`` in one durable transaction; an exception rolls everything back."""
+        with self._transaction() as tx:
+            return change(tx)
+
+    def snapshot(self) -> Snapshot:
+        """Load every key, alias and (unwrapped) material version."""
+        conn = self._reader
+        conn.execute("BEGIN")
+        try:
+            keys = {
+                key_id: KmsKey.from_record(orjson.loads(record))
+                for key_id, record in conn.execute("SELECT key_id, record FROM keys")
+            }
+            aliases = {row[0]: Alias(*row) for row in conn.execute("SELECT * FROM aliases")}
+            materials: dict[tuple[str, int], KeyMaterial] = {}
+            cache: dict[tuple[str, int, bytes], KeyMaterial] = {}
+            for row in conn.execute("SELECT * FROM materials"):
+                cache_key = (row[0], row[1], bytes(row[3]))
+                material = self._material_cache.get(cache_key) or _material_from_row(row, self._root_key)
+                cache[cache_key] = material
+                materials[(row[0], row[1])] = material
+        finally:
+            conn.execute("COMMIT")
+        self._material_cache = cache
+        return Snapshot(keys=keys, aliases=aliases, materials=materials)

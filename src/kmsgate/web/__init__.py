@@ -1,0 +1,1 @@
+"""Protocol adapters: thin aiohttp layers over the services."""

@@ -1,0 +1,65 @@
+"""``create_app``: the one place where the application is wired together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from kmsgate.config import Config
+from kmsgate.kms.rootkey_source import load_root_key
+from kmsgate.kms.service import KmsService, open_service
+from kmsgate.web.kms_api import KmsApi, TrustingAuthenticator
+
+log = logging.getLogger("kmsgate")
+
+KMS_SERVICE: web.AppKey[KmsService] = web.AppKey("kms_service", KmsService)
+KMS_API: web.AppKey[KmsApi] = web.AppKey("kms_api", KmsApi)
+
+
+def create_app(config: Config) -> web.Application:
+    app = web.Application(client_max_size=1024**2)
+    app.cleanup_ctx.append(_kms_context(config))
+    app.router.add_post("/", _kms_handler)
+    return app
+
+
+async def _kms_handler(request: web.Request) -> web.StreamResponse:
+    return await request.app[KMS_API].handle(request)
+
+
+def _kms_context(config: Config):  # type: ignore[no-untyped-def]
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        root_key, source = load_root_key(
+            env_value=os.environ.get("KMSGATE_ROOT_KEY"), path=config.root_key_file, data_dir=config.data_dir
+        )
+        log.info("root key loaded", extra={"source": source})
+        service = open_service(config.data_dir, root_key, region=config.region, account_id=config.account_id)
+        app[KMS_SERVICE] = service
+        app[KMS_API] = KmsApi(service, TrustingAuthenticator(config.account_id))
+        task = asyncio.create_task(_maintenance_loop(service, config.maintenance_interval_seconds))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        service.close()
+
+    return context
+
+
+async def _maintenance_loop(service: KmsService, interval: float) -> None:
+    while True:
+        try:
+            report = await service.run_due()
+            if report.deleted or report.rotated or report.expired:
+                log.info(
+                    "key maintenance",
+                    extra={"deleted": report.deleted, "rotated": report.rotated, "expired": report.expired},
+                )
+        except Exception:  # a failed pass is retried on the next tick; the loop must not die
+            log.exception("key maintenance failed")
+        await asyncio.sleep(interval)

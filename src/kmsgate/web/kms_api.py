@@ -1,0 +1,153 @@
+"""The AWS KMS wire protocol (JSON 1.1 over ``POST /``) as a thin adapter over ``KmsService``.
+
+Request path: operation from ``X-Amz-Target`` -> body size cap -> authentication (a pluggable
+``Authenticator``) -> JSON decode -> validation against the service model -> the service method
+(which authorizes per key) -> JSON encode. Every ``KmsError`` is rendered here and only here, as
+``{"__type": code, "message": message}`` with its HTTP status; anything else is a logged
+``KMSInternalException`` that tells the caller nothing about internals.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from functools import cache
+from typing import Any, Protocol
+
+import orjson
+from aiohttp import web
+
+from kmsgate.core.errors import (
+    KmsError,
+    KmsInternalError,
+    SerializationError,
+    UnknownOperationError,
+    UnsupportedOperationError,
+    ValidationError,
+)
+from kmsgate.core.principal import Caller, account_root
+from kmsgate.web import awsjson
+
+log = logging.getLogger("kmsgate.kms")
+
+TARGET_PREFIX = "TrentService."
+CONTENT_TYPE = "application/x-amz-json-1.1"
+MAX_REQUEST_BYTES = 256 * 1024  # the largest valid KMS request is far smaller (6 KiB blobs, 32 KiB policies)
+_IGNORED_WHEN_FALSE = frozenset({"dry_run"})
+
+
+class Authenticator(Protocol):
+    """Turns a received request into the principal it acts as, or raises a ``KmsError``."""
+
+    def authenticate(self, request: web.Request, body: bytes) -> Caller: ...
+
+
+class TrustingAuthenticator:
+    """Every request acts as the account root. For ``--insecure-no-auth`` only."""
+
+    def __init__(self, account_id: str) -> None:
+        self._caller = account_root(account_id)
+
+    def authenticate(self, request: web.Request, body: bytes) -> Caller:
+        return Caller(arn=self._caller.arn, account_id=self._caller.account_id, source_ip=request.remote)
+
+
+class AuditSink(Protocol):
+    def record(self, entry: dict[str, Any]) -> None: ...
+
+
+@cache
+def _accepted(method: Callable[..., Any]) -> frozenset[str]:
+    return frozenset(inspect.signature(method).parameters) - {"caller"}
+
+
+class KmsApi:
+    """The aiohttp handler for ``POST /``."""
+
+    def __init__(self, service: Any, authenticator: Authenticator, audit: AuditSink | None = None) -> None:
+        self._service = service
+        self._authenticator = authenticator
+        self._audit = audit
+
+    async def handle(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        request_id = str(uuid.uuid4())
+        target = request.headers.get("X-Amz-Target", "")
+        operation_name = target[len(TARGET_PREFIX) :] if target.startswith(TARGET_PREFIX) else target
+        caller: Caller | None = None
+        kwargs: dict[str, Any] = {}
+        try:
+            if not target.startswith(TARGET_PREFIX):
+                raise UnknownOperationError(f"Unknown operation {target or '(missing X-Amz-Target)'}")
+            op = awsjson.operation(operation_name)
+            if request.content_length is not None and request.content_length > MAX_REQUEST_BYTES:
+                raise ValidationError(f"Request body is larger than {MAX_REQUEST_BYTES} bytes")
+            body = await request.content.read(MAX_REQUEST_BYTES + 1)
+            if len(body) > MAX_REQUEST_BYTES:
+                raise ValidationError(f"Request body is larger than {MAX_REQUEST_BYTES} bytes")
+            caller = self._authenticator.authenticate(request, body)
+            try:
+                document = orjson.loads(body) if body.strip() else {}
+            except orjson.JSONDecodeError:
+                raise SerializationError("Request body is not valid JSON") from None
+            kwargs = awsjson.decode_request(op, document)
+            method = self._method(operation_name)
+            accepted = _accepted(method)
+            for name in list(kwargs):
+                if name not in accepted:
+                    if name in _IGNORED_WHEN_FALSE and kwargs[name] is False:
+                        del kwargs[name]
+                        continue
+                    raise UnsupportedOperationError(f"kmsgate does not support the {name} parameter of {operation_name}")
+            result = await method(caller=caller, **kwargs)
+            payload = awsjson.encode_response(op, result)
+            response = web.Response(body=orjson.dumps(payload), status=200, content_type=CONTENT_TYPE)
+            code = None
+        except KmsError as exc:
+            response = _error_response(exc)
+            code = exc.code
+        except Exception:
+            log.exception("internal error", extra={"request_id": request_id, "operation": operation_name})
+            exc_internal = KmsInternalError("An internal error occurred; see the server log for the request id")
+            response = _error_response(exc_internal)
+            code = exc_internal.code
+        response.headers["x-amzn-RequestId"] = request_id
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        log.info(
+            "kms request",
+            extra={
+                "request_id": request_id,
+                "operation": operation_name,
+                "status": response.status,
+                "error_code": code,
+                "principal": caller.arn if caller else None,
+                "duration_ms": round(elapsed_ms, 3),
+            },
+        )
+        if self._audit is not None:
+            self._audit.record(
+                {
+                    "request_id": request_id,
+                    "operation": operation_name,
+                    "caller": caller,
+                    "source_ip": request.remote,
+                    "key_id": kwargs.get("key_id") or kwargs.get("destination_key_id") or kwargs.get("target_key_id"),
+                    "encryption_context": kwargs.get("encryption_context"),
+                    "error_code": code,
+                }
+            )
+        return response
+
+    def _method(self, operation_name: str) -> Callable[..., Any]:
+        method = getattr(self._service, awsjson.snake_case(operation_name), None)
+        if method is None or not inspect.iscoroutinefunction(method):
+            raise UnsupportedOperationError(f"kmsgate does not implement {operation_name}")
+        return method  # type: ignore[no-any-return]
+
+
+def _error_response(exc: KmsError) -> web.Response:
+    body = orjson.dumps({"__type": exc.code, "message": exc.message})
+    return web.Response(body=body, status=exc.status, content_type=CONTENT_TYPE)
