@@ -1,0 +1,82 @@
+"""Gateway errors and their one JSON shape: ``{"error": "<Code>", "message": "..."}``.
+
+Every failure a gateway route reports goes through ``to_gateway_error`` and is rendered by
+``error_response``; nothing else formats an error body. Status codes:
+
+====  ==================================================================================
+400   bad input (object key, headers, range syntax, a message that does not decrypt,
+      KMS client errors such as ``NotFoundException`` or ``DisabledException``; the AWS
+      code is kept)
+403   not permitted (``AccessDeniedException`` from the KMS; encryption-context mismatch)
+404   no such object
+413   body larger than the configured maximum
+416   range not satisfiable
+502   the storage backend failed
+503   the KMS is unavailable, or the gateway is saturated (always with ``Retry-After``)
+====  ==================================================================================
+
+Messages are fixed strings or come from exception classes whose messages are known to
+carry no secrets (KMS errors, storage errors); decryption failures always report the
+single ``DecryptionError.PUBLIC_MESSAGE``.
+"""
+
+from __future__ import annotations
+
+import orjson
+from aiohttp import web
+
+from kmsgate.core.errors import AccessDeniedError, ClientError, KmsError
+from kmsgate.envelope.errors import DecryptionError, EncryptionError
+from kmsgate.gateway.keys import InvalidObjectKey
+from kmsgate.gateway.storage.base import ObjectNotFound, StorageError
+
+RETRY_AFTER_SECONDS = 1
+
+
+class GatewayError(Exception):
+    """An error with its HTTP status and code, ready to render."""
+
+    def __init__(self, status: int, code: str, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+
+
+class KmsUnavailableError(Exception):
+    """The KMS could not be reached or timed out (raised by the gateway's KMS adapter)."""
+
+
+def bad_request(code: str, message: str) -> GatewayError:
+    return GatewayError(400, code, message)
+
+
+def to_gateway_error(exc: BaseException) -> GatewayError:
+    """Translate any known failure into the status and code a client sees."""
+    if isinstance(exc, GatewayError):
+        return exc
+    if isinstance(exc, InvalidObjectKey):
+        return GatewayError(400, "InvalidObjectKey", str(exc))
+    if isinstance(exc, ObjectNotFound):
+        return GatewayError(404, "NoSuchKey", "The object does not exist.")
+    if isinstance(exc, StorageError):
+        return GatewayError(502, "StorageError", "The storage backend failed.")
+    if isinstance(exc, DecryptionError):
+        return GatewayError(400, "DecryptionFailed", DecryptionError.PUBLIC_MESSAGE)
+    if isinstance(exc, EncryptionError):
+        return GatewayError(400, "InvalidArgument", str(exc))
+    if isinstance(exc, AccessDeniedError):
+        return GatewayError(403, exc.code, exc.message)
+    if isinstance(exc, ClientError):
+        return GatewayError(400, exc.code, exc.message)
+    if isinstance(exc, (KmsError, KmsUnavailableError, TimeoutError)):
+        code = exc.code if isinstance(exc, KmsError) else "KMSUnavailable"
+        return GatewayError(503, code, "The KMS is unavailable; retry later.", retry_after=RETRY_AFTER_SECONDS)
+    return GatewayError(500, "InternalError", "Internal error.")
+
+
+def error_response(err: GatewayError) -> web.Response:
+    headers = {"Retry-After": str(err.retry_after)} if err.retry_after is not None else None
+    body = orjson.dumps({"error": err.code, "message": err.message})
+    return web.Response(status=err.status, body=body, content_type="application/json", headers=headers)
