@@ -54,6 +54,7 @@ class RequestTemplate:
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
     body_size: int = 0
+    body_file: str = ""  # streamed from this file (``body_size`` bytes of it) when set
 
     @property
     def payload_bytes(self) -> int:
@@ -66,6 +67,7 @@ class RequestTemplate:
             "headers": [list(h) for h in self.headers],
             "body": base64.b64encode(self.body).decode("ascii"),
             "body_size": self.body_size,
+            "body_file": self.body_file,
         }
 
     @classmethod
@@ -76,6 +78,7 @@ class RequestTemplate:
             headers=tuple((str(k), str(v)) for k, v in obj["headers"]),
             body=base64.b64decode(obj["body"]),
             body_size=int(obj["body_size"]),
+            body_file=str(obj.get("body_file", "")),
         )
 
 
@@ -166,6 +169,17 @@ def synthetic_bytes(size: int) -> bytes:
     return _BLOCK * reps + _BLOCK[:rest]
 
 
+async def _file_stream(path: str, size: int) -> AsyncIterator[bytes]:
+    with open(path, "rb") as fh:
+        left = size
+        while left > 0:
+            chunk = fh.read(min(left, SYNTHETIC_BLOCK_BYTES))
+            if not chunk:
+                return
+            left -= len(chunk)
+            yield chunk
+
+
 async def _synthetic_stream(size: int) -> AsyncIterator[bytes]:
     view = memoryview(_BLOCK)
     left = size
@@ -195,7 +209,10 @@ class _Run:
             hdrs = dict(t.headers)
             if t.body:
                 self.bodies.append(t.body)
-            elif 0 < t.body_size <= STREAM_THRESHOLD_BYTES:
+            elif t.body_file and 0 < t.body_size <= STREAM_THRESHOLD_BYTES:
+                with open(t.body_file, "rb") as fh:
+                    self.bodies.append(fh.read(t.body_size))
+            elif 0 < t.body_size <= STREAM_THRESHOLD_BYTES and not t.body_file:
                 self.bodies.append(synthetic_bytes(t.body_size))
             else:
                 self.bodies.append(None)
@@ -219,9 +236,10 @@ class _Run:
         i = index % len(plan.requests)
         tmpl = plan.requests[i]
         body = self.bodies[i]
-        data: Any = body if body is not None else (
-            _synthetic_stream(tmpl.body_size) if tmpl.body_size else None
-        )
+        data: Any = body
+        if body is None and tmpl.body_size:
+            data = (_file_stream(tmpl.body_file, tmpl.body_size) if tmpl.body_file
+                    else _synthetic_stream(tmpl.body_size))
         try:
             async with self.session.request(
                 tmpl.method, self.urls[i], headers=self.headers[i], data=data

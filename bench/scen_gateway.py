@@ -1,0 +1,204 @@
+"""Gateway scenarios: object PUT/GET (file backend) and streaming /v1/encrypt and /v1/decrypt.
+
+Each kmsgate figure is paired with the bare server's figure for the same shape and
+size in the same run: PUT with ``/sink``, GET with ``/source/<n>``, encrypt and decrypt
+with ``/echo``. Small payloads are compared in requests/s, large ones in payload MB/s.
+Local servers also report their peak resident memory for the run and its growth per
+request in flight.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import tempfile
+from urllib.parse import urlsplit
+
+from bench.context import Context, Skip
+from bench.loadgen import RequestTemplate, synthetic_bytes
+from bench.measure import Measurement, from_load, size_label
+from bench.wrkcheck import run_wrk, wrk_path
+
+KIB, MIB, GIB = 1024, 1024**2, 1024**3
+SIZES = (1 * KIB, 64 * KIB, 1 * MIB, 64 * MIB)
+STREAM_BYTES = 1 * GIB
+OK_STATUS = (200, 201, 204)
+OBJECTS_PER_SIZE = 16
+OCTET = (("Content-Type", "application/octet-stream"),)
+
+
+def concurrency_for(size: int, default: int) -> int:
+    """Requests in flight for a payload size: bounded so the client holds a few bodies at most."""
+    if size >= 64 * MIB:
+        return 2
+    if size >= MIB:
+        return 8
+    return default
+
+
+def unit_for(size: int) -> str:
+    return "MB/s" if size >= MIB else "req/s"
+
+
+def memory_extra(ctx: Context, concurrency: int, baseline: int) -> dict[str, int | float]:
+    server = ctx.server_memory()
+    if server is None:
+        return {}
+    mem = server.memory()
+    growth = max(mem.peak_rss_bytes - baseline, 0)
+    return {"server_peak_rss_bytes": mem.peak_rss_bytes, "server_rss_growth_bytes": growth,
+            "server_rss_growth_per_request_bytes": growth / max(concurrency, 1)}
+
+
+def measured(ctx: Context, scenario: str, key: str, label: str, url: str,
+             templates: tuple[RequestTemplate, ...], concurrency: int, size: int,
+             **plan_kw: object) -> Measurement:
+    """Run one kmsgate plan with peak-memory accounting and record it."""
+    server = ctx.server_memory()
+    baseline = 0
+    if server is not None:
+        server.reset_peak()
+        baseline = server.memory().rss_bytes
+    plan = ctx.plan(url, templates, concurrency=concurrency, expect_status=OK_STATUS, **plan_kw)
+    result = ctx.load(plan, label)
+    return ctx.add(from_load(scenario, key, label, "kmsgate", result, unit_for(size), size,
+                             memory_extra(ctx, concurrency, baseline)))
+
+
+def ceiling(ctx: Context, scenario: str, key: str, label: str, template: RequestTemplate,
+            concurrency: int, size: int, **plan_kw: object) -> Measurement:
+    server = ctx.http_ceiling()
+    result = ctx.load(ctx.plan(server.url, (template,), concurrency=concurrency, **plan_kw), label)
+    return ctx.add(from_load(scenario, key, label, "http-ceiling", result, unit_for(size), size))
+
+
+def pair(ctx: Context, figure: Measurement, ceil: Measurement) -> None:
+    ctx.measurements[ctx.measurements.index(figure)] = figure.with_ceiling(ceil)
+
+
+def object_put(url: str, path: str, size: int, headers: tuple[tuple[str, str], ...]) -> None:
+    """PUT ``size`` synthetic bytes once (set-up for GET), checked."""
+    status, _ = _send(url, "PUT", path, headers, size, None)
+    if status not in OK_STATUS:
+        raise Skip(f"set-up PUT {path} answered HTTP {status}")
+
+
+def _send(url: str, method: str, path: str, headers: tuple[tuple[str, str], ...], size: int,
+          out_path: str | None, body_path: str | None = None) -> tuple[int, int]:
+    """Stream a request body (synthetic or from a file); stream the reply to ``out_path``."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=600)
+    try:
+        conn.putrequest(method, path)
+        for k, v in headers:
+            conn.putheader(k, v)
+        conn.putheader("Content-Length", str(size))
+        conn.endheaders()
+        block = synthetic_bytes(256 * KIB)
+        left = size
+        src = open(body_path, "rb") if body_path else None
+        try:
+            while left > 0:
+                chunk = src.read(min(left, len(block))) if src else block[: min(left, len(block))]
+                if not chunk:
+                    break
+                conn.send(chunk)
+                left -= len(chunk)
+        finally:
+            if src:
+                src.close()
+        resp = conn.getresponse()
+        written = 0
+        out = open(out_path, "wb") if out_path else None
+        try:
+            while chunk := resp.read(256 * KIB):
+                written += len(chunk)
+                if out:
+                    out.write(chunk)
+        finally:
+            if out:
+                out.close()
+        return resp.status, written
+    finally:
+        conn.close()
+
+
+def run_objects(ctx: Context) -> None:
+    """Scenario 1: PUT and GET /v1/objects/{key} at each size, beside /sink and /source."""
+    auth = ctx.secrets.bearer()
+    with ctx.kmsgate() as url:
+        for size in SIZES:
+            conc = concurrency_for(size, ctx.options.concurrency)
+            label = size_label(size)
+            puts = tuple(RequestTemplate("PUT", f"/v1/objects/bench/{size}/{i}", auth + OCTET, body_size=size)
+                         for i in range(OBJECTS_PER_SIZE))
+            fig = measured(ctx, "gateway", f"gateway/PUT/{size}", f"PUT {label}", url, puts, conc, size)
+            ceil = ceiling(ctx, "gateway", f"ceiling/sink/{size}", f"sink {label}",
+                           RequestTemplate("PUT", "/sink", OCTET, body_size=size), conc, size)
+            pair(ctx, fig, ceil)
+            object_put(url, f"/v1/objects/bench/{size}/0", size, auth + OCTET)
+            get = RequestTemplate("GET", f"/v1/objects/bench/{size}/0", auth)
+            fig = measured(ctx, "gateway", f"gateway/GET/{size}", f"GET {label}", url, (get,), conc, size)
+            ceil = ceiling(ctx, "gateway", f"ceiling/source/{size}", f"source {label}",
+                           RequestTemplate("GET", f"/source/{size}"), conc, size)
+            pair(ctx, fig, ceil)
+        if ctx.options.use_wrk:
+            cross_check(ctx, url, RequestTemplate("PUT", "/v1/objects/bench/wrk", auth + OCTET, body_size=KIB),
+                        RequestTemplate("PUT", "/sink", OCTET, body_size=KIB), "gateway/PUT/1024", "PUT 1 KiB")
+
+
+def cross_check(ctx: Context, url: str, template: RequestTemplate, ceil_template: RequestTemplate,
+                key: str, label: str) -> None:
+    """The same request with wrk, against kmsgate and the ceiling (skipped with a note if absent)."""
+    if wrk_path() is None:
+        ctx.skip(f"wrk cross-check of {label}", "wrk not installed (apt-get install -y wrk)")
+        return
+    seconds = max(1.0, ctx.duration_s)
+    for system, target, tmpl in (("kmsgate", url, template), ("http-ceiling", ctx.http_ceiling().url, ceil_template)):
+        ctx.tick(f"wrk {label} {system}")
+        try:
+            res = run_wrk(target, tmpl, ctx.options.concurrency, seconds)
+        except RuntimeError as exc:
+            ctx.skip(f"wrk {label} ({system})", str(exc))
+            continue
+        ctx.add(Measurement("wrk", f"wrk/{key}/{system}", f"wrk {label}", system, "req/s", res.rps,
+                            payload_bytes=tmpl.payload_bytes, concurrency=ctx.options.concurrency,
+                            requests=res.requests, errors=res.non_2xx + res.socket_errors,
+                            extra={"p50_ms": res.p50_ms, "p90_ms": res.p90_ms, "p99_ms": res.p99_ms}))
+    ours, peer = ctx.find(f"wrk/{key}/kmsgate"), ctx.find(f"wrk/{key}/http-ceiling")
+    if ours is not None and peer is not None:
+        pair(ctx, ours, peer)
+
+
+def run_stream(ctx: Context) -> None:
+    """Scenario 2: streaming /v1/encrypt and /v1/decrypt at each size and a 1 GiB stream."""
+    auth = ctx.secrets.bearer() + OCTET
+    sizes = SIZES + (() if ctx.options.quick else (STREAM_BYTES,))
+    tmp = tempfile.mkdtemp(prefix="kmsgate-bench-stream-")
+    try:
+        with ctx.kmsgate() as url:
+            for size in sizes:
+                label = size_label(size)
+                conc = 1 if size >= GIB else concurrency_for(size, ctx.options.concurrency)
+                bound = {"max_requests": 2, "warmup_s": 0.0} if size >= GIB else {}
+                enc = RequestTemplate("POST", "/v1/encrypt", auth, body_size=size)
+                fig = measured(ctx, "stream", f"stream/encrypt/{size}", f"encrypt {label}", url, (enc,), conc,
+                               size, **bound)
+                ceil = ceiling(ctx, "stream", f"ceiling/echo/{size}", f"echo {label}",
+                               RequestTemplate("POST", "/echo", OCTET, body_size=size), conc, size, **bound)
+                pair(ctx, fig, ceil)
+                if shutil.disk_usage(tmp).free < 3 * size + GIB:
+                    ctx.skip(f"decrypt {label}", "not enough free disk for the ciphertext file")
+                    continue
+                blob = os.path.join(tmp, f"ct-{size}")
+                status, length = _send(url, "POST", "/v1/encrypt", auth, size, blob)
+                if status not in OK_STATUS:
+                    raise Skip(f"set-up encrypt {label} answered HTTP {status}")
+                dec = RequestTemplate("POST", "/v1/decrypt", auth, body_size=length, body_file=blob)
+                fig = measured(ctx, "stream", f"stream/decrypt/{size}", f"decrypt {label}", url, (dec,), conc,
+                               size, **bound)
+                pair(ctx, fig, ceil)
+                os.unlink(blob)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

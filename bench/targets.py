@@ -1,0 +1,75 @@
+"""The issue's performance targets, checked against a run's measurements (never as timed tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bench.measure import Measurement
+
+MIB = 1024 * 1024
+FRAMES_PER_REQUEST_LIMIT_BYTES = 16 * MIB  # "a few frames", far below a 64 MiB body
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    name: str
+    goal: str
+    value: float | None
+    threshold: float
+    higher_is_better: bool = True
+    detail: str = ""
+
+    @property
+    def passed(self) -> bool | None:
+        if self.value is None:
+            return None
+        return self.value >= self.threshold if self.higher_is_better else self.value <= self.threshold
+
+    @property
+    def shortfall(self) -> str:
+        if self.passed is not False or self.value is None:
+            return ""
+        if self.higher_is_better:
+            return f"missed by {(self.threshold - self.value) / self.threshold:.0%}"
+        return f"over by {(self.value - self.threshold) / self.threshold:.0%}"
+
+
+def _find(rows: Sequence[Measurement], key: str, system: str = "kmsgate") -> Measurement | None:
+    for m in reversed(rows):
+        if m.key == key and m.system == system:
+            return m
+    return None
+
+
+def check_targets(rows: Sequence[Measurement]) -> list[Target]:
+    out: list[Target] = []
+
+    def ratio(key: str) -> float | None:
+        m = _find(rows, key)
+        return m.ratio if m is not None else None
+
+    out.append(Target("/v1/encrypt 1 KiB vs echo", ">= 0.70 of echo req/s", ratio("stream/encrypt/1024"), 0.70))
+    for key, name in (("stream/encrypt/67108864", "/v1/encrypt 64 MiB"), ("gateway/PUT/67108864", "PUT 64 MiB")):
+        out.append(Target(f"{name} vs ceiling", ">= 0.60 of ceiling MB/s", ratio(key), 0.60))
+        m = _find(rows, key)
+        per = m.extra.get("server_rss_growth_per_request_bytes") if m is not None else None
+        out.append(Target(f"{name} server memory per request", "<= 16 MiB (a few frames)",
+                          None if per is None else per / MIB, FRAMES_PER_REQUEST_LIMIT_BYTES / MIB,
+                          higher_is_better=False, detail="MiB of peak RSS growth per request in flight"))
+    out.append(Target("KMS GenerateDataKey vs bare JSON", ">= 0.60 of bare handler",
+                      ratio("kms/GenerateDataKey/sigv4"), 0.60))
+    gdk = _find(rows, "kms/GenerateDataKey/sigv4")
+    out.append(Target("KMS GenerateDataKey vs moto", ">= 25x moto",
+                      gdk.extra.get("times_moto") if gdk is not None else None, 25.0))
+    for op in ("Encrypt", "Decrypt"):
+        out.append(Target(f"KMS {op} vs bare JSON", ">= 0.60 of bare handler", ratio(f"kms/{op}/sigv4"), 0.60))
+    cache_rows = [m for m in rows if m.scenario == "cache" and "kms_calls" in m.extra]
+    for m in cache_rows:
+        out.append(Target(f"cache {m.extra['cache_max_messages']}, {m.concurrency} clients: KMS calls",
+                          f"<= ceil(N / limit) + 1 = {m.extra['kms_call_bound']}", float(m.extra["kms_calls"]),
+                          float(m.extra["kms_call_bound"]), higher_is_better=False,
+                          detail=f"N = {m.extra['puts']} PUTs"))
+    for what in ("kms", "encrypt"):
+        out.append(Target(f"2 workers vs 1 ({what})", ">= 1.6x", ratio(f"workers/{what}/2"), 1.6))
+    return out
