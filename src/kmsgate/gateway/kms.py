@@ -1,0 +1,68 @@
+"""The gateway's view of the KMS: a ``KmsClient`` wrapper that adds timeouts and metrics.
+
+Every call made through ``InstrumentedKmsClient`` is bounded by ``timeout_seconds``
+(a timeout raises ``KmsUnavailableError``, which the gateway answers with 503) and is
+recorded as ``kmsgate_kms_calls_total{operation, outcome}`` plus a latency histogram.
+The outcome is ``ok``, ``timeout``, or the AWS error code of the failure; never a key id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Mapping
+from typing import TypeVar
+
+from kmsgate.core.errors import KmsError
+from kmsgate.envelope.kms_client import GeneratedDataKey, KmsClient, UnwrappedKey, WrappedKey
+from kmsgate.gateway.errors import KmsUnavailableError
+from kmsgate.gateway.metrics import GatewayMetrics
+
+T = TypeVar("T")
+DEFAULT_KMS_TIMEOUT_SECONDS = 5.0
+
+
+class InstrumentedKmsClient:
+    """Wraps any ``KmsClient`` (in-process or remote) with a timeout and metrics."""
+
+    def __init__(self, inner: KmsClient, metrics: GatewayMetrics, *,
+                 timeout_seconds: float = DEFAULT_KMS_TIMEOUT_SECONDS) -> None:
+        self.inner = inner
+        self.metrics = metrics
+        self.timeout_seconds = timeout_seconds
+
+    async def _call(self, operation: str, call: Awaitable[T]) -> T:
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                result = await call
+            outcome = "ok"
+            return result
+        except TimeoutError:
+            outcome = "timeout"
+            raise KmsUnavailableError(f"KMS {operation} timed out") from None
+        except KmsError as exc:
+            outcome = exc.code
+            raise
+        except OSError as exc:
+            outcome = "unavailable"
+            raise KmsUnavailableError(f"KMS {operation} failed: {type(exc).__name__}") from exc
+        finally:
+            self.metrics.observe_kms_call(operation=operation, outcome=outcome,
+                                          seconds=time.perf_counter() - started)
+
+    async def generate_data_key(self, *, key_id: str, encryption_context: Mapping[str, str] | None,
+                                number_of_bytes: int) -> GeneratedDataKey:
+        return await self._call("GenerateDataKey", self.inner.generate_data_key(
+            key_id=key_id, encryption_context=encryption_context, number_of_bytes=number_of_bytes))
+
+    async def decrypt(self, *, ciphertext_blob: bytes, encryption_context: Mapping[str, str] | None,
+                      key_id: str | None) -> UnwrappedKey:
+        return await self._call("Decrypt", self.inner.decrypt(
+            ciphertext_blob=ciphertext_blob, encryption_context=encryption_context, key_id=key_id))
+
+    async def encrypt(self, *, key_id: str, plaintext: bytes,
+                      encryption_context: Mapping[str, str] | None) -> WrappedKey:
+        return await self._call("Encrypt", self.inner.encrypt(
+            key_id=key_id, plaintext=plaintext, encryption_context=encryption_context))
