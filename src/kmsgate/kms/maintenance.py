@@ -30,7 +30,12 @@ class Maintenance(ServiceBase):
         for key in self._refresh().keys.values():
             if key.state is KeyState.PENDING_DELETION and key.deletion_date is not None and key.deletion_date <= now:
                 return True
-            if key.rotation_enabled and key.next_rotation_date is not None and key.next_rotation_date <= now:
+            if (
+                key.rotation_enabled
+                and key.state is KeyState.ENABLED
+                and key.next_rotation_date is not None
+                and key.next_rotation_date <= now
+            ):
                 return True
             if key.valid_to is not None and key.valid_to <= now:
                 return True
@@ -46,7 +51,7 @@ class Maintenance(ServiceBase):
             for key in tx.all_keys():
                 if key.state is KeyState.PENDING_DELETION and key.deletion_date is not None:
                     if key.deletion_date <= now:
-                        tx.delete_key(key.key_id)
+                        tx.delete_key(key.key_id, now)
                         deleted.append(key.key_id)
                         continue
                 if key.valid_to is not None and key.valid_to <= now:

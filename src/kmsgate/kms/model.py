@@ -46,6 +46,11 @@ class KmsKey:
     next_rotation_date: float | None = None
     on_demand_rotation_start: float | None = None
     current_version: int = 0  # 0: no material yet (EXTERNAL keys before import)
+    # An EXTERNAL key is bound for life to the first material imported into it, even after that
+    # material is deleted or expires: its KeyMaterialId and a one-way commitment to the bytes,
+    # HMAC-SHA256(key=material, "kmsgate-import-commitment-v1"), which reveals nothing about them.
+    imported_material_id: str | None = None
+    imported_commitment: str | None = None
     policy: str = ""
     last_used_date: float | None = None
     last_used_operation: str | None = None

@@ -56,6 +56,8 @@ class CryptoOperations(ServiceBase):
                     "The key ID in the request does not identify the KMS key that encrypted the ciphertext."
                 )
         if key is None:
+            if self._store.was_deleted(header.key_id):
+                raise NotFoundError(f"Key '{self.namespace.key_arn(header.key_id)}' does not exist")
             raise InvalidCiphertextError(blob.INVALID_CIPHERTEXT_MESSAGE)
         self._authorize(
             caller, action, key, encryption_context=dict(encryption_context or {}), grant_tokens=grant_tokens

@@ -6,6 +6,7 @@ kmsgate holds one material version per EXTERNAL key (no rotation of imported mat
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 from typing import Any
 
@@ -94,17 +95,24 @@ class ImportOperations(ServiceBase):
         if len(secret) != KEY_MATERIAL_BYTES:
             raise IncorrectKeyMaterialError(f"Key material for a SYMMETRIC_DEFAULT key must be {KEY_MATERIAL_BYTES} bytes")
 
+        commitment = material_commitment(secret)
+
         def change(tx: Transaction) -> str:
             current = self._load_key(tx, key.key_id)
             self._require_state(current, KeyState.ENABLED, KeyState.DISABLED, KeyState.PENDING_IMPORT)
-            previous = tx.get_material(current.key_id, IMPORTED_VERSION)
-            if previous is not None and not hmac.compare_digest(previous.secret, secret):
+            if current.imported_commitment is not None and not hmac.compare_digest(
+                current.imported_commitment, commitment
+            ):
                 raise IncorrectKeyMaterialError(
                     "The key material does not match the key material previously imported into this key"
                 )
-            if key_material_id is not None and previous is not None and key_material_id != previous.material_id:
+            if (
+                key_material_id is not None
+                and current.imported_material_id is not None
+                and key_material_id != current.imported_material_id
+            ):
                 raise IncorrectKeyMaterialError("KeyMaterialId does not identify this key's material")
-            material_id = previous.material_id if previous is not None else new_material_id()
+            material_id = current.imported_material_id or new_material_id()
             tx.put_material(
                 KeyMaterial(
                     key_id=current.key_id,
@@ -123,6 +131,8 @@ class ImportOperations(ServiceBase):
                     current_version=IMPORTED_VERSION,
                     expiration_model=model,
                     valid_to=valid_to if model == KEY_MATERIAL_EXPIRES else None,
+                    imported_material_id=material_id,
+                    imported_commitment=commitment,
                 )
             )
             return material_id
@@ -139,7 +149,8 @@ class ImportOperations(ServiceBase):
 
         def change(tx: Transaction) -> str | None:
             current = self._load_key(tx, key.key_id)
-            self._require_state(current, KeyState.ENABLED, KeyState.DISABLED, KeyState.PENDING_DELETION)
+            if current.state is KeyState.PENDING_IMPORT:
+                return None  # nothing to delete: AWS treats this as a successful no-op
             previous = tx.get_material(current.key_id, IMPORTED_VERSION)
             tx.put_key(expire_imported(tx, current))
             return previous.material_id if previous is not None else None
@@ -149,6 +160,11 @@ class ImportOperations(ServiceBase):
         if material_id is not None:
             result["key_material_id"] = material_id
         return result
+
+
+def material_commitment(secret: bytes) -> str:
+    """A one-way commitment to imported material: equal material gives an equal commitment."""
+    return hmac.digest(secret, b"kmsgate-import-commitment-v1", hashlib.sha256).hex()
 
 
 def expire_imported(tx: Transaction, key: KmsKey) -> KmsKey:

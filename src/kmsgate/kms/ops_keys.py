@@ -31,6 +31,8 @@ from kmsgate.kms.store import Transaction
 
 MAX_TAGS_PER_KEY = 50
 DEFAULT_PENDING_WINDOW_DAYS = 30
+MIN_PENDING_WINDOW_DAYS = 7
+MAX_PENDING_WINDOW_DAYS = 30
 DAY_SECONDS = 86400.0
 DEFAULT_POLICY_NAME = "default"
 
@@ -69,6 +71,20 @@ def check_tags(tags: Sequence[dict[str, str]]) -> dict[str, str]:
     return parsed
 
 
+def check_pending_window(days: int) -> None:
+    """The waiting period AWS allows (7-30 days); the service model alone allows 1-365."""
+    if days < MIN_PENDING_WINDOW_DAYS:
+        bound = f"greater than or equal to {MIN_PENDING_WINDOW_DAYS}"
+    elif days > MAX_PENDING_WINDOW_DAYS:
+        bound = f"less than or equal to {MAX_PENDING_WINDOW_DAYS}"
+    else:
+        return
+    raise ValidationError(
+        f"1 validation error detected: Value '{days}' at 'pendingWindowInDays' failed to satisfy "
+        f"constraint: Member must have value {bound}"
+    )
+
+
 class KeyOperations(ServiceBase):
     def describe(self, key: KmsKey) -> dict[str, Any]:
         """KeyMetadata as AWS returns it (snake_case; the protocol edge renames)."""
@@ -88,9 +104,10 @@ class KeyOperations(ServiceBase):
             "encryption_algorithms": [SYMMETRIC_DEFAULT],
             "multi_region": False,
         }
+        # PendingDeletionWindowInDays belongs to multi-Region keys (PendingReplicaDeletion), so a
+        # single-Region key in PendingDeletion reports only its DeletionDate, as AWS does.
         if key.deletion_date is not None:
             metadata["deletion_date"] = key.deletion_date
-            metadata["pending_deletion_window_in_days"] = key.pending_window_days
         if key.origin == ORIGIN_EXTERNAL:
             metadata["expiration_model"] = key.expiration_model
             if key.valid_to is not None:
@@ -202,9 +219,10 @@ class KeyOperations(ServiceBase):
     async def schedule_key_deletion(
         self, *, caller: Caller, key_id: str, pending_window_in_days: int | None = None
     ) -> dict[str, Any]:
+        window = DEFAULT_PENDING_WINDOW_DAYS if pending_window_in_days is None else pending_window_in_days
+        check_pending_window(window)
         key = self._resolve(key_id, allow_alias=False)
         self._authorize(caller, "kms:ScheduleKeyDeletion", key)
-        window = DEFAULT_PENDING_WINDOW_DAYS if pending_window_in_days is None else pending_window_in_days
         deletion_date = self._clock.now() + window * DAY_SECONDS
 
         def change(tx: Transaction) -> KmsKey:
@@ -316,8 +334,7 @@ class KeyOperations(ServiceBase):
         self._check_new_policy(caller, key.evolve(policy=policy), bypass_policy_lockout_safety_check)
 
         def change(tx: Transaction) -> None:
-            current = self._load_key(tx, key.key_id)
-            self._require_state(current, KeyState.ENABLED, KeyState.DISABLED, KeyState.PENDING_IMPORT)
+            current = self._load_key(tx, key.key_id)  # any key state: AWS allows PutKeyPolicy in all
             tx.put_key(current.evolve(policy=policy))
 
         await self._mutate(change)

@@ -50,6 +50,10 @@ CREATE TABLE IF NOT EXISTS aliases (
     updated REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS aliases_by_key ON aliases (key_id);
+CREATE TABLE IF NOT EXISTS deleted_keys (
+    key_id TEXT PRIMARY KEY,
+    deleted REAL NOT NULL
+);
 """
 
 
@@ -87,11 +91,16 @@ class Transaction:
             (key.key_id, orjson.dumps(key.to_record())),
         )
 
-    def delete_key(self, key_id: str) -> None:
-        """Delete a key for good: its metadata, aliases and every version of its material."""
+    def delete_key(self, key_id: str, deleted: float) -> None:
+        """Delete a key for good: its metadata, aliases and every version of its material.
+
+        Only the key id and the deletion time remain (no metadata, no material), so that a
+        ciphertext made under the key is answered "key does not exist" rather than "invalid".
+        """
         self._conn.execute("DELETE FROM materials WHERE key_id = ?", (key_id,))
         self._conn.execute("DELETE FROM aliases WHERE key_id = ?", (key_id,))
         self._conn.execute("DELETE FROM keys WHERE key_id = ?", (key_id,))
+        self._conn.execute("INSERT OR REPLACE INTO deleted_keys VALUES (?, ?)", (key_id, deleted))
 
     def put_material(self, material: KeyMaterial) -> None:
         wrapped = self._root_key.wrap_material(material.key_id, material.version, material.secret)
@@ -181,6 +190,11 @@ class KeyStore:
         """Changes whenever another connection (any process, or our writer) commits."""
         row = self._reader.execute("PRAGMA data_version").fetchone()
         return int(row[0])
+
+    def was_deleted(self, key_id: str) -> bool:
+        """Whether a key with this id existed and was deleted (read only on error paths)."""
+        row = self._reader.execute("SELECT 1 FROM deleted_keys WHERE key_id = ?", (key_id,)).fetchone()
+        return row is not None
 
     @contextmanager
     def _transaction(self) -> Iterator[Transaction]:
