@@ -81,6 +81,22 @@ class Decryptor:
         self._public_key = None
         self.plaintext_length = 0
 
+    @classmethod
+    def for_frames(cls, header: MessageHeader, data_key: bytes, first_sequence: int,
+                   policy: DecryptPolicy | None = None) -> Decryptor:
+        """A decryptor for a run of frames starting at ``first_sequence`` of a message whose
+        header was parsed separately (ranged reads). Verifies commitment and header
+        authentication now; the footer signature of signing suites is not checked."""
+        if not 1 <= first_sequence <= MAX_SEQUENCE_NUMBER:
+            raise MalformedFrameError("sequence number out of range")
+        decryptor = cls(policy)
+        decryptor.header = header
+        decryptor._state = _NEED_KEY
+        decryptor.set_data_key(data_key)
+        decryptor._digest = None
+        decryptor._seq = first_sequence
+        return decryptor
+
     @property
     def needs_data_key(self) -> bool:
         """True once the header is parsed and until ``set_data_key`` succeeds."""
@@ -194,7 +210,7 @@ class Decryptor:
                 frames.append((pos, length, True))
                 pos += FINAL_OVERHEAD + length
                 total += length
-                state = _FOOTER if self.header is not None and self.header.suite.signed else _DONE
+                state = _FOOTER if self._digest is not None else _DONE
             else:
                 if marker != seq:
                     raise MalformedFrameError("frame out of sequence")
