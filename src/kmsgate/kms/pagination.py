@@ -37,7 +37,11 @@ def _encode(value: str) -> str:
 
 
 def _decode(marker: str) -> str:
+    """Accept only markers this module issued: strict base64 that re-encodes to the same text."""
     try:
-        return base64.urlsafe_b64decode(marker.encode("ascii")).decode("utf-8")
+        value = base64.b64decode(marker.encode("ascii"), altchars=b"-_", validate=True).decode("utf-8")
     except (binascii.Error, UnicodeError, ValueError):
         raise InvalidMarkerError("The marker is not valid") from None
+    if not value or _encode(value) != marker:
+        raise InvalidMarkerError("The marker is not valid")
+    return value
