@@ -25,9 +25,8 @@ from collections.abc import Callable
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from . import signing
-from .context import serialize_context
 from .data_keys import EncryptionMaterials
-from .derivation import commitment_key, derive_data_key
+from .derivation import derive_committed_keys
 from .errors import EncryptionError
 from .frames import (
     FINAL_FRAME_AAD,
@@ -77,18 +76,14 @@ class Encryptor:
             raise EncryptionError("signing key presence does not match the suite")
         if message_id is None:
             message_id = os.urandom(suite.message_id_length)
-        derived = derive_data_key(suite, materials.data_key, message_id)
+        derived, commitment = derive_committed_keys(suite, materials.data_key, message_id)
         self._aead = AESGCM(derived)
-        context_bytes = serialize_context(materials.encryption_context)
-        commitment = commitment_key(suite, materials.data_key, message_id)
-        header_bytes = serialize_header(
-            suite, message_id, context_bytes, materials.encrypted_data_keys, frame_length, commitment
-        )
+        header_bytes = serialize_header(suite, message_id, materials.header_fields, frame_length, commitment)
         tag = header_auth_tag(self._aead, suite, header_bytes)
         self.header = MessageHeader(
             suite=suite,
             message_id=message_id,
-            encryption_context=dict(materials.encryption_context),
+            encryption_context=materials.encryption_context,
             encrypted_data_keys=materials.encrypted_data_keys,
             frame_length=frame_length,
             commitment_key=commitment,

@@ -53,6 +53,8 @@ from .errors import (
 from .suites import AlgorithmSuite, suite_by_id
 
 CONTENT_TYPE_FRAMED = 0x02
+_VERSION_SUITE = struct.Struct(">BH")
+_TYPE_FRAME = struct.Struct(">BI")
 V1_TYPE_CUSTOMER_AED = 0x80
 
 MAX_HEADER_BYTES = 64 * 1024  # ample for one KMS data key and a 16 KiB context
@@ -100,31 +102,16 @@ class MessageHeader:
 
 
 def serialize_header(
-    suite: AlgorithmSuite,
-    message_id: bytes,
-    context_bytes: bytes,
-    encrypted_data_keys: tuple[EncryptedDataKey, ...],
-    frame_length: int,
-    commitment: bytes,
+    suite: AlgorithmSuite, message_id: bytes, header_fields: bytes, frame_length: int, commitment: bytes
 ) -> bytes:
-    """The version-2 header bytes (without the authentication tag)."""
+    """The version-2 header bytes (without the authentication tag). ``header_fields`` is
+    ``data_keys.serialize_header_fields(...)``: AAD length through the last EDK."""
     if suite.message_format_version != 2:
         raise ValueError("kmsgate writes message format version 2 only")
-    if not encrypted_data_keys:
-        raise ValueError("a message needs at least one encrypted data key")
-    out = bytearray()
-    out += struct.pack(">BH", 2, suite.suite_id)
-    out += message_id
-    out += struct.pack(">H", len(context_bytes)) + context_bytes
-    out += struct.pack(">H", len(encrypted_data_keys))
-    for edk in encrypted_data_keys:
-        for part in (edk.provider_id.encode("utf-8"), edk.provider_info, edk.ciphertext):
-            if len(part) > 0xFFFF:
-                raise ValueError("encrypted data key field exceeds 65535 bytes")
-            out += struct.pack(">H", len(part)) + part
-    out += struct.pack(">BI", CONTENT_TYPE_FRAMED, frame_length)
-    out += commitment
-    return bytes(out)
+    return b"".join((
+        _VERSION_SUITE.pack(2, suite.suite_id), message_id, header_fields,
+        _TYPE_FRAME.pack(CONTENT_TYPE_FRAMED, frame_length), commitment,
+    ))
 
 
 def header_auth_tag(aead: AESGCM, suite: AlgorithmSuite, header_bytes: bytes) -> bytes:
