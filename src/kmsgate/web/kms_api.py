@@ -116,7 +116,9 @@ class KmsApi:
             code = exc_internal.code
         response.headers["x-amzn-RequestId"] = request_id
         elapsed_ms = (time.perf_counter() - started) * 1000
-        log.info(
+        # Per-request lines are debug: the audit log is the record of every KMS call, and an
+        # info line per request would cost more than the cryptography it describes.
+        log.debug(
             "kms request",
             extra={
                 "request_id": request_id,
