@@ -27,8 +27,8 @@ def test_known_updates_render_exact_values() -> None:
     m.observe_request(route="object", method="GET", status=404, seconds=0.001, bytes_in=0, bytes_out=30)
     m.observe_kms_call(operation="GenerateDataKey", outcome="ok", seconds=0.003)
     m.observe_kms_call(operation="Decrypt", outcome="DisabledException", seconds=0.003)
-    m.cache_hit("encrypt")
-    m.cache_miss("encrypt")
+    m.cache_hit()
+    m.cache_miss(3)
     m.cache_eviction("age", 2)
     text, content_type = m.render()
     assert content_type.startswith("text/plain")
@@ -40,8 +40,8 @@ def test_known_updates_render_exact_values() -> None:
     assert got[("kmsgate_gateway_request_duration_seconds_count", (("method", "PUT"), ("route", "object")))] == 2
     assert got[("kmsgate_kms_calls_total", (("operation", "GenerateDataKey"), ("outcome", "ok")))] == 1
     assert got[("kmsgate_kms_calls_total", (("operation", "Decrypt"), ("outcome", "DisabledException")))] == 1
-    assert got[("kmsgate_datakey_cache_hits_total", (("use", "encrypt"),))] == 1
-    assert got[("kmsgate_datakey_cache_misses_total", (("use", "encrypt"),))] == 1
+    assert got[("kmsgate_datakey_cache_hits_total", ())] == 1
+    assert got[("kmsgate_datakey_cache_misses_total", ())] == 3
     assert got[("kmsgate_datakey_cache_evictions_total", (("reason", "age"),))] == 2
 
 

@@ -26,8 +26,10 @@ import orjson
 from aiohttp import web
 
 from kmsgate.core.errors import AccessDeniedError, ClientError, KmsError
-from kmsgate.envelope.errors import DecryptionError, EncryptionError
+from kmsgate.envelope.errors import DataKeyUnavailableError, DecryptionError, EncryptionError
+from kmsgate.gateway.headers import HeaderError
 from kmsgate.gateway.keys import InvalidObjectKey
+from kmsgate.gateway.pool import PoolSaturated
 from kmsgate.gateway.storage.base import ObjectNotFound, StorageError
 
 RETRY_AFTER_SECONDS = 1
@@ -48,6 +50,10 @@ class KmsUnavailableError(Exception):
     """The KMS could not be reached or timed out (raised by the gateway's KMS adapter)."""
 
 
+def saturated() -> GatewayError:
+    return GatewayError(503, "SlowDown", "The gateway is saturated; retry later.", retry_after=RETRY_AFTER_SECONDS)
+
+
 def bad_request(code: str, message: str) -> GatewayError:
     return GatewayError(400, code, message)
 
@@ -58,10 +64,16 @@ def to_gateway_error(exc: BaseException) -> GatewayError:
         return exc
     if isinstance(exc, InvalidObjectKey):
         return GatewayError(400, "InvalidObjectKey", str(exc))
+    if isinstance(exc, HeaderError):
+        return GatewayError(400, "InvalidArgument", str(exc))
+    if isinstance(exc, PoolSaturated):
+        return saturated()
     if isinstance(exc, ObjectNotFound):
         return GatewayError(404, "NoSuchKey", "The object does not exist.")
     if isinstance(exc, StorageError):
         return GatewayError(502, "StorageError", "The storage backend failed.")
+    if isinstance(exc, DataKeyUnavailableError) and isinstance(exc.__cause__, KmsError):
+        return to_gateway_error(exc.__cause__)  # the KMS refused: keep its AWS code
     if isinstance(exc, DecryptionError):
         return GatewayError(400, "DecryptionFailed", DecryptionError.PUBLIC_MESSAGE)
     if isinstance(exc, EncryptionError):

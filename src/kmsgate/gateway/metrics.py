@@ -114,12 +114,12 @@ class GatewayMetrics:
             namespace=ns, registry=reg, multiprocess_mode="livesum",
         )
         self.cache_hits = Counter(
-            "datakey_cache_hits", "Data-key cache lookups answered from the cache.",
-            ["use"], namespace=ns, registry=reg,
+            "datakey_cache_hits", "Data-key cache lookups (encryption and decryption) answered from the cache.",
+            namespace=ns, registry=reg,
         )
         self.cache_misses = Counter(
             "datakey_cache_misses", "Data-key cache lookups that needed a KMS call.",
-            ["use"], namespace=ns, registry=reg,
+            namespace=ns, registry=reg,
         )
         self.cache_evictions = Counter(
             "datakey_cache_evictions", "Data keys dropped from the cache, by reason.",
@@ -154,12 +154,11 @@ class GatewayMetrics:
         self.kms_calls.labels(operation, outcome).inc()
         self.kms_seconds.labels(operation).observe(seconds)
 
-    def cache_hit(self, use: str) -> None:
-        """``use`` is ``encrypt`` or ``decrypt``."""
-        self.cache_hits.labels(_bounded(use, frozenset({"encrypt", "decrypt"}), "other")).inc()
+    def cache_hit(self, count: int = 1) -> None:
+        self.cache_hits.inc(count)
 
-    def cache_miss(self, use: str) -> None:
-        self.cache_misses.labels(_bounded(use, frozenset({"encrypt", "decrypt"}), "other")).inc()
+    def cache_miss(self, count: int = 1) -> None:
+        self.cache_misses.inc(count)
 
     def cache_eviction(self, reason: str, count: int = 1) -> None:
         self.cache_evictions.labels(_bounded(reason, EVICTION_REASONS, "other")).inc(count)

@@ -45,8 +45,10 @@ class CryptoPool:
         """Jobs submitted to the threads and not yet finished."""
         return self._depth
 
-    async def run(self, fn: Callable[[bytes], T], data: bytes) -> T:
-        if len(data) < self.inline_bytes:
+    async def run(self, fn: Callable[[bytes], T], data: bytes, *, weight: int | None = None) -> T:
+        """``weight`` overrides ``len(data)`` as the work estimate (for a call that drains
+        bytes buffered inside ``fn``'s object)."""
+        if (len(data) if weight is None else weight) < self.inline_bytes:
             return fn(data)
         if self._depth >= self.max_queued:
             raise PoolSaturated("crypto pool queue is full")

@@ -1,0 +1,96 @@
+"""Streaming helpers shared by the routes: bounded body reads, encryption into a sink, context checks.
+
+Memory per request stays bounded whatever the body size: a body is read in blocks of at
+most ``io_block_bytes``; an ``Encryptor`` or ``Decryptor`` buffers at most one frame; a
+storage writer buffers at most its backend constant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+
+from aiohttp import web
+
+from kmsgate.envelope.cache import CacheEntry
+from kmsgate.envelope.encryptor import Encryptor
+from kmsgate.envelope.header import MessageHeader
+from kmsgate.gateway.errors import GatewayError
+from kmsgate.gateway.exchange import Exchange
+from kmsgate.gateway.headers import parse_context, parse_key_id
+from kmsgate.gateway.service import Gateway
+
+
+def too_large(limit: int) -> GatewayError:
+    return GatewayError(413, "EntityTooLarge", f"The body exceeds the maximum of {limit} bytes.")
+
+
+def check_declared_length(request: web.Request, limit: int) -> int | None:
+    """The Content-Length, refused at once with 413 when over ``limit``."""
+    length = request.content_length
+    if length is not None and length > limit:
+        raise too_large(limit)
+    return length
+
+
+async def body_blocks(request: web.Request, exchange: Exchange, *, limit: int, block: int) -> AsyncIterator[bytes]:
+    """The request body in blocks of up to ``block`` bytes; 413 once more than ``limit`` arrived."""
+    content = request.content
+    while True:
+        parts: list[bytes] = []
+        size = 0
+        while size < block:
+            chunk = await content.read(block - size)
+            if not chunk:
+                break
+            parts.append(chunk)
+            size += len(chunk)
+        if not size:
+            return
+        exchange.bytes_in += size
+        if exchange.bytes_in > limit:
+            raise too_large(limit)
+        yield parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def requested_key_and_context(request: web.Request, gateway: Gateway) -> tuple[str, dict[str, str]]:
+    key_id = parse_key_id(request.headers) or gateway.settings.default_key_id
+    return key_id, parse_context(request.headers)
+
+
+async def open_encryptor(gateway: Gateway, key_id: str, context: Mapping[str, str],
+                         plaintext_length: int | None) -> tuple[CacheEntry, Encryptor]:
+    entry = await gateway.materials.encryption_materials(
+        key_id=key_id, encryption_context=context, plaintext_length=plaintext_length
+    )
+    # Bytes are counted against the cache entry here, on the event loop, not from the pool.
+    return entry, Encryptor(entry.materials, frame_length=gateway.settings.frame_length)
+
+
+async def encrypt_body(request: web.Request, gateway: Gateway, exchange: Exchange, entry: CacheEntry,
+                       encryptor: Encryptor, sink: Callable[[bytes | bytearray], Awaitable[None]]) -> None:
+    """Encrypt the whole request body into ``sink`` (header, frames, final frame)."""
+    settings = gateway.settings
+    cache = gateway.materials.cache
+    async for block in body_blocks(request, exchange, limit=settings.max_object_bytes, block=settings.io_block_bytes):
+        cache.record_bytes(entry, len(block))
+        out = await gateway.pool.run(encryptor.update, block)
+        if out:
+            await sink(out)
+    await sink(encryptor.finalize())
+
+
+def key_arn(entry: CacheEntry) -> str:
+    return entry.materials.encrypted_data_keys[0].provider_info.decode("utf-8", "replace")
+
+
+def check_context(header: MessageHeader, expected: Mapping[str, str]) -> None:
+    """Every pair the client named must be in the (authenticated) message context."""
+    actual = header.encryption_context
+    if any(actual.get(k) != v for k, v in expected.items()):
+        raise GatewayError(400, "EncryptionContextMismatch",
+                           "The encryption context does not match the one the object was encrypted with.")
+
+
+def etag_of(header: MessageHeader) -> str:
+    """A strong ETag: the message id is random per message, so per object version."""
+    return '"' + header.message_id.hex()[:32] + '"'

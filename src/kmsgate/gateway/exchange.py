@@ -1,0 +1,120 @@
+"""Per-request plumbing of every gateway route: load shedding, error rendering, metrics, access log.
+
+``endpoint(route, handler)`` wraps a handler ``(request, gateway, exchange) -> response``:
+
+* When the process already handles ``max_in_flight`` requests, it answers 503 ``SlowDown``
+  with ``Retry-After`` at once, before reading anything.
+* A failure before the response has started is rendered as the JSON error shape
+  (``kmsgate.gateway.errors``). A failure after it started (a streamed body that fails to
+  decrypt, a client that sends too much) aborts the connection: no final chunk and no
+  complete Content-Length body is ever sent, so no client can mistake a truncated body
+  for success.
+* Each request is counted once in the metrics (route name, never the path) and logged as
+  one JSON line on the ``kmsgate.gateway.access`` logger. The line carries the method,
+  route, path, status, sizes, duration and error code; never a header value, a body
+  byte, a key or a credential.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from kmsgate.gateway.errors import error_response, saturated, to_gateway_error
+from kmsgate.gateway.service import GATEWAY, Gateway
+
+ACCESS_LOG = logging.getLogger("kmsgate.gateway.access")
+log = logging.getLogger(__name__)
+MAX_LOGGED_PATH_CHARS = 256
+CLIENT_CLOSED_STATUS = 499  # the client went away before the response was complete
+
+
+@dataclass(slots=True)
+class Exchange:
+    """What one request moved, and the streamed response once it has started."""
+
+    bytes_in: int = 0
+    bytes_out: int = 0
+    response: web.StreamResponse | None = None
+
+    async def start(self, request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+        self.response = response
+        await response.prepare(request)
+        return response
+
+    async def write(self, data: bytes | bytearray) -> None:
+        if data and self.response is not None:
+            self.bytes_out += len(data)
+            await self.response.write(data)
+
+
+Handler = Callable[[web.Request, Gateway, Exchange], Awaitable[web.StreamResponse]]
+
+
+def _abort(request: web.Request) -> None:
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+
+
+def endpoint(route: str, handler: Handler, *, shed: bool = True) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        gateway = request.app[GATEWAY]
+        exchange = Exchange()
+        started = time.perf_counter()
+        status = CLIENT_CLOSED_STATUS
+        error_code: str | None = None
+        counted = False
+        try:
+            if shed and gateway.in_flight >= gateway.settings.max_in_flight:
+                gateway.metrics.rejected.labels("in_flight").inc()
+                err = saturated()
+                status, error_code = err.status, err.code
+                return error_response(err)
+            gateway.in_flight += 1
+            gateway.metrics.in_flight.inc()
+            counted = True
+            response = await handler(request, gateway, exchange)
+            status = response.status
+            if isinstance(response, web.Response) and response.body is not None:
+                exchange.bytes_out += len(response.body)  # type: ignore[arg-type]
+            return response
+        except Exception as exc:
+            err = to_gateway_error(exc)
+            error_code = err.code
+            if err.status == 500:
+                log.error("unexpected error in %s %s route", request.method, route, exc_info=exc)
+            if exchange.response is not None and exchange.response.prepared:
+                _abort(request)
+                status = exchange.response.status
+                return exchange.response
+            status = err.status
+            response = error_response(err)
+            exchange.bytes_out += len(response.body)  # type: ignore[arg-type]
+            return response
+        except asyncio.CancelledError:
+            error_code = "ClientClosed"
+            raise
+        finally:
+            if counted:
+                gateway.in_flight -= 1
+                gateway.metrics.in_flight.dec()
+            elapsed = time.perf_counter() - started
+            gateway.metrics.observe_request(
+                route=route, method=request.method, status=status, seconds=elapsed,
+                bytes_in=exchange.bytes_in, bytes_out=exchange.bytes_out,
+            )
+            gateway.sync_cache_metrics()
+            ACCESS_LOG.info("request", extra={
+                "method": request.method, "route": route, "path": request.path[:MAX_LOGGED_PATH_CHARS],
+                "status": status, "error": error_code, "bytes_in": exchange.bytes_in,
+                "bytes_out": exchange.bytes_out, "duration_ms": round(elapsed * 1000, 3),
+                "remote": request.remote,
+            })
+
+    return wrapped

@@ -1,0 +1,198 @@
+"""``/v1/objects/{key}``: PUT encrypts a body into storage; GET/HEAD decrypt it back; DELETE removes it.
+
+GET reads the stored message once: the first blocks give the header; the data key comes
+from the decryption cache or KMS ``Decrypt``; the plaintext length follows from the stored
+length (``kmsgate.gateway.ranged``), so the response carries an exact Content-Length and
+a strong ETag (from the random message id). A ``Range`` request is served 206 by reading
+and decrypting only the frames that hold the range. HEAD needs only the header: no KMS
+call. A stored object that fails authentication is reported as 502 ``ObjectCorrupt``
+before the body starts, or by aborting the connection after it started.
+"""
+
+from __future__ import annotations
+
+import email.utils
+from collections.abc import AsyncIterator
+
+import orjson
+from aiohttp import web
+
+from kmsgate.envelope.decryptor import Decryptor
+from kmsgate.envelope.errors import DataKeyUnavailableError, DecryptionError, TruncatedMessageError
+from kmsgate.envelope.header import MessageHeader, parse_header
+from kmsgate.gateway.bodies import (
+    check_context,
+    check_declared_length,
+    encrypt_body,
+    etag_of,
+    key_arn,
+    open_encryptor,
+    requested_key_and_context,
+)
+from kmsgate.gateway.errors import GatewayError
+from kmsgate.gateway.exchange import Exchange
+from kmsgate.gateway.headers import RangeNotSatisfiable, parse_context, parse_range
+from kmsgate.gateway.keys import validate_object_key
+from kmsgate.gateway.ranged import RangeDecryptor, plaintext_length
+from kmsgate.gateway.service import Gateway
+from kmsgate.gateway.storage.base import ObjectReader, StoredObject
+
+OCTET_STREAM = "application/octet-stream"
+
+
+def corrupt() -> GatewayError:
+    return GatewayError(502, "ObjectCorrupt", "The stored object failed authentication.")
+
+
+async def put_object(request: web.Request, gateway: Gateway, exchange: Exchange) -> web.StreamResponse:
+    key = validate_object_key(request.match_info["key"])
+    key_id, context = requested_key_and_context(request, gateway)
+    length = check_declared_length(request, gateway.settings.max_object_bytes)
+    entry, encryptor = await open_encryptor(gateway, key_id, context, length)
+    writer = await gateway.storage.open_write(key)
+    try:
+        await encrypt_body(request, gateway, exchange, entry, encryptor, writer.write)
+        stored = await writer.commit()
+    except BaseException:
+        await writer.abort()
+        raise
+    body = {
+        "key": key, "size": encryptor.plaintext_length, "stored_size": stored.size,
+        "kms_key_id": key_arn(entry), "etag": etag_of(encryptor.header).strip('"'),
+    }
+    return web.Response(status=201, body=orjson.dumps(body), content_type="application/json",
+                        headers={"ETag": etag_of(encryptor.header)})
+
+
+async def delete_object(request: web.Request, gateway: Gateway, exchange: Exchange) -> web.StreamResponse:
+    key = validate_object_key(request.match_info["key"])
+    await gateway.storage.delete(key)
+    return web.Response(status=204)
+
+
+async def _read_header(gateway: Gateway, chunks: AsyncIterator[bytes]) -> tuple[MessageHeader, bytearray]:
+    """Parse the header from the first chunks; return it and every byte read so far."""
+    buf = bytearray()
+    policy = gateway.settings.decrypt_policy
+    while True:
+        header, _ = parse_header(buf, policy)
+        if header is not None:
+            return header, buf
+        chunk = await anext(chunks, None)
+        if chunk is None:
+            raise TruncatedMessageError("stored object ends inside its header")
+        buf += chunk
+
+
+def _object_headers(info: StoredObject, header: MessageHeader) -> dict[str, str]:
+    return {
+        "ETag": etag_of(header),
+        "Last-Modified": email.utils.formatdate(info.last_modified, usegmt=True),
+        "Accept-Ranges": "bytes",
+        "Content-Type": OCTET_STREAM,
+    }
+
+
+async def head_object(request: web.Request, gateway: Gateway, exchange: Exchange) -> web.StreamResponse:
+    key = validate_object_key(request.match_info["key"])
+    reader = await gateway.storage.open_read(key)
+    try:
+        try:
+            header, _ = await _read_header(gateway, aiter(reader))
+            total = plaintext_length(header, reader.info.size)
+        except DecryptionError:
+            raise corrupt() from None
+        headers = _object_headers(reader.info, header)
+    finally:
+        await reader.aclose()
+    response = web.StreamResponse(status=200, headers=headers)
+    if total is not None:
+        response.content_length = total
+    await exchange.start(request, response)
+    await response.write_eof()
+    return response
+
+
+async def get_object(request: web.Request, gateway: Gateway, exchange: Exchange) -> web.StreamResponse:
+    key = validate_object_key(request.match_info["key"])
+    expected = parse_context(request.headers)
+    reader = await gateway.storage.open_read(key)
+    try:
+        chunks = aiter(reader)
+        try:
+            header, buffered = await _read_header(gateway, chunks)
+            total = plaintext_length(header, reader.info.size)
+        except DecryptionError:
+            raise corrupt() from None
+        try:
+            data_key = await gateway.materials.data_key(header)
+        except DataKeyUnavailableError:
+            raise
+        except DecryptionError:
+            raise corrupt() from None
+        wanted = None
+        if total is not None:
+            try:
+                wanted = parse_range(request.headers.get("Range"), total)
+            except RangeNotSatisfiable:
+                raise GatewayError(416, "InvalidRange", "The requested range is not satisfiable.") from None
+        headers = _object_headers(reader.info, header)
+        if wanted is not None:
+            assert total is not None  # a range is parsed only with a known length
+            await reader.aclose()
+            return await _get_range(request, gateway, exchange, key, reader.info, header, data_key,
+                                    total, wanted, expected, headers)
+        return await _get_whole(request, gateway, exchange, reader, chunks, header, buffered, data_key,
+                                total, expected, headers)
+    finally:
+        await reader.aclose()
+
+
+async def _get_whole(request: web.Request, gateway: Gateway, exchange: Exchange, reader: ObjectReader,
+                     chunks: AsyncIterator[bytes], header: MessageHeader, buffered: bytearray, data_key: bytes,
+                     total: int | None, expected: dict[str, str], headers: dict[str, str]) -> web.StreamResponse:
+    decryptor = Decryptor(gateway.settings.decrypt_policy)
+    try:
+        decryptor.update(buffered)
+        decryptor.set_data_key(data_key)
+    except DecryptionError:
+        raise corrupt() from None
+    check_context(header, expected)
+    response = web.StreamResponse(status=200, headers=headers)
+    if total is not None:
+        response.content_length = total
+    await exchange.start(request, response)
+    out = await gateway.pool.run(decryptor.update, b"", weight=len(buffered))
+    await exchange.write(out)
+    async for chunk in chunks:
+        await exchange.write(await gateway.pool.run(decryptor.update, chunk))
+    await exchange.write(decryptor.finalize())
+    await response.write_eof()
+    return response
+
+
+async def _get_range(request: web.Request, gateway: Gateway, exchange: Exchange, key: str, info: StoredObject,
+                     header: MessageHeader, data_key: bytes, total: int, wanted: tuple[int, int],
+                     expected: dict[str, str], headers: dict[str, str]) -> web.StreamResponse:
+    start, end = wanted
+    try:
+        decryptor = RangeDecryptor(header, data_key, total, start, end)
+    except DecryptionError:
+        raise corrupt() from None
+    check_context(header, expected)
+    span = decryptor.span
+    reader = await gateway.storage.open_read(key, span.offset, span.end)
+    try:
+        if reader.info.etag != info.etag or reader.info.size != info.size:
+            raise GatewayError(503, "SlowDown", "The object changed during the read; retry.", retry_after=1)
+        response = web.StreamResponse(status=206, headers=headers)
+        response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{total}"
+        response.content_length = end - start
+        await exchange.start(request, response)
+        async for chunk in reader:
+            await exchange.write(await gateway.pool.run(decryptor.update, chunk))
+        decryptor.finalize()
+        await response.write_eof()
+        return response
+    finally:
+        await reader.aclose()

@@ -1,0 +1,90 @@
+"""The gateway's routes on an aiohttp application, plus health, readiness and metrics.
+
+==========================  =======  =========================================
+path                        method   handler
+==========================  =======  =========================================
+/v1/objects/{key}           PUT      ``objects.put_object``
+/v1/objects/{key}           GET      ``objects.get_object``
+/v1/objects/{key}           HEAD     ``objects.head_object``
+/v1/objects/{key}           DELETE   ``objects.delete_object``
+/v1/encrypt                 POST     ``streams.encrypt_stream``
+/v1/decrypt                 POST     ``streams.decrypt_stream``
+/healthz                    GET      alive (no dependency checked)
+/readyz                     GET      storage and KMS reachable, else 503
+/metrics                    GET      Prometheus text exposition
+==========================  =======  =========================================
+
+Health, readiness and metrics are never shed under load, so operators can always see in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+from aiohttp import web
+
+from kmsgate.core.errors import ClientError
+from kmsgate.gateway.exchange import Exchange, endpoint
+from kmsgate.gateway.objects import delete_object, get_object, head_object, put_object
+from kmsgate.gateway.service import Gateway
+from kmsgate.gateway.streams import decrypt_stream, encrypt_stream
+
+OBJECT_PATH = "/v1/objects/{key:.+}"
+
+
+async def healthz(request: web.Request, gateway: Gateway, exchange: Exchange) -> web.StreamResponse:
+    return web.json_response({"status": "ok"}, dumps=lambda v: orjson.dumps(v).decode())
+
+
+async def _probe_kms(gateway: Gateway) -> None:
+    if gateway.kms_probe is not None:
+        await gateway.kms_probe()
+        return
+    try:
+        await gateway.kms.encrypt(key_id=gateway.settings.default_key_id, plaintext=b"\x00", encryption_context=None)
+    except ClientError:
+        return  # the KMS answered: reachable (a key problem is reported by the requests themselves)
+
+
+async def readyz(request: web.Request, gateway: Gateway, exchange: Exchange) -> web.StreamResponse:
+    timeout = gateway.settings.readiness_timeout_seconds
+    checks: dict[str, str] = {}
+
+    async def check(name: str, probe: asyncio.Future[None] | asyncio.Task[None]) -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                await probe
+            checks[name] = "ok"
+        except Exception:  # whatever the failure, the dependency is not usable: not ready
+            checks[name] = "failed"
+
+    await asyncio.gather(
+        check("storage", asyncio.ensure_future(gateway.storage.check())),
+        check("kms", asyncio.ensure_future(_probe_kms(gateway))),
+    )
+    ready = all(v == "ok" for v in checks.values())
+    body = {"status": "ready", "checks": checks} if ready else {
+        "error": "NotReady", "message": "A dependency is unreachable.", "checks": checks}
+    headers = None if ready else {"Retry-After": str(gateway.settings.retry_after_seconds)}
+    return web.Response(status=200 if ready else 503, body=orjson.dumps(body),
+                        content_type="application/json", headers=headers)
+
+
+async def metrics(request: web.Request, gateway: Gateway, exchange: Exchange) -> web.StreamResponse:
+    gateway.sync_cache_metrics()
+    body, content_type = gateway.metrics.render()
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+def add_routes(app: web.Application) -> None:
+    router = app.router
+    router.add_route("PUT", OBJECT_PATH, endpoint("object", put_object))
+    router.add_route("GET", OBJECT_PATH, endpoint("object", get_object))
+    router.add_route("HEAD", OBJECT_PATH, endpoint("object", head_object))
+    router.add_route("DELETE", OBJECT_PATH, endpoint("object", delete_object))
+    router.add_route("POST", "/v1/encrypt", endpoint("encrypt", encrypt_stream))
+    router.add_route("POST", "/v1/decrypt", endpoint("decrypt", decrypt_stream))
+    router.add_route("GET", "/healthz", endpoint("healthz", healthz, shed=False))
+    router.add_route("GET", "/readyz", endpoint("readyz", readyz, shed=False))
+    router.add_route("GET", "/metrics", endpoint("metrics", metrics, shed=False))

@@ -1,0 +1,128 @@
+"""The gateway service object: settings, resources, and the one place they are wired into an app.
+
+``setup_gateway(app, factory)`` registers the gateway routes on ``app`` and a cleanup
+context that, at startup, awaits ``factory(app)`` to build the ``Gateway`` (after any
+earlier cleanup contexts, so an in-process KMS service opened there is available) and
+closes it at shutdown, after in-flight requests have drained.
+
+A ``Gateway`` owns the storage backend, the KMS client (wrapped with timeouts and metrics),
+the ``MaterialsManager`` (data-key caches), the crypto thread pool and the metrics. It is
+per process: each worker builds its own.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from kmsgate.envelope.cache import EVICTION_REASONS, CacheLimits, DecryptCacheLimits
+from kmsgate.envelope.encryptor import FRAME_LENGTH
+from kmsgate.envelope.header import DecryptPolicy
+from kmsgate.envelope.kms_client import KmsClient
+from kmsgate.envelope.materials import MaterialsManager
+from kmsgate.gateway.kms import DEFAULT_KMS_TIMEOUT_SECONDS, InstrumentedKmsClient
+from kmsgate.gateway.metrics import GatewayMetrics
+from kmsgate.gateway.pool import DEFAULT_INLINE_BYTES, CryptoPool
+from kmsgate.gateway.storage.base import Storage
+
+DEFAULT_KEY_ALIAS = "alias/kmsgate-default"
+DEFAULT_MAX_OBJECT_BYTES = 5 * 2**30
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    """Tunables of the gateway (the CLI maps its options onto these)."""
+
+    default_key_id: str = DEFAULT_KEY_ALIAS
+    max_object_bytes: int = DEFAULT_MAX_OBJECT_BYTES
+    """Largest plaintext accepted by PUT and /v1/encrypt, and largest message by /v1/decrypt."""
+    max_in_flight: int = 1024
+    """Requests handled at once per process; one more is answered 503 at once."""
+    frame_length: int = FRAME_LENGTH
+    io_block_bytes: int = 256 * 1024
+    """Bytes gathered from a request body before one encrypt/decrypt step."""
+    crypto_workers: int | None = None
+    """Threads for large crypto steps (default: the CPU count)."""
+    crypto_inline_bytes: int = DEFAULT_INLINE_BYTES
+    crypto_max_queued: int | None = None
+    kms_timeout_seconds: float = DEFAULT_KMS_TIMEOUT_SECONDS
+    readiness_timeout_seconds: float = 2.0
+    retry_after_seconds: int = 1
+    cache_limits: CacheLimits = field(default_factory=CacheLimits)
+    decrypt_cache_limits: DecryptCacheLimits = field(default_factory=DecryptCacheLimits)
+    decrypt_policy: DecryptPolicy = field(default_factory=DecryptPolicy)
+
+
+KmsProbe = Callable[[], Awaitable[None]]
+
+
+class Gateway:
+    """Per-process gateway resources."""
+
+    def __init__(self, *, storage: Storage, kms: KmsClient, metrics: GatewayMetrics,
+                 settings: GatewaySettings | None = None, kms_probe: KmsProbe | None = None,
+                 on_close: Callable[[], Awaitable[None]] | None = None) -> None:
+        self.settings = settings or GatewaySettings()
+        self.storage = storage
+        self.metrics = metrics
+        self.kms = InstrumentedKmsClient(kms, metrics, timeout_seconds=self.settings.kms_timeout_seconds)
+        self.materials = MaterialsManager(
+            self.kms, limits=self.settings.cache_limits, decrypt_limits=self.settings.decrypt_cache_limits
+        )
+        self.pool = CryptoPool(
+            workers=self.settings.crypto_workers or os.cpu_count() or 1,
+            inline_bytes=self.settings.crypto_inline_bytes,
+            max_queued=self.settings.crypto_max_queued,
+            on_depth=metrics.pool_queue_depth.set,
+        )
+        self.kms_probe = kms_probe
+        self.in_flight = 0
+        self._on_close = on_close
+        self._synced_hits = 0
+        self._synced_misses = 0
+        self._synced_evictions = dict.fromkeys(EVICTION_REASONS, 0)
+
+    def sync_cache_metrics(self) -> None:
+        """Move the cache's counters (pure core, per process) into the Prometheus counters."""
+        stats = self.materials.stats
+        if stats.hits > self._synced_hits:
+            self.metrics.cache_hit(stats.hits - self._synced_hits)
+            self._synced_hits = stats.hits
+        if stats.misses > self._synced_misses:
+            self.metrics.cache_miss(stats.misses - self._synced_misses)
+            self._synced_misses = stats.misses
+        for reason, count in stats.evictions.items():
+            before = self._synced_evictions.get(reason, 0)
+            if count > before:
+                self.metrics.cache_eviction(reason, count - before)
+                self._synced_evictions[reason] = count
+
+    async def close(self) -> None:
+        await self.materials.aclose()
+        self.pool.close()
+        await self.storage.close()
+        if self._on_close is not None:
+            await self._on_close()
+
+
+GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway", Gateway)
+GatewayFactory = Callable[[web.Application], Awaitable[Gateway]]
+
+
+def setup_gateway(app: web.Application, factory: GatewayFactory) -> None:
+    """Add the gateway routes to ``app``; build the ``Gateway`` at startup via ``factory``."""
+    from kmsgate.gateway.routes import add_routes
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        gateway = await factory(app)
+        app[GATEWAY] = gateway
+        try:
+            yield
+        finally:
+            await gateway.close()
+
+    app.cleanup_ctx.append(context)
+    add_routes(app)

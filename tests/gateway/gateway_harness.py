@@ -1,0 +1,48 @@
+"""Helpers for the gateway's end-to-end tests: a gateway app on a real loopback port."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from kmsgate.core.principal import account_root
+from kmsgate.gateway.service import GATEWAY, Gateway
+from kmsgate.kms.service import KmsService
+
+ACCOUNT_ID = "111122223333"
+REGION = "us-east-1"
+
+
+@dataclass
+class RunningGateway:
+    url: str
+    app: web.Application
+    service: KmsService | None
+    key_arn: str
+    root_secret: bytes
+
+    @property
+    def gateway(self) -> Gateway:
+        return self.app[GATEWAY]
+
+
+async def create_key(service: KmsService, alias: str | None = None) -> str:
+    caller = account_root(ACCOUNT_ID)
+    meta = (await service.create_key(caller=caller))["key_metadata"]
+    arn = str(meta["arn"])
+    if alias:
+        await service.create_alias(caller=caller, alias_name=alias, target_key_id=arn)
+    return arn
+
+
+async def start_gateway(app: web.Application) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}"

@@ -1,0 +1,194 @@
+"""End to end over a real loopback socket: object PUT/GET/HEAD/DELETE, ranges, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+import yarl
+
+from kmsgate.core.principal import account_root
+from kmsgate.gateway.headers import CONTEXT_HEADER, KEY_ID_HEADER, encode_context
+
+from gateway_harness import ACCOUNT_ID, RunningGateway, create_key
+
+FRAME = 4096  # the gateway_settings fixture's frame length
+
+
+async def chunked(data: bytes, size: int = 10_000) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
+async def put(http: aiohttp.ClientSession, gw: RunningGateway, key: str, data: bytes | AsyncIterator[bytes],
+              headers: dict[str, str] | None = None) -> aiohttp.ClientResponse:
+    async with http.put(f"{gw.url}/v1/objects/{key}", data=data, headers=headers or {}) as resp:
+        await resp.read()
+        return resp
+
+
+@pytest.mark.parametrize("size", [0, 1, FRAME - 1, FRAME, FRAME + 1, 3 * FRAME + 17])
+async def test_round_trip_at_sizes(running_gateway: RunningGateway, http: aiohttp.ClientSession, size: int) -> None:
+    data = os.urandom(size)
+    async with http.put(f"{running_gateway.url}/v1/objects/a/b", data=data) as resp:
+        assert resp.status == 201
+        body = await resp.json()
+    assert body["key"] == "a/b" and body["size"] == size and body["kms_key_id"] == running_gateway.key_arn
+    assert body["stored_size"] > size
+    async with http.get(f"{running_gateway.url}/v1/objects/a/b") as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Length"] == str(size)
+        assert resp.headers["ETag"] == f'"{body["etag"]}"'
+        assert await resp.read() == data
+
+
+async def test_ten_mib_sent_chunked(running_gateway: RunningGateway, http: aiohttp.ClientSession) -> None:
+    data = os.urandom(10 * 1024 * 1024)
+    async with http.put(f"{running_gateway.url}/v1/objects/big", data=chunked(data, 100_000)) as resp:
+        assert resp.status == 201, await resp.text()
+        assert resp.request_info.headers.get("Transfer-Encoding") == "chunked"
+    async with http.get(f"{running_gateway.url}/v1/objects/big") as resp:
+        assert resp.headers["Content-Length"] == str(len(data))
+        got = bytearray()
+        async for piece in resp.content.iter_chunked(1 << 20):
+            got += piece
+    assert bytes(got) == data
+
+
+async def test_head_matches_get_without_body(running_gateway: RunningGateway, http: aiohttp.ClientSession) -> None:
+    data = os.urandom(5000)
+    await put(http, running_gateway, "h", data)
+    async with http.head(f"{running_gateway.url}/v1/objects/h") as head:
+        assert head.status == 200
+        assert await head.read() == b""
+    async with http.get(f"{running_gateway.url}/v1/objects/h") as get:
+        await get.read()
+    for name in ("Content-Length", "ETag", "Last-Modified", "Accept-Ranges"):
+        assert head.headers[name] == get.headers[name]
+
+
+async def test_delete_then_missing(running_gateway: RunningGateway, http: aiohttp.ClientSession) -> None:
+    await put(http, running_gateway, "d", b"x")
+    for _ in range(2):  # deleting twice is fine, as in S3
+        async with http.delete(f"{running_gateway.url}/v1/objects/d") as resp:
+            assert resp.status == 204
+    async with http.get(f"{running_gateway.url}/v1/objects/d") as resp:
+        assert resp.status == 404
+        assert (await resp.json())["error"] == "NoSuchKey"
+    async with http.head(f"{running_gateway.url}/v1/objects/d") as resp:
+        assert resp.status == 404
+
+
+@pytest.mark.parametrize("rng,start,end", [
+    ("bytes=0-0", 0, 1),
+    (f"bytes={FRAME - 1}-{FRAME}", FRAME - 1, FRAME + 1),
+    (f"bytes={FRAME}-{2 * FRAME - 1}", FRAME, 2 * FRAME),
+    (f"bytes={2 * FRAME}-", 2 * FRAME, 3 * FRAME + 100),
+    ("bytes=-100", 3 * FRAME, 3 * FRAME + 100),
+    ("bytes=-1", 3 * FRAME + 99, 3 * FRAME + 100),
+    ("bytes=10-999999", 10, 3 * FRAME + 100),
+])
+async def test_range_reads(running_gateway: RunningGateway, http: aiohttp.ClientSession,
+                           rng: str, start: int, end: int) -> None:
+    data = os.urandom(3 * FRAME + 100)
+    await put(http, running_gateway, "r", data)
+    async with http.get(f"{running_gateway.url}/v1/objects/r", headers={"Range": rng}) as resp:
+        assert resp.status == 206
+        assert resp.headers["Content-Range"] == f"bytes {start}-{end - 1}/{len(data)}"
+        assert await resp.read() == data[start:end]
+
+
+async def test_unsatisfiable_range_is_416(running_gateway: RunningGateway, http: aiohttp.ClientSession) -> None:
+    await put(http, running_gateway, "r", b"0123456789")
+    async with http.get(f"{running_gateway.url}/v1/objects/r", headers={"Range": "bytes=10-"}) as resp:
+        assert resp.status == 416
+
+
+async def test_context_must_match_on_read(running_gateway: RunningGateway, http: aiohttp.ClientSession) -> None:
+    ctx = {"tenant": "acme"}
+    resp = await put(http, running_gateway, "c", b"secret", {CONTEXT_HEADER: encode_context(ctx)})
+    assert resp.status == 201
+    ok = {CONTEXT_HEADER: encode_context(ctx)}
+    async with http.get(f"{running_gateway.url}/v1/objects/c", headers=ok) as r:
+        assert r.status == 200 and await r.read() == b"secret"
+    bad = {CONTEXT_HEADER: encode_context({"tenant": "evil"})}
+    async with http.get(f"{running_gateway.url}/v1/objects/c", headers=bad) as r:
+        assert r.status == 400
+        assert (await r.json())["error"] == "EncryptionContextMismatch"
+
+
+async def test_unknown_key_is_a_client_error(running_gateway: RunningGateway, http: aiohttp.ClientSession) -> None:
+    resp = await put(http, running_gateway, "u", b"x", {KEY_ID_HEADER: "alias/does-not-exist"})
+    assert resp.status == 400
+    async with http.put(f"{running_gateway.url}/v1/objects/u", data=b"x",
+                        headers={KEY_ID_HEADER: "alias/does-not-exist"}) as r:
+        assert (await r.json())["error"] == "NotFoundException"
+    async with http.head(f"{running_gateway.url}/v1/objects/u") as r:
+        assert r.status == 404  # nothing was stored
+
+
+async def test_disabled_key_keeps_its_aws_code(running_gateway: RunningGateway, http: aiohttp.ClientSession) -> None:
+    assert running_gateway.service is not None
+    arn = await create_key(running_gateway.service)
+    await running_gateway.service.disable_key(caller=account_root(ACCOUNT_ID), key_id=arn)
+    async with http.put(f"{running_gateway.url}/v1/objects/x", data=b"x", headers={KEY_ID_HEADER: arn}) as r:
+        assert r.status == 400
+        assert (await r.json())["error"] == "DisabledException"
+
+
+async def test_bad_keys_and_headers_are_400(running_gateway: RunningGateway, http: aiohttp.ClientSession) -> None:
+    for path in ["a/../b", "./x", "a/%2E%2E/b", "x" * 1025, "nul%00byte"]:
+        url = yarl.URL(f"{running_gateway.url}/v1/objects/{path}", encoded=True)  # sent as is
+        async with http.put(url, data=b"x") as r:
+            assert r.status == 400, path
+            assert (await r.json())["error"] == "InvalidObjectKey"
+    async with http.put(f"{running_gateway.url}/v1/objects/ok", data=b"x",
+                        headers={CONTEXT_HEADER: "%%%"}) as r:
+        assert r.status == 400
+        assert (await r.json())["error"] == "InvalidArgument"
+
+
+async def test_oversize_body_is_413_and_stores_nothing(running_gateway: RunningGateway,
+                                                       http: aiohttp.ClientSession) -> None:
+    limit = running_gateway.gateway.settings.max_object_bytes
+    async with http.put(f"{running_gateway.url}/v1/objects/o", data=b"\0" * (limit + 1)) as r:
+        assert r.status == 413
+        assert (await r.json())["error"] == "EntityTooLarge"
+    try:
+        async with http.put(f"{running_gateway.url}/v1/objects/o", data=chunked(b"\0" * (limit + 1), 1 << 20)) as r:
+            assert r.status == 413
+    except aiohttp.ClientError:
+        pass  # the server may close while the client is still sending; nothing stored either way
+    async with http.head(f"{running_gateway.url}/v1/objects/o") as r:
+        assert r.status == 404
+    assert os.listdir(running_gateway.gateway.storage.tmp_dir) == []  # type: ignore[attr-defined]
+
+
+async def test_tampered_stored_object_is_not_served(running_gateway: RunningGateway,
+                                                    http: aiohttp.ClientSession) -> None:
+    data = os.urandom(3 * FRAME)
+    await put(http, running_gateway, "t", data)
+    path = running_gateway.gateway.storage.object_path("t")  # type: ignore[attr-defined]
+    raw = bytearray(path.read_bytes())
+    raw[-30] ^= 1  # inside the final frames
+    path.write_bytes(bytes(raw))
+    with pytest.raises(aiohttp.ClientError):
+        async with http.get(f"{running_gateway.url}/v1/objects/t") as r:
+            assert r.status == 200  # headers went out before the bad frame was reached
+            await r.read()
+    async with http.get(f"{running_gateway.url}/v1/objects/t", headers={"Range": "bytes=0-10"}) as r:
+        assert r.status == 206 and await r.read() == data[:11]  # untouched frames still verify
+
+
+async def test_concurrent_writers_share_one_data_key(running_gateway: RunningGateway,
+                                                     http: aiohttp.ClientSession) -> None:
+    await asyncio.gather(*(put(http, running_gateway, f"w/{i}", os.urandom(100)) for i in range(100)))
+    stats = running_gateway.gateway.materials.stats
+    assert stats.kms_calls == 1
+    async with http.get(f"{running_gateway.url}/metrics") as r:
+        text = await r.text()
+    assert 'kmsgate_kms_calls_total{operation="GenerateDataKey",outcome="ok"} 1.0' in text
+    assert 'kmsgate_gateway_requests_total{method="PUT",route="object",status="201"} 100.0' in text
