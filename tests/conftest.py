@@ -80,7 +80,9 @@ class KmsgateServer:
         command = [
             sys.executable, "-m", "kmsgate", "serve",
             "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", str(self.data_dir),
-            "--region", self.region, "--account-id", self.account_id, *self.extra_args,
+            "--region", self.region, "--account-id", self.account_id,
+            *([] if "--workers" in self.extra_args else ["--workers", "1"]),
+            *self.extra_args,
         ]
         self.process = subprocess.Popen(command, env=self.env(), stdout=log_file, stderr=log_file)
         log_file.close()

@@ -7,16 +7,17 @@ on the command line wins over the environment, which wins over the default.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 
-from aiohttp import web
-
 from kmsgate.config import Config
+from kmsgate.gateway import workers
+from kmsgate.kms.rootkey_source import load_root_key
+from kmsgate.kms.store import KeyStore
 from kmsgate.logs import configure_logging
 from kmsgate.web.app import create_app
 
@@ -63,6 +64,15 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     serve.add_argument("--insecure-no-auth", action="store_true", default=_flag(environ, "INSECURE_NO_AUTH"),
                        help="accept unauthenticated requests as the account root; for local experiments only, "
                        "refused on a non-loopback address [KMSGATE_INSECURE_NO_AUTH]")
+    serve.add_argument("--workers", type=int,
+                       default=int(_env(environ, "WORKERS", str(os.cpu_count() or 1)) or 1),
+                       help="worker processes sharing the port (SO_REUSEPORT) under a supervisor that restarts "
+                       "a worker that dies; 0 serves in the supervisor's own process [KMSGATE_WORKERS] "
+                       "(default: the CPU count, %(default)s)")
+    serve.add_argument("--drain-timeout", type=float,
+                       default=float(_env(environ, "DRAIN_TIMEOUT", str(defaults.drain_timeout_seconds)) or 30),
+                       help="seconds SIGTERM waits for in-flight requests before exiting [KMSGATE_DRAIN_TIMEOUT] "
+                       "(default: %(default)s)")
     return parser
 
 
@@ -78,23 +88,45 @@ def config_from_args(args: argparse.Namespace) -> Config:
         root_key_file=args.root_key_file,
         log_level=args.log_level,
         insecure_no_auth=args.insecure_no_auth,
+        workers=args.workers,
+        drain_timeout_seconds=args.drain_timeout,
     )
 
 
-def serve(config: Config) -> None:
-    import uvloop
-
+def serve(config: Config) -> int:
     configure_logging(config.log_level)
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    log.info("starting", extra={"host": config.host, "port": config.port, "data_dir": str(config.data_dir)})
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    web.run_app(create_app(config), host=config.host, port=config.port, print=None, access_log=None)
+    if config.workers < 0:
+        raise SystemExit("kmsgate: --workers must be 0 or more")
+    config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # Created once here, before any worker starts, so that workers never race to create it.
+    _root_key, source = load_root_key(
+        env_value=os.environ.get("KMSGATE_ROOT_KEY"), path=config.root_key_file, data_dir=config.data_dir
+    )
+    # Likewise the key store's schema: created before the workers open it.
+    KeyStore(config.data_dir, _root_key).close()
+    log.info(
+        "starting",
+        extra={
+            "host": config.host,
+            "port": config.port,
+            "data_dir": str(config.data_dir),
+            "workers": config.workers,
+            "root_key_source": source,
+        },
+    )
+    return workers.serve(
+        partial(create_app, config),
+        host=config.host,
+        port=config.port,
+        workers=config.workers,
+        drain_timeout=config.drain_timeout_seconds,
+    )
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> None:
     env = os.environ if environ is None else environ
     args = build_parser(env).parse_args(argv)
     if args.command == "serve":
-        serve(config_from_args(args))
+        sys.exit(serve(config_from_args(args)))
     else:  # pragma: no cover - argparse rejects unknown commands
         sys.exit(2)

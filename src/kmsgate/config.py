@@ -17,3 +17,5 @@ class Config:
     log_level: str = "info"
     insecure_no_auth: bool = False
     maintenance_interval_seconds: float = 30.0
+    workers: int = 1
+    drain_timeout_seconds: float = 30.0

@@ -12,6 +12,7 @@ cheaply (``PRAGMA data_version``) and to load snapshots.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -177,6 +178,10 @@ class KeyStore:
         self.root_key = root_key
         self._root_key = root_key
         self._write_lock = threading.Lock()
+        if not self.path.exists():
+            # Wrapped material is still secret-adjacent: owner-only, and SQLite gives its
+            # -wal and -shm files the same mode.
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         self._writer = _connect(self.path)
         self._writer.executescript(_SCHEMA)
         self._reader = _connect(self.path)

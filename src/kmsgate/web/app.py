@@ -37,7 +37,7 @@ def _kms_context(config: Config):  # type: ignore[no-untyped-def]
         root_key, source = load_root_key(
             env_value=os.environ.get("KMSGATE_ROOT_KEY"), path=config.root_key_file, data_dir=config.data_dir
         )
-        log.info("root key loaded", extra={"source": source})
+        log.debug("root key loaded", extra={"source": source})
         service = open_service(config.data_dir, root_key, region=config.region, account_id=config.account_id)
         app[KMS_SERVICE] = service
         app[KMS_API] = KmsApi(service, TrustingAuthenticator(config.account_id))
