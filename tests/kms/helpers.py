@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
+from typing import Any
 
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
@@ -45,3 +51,32 @@ def tampered(blob: bytes):  # type: ignore[no-untyped-def]
     for length in range(len(blob)):
         yield f"truncate to {length}", blob[:length]
     yield "extend by one byte", blob + b"\x00"
+
+
+def signed_post(
+    server: Any, body: bytes, target: str | None, *, content_type: str = "application/x-amz-json-1.1", conn: Any = None
+) -> tuple[int, dict[str, Any]]:
+    """POST ``body`` to the server's KMS endpoint, SigV4-signed like any AWS client, over one connection.
+
+    Returns the status and the decoded JSON body (``{}`` if the body is not JSON).
+    """
+    headers = {"Content-Type": content_type}
+    if target is not None:
+        headers["X-Amz-Target"] = target
+    request = AWSRequest(method="POST", url=server.endpoint_url + "/", data=body, headers=headers)
+    credentials = Credentials(server.access_key_id, server.secret_access_key)
+    SigV4Auth(credentials, "kms", server.region).add_auth(request)
+    own = conn is None
+    connection = conn or http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        connection.request("POST", "/", body=body, headers=dict(request.headers.items()))
+        response = connection.getresponse()
+        raw = response.read()
+    finally:
+        if own:
+            connection.close()
+    try:
+        document = json.loads(raw) if raw else {}
+    except ValueError:
+        document = {}
+    return response.status, document
