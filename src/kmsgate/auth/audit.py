@@ -1,0 +1,238 @@
+"""The audit log: one JSON line per KMS request, allowed or denied, appended to a file.
+
+Line format (UTF-8 JSON object, keys in this order, then ``\\n``; absent values are ``null``)::
+
+    {"time": "2026-01-31T12:00:00.123Z",      request time, UTC, milliseconds
+     "request_id": "…",                        the id returned in x-amzn-RequestId
+     "operation": "Decrypt",                   KMS operation (from X-Amz-Target)
+     "outcome": "success" | "denied" | "error",
+     "error_code": "AccessDeniedException",    AWS error code when not a success
+     "principal_arn": "arn:aws:iam::…",        authenticated caller (null if unauthenticated)
+     "access_key_id": "AKIA…",                 credential named by the request (not a secret)
+     "source_ip": "127.0.0.1",
+     "key_arn": "arn:aws:kms:…:key/…",
+     "encryption_context": {"k": "v"},         as AWS CloudTrail logs it; never secret by contract
+     "authorized_by": "root" | "policy" | "grant" | "identity",
+     "grant_id": "…"}                          the grant that allowed the request, if one did
+
+There is no field for plaintext, data keys, key material, ciphertext, signatures, secrets or
+tokens, so none can be written. Every string is truncated to ``MAX_FIELD_CHARS`` and the context to
+``MAX_CONTEXT_PAIRS`` pairs: denied requests are logged before their input is validated, and a
+caller must not be able to write unbounded lines. JSON escaping keeps each record on one line.
+
+Durability (``fsync``):
+
+* ``"batch"`` (default) — group commit. Records are queued; one writer task appends everything
+  queued while the previous write was in flight, then ``fsync``\\s, then wakes the requests
+  awaiting ``write``. A request that awaited ``write`` before answering is on disk even after a
+  power loss. Records passed to ``record`` (not awaited) may be lost if the process or machine
+  dies before their batch is written.
+* ``"none"`` — batches are written without ``fsync``: a process crash loses only records not yet
+  written; a machine crash may lose what the OS had not flushed.
+
+A crash can leave a torn last line. Readers skip a final line without ``\\n``; on reopening, the
+writer first ends such a line so the next record starts on a line of its own. If a write fails
+(disk full…), awaiting callers get ``KmsInternalError`` and the error is kept: the service should
+fail closed rather than serve unaudited requests. The file is created with mode 0600 and only
+appended to; rotation is left to the operator (copy-truncate is safe with O_APPEND).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from kmsgate.core.errors import AccessDeniedError, KmsError, KmsInternalError
+
+MAX_FIELD_CHARS = 2048
+MAX_CONTEXT_PAIRS = 64
+AUDIT_FILE_NAME = "audit.log"
+FSYNC_POLICIES = ("batch", "none")
+
+# Authentication failures count as denials, like AccessDeniedException.
+DENIAL_CODES = frozenset(
+    {
+        AccessDeniedError.code, "UnrecognizedClientException", "InvalidSignatureException",
+        "IncompleteSignatureException", "MissingAuthenticationTokenException",
+    }
+)
+
+
+def _cap(value: str | None) -> str | None:
+    if value is None:
+        return None
+    return value if len(value) <= MAX_FIELD_CHARS else value[:MAX_FIELD_CHARS] + "…"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One request's audit entry. ``time`` is seconds since the epoch."""
+
+    time: float
+    request_id: str
+    operation: str
+    outcome: str
+    error_code: str | None = None
+    principal_arn: str | None = None
+    access_key_id: str | None = None
+    source_ip: str | None = None
+    key_arn: str | None = None
+    encryption_context: Mapping[str, str] | None = None
+    authorized_by: str | None = None
+    grant_id: str | None = None
+
+    def to_line(self) -> bytes:
+        moment = datetime.datetime.fromtimestamp(self.time, datetime.timezone.utc)
+        context = None
+        if self.encryption_context is not None:
+            pairs = list(self.encryption_context.items())[:MAX_CONTEXT_PAIRS]
+            context = {_cap(str(k)): _cap(str(v)) for k, v in pairs}
+        fields = {
+            "time": moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z",
+            "request_id": _cap(self.request_id),
+            "operation": _cap(self.operation),
+            "outcome": self.outcome,
+            "error_code": _cap(self.error_code),
+            "principal_arn": _cap(self.principal_arn),
+            "access_key_id": _cap(self.access_key_id),
+            "source_ip": _cap(self.source_ip),
+            "key_arn": _cap(self.key_arn),
+            "encryption_context": context,
+            "authorized_by": _cap(self.authorized_by),
+            "grant_id": _cap(self.grant_id),
+        }
+        return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def outcome_of_code(error_code: str | None) -> str:
+    """``success``, ``denied`` (authorization or authentication failure) or ``error``."""
+    if error_code is None:
+        return "success"
+    return "denied" if error_code in DENIAL_CODES else "error"
+
+
+def outcome_of(error: BaseException | None) -> tuple[str, str | None]:
+    """(outcome, error_code) for a request that ended with ``error`` (``None``: success)."""
+    if error is None:
+        return "success", None
+    code = error.code if isinstance(error, KmsError) else KmsInternalError.code
+    return outcome_of_code(code), code
+
+
+class AuditLog:
+    """Append-only JSON-lines audit file with group-committed writes off the event loop.
+
+    Use inside a running loop: ``await start()``, then ``await write(record)`` (durable before
+    it returns, per the fsync policy) or ``record(record)`` (queued), and ``await close()``.
+    ``echo`` receives each line too (e.g. ``sys.stdout.buffer.write``), from the writer thread.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        fsync: str = "batch",
+        echo: Callable[[bytes], object] | None = None,
+    ) -> None:
+        if fsync not in FSYNC_POLICIES:
+            raise ValueError(f"fsync must be one of {FSYNC_POLICIES}")
+        self._path = path
+        self._fsync = fsync
+        self._echo = echo
+        self._fd: int | None = None
+        self._pending: list[tuple[bytes, asyncio.Future[None] | None]] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._failure: BaseException | None = None
+        self._closing = False
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    async def start(self) -> None:
+        self._fd = await asyncio.to_thread(self._open)
+        self._task = asyncio.create_task(self._run(), name="audit-log-writer")
+
+    def _open(self) -> int:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        size = os.fstat(fd).st_size
+        if size:
+            with open(self._path, "rb") as handle:
+                handle.seek(size - 1)
+                if handle.read(1) != b"\n":
+                    os.write(fd, b"\n")
+        return fd
+
+    def record(self, record: AuditRecord) -> None:
+        """Queue ``record`` without waiting for it to be written."""
+        self._enqueue(record.to_line(), None)
+
+    async def write(self, record: AuditRecord) -> None:
+        """Queue ``record`` and return once its batch is written (and fsync'd under ``batch``)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._enqueue(record.to_line(), future)
+        await future
+
+    def _enqueue(self, line: bytes, future: asyncio.Future[None] | None) -> None:
+        if self._task is None or self._closing:
+            raise KmsInternalError("The audit log is not open.")
+        if self._failure is not None:
+            raise KmsInternalError("The audit log cannot be written.")
+        self._pending.append((line, future))
+        self._wakeup.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            await self._flush()
+            if self._closing and not self._pending:
+                return
+
+    async def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        data = b"".join(line for line, _ in batch)
+        try:
+            await asyncio.to_thread(self._write_all, data)
+        except OSError as exc:
+            self._failure = exc
+            for _, future in batch:
+                if future is not None and not future.done():
+                    future.set_exception(KmsInternalError("The audit log cannot be written."))
+            return
+        for _, future in batch:
+            if future is not None and not future.done():
+                future.set_result(None)
+
+    def _write_all(self, data: bytes) -> None:
+        if self._fd is None:
+            raise OSError("audit log is closed")
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        if self._fsync == "batch":
+            os.fsync(self._fd)
+        if self._echo is not None:
+            self._echo(data)
+
+    async def close(self) -> None:
+        """Write everything queued, then close the file."""
+        if self._task is None:
+            return
+        self._closing = True
+        self._wakeup.set()
+        await self._task
+        self._task = None
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            await asyncio.to_thread(os.close, fd)

@@ -1,0 +1,153 @@
+"""The audit log writer: line format, caps, group commit, torn lines, failure and close."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from kmsgate.auth.audit import MAX_CONTEXT_PAIRS, MAX_FIELD_CHARS, AuditLog, AuditRecord, outcome_of
+from kmsgate.core.errors import AccessDeniedError, InvalidSignatureError, KmsInternalError, NotFoundError
+
+
+def record(**kwargs) -> AuditRecord:
+    fields = {
+        "time": 1_767_225_600.5,
+        "request_id": "req-1",
+        "operation": "Decrypt",
+        "outcome": "success",
+        "principal_arn": "arn:aws:iam::111122223333:user/alice",
+        "access_key_id": "AKIAALICE00000000001",
+        "source_ip": "127.0.0.1",
+        "key_arn": "arn:aws:kms:us-east-1:111122223333:key/k",
+        "encryption_context": {"tenant": "acme"},
+        "authorized_by": "policy",
+    }
+    fields.update(kwargs)
+    return AuditRecord(**fields)
+
+
+def lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_line_format():
+    line = record().to_line()
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    assert json.loads(line) == {
+        "time": "2026-01-01T00:00:00.500Z",
+        "request_id": "req-1",
+        "operation": "Decrypt",
+        "outcome": "success",
+        "error_code": None,
+        "principal_arn": "arn:aws:iam::111122223333:user/alice",
+        "access_key_id": "AKIAALICE00000000001",
+        "source_ip": "127.0.0.1",
+        "key_arn": "arn:aws:kms:us-east-1:111122223333:key/k",
+        "encryption_context": {"tenant": "acme"},
+        "authorized_by": "policy",
+        "grant_id": None,
+    }
+
+
+def test_newlines_in_values_stay_on_one_line():
+    line = record(encryption_context={"a\nb": "c\r\nd"}, operation="X\nY").to_line()
+    assert line.count(b"\n") == 1
+    assert json.loads(line)["encryption_context"] == {"a\nb": "c\r\nd"}
+
+
+def test_attacker_sized_fields_are_capped():
+    context = {f"k{i}": "v" * 10_000 for i in range(1000)}
+    line = record(operation="O" * 100_000, encryption_context=context).to_line()
+    parsed = json.loads(line)
+    assert len(parsed["operation"]) == MAX_FIELD_CHARS + 1
+    assert len(parsed["encryption_context"]) == MAX_CONTEXT_PAIRS
+    assert len(line) < 2 * MAX_FIELD_CHARS * (MAX_CONTEXT_PAIRS + 12)
+
+
+@pytest.mark.parametrize(
+    "error, expected",
+    [
+        (None, ("success", None)),
+        (AccessDeniedError("x"), ("denied", "AccessDeniedException")),
+        (InvalidSignatureError("x"), ("denied", "InvalidSignatureException")),
+        (NotFoundError("x"), ("error", "NotFoundException")),
+        (RuntimeError("boom"), ("error", "KMSInternalException")),
+    ],
+)
+def test_outcome_of(error, expected):
+    assert outcome_of(error) == expected
+
+
+async def test_write_appends_private_file(tmp_path: Path):
+    path = tmp_path / "data" / "audit.log"
+    log = AuditLog(path)
+    await log.start()
+    await log.write(record(request_id="a"))
+    await log.write(record(request_id="b", outcome="denied", error_code="AccessDeniedException"))
+    await log.close()
+    assert [line["request_id"] for line in lines(path)] == ["a", "b"]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+    again = AuditLog(path)
+    await again.start()
+    await again.write(record(request_id="c"))
+    await again.close()
+    assert [line["request_id"] for line in lines(path)] == ["a", "b", "c"]
+
+
+async def test_concurrent_writes_are_group_committed_intact(tmp_path: Path):
+    path = tmp_path / "audit.log"
+    flushes: list[int] = []
+    log = AuditLog(path, echo=lambda data: flushes.append(data.count(b"\n")))
+    await log.start()
+    await asyncio.gather(*(log.write(record(request_id=str(i))) for i in range(300)))
+    await log.close()
+    assert sorted(int(line["request_id"]) for line in lines(path)) == list(range(300))
+    assert sum(flushes) == 300
+    assert len(flushes) < 300  # queued records shared batches
+
+
+async def test_queued_records_are_written_on_close(tmp_path: Path):
+    path = tmp_path / "audit.log"
+    log = AuditLog(path, fsync="none")
+    await log.start()
+    for i in range(10):
+        log.record(record(request_id=str(i)))
+    await log.close()
+    assert len(lines(path)) == 10
+    with pytest.raises(KmsInternalError):
+        log.record(record())
+
+
+async def test_torn_last_line_is_ended_before_appending(tmp_path: Path):
+    path = tmp_path / "audit.log"
+    path.write_bytes(record(request_id="whole").to_line() + b'{"time": "2026-01-')
+    log = AuditLog(path)
+    await log.start()
+    await log.write(record(request_id="next"))
+    await log.close()
+    raw = path.read_text().splitlines()
+    assert json.loads(raw[0])["request_id"] == "whole"
+    assert raw[1] == '{"time": "2026-01-'
+    assert json.loads(raw[2])["request_id"] == "next"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full to make writes fail")
+async def test_write_failure_fails_closed():
+    log = AuditLog(Path("/dev/full"), fsync="none")
+    await log.start()
+    with pytest.raises(KmsInternalError):
+        await log.write(record())
+    with pytest.raises(KmsInternalError):
+        await log.write(record())
+    await log.close()
+
+
+def test_unknown_fsync_policy():
+    with pytest.raises(ValueError):
+        AuditLog(Path("x"), fsync="sometimes")
