@@ -74,7 +74,7 @@ async def test_kmsgate_message_decrypts_with_official_sdk(kms_env, key_arn, suit
         manager = MaterialsManager(kms)
         message = await encrypt_message(manager, plaintext, key_id=key_arn, encryption_context=context,
                                         suite=suite, frame_length=frame_length)
-    decrypted, header = sdk_client().decrypt(source=message, key_provider=sdk_provider(key_arn))
+    decrypted, header = sdk_client().decrypt(source=bytes(message), key_provider=sdk_provider(key_arn))
     assert decrypted == plaintext
     assert header.algorithm.algorithm_id == suite.suite_id
     assert {k: v for k, v in header.encryption_context.items() if not k.startswith("aws-crypto-")} == context

@@ -41,6 +41,16 @@ def test_round_trip_any_size_any_chunking(signed, frame_length, plaintext, enc_c
     assert decrypt_chunks(materials.data_key, split(message, dec_cuts)) == plaintext
 
 
+@settings(max_examples=40, deadline=None)
+@given(plaintext=st.binary(max_size=3000), head=st.integers(0, 3000), frame_length=st.sampled_from([1, 50, 1024]))
+def test_one_shot_encrypt_equals_streaming_layout(plaintext, head, frame_length) -> None:  # type: ignore[no-untyped-def]
+    encryptor = Encryptor(UNSIGNED, frame_length=frame_length)
+    message = bytes(encryptor.update(plaintext[:head]) + encryptor.encrypt(plaintext[head:]))
+    assert decrypt_chunks(UNSIGNED.data_key, [message]) == plaintext
+    with pytest.raises(EncryptionError):
+        encryptor.update(b"more")
+
+
 def test_one_byte_chunks_round_trip() -> None:
     plaintext = bytes(range(256)) * 3
     message = encrypt_chunks(UNSIGNED, [plaintext[i : i + 1] for i in range(len(plaintext))], 100)

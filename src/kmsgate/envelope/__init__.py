@@ -3,7 +3,8 @@
 No HTTP lives here. The pure, synchronous layer (no I/O, no clock of its own):
 
 - ``Encryptor(materials, *, frame_length=FRAME_LENGTH, on_plaintext=None)``:
-  ``update(data) -> bytearray``, ``finalize() -> bytearray``; ``.header`` is the written header.
+  ``update(data) -> bytearray``, ``finalize() -> bytearray``, ``encrypt(data) -> bytearray``
+  (update + finalize into one buffer); ``.header`` is the written header.
 - ``Decryptor(policy=DecryptPolicy())``: ``update(data) -> bytearray``; once
   ``needs_data_key`` is true, ``set_data_key(data_key)``; then ``update``/``finalize()``.
   Every failure is a ``DecryptionError`` (report ``DecryptionError.PUBLIC_MESSAGE`` only).
@@ -15,8 +16,12 @@ No HTTP lives here. The pure, synchronous layer (no I/O, no clock of its own):
 The async layer (calls the KMS through a ``KmsClient``):
 
 - ``kms_client``: ``KmsClient`` protocol, ``InProcessKmsClient(service, caller)``, ``RemoteKmsClient``.
-- ``materials.MaterialsManager``: encryption materials through the cache with single flight,
-  data-key unwrapping through the decryption cache; ``encrypt_message`` / ``decrypt_message`` helpers.
+- ``materials.MaterialsManager(kms, *, limits=CacheLimits(), decrypt_limits=DecryptCacheLimits(),
+  clock=time.monotonic, refresh_before_seconds=30.0, caching=True)``:
+  ``await encryptor(key_id=, encryption_context=, suite=, frame_length=, plaintext_length=) -> Encryptor``,
+  ``await open_decryptor(decryptor)`` (once ``needs_data_key``), ``await data_key(header) -> bytes``,
+  ``.stats`` (hits, misses, kms_calls, evictions by reason), ``await aclose()``;
+  ``encrypt_message(manager, plaintext, *, key_id, ...)`` / ``decrypt_message(manager, message)``.
 - ``pool.CryptoPool``: runs large ``update`` calls in a thread pool, small ones inline.
 """
 

@@ -63,7 +63,7 @@ class Decryptor:
 
     __slots__ = (
         "policy", "header", "_state", "_buf", "_need", "_aead", "_seq", "_regular_aad", "_final_aad",
-        "_frame_length", "_digest", "_public_key", "plaintext_length",
+        "_frame_length", "_digest", "_public_key", "plaintext_length", "_held",
     )
 
     def __init__(self, policy: DecryptPolicy | None = None) -> None:
@@ -80,6 +80,7 @@ class Decryptor:
         self._digest = None
         self._public_key = None
         self.plaintext_length = 0
+        self._held: memoryview | None = None  # body bytes of an immutable input, kept without copying
 
     @classmethod
     def for_frames(cls, header: MessageHeader, data_key: bytes, first_sequence: int,
@@ -162,6 +163,16 @@ class Decryptor:
             if len(data):
                 raise TrailingDataError("bytes after the end of the message")
             return bytearray()
+        if state == _HEADER and not self._buf and isinstance(data, bytes):
+            header, count = parse_header(data, self.policy)
+            if header is not None:
+                self.header = header
+                self._state = _NEED_KEY
+                self._held = memoryview(data)[count:]
+                return bytearray()
+        if self._held is not None and len(data):
+            self._buf = bytearray(self._held)
+            self._held = None
         if state in (_HEADER, _NEED_KEY):
             self._buf += data
             if state == _HEADER and len(self._buf) >= self._need:
@@ -173,7 +184,9 @@ class Decryptor:
                     self._state = _NEED_KEY
                     del self._buf[:count]
             return bytearray()
-        if self._buf:
+        if self._held is not None:
+            view, self._held = self._held, None
+        elif self._buf:
             self._buf += data
             view = memoryview(self._buf)
         else:

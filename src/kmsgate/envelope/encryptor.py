@@ -105,6 +105,13 @@ class Encryptor:
 
     def update(self, data: bytes | bytearray | memoryview) -> bytearray:
         """Take plaintext; return the message bytes completed so far (may be empty)."""
+        return self._update(data, finish=False)
+
+    def encrypt(self, data: bytes | bytearray | memoryview) -> bytearray:
+        """``update(data)`` and ``finalize()`` in one call, into one buffer: the rest of the message."""
+        return self._update(data, finish=True)
+
+    def _update(self, data: bytes | bytearray | memoryview, finish: bool) -> bytearray:
         if self._done:
             raise EncryptionError("encryptor already finalized")
         view = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
@@ -116,23 +123,17 @@ class Encryptor:
         have = len(self._buf)
         frames = (have + size) // flen
         head = self._pending_head
-        if frames == 0:
-            self._buf += view
-            if not head:
-                return bytearray()
-            self._pending_head = b""
-            out = bytearray(head)
-            self._digest_update(out)
-            return out
+        self._pending_head = b""
         if self._seq + frames - 1 > MAX_SEQUENCE_NUMBER:
             raise EncryptionError("message exceeds the maximum number of frames")
-        out = bytearray(len(head) + frames * (flen + REGULAR_OVERHEAD))
+        body = len(head) + frames * (flen + REGULAR_OVERHEAD)
+        tail = FINAL_OVERHEAD + (have + size) % flen if finish else 0
+        out = bytearray(body + tail)
         out[: len(head)] = head
-        self._pending_head = b""
         mv_out = memoryview(out)
         pos = len(head)
         src = 0
-        if have:
+        if have and frames:
             src = flen - have
             self._buf += view[:src]
             pos = self._frame(mv_out, pos, self._buf)
@@ -142,9 +143,36 @@ class Encryptor:
             pos = self._frame(mv_out, pos, view[src : src + flen])
             src += flen
         if src < size:
-            self._buf += view[src:]
-        self._digest_update(out)
+            if finish and not self._buf:
+                self._final(mv_out, pos, view[src:])
+            else:
+                self._buf += view[src:]
+        if finish and (src == size or self._buf):
+            self._final(mv_out, pos, self._buf)
+        mv_out.release()
+        view.release()
+        if finish:
+            self._done = True
+            self._buf = bytearray()
+            self._digest_update(out)
+            self._sign_into(out)
+        else:
+            self._digest_update(out)
         return out
+
+    def _final(self, out: memoryview, pos: int, plaintext: bytes | bytearray | memoryview) -> None:
+        seq = self._seq
+        length = len(plaintext)
+        _FINAL_HEAD.pack_into(out, pos, FINAL_FRAME_MARKER, seq, seq, length)
+        self._aead.encrypt_into(
+            out[pos + 8 : pos + 20], plaintext, self._final_aad + _SEQ_LEN.pack(seq, length),
+            out[pos + 24 : pos + 24 + length + 16],
+        )
+
+    def _sign_into(self, out: bytearray) -> None:
+        if self._digest is not None and self._signing_key is not None:
+            signature = signing.sign(self._signing_key, self._digest.finalize())
+            out += struct.pack(">H", len(signature)) + signature
 
     def _frame(self, out: memoryview, pos: int, plaintext: bytes | bytearray | memoryview) -> int:
         seq = self._seq
@@ -159,28 +187,7 @@ class Encryptor:
 
     def finalize(self) -> bytearray:
         """Return the final frame (and the signature footer for signing suites)."""
-        if self._done:
-            raise EncryptionError("encryptor already finalized")
-        self._done = True
-        seq = self._seq
-        length = len(self._buf)
-        head = self._pending_head
-        self._pending_head = b""
-        out = bytearray(len(head) + FINAL_OVERHEAD + length)
-        out[: len(head)] = head
-        mv = memoryview(out)
-        pos = len(head)
-        _FINAL_HEAD.pack_into(out, pos, FINAL_FRAME_MARKER, seq, seq, length)
-        self._aead.encrypt_into(
-            mv[pos + 8 : pos + 20], self._buf, self._final_aad + _SEQ_LEN.pack(seq, length), mv[pos + 24 :]
-        )
-        mv.release()
-        self._buf = bytearray()
-        if self._digest is not None and self._signing_key is not None:
-            self._digest.update(out)
-            signature = signing.sign(self._signing_key, self._digest.finalize())
-            out += struct.pack(">H", len(signature)) + signature
-        return out
+        return self._update(b"", finish=True)
 
     def _digest_update(self, data: bytes | bytearray) -> None:
         if self._digest is not None:

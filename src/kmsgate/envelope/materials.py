@@ -46,7 +46,7 @@ MAX_MISS_ROUNDS = 8  # shared-miss rounds before one waiter fetches materials of
 
 @dataclass(frozen=True, slots=True)
 class DecryptedMessage:
-    plaintext: bytes
+    plaintext: bytearray
     header: MessageHeader
 
 
@@ -225,13 +225,11 @@ async def encrypt_message(
     manager: MaterialsManager, plaintext: bytes, *, key_id: str,
     encryption_context: Mapping[str, str] | None = None, suite: AlgorithmSuite = DEFAULT_SUITE,
     frame_length: int = FRAME_LENGTH,
-) -> bytes:
+) -> bytearray:
     """Encrypt a whole message in memory."""
     encryptor = await manager.encryptor(key_id=key_id, encryption_context=encryption_context, suite=suite,
                                         frame_length=frame_length, plaintext_length=len(plaintext))
-    out = encryptor.update(plaintext)
-    out += encryptor.finalize()
-    return bytes(out)
+    return encryptor.encrypt(plaintext)
 
 
 async def decrypt_message(
@@ -243,7 +241,10 @@ async def decrypt_message(
     out = decryptor.update(message)
     if decryptor.needs_data_key:
         await manager.open_decryptor(decryptor)
-    out += decryptor.finalize()
+        out = decryptor.update(b"")  # the header phase released nothing
+    tail = decryptor.finalize()
+    if tail:
+        out += tail
     if decryptor.header is None:  # pragma: no cover - finalize raised already
         raise DataKeyUnavailableError("no header")
-    return DecryptedMessage(bytes(out), decryptor.header)
+    return DecryptedMessage(out, decryptor.header)
