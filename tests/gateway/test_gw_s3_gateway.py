@@ -1,0 +1,136 @@
+"""The gateway over the S3 backend (moto's S3 server on loopback), storage failures and load shedding."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from gateway_harness import ACCOUNT_ID, REGION, RunningGateway, create_key, start_gateway
+
+from kmsgate.core.principal import account_root
+from kmsgate.envelope.kms_client import InProcessKmsClient
+from kmsgate.gateway.metrics import GatewayMetrics
+from kmsgate.gateway.service import DEFAULT_KEY_ALIAS, Gateway, GatewaySettings, setup_gateway
+from kmsgate.gateway.storage.base import Storage
+from kmsgate.gateway.storage.s3 import MIN_PART_BYTES, S3Storage
+from kmsgate.kms.rootkey import RootKey
+from kmsgate.kms.service import open_service
+
+
+async def gateway_over(tmp_path: Path, storage: Storage, settings: GatewaySettings) -> AsyncIterator[RunningGateway]:
+    secret = os.urandom(32)
+    service = open_service(tmp_path / "kms", RootKey(secret), region=REGION, account_id=ACCOUNT_ID)
+    key_arn = await create_key(service, DEFAULT_KEY_ALIAS)
+
+    async def factory(app: web.Application) -> Gateway:
+        kms = InProcessKmsClient(service, account_root(ACCOUNT_ID))
+        return Gateway(storage=storage, kms=kms, metrics=GatewayMetrics(), settings=settings)
+
+    app = web.Application()
+    setup_gateway(app, factory)
+    runner, url = await start_gateway(app)
+    try:
+        yield RunningGateway(url=url, app=app, service=service, key_arn=key_arn, root_secret=secret)
+    finally:
+        await runner.cleanup()
+        service.close()
+
+
+@pytest.fixture
+async def s3_gateway(tmp_path: Path, s3_endpoint: str, s3_bucket: str) -> AsyncIterator[RunningGateway]:
+    storage = await S3Storage.open(bucket=s3_bucket, prefix="gw/", endpoint_url=s3_endpoint, region=REGION,
+                                   part_size=MIN_PART_BYTES)
+    async for gw in gateway_over(tmp_path, storage, GatewaySettings(frame_length=65536)):
+        yield gw
+
+
+async def chunked(data: bytes, size: int) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
+async def test_s3_round_trip_multipart_and_range(s3_gateway: RunningGateway, s3_admin: Any, s3_bucket: str) -> None:
+    data = os.urandom(12 * 1024 * 1024)  # more than two S3 parts
+    async with aiohttp.ClientSession() as http:
+        async with http.put(f"{s3_gateway.url}/v1/objects/big/obj", data=chunked(data, 1 << 20)) as r:
+            assert r.status == 201
+            stored_size = (await r.json())["stored_size"]
+        head = s3_admin.head_object(Bucket=s3_bucket, Key="gw/big/obj")
+        assert head["ContentLength"] == stored_size
+        assert "-" in head["ETag"]  # a multipart upload's ETag
+        async with http.get(f"{s3_gateway.url}/v1/objects/big/obj") as r:
+            assert r.headers["Content-Length"] == str(len(data))
+            assert await r.read() == data
+        rng = {"Range": "bytes=65530-65545"}
+        async with http.get(f"{s3_gateway.url}/v1/objects/big/obj", headers=rng) as r:
+            assert r.status == 206 and await r.read() == data[65530:65546]
+        async with http.delete(f"{s3_gateway.url}/v1/objects/big/obj") as r:
+            assert r.status == 204
+        async with http.get(f"{s3_gateway.url}/v1/objects/big/obj") as r:
+            assert r.status == 404
+
+
+async def test_storage_failure_is_502_and_leaves_nothing(tmp_path: Path, s3_endpoint: str, s3_bucket: str,
+                                                         s3_admin: Any) -> None:
+    # A bucket that does not exist: every write fails at the real S3 server.
+    storage = await S3Storage.open(bucket="kmsgate-missing-bucket", endpoint_url=s3_endpoint, region=REGION,
+                                   part_size=MIN_PART_BYTES)
+    async for gw in gateway_over(tmp_path, storage, GatewaySettings()):
+        async with aiohttp.ClientSession() as http:
+            async with http.put(f"{gw.url}/v1/objects/k", data=os.urandom(1000)) as r:
+                assert r.status == 502
+                assert (await r.json())["error"] == "StorageError"
+            async with http.put(f"{gw.url}/v1/objects/k", data=chunked(os.urandom(7 * 1024 * 1024), 1 << 20)) as r:
+                assert r.status == 502
+            async with http.get(f"{gw.url}/v1/objects/k") as r:
+                assert r.status == 502
+    assert not s3_admin.list_multipart_uploads(Bucket=s3_bucket).get("Uploads")
+
+
+async def test_file_storage_failure_mid_write_is_502(running_gateway: RunningGateway) -> None:
+    storage = running_gateway.gateway.storage
+    import shutil
+
+    shutil.rmtree(storage.objects_dir)  # type: ignore[attr-defined]
+    storage.objects_dir.write_bytes(b"")  # type: ignore[attr-defined]  # rename target cannot be created
+    async with aiohttp.ClientSession() as http:
+        async with http.put(f"{running_gateway.url}/v1/objects/k", data=os.urandom(3 * 1024 * 1024)) as r:
+            assert r.status == 502
+    assert os.listdir(storage.tmp_dir) == []  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def gateway_settings() -> GatewaySettings:
+    return GatewaySettings(frame_length=4096, max_in_flight=1)
+
+
+async def test_saturated_gateway_answers_503_at_once(running_gateway: RunningGateway) -> None:
+    release = asyncio.Event()
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield b"x" * 100
+        await release.wait()
+        yield b"y" * 100
+
+    async with aiohttp.ClientSession() as http:
+        slow = asyncio.ensure_future(http.put(f"{running_gateway.url}/v1/objects/slow", data=slow_body()))
+        for _ in range(200):  # until the slow request holds the only slot
+            if running_gateway.gateway.in_flight == 1:
+                break
+            await asyncio.sleep(0.01)
+        async with http.put(f"{running_gateway.url}/v1/objects/other", data=b"z") as r:
+            assert r.status == 503
+            assert r.headers["Retry-After"] == "1"
+            assert (await r.json())["error"] == "SlowDown"
+        async with http.get(f"{running_gateway.url}/healthz") as r:
+            assert r.status == 200  # health is never shed
+        release.set()
+        resp = await slow
+        assert resp.status == 201
+        resp.release()
