@@ -64,6 +64,23 @@ def _accepted(method: Callable[..., Any]) -> frozenset[str]:
     return frozenset(inspect.signature(method).parameters) - {"caller"}
 
 
+@cache
+def _required(method: Callable[..., Any]) -> tuple[str, ...]:
+    """Arguments the service cannot do without, even where the service model marks them optional
+    (the model leaves Decrypt's CiphertextBlob optional for asymmetric and dry-run uses)."""
+    return tuple(
+        name
+        for name, parameter in inspect.signature(method).parameters.items()
+        if name != "caller" and parameter.default is inspect.Parameter.empty
+    )
+
+
+def _wire_name(snake: str) -> str:
+    """``ciphertext_blob`` -> ``ciphertextBlob``, the member path AWS puts in validation messages."""
+    head, *rest = snake.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
 class KmsApi:
     """The aiohttp handler for ``POST /``."""
 
@@ -95,6 +112,16 @@ class KmsApi:
                 raise SerializationError("Request body is not valid JSON") from None
             kwargs = awsjson.decode_request(op, document)
             method = self._method(operation_name)
+            missing = [name for name in _required(method) if name not in kwargs]
+            if missing:
+                count = len(missing)
+                raise ValidationError(
+                    f"{count} validation error{'s' if count > 1 else ''} detected: "
+                    + "; ".join(
+                        f"Value null at '{_wire_name(name)}' failed to satisfy constraint: Member must not be null"
+                        for name in missing
+                    )
+                )
             accepted = _accepted(method)
             for name in list(kwargs):
                 if name not in accepted:
