@@ -277,3 +277,11 @@ def test_condition_context_keys():
     assert ctx["kms:keyspec"] == ("SYMMETRIC_DEFAULT",)
     assert condition_context(ROOT)["aws:principaltype"] == ("Account",)
     assert "aws:username" not in condition_context(BOB)
+
+
+def test_require_an_encryption_context_with_null_condition():
+    text = doc(statement("Allow", ALICE.arn, "kms:Encrypt", Condition={"Null": {"kms:EncryptionContextKeys": "false"}}))
+    assert authorize(ALICE, "kms:Encrypt", key(text), RequestFacts(encryption_context={"a": "b"}))
+    for context in ({}, None):
+        with pytest.raises(AccessDeniedError):
+            authorize(ALICE, "kms:Encrypt", key(text), RequestFacts(encryption_context=context))

@@ -199,3 +199,25 @@ def test_audit_lines_for_allowed_and_denied_calls_hold_no_secrets(kms_server, cl
     for secret in (plaintext, base64.b64encode(plaintext), data_key, base64.b64encode(data_key),
                    ALICE_SECRET.encode(), ROOT_SECRET.encode(), b"wrong-secret"):
         assert secret not in raw
+
+
+def test_aws_cli_principals_allowed_and_denied(kms_server, clients, aws_env):
+    import subprocess
+    import sys
+
+    root, _, _ = clients
+    key_id = root.create_key(Policy=admin_user_key_policy(ACCOUNT, [BOB_ARN], [ALICE_ARN]))["KeyMetadata"]["KeyId"]
+
+    def aws(akid: str, secret: str, *args: str) -> subprocess.CompletedProcess[str]:
+        env = dict(aws_env, AWS_ACCESS_KEY_ID=akid, AWS_SECRET_ACCESS_KEY=secret)
+        return subprocess.run([sys.executable, "-m", "awscli", "--endpoint-url", kms_server.url, "kms", *args],
+                              env=env, capture_output=True, text=True, timeout=60)
+
+    args = ("generate-data-key", "--key-id", key_id, "--key-spec", "AES_256",
+            "--encryption-context", "tenant=acme")
+    allowed = aws(ALICE_AKID, ALICE_SECRET, *args)
+    assert allowed.returncode == 0, allowed.stderr
+    assert json.loads(allowed.stdout)["KeyId"].endswith(key_id)
+    denied = aws(BOB_AKID, BOB_SECRET, *args)
+    assert denied.returncode != 0 and "AccessDeniedException" in denied.stderr
+    assert f"User: {BOB_ARN} is not authorized to perform: kms:GenerateDataKey" in denied.stderr

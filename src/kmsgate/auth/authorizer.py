@@ -98,7 +98,7 @@ def condition_context(caller: Caller, facts: RequestFacts = RequestFacts()) -> d
         moment = datetime.datetime.fromtimestamp(facts.now, datetime.timezone.utc)
         raw["aws:CurrentTime"] = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
         raw["aws:EpochTime"] = str(int(facts.now))
-    if facts.encryption_context is not None:
+    if facts.encryption_context:  # an empty context leaves the keys absent, as in AWS
         raw["kms:EncryptionContextKeys"] = list(facts.encryption_context)
         for key, value in facts.encryption_context.items():
             raw[f"kms:EncryptionContext:{key}"] = value
