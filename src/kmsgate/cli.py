@@ -7,6 +7,7 @@ on the command line wins over the environment, which wins over the default.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import sys
@@ -14,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
 
+from kmsgate.auth.identities import IdentitiesError, load_directory
 from kmsgate.config import Config
 from kmsgate.gateway import workers
 from kmsgate.kms.rootkey_source import load_root_key
@@ -64,6 +66,15 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     serve.add_argument("--insecure-no-auth", action="store_true", default=_flag(environ, "INSECURE_NO_AUTH"),
                        help="accept unauthenticated requests as the account root; for local experiments only, "
                        "refused on a non-loopback address [KMSGATE_INSECURE_NO_AUTH]")
+    identities = _env(environ, "IDENTITIES", None)
+    serve.add_argument("--identities", type=Path, default=Path(identities) if identities else None,
+                       help="TOML file declaring principals, their access keys and bearer tokens [KMSGATE_IDENTITIES]")
+    serve.add_argument("--audit-fsync", choices=["batch", "none"],
+                       default=_env(environ, "AUDIT_FSYNC", defaults.audit_fsync),
+                       help="audit log durability: 'batch' fsyncs each group of lines as it is written, "
+                       "'none' leaves it to the OS [KMSGATE_AUDIT_FSYNC] (default: %(default)s)")
+    serve.add_argument("--audit-stdout", action="store_true", default=_flag(environ, "AUDIT_STDOUT"),
+                       help="also write every audit line to stdout [KMSGATE_AUDIT_STDOUT]")
     serve.add_argument("--workers", type=int,
                        default=int(_env(environ, "WORKERS", str(os.cpu_count() or 1)) or 1),
                        help="worker processes sharing the port (SO_REUSEPORT) under a supervisor that restarts "
@@ -88,9 +99,21 @@ def config_from_args(args: argparse.Namespace) -> Config:
         root_key_file=args.root_key_file,
         log_level=args.log_level,
         insecure_no_auth=args.insecure_no_auth,
+        identities_file=args.identities,
+        audit_fsync=args.audit_fsync,
+        audit_stdout=args.audit_stdout,
         workers=args.workers,
         drain_timeout_seconds=args.drain_timeout,
     )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def serve(config: Config) -> int:
@@ -102,8 +125,28 @@ def serve(config: Config) -> int:
     _root_key, source = load_root_key(
         env_value=os.environ.get("KMSGATE_ROOT_KEY"), path=config.root_key_file, data_dir=config.data_dir
     )
-    # Likewise the key store's schema: created before the workers open it.
+    # Likewise the key store's schema and generated root credentials.
     KeyStore(config.data_dir, _root_key).close()
+    if config.insecure_no_auth:
+        if not _is_loopback(config.host):
+            raise SystemExit("kmsgate: --insecure-no-auth is refused on a non-loopback address")
+        log.warning(
+            "AUTHENTICATION IS OFF (--insecure-no-auth): every request acts as the account root. "
+            "Use this for local experiments only."
+        )
+    try:
+        _directory, root = load_directory(
+            config.account_id, os.environ, config.data_dir, config.identities_file, config.region
+        )
+    except IdentitiesError as exc:
+        raise SystemExit(f"kmsgate: {exc}") from None
+    if root.source == "generated":
+        log.info(
+            "generated root credentials",
+            extra={"path": str(root.path), "profile": "kmsgate",
+                   "hint": f"AWS_SHARED_CREDENTIALS_FILE={root.path} aws --profile kmsgate "
+                           f"--endpoint-url http://{config.host}:{config.port} kms list-keys"},
+        )
     log.info(
         "starting",
         extra={

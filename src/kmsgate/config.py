@@ -17,5 +17,8 @@ class Config:
     log_level: str = "info"
     insecure_no_auth: bool = False
     maintenance_interval_seconds: float = 30.0
+    identities_file: Path | None = None
+    audit_fsync: str = "batch"
+    audit_stdout: bool = False
     workers: int = 1
     drain_timeout_seconds: float = 30.0

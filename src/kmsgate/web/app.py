@@ -6,19 +6,28 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from aiohttp import web
 
+from kmsgate.auth.adapters import KeyPolicyAuthorizer, KmsAuditSink, SigV4Authenticator
+from kmsgate.auth.audit import AuditLog
+from kmsgate.auth.identities import IdentityDirectory, load_directory
+from kmsgate.auth.sigv4 import SigV4Verifier
 from kmsgate.config import Config
 from kmsgate.kms.rootkey_source import load_root_key
 from kmsgate.kms.service import KmsService, open_service
-from kmsgate.web.kms_api import KmsApi, TrustingAuthenticator
+from kmsgate.web.kms_api import Authenticator, KmsApi, TrustingAuthenticator
 
 log = logging.getLogger("kmsgate")
 
+AUDIT_FILENAME = "audit.log"
+
 KMS_SERVICE: web.AppKey[KmsService] = web.AppKey("kms_service", KmsService)
 KMS_API: web.AppKey[KmsApi] = web.AppKey("kms_api", KmsApi)
+IDENTITIES: web.AppKey[IdentityDirectory] = web.AppKey("identities", IdentityDirectory)
 
 
 def create_app(config: Config) -> web.Application:
@@ -32,23 +41,38 @@ async def _kms_handler(request: web.Request) -> web.StreamResponse:
     return await request.app[KMS_API].handle(request)
 
 
-def _kms_context(config: Config):  # type: ignore[no-untyped-def]
+def _kms_context(config: Config) -> Callable[[web.Application], AsyncIterator[None]]:
     async def context(app: web.Application) -> AsyncIterator[None]:
-        root_key, source = load_root_key(
+        root_key, _source = load_root_key(
             env_value=os.environ.get("KMSGATE_ROOT_KEY"), path=config.root_key_file, data_dir=config.data_dir
         )
-        log.debug("root key loaded", extra={"source": source})
-        service = open_service(config.data_dir, root_key, region=config.region, account_id=config.account_id)
+        directory, _root = load_directory(
+            config.account_id, os.environ, config.data_dir, config.identities_file, config.region
+        )
+        authorizer = KeyPolicyAuthorizer(directory)
+        service = open_service(
+            config.data_dir, root_key, region=config.region, account_id=config.account_id, authorizer=authorizer
+        )
+        authenticator: Authenticator
+        if config.insecure_no_auth:
+            authenticator = TrustingAuthenticator(config.account_id)
+        else:
+            authenticator = SigV4Authenticator(SigV4Verifier(directory, config.region, "kms"))
+        echo: Callable[[bytes], Any] | None = sys.stdout.buffer.write if config.audit_stdout else None
+        audit = AuditLog(config.data_dir / AUDIT_FILENAME, fsync=config.audit_fsync, echo=echo)
+        await audit.start()
+        app[IDENTITIES] = directory
         app[KMS_SERVICE] = service
-        app[KMS_API] = KmsApi(service, TrustingAuthenticator(config.account_id))
+        app[KMS_API] = KmsApi(service, authenticator, KmsAuditSink(audit))
         task = asyncio.create_task(_maintenance_loop(service, config.maintenance_interval_seconds))
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        await audit.close()
         service.close()
 
-    return context
+    return context  # type: ignore[return-value]
 
 
 async def _maintenance_loop(service: KmsService, interval: float) -> None:
