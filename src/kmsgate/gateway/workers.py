@@ -90,6 +90,38 @@ def _write_port_file(path: str, port: int) -> None:
     os.replace(tmp, path)
 
 
+class _Drain:
+    """Counts requests in handlers, so a stopping worker can wait for exactly those.
+
+    aiohttp's own graceful shutdown stops reading from connections before it waits for
+    handlers, which would starve a handler still receiving an upload; so the worker first
+    only stops accepting, waits here for in-flight handlers, and then lets aiohttp close.
+    """
+
+    def __init__(self) -> None:
+        self.active = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        self.active += 1
+        self.idle.clear()
+        try:
+            return await handler(request)
+        finally:
+            self.active -= 1
+            if self.active == 0:
+                self.idle.set()
+
+    async def wait(self, timeout: float) -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                await self.idle.wait()
+        except TimeoutError:
+            log.warning("drain timeout: %d requests still in flight", self.active)
+
+
 async def _serve_async(app_factory: AppFactory, host: str, port: int, drain_timeout: float) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -97,15 +129,20 @@ async def _serve_async(app_factory: AppFactory, host: str, port: int, drain_time
         loop.add_signal_handler(sig, stop.set)
     built = app_factory()
     app = await built if inspect.isawaitable(built) else built
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=drain_timeout, access_log=None)
+    drain = _Drain()
+    app.middlewares.insert(0, drain.middleware)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0, access_log=None)
     await runner.setup()
     try:
         sock = bind_reuseport(host, port)
         sock.listen(LISTEN_BACKLOG)
-        await web.SockSite(runner, sock, backlog=LISTEN_BACKLOG).start()
+        site = web.SockSite(runner, sock, backlog=LISTEN_BACKLOG)
+        await site.start()
         await stop.wait()
+        await site.stop()  # stop accepting; connections already open keep being served
+        await drain.wait(drain_timeout)
     finally:
-        await runner.cleanup()
+        await runner.cleanup()  # closes idle connections, cancels what is left, runs app cleanup
 
 
 def run_worker(app_factory: AppFactory, *, host: str, port: int, drain_timeout: float) -> None:

@@ -1,0 +1,109 @@
+"""The gateway in worker processes: metrics summed across workers, SIGTERM during an upload."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+APP = Path(__file__).with_name("gateway_app.py")
+
+
+class Served:
+    def __init__(self, proc: subprocess.Popen[bytes], port: int) -> None:
+        self.proc = proc
+        self.url = f"http://127.0.0.1:{port}"
+
+
+def start(tmp_path: Path, workers: int, drain: float) -> Served:
+    port_file = tmp_path / "port"
+    proc = subprocess.Popen([sys.executable, str(APP), str(tmp_path / "data"), str(port_file), str(workers),
+                             str(drain)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if port_file.exists():
+            return Served(proc, int(port_file.read_text()))
+        if proc.poll() is not None:
+            raise RuntimeError("gateway exited at start")
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("gateway did not report its port")
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    s = start(tmp_path, workers=2, drain=20)
+    try:
+        yield s
+    finally:
+        if s.proc.poll() is None:
+            s.proc.send_signal(signal.SIGTERM)
+            try:
+                s.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                s.proc.kill()
+                s.proc.wait()
+
+
+async def wait_ready(url: str) -> None:
+    for _ in range(400):
+        try:
+            async with aiohttp.ClientSession() as http, http.get(url + "/healthz") as r:
+                if r.status == 200:
+                    return
+        except aiohttp.ClientConnectionError:
+            pass
+        await asyncio.sleep(0.05)
+    raise RuntimeError("gateway never became healthy")
+
+
+async def test_metrics_are_summed_across_workers(served: Served) -> None:
+    await wait_ready(served.url)
+    pids = set()
+    for i in range(40):  # fresh connections spread over both workers
+        conn = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(connector=conn) as http:
+            async with http.put(f"{served.url}/v1/objects/k{i}", data=b"v" * 10) as r:
+                assert r.status == 201
+            pids.add(r.headers.get("Server"))
+    async with aiohttp.ClientSession() as http, http.get(served.url + "/metrics") as r:
+        text = await r.text()
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "kmsgate_gateway_requests_total" and s.labels == {
+                    "route": "object", "method": "PUT", "status": "201"}:
+                total += s.value
+    assert total == 40  # whichever worker answers /metrics sees every worker's requests
+
+
+async def test_sigterm_during_upload_completes_it(served: Served) -> None:
+    await wait_ready(served.url)
+    sent = asyncio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        for i in range(20):
+            yield os.urandom(64 * 1024)
+            if i == 4:
+                sent.set()
+            await asyncio.sleep(0.05)
+
+    async with aiohttp.ClientSession() as http:
+        upload = asyncio.ensure_future(http.put(f"{served.url}/v1/objects/during-sigterm", data=body()))
+        await sent.wait()
+        served.proc.send_signal(signal.SIGTERM)  # mid-upload
+        resp = await upload
+        assert resp.status == 201
+        assert (await resp.json())["size"] == 20 * 64 * 1024
+    assert await asyncio.to_thread(served.proc.wait, 60) == 0
+    stored = list((Path(str(served.proc.args[2])) / "objects" / "objects").rglob("*"))  # type: ignore[index]
+    assert any(p.is_file() and p.stat().st_size > 20 * 64 * 1024 for p in stored)
