@@ -84,7 +84,10 @@ class KmsgateServer:
             *([] if "--workers" in self.extra_args else ["--workers", "1"]),
             *self.extra_args,
         ]
-        self.process = subprocess.Popen(command, env=self.env(), stdout=log_file, stderr=log_file)
+        # Its own session, so that kill() can SIGKILL the supervisor and its workers together.
+        self.process = subprocess.Popen(
+            command, env=self.env(), stdout=log_file, stderr=log_file, start_new_session=True
+        )
         log_file.close()
         wait_for_port(self.port, self.process)
 
@@ -99,9 +102,12 @@ class KmsgateServer:
         self.process = None
 
     def kill(self) -> None:
-        """``kill -9``: no chance to flush or clean up."""
+        """``kill -9`` of the supervisor and every worker at once: no chance to flush or clean up."""
         if self.process is not None:
-            self.process.kill()
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             self.process.wait()
         self.process = None
 
