@@ -2,7 +2,7 @@
 
 GET reads the stored message once: the first blocks give the header; the data key comes
 from the decryption cache or KMS ``Decrypt``; the plaintext length follows from the stored
-length (``kmsgate.gateway.ranged``), so the response carries an exact Content-Length and
+length (``kmsgate.envelope.ranges``), so the response carries an exact Content-Length and
 a strong ETag (from the random message id). A ``Range`` request is served 206 by reading
 and decrypting only the frames that hold the range. HEAD needs only the header: no KMS
 call. A stored object that fails authentication is reported as 502 ``ObjectCorrupt``
@@ -20,6 +20,7 @@ from aiohttp import web
 from kmsgate.envelope.decryptor import Decryptor
 from kmsgate.envelope.errors import DataKeyUnavailableError, DecryptionError, TruncatedMessageError
 from kmsgate.envelope.header import MessageHeader, parse_header
+from kmsgate.envelope.ranges import RangeDecryptor, RangeUnsupportedError, frame_span, plaintext_length
 from kmsgate.gateway.bodies import (
     check_context,
     check_declared_length,
@@ -33,11 +34,18 @@ from kmsgate.gateway.errors import GatewayError
 from kmsgate.gateway.exchange import Exchange
 from kmsgate.gateway.headers import RangeNotSatisfiable, parse_context, parse_range
 from kmsgate.gateway.keys import validate_object_key
-from kmsgate.gateway.ranged import RangeDecryptor, plaintext_length
 from kmsgate.gateway.service import Gateway
 from kmsgate.gateway.storage.base import ObjectReader, StoredObject
 
 OCTET_STREAM = "application/octet-stream"
+
+
+def _plaintext_length(header: MessageHeader, stored_size: int) -> int | None:
+    """The plaintext size, or ``None`` for signed messages (their footer length varies)."""
+    try:
+        return plaintext_length(header, stored_size)
+    except RangeUnsupportedError:
+        return None
 
 
 def corrupt() -> GatewayError:
@@ -99,7 +107,7 @@ async def head_object(request: web.Request, gateway: Gateway, exchange: Exchange
     try:
         try:
             header, _ = await _read_header(gateway, aiter(reader))
-            total = plaintext_length(header, reader.info.size)
+            total = _plaintext_length(header, reader.info.size)
         except DecryptionError:
             raise corrupt() from None
         headers = _object_headers(reader.info, header)
@@ -121,7 +129,7 @@ async def get_object(request: web.Request, gateway: Gateway, exchange: Exchange)
         chunks = aiter(reader)
         try:
             header, buffered = await _read_header(gateway, chunks)
-            total = plaintext_length(header, reader.info.size)
+            total = _plaintext_length(header, reader.info.size)
         except DecryptionError:
             raise corrupt() from None
         try:
@@ -176,12 +184,12 @@ async def _get_range(request: web.Request, gateway: Gateway, exchange: Exchange,
                      expected: dict[str, str], headers: dict[str, str]) -> web.StreamResponse:
     start, end = wanted
     try:
-        decryptor = RangeDecryptor(header, data_key, total, start, end)
+        span = frame_span(header, info.size, start, end - 1)
+        decryptor = RangeDecryptor(header, data_key, span, gateway.settings.decrypt_policy)
     except DecryptionError:
         raise corrupt() from None
     check_context(header, expected)
-    span = decryptor.span
-    reader = await gateway.storage.open_read(key, span.offset, span.end)
+    reader = await gateway.storage.open_read(key, span.start, span.end)
     try:
         if reader.info.etag != info.etag or reader.info.size != info.size:
             raise GatewayError(503, "SlowDown", "The object changed during the read; retry.", retry_after=1)
@@ -191,7 +199,7 @@ async def _get_range(request: web.Request, gateway: Gateway, exchange: Exchange,
         await exchange.start(request, response)
         async for chunk in reader:
             await exchange.write(await gateway.pool.run(decryptor.update, chunk))
-        decryptor.finalize()
+        await exchange.write(decryptor.finalize())
         await response.write_eof()
         return response
     finally:
