@@ -7,6 +7,7 @@ on the command line wins over the environment, which wins over the default.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ipaddress
 import logging
 import os
@@ -16,6 +17,7 @@ from functools import partial
 from pathlib import Path
 
 from kmsgate.auth.identities import IdentitiesError, load_directory
+from kmsgate.bootstrap import ensure_default_key
 from kmsgate.config import Config
 from kmsgate.gateway import workers
 from kmsgate.kms.rootkey_source import load_root_key
@@ -84,12 +86,66 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
                        default=float(_env(environ, "DRAIN_TIMEOUT", str(defaults.drain_timeout_seconds)) or 30),
                        help="seconds SIGTERM waits for in-flight requests before exiting [KMSGATE_DRAIN_TIMEOUT] "
                        "(default: %(default)s)")
+    gateway = serve.add_argument_group("gateway")
+    gateway.add_argument("--max-object-size", type=int,
+                         default=int(_env(environ, "MAX_OBJECT_SIZE", str(defaults.max_object_size)) or 0),
+                         help="largest body accepted by PUT /v1/objects and /v1/encrypt, in bytes; larger is 413 "
+                         "[KMSGATE_MAX_OBJECT_SIZE] (default: %(default)s = 5 GiB)")
+    gateway.add_argument("--max-in-flight", type=int,
+                         default=int(_env(environ, "MAX_IN_FLIGHT", str(defaults.max_in_flight)) or 0),
+                         help="gateway requests handled at once per worker; more are answered 503 with Retry-After "
+                         "[KMSGATE_MAX_IN_FLIGHT] (default: %(default)s)")
+    gateway.add_argument("--storage", choices=["file", "s3"], default=_env(environ, "STORAGE", defaults.storage),
+                         help="where objects are stored: 'file' under <data-dir>/objects, or an S3-compatible "
+                         "bucket [KMSGATE_STORAGE] (default: %(default)s)")
+    gateway.add_argument("--s3-bucket", default=_env(environ, "S3_BUCKET", None),
+                         help="bucket for --storage s3 [KMSGATE_S3_BUCKET]")
+    gateway.add_argument("--s3-prefix", default=_env(environ, "S3_PREFIX", ""),
+                         help="key prefix inside the bucket [KMSGATE_S3_PREFIX]")
+    gateway.add_argument("--s3-endpoint-url", default=_env(environ, "S3_ENDPOINT_URL", None),
+                         help="S3-compatible endpoint; credentials come from the standard AWS chain "
+                         "[KMSGATE_S3_ENDPOINT_URL]")
+    gateway.add_argument("--s3-region", default=_env(environ, "S3_REGION", None),
+                         help="region of the bucket [KMSGATE_S3_REGION]")
+    gateway.add_argument("--kms-endpoint", default=_env(environ, "KMS_ENDPOINT", None),
+                         help="make the gateway a client of this AWS-KMS-compatible endpoint (another kmsgate, or "
+                         "AWS KMS) instead of the embedded KMS; credentials from the standard AWS chain "
+                         "[KMSGATE_KMS_ENDPOINT]")
+    gateway.add_argument("--kms-region", default=_env(environ, "KMS_REGION", None),
+                         help="region for --kms-endpoint (default: --region) [KMSGATE_KMS_REGION]")
+    gateway.add_argument("--kms-timeout", type=float,
+                         default=float(_env(environ, "KMS_TIMEOUT", str(defaults.kms_timeout_seconds)) or 5),
+                         help="seconds a KMS call may take before the request fails with 503 [KMSGATE_KMS_TIMEOUT] "
+                         "(default: %(default)s)")
+    gateway.add_argument("--cache-max-age", type=float,
+                         default=float(_env(environ, "CACHE_MAX_AGE", str(defaults.cache_max_age_seconds)) or 300),
+                         help="seconds a cached data key may encrypt new messages [KMSGATE_CACHE_MAX_AGE] "
+                         "(default: %(default)s)")
+    gateway.add_argument("--cache-max-messages", type=int,
+                         default=int(_env(environ, "CACHE_MAX_MESSAGES", str(defaults.cache_max_messages)) or 1),
+                         help="messages one cached data key may encrypt; 1 turns reuse off (one KMS call per "
+                         "object) [KMSGATE_CACHE_MAX_MESSAGES] (default: %(default)s)")
+    gateway.add_argument("--cache-max-bytes", type=int,
+                         default=int(_env(environ, "CACHE_MAX_BYTES", str(defaults.cache_max_bytes)) or 1),
+                         help="plaintext bytes one cached data key may encrypt [KMSGATE_CACHE_MAX_BYTES] "
+                         "(default: %(default)s = 64 GiB)")
+    gateway.add_argument("--cache-capacity", type=int,
+                         default=int(_env(environ, "CACHE_CAPACITY", str(defaults.cache_capacity)) or 1),
+                         help="data keys held at once (least recently used leave first) [KMSGATE_CACHE_CAPACITY] "
+                         "(default: %(default)s)")
     return parser
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
     if not args.account_id.isdigit() or len(args.account_id) != 12:
         raise SystemExit("kmsgate: --account-id must be 12 digits")
+    if args.storage == "s3" and not args.s3_bucket:
+        raise SystemExit("kmsgate: --storage s3 needs --s3-bucket")
+    for name in ("max_object_size", "max_in_flight", "cache_max_messages", "cache_max_bytes", "cache_capacity"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"kmsgate: --{name.replace('_', '-')} must be at least 1")
+    if args.cache_max_age <= 0 or args.kms_timeout <= 0:
+        raise SystemExit("kmsgate: --cache-max-age and --kms-timeout must be positive")
     return Config(
         host=args.host,
         port=args.port,
@@ -104,6 +160,20 @@ def config_from_args(args: argparse.Namespace) -> Config:
         audit_stdout=args.audit_stdout,
         workers=args.workers,
         drain_timeout_seconds=args.drain_timeout,
+        max_object_size=args.max_object_size,
+        max_in_flight=args.max_in_flight,
+        storage=args.storage,
+        s3_bucket=args.s3_bucket,
+        s3_prefix=args.s3_prefix,
+        s3_endpoint_url=args.s3_endpoint_url,
+        s3_region=args.s3_region,
+        kms_endpoint=args.kms_endpoint,
+        kms_region=args.kms_region,
+        kms_timeout_seconds=args.kms_timeout,
+        cache_max_age_seconds=args.cache_max_age,
+        cache_max_messages=args.cache_max_messages,
+        cache_max_bytes=args.cache_max_bytes,
+        cache_capacity=args.cache_capacity,
     )
 
 
@@ -140,6 +210,9 @@ def serve(config: Config) -> int:
         )
     except IdentitiesError as exc:
         raise SystemExit(f"kmsgate: {exc}") from None
+    if config.kms_endpoint is None:
+        default_key = asyncio.run(ensure_default_key(config))
+        log.info("default gateway key", extra={"alias": config.default_key_alias, "key_id": default_key})
     if root.source == "generated":
         log.info(
             "generated root credentials",

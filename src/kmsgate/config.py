@@ -22,3 +22,19 @@ class Config:
     audit_stdout: bool = False
     workers: int = 1
     drain_timeout_seconds: float = 30.0
+    # Gateway
+    default_key_alias: str = "alias/kmsgate-default"
+    max_object_size: int = 5 * 2**30
+    max_in_flight: int = 1024
+    storage: str = "file"  # or "s3"
+    s3_bucket: str | None = None
+    s3_prefix: str = ""
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    kms_endpoint: str | None = None  # None: the gateway calls the embedded KMS in-process
+    kms_region: str | None = None
+    kms_timeout_seconds: float = 5.0
+    cache_max_age_seconds: float = 300.0
+    cache_max_messages: int = 100_000
+    cache_max_bytes: int = 64 * 2**30
+    cache_capacity: int = 1000

@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -17,6 +18,15 @@ from kmsgate.auth.audit import AuditLog
 from kmsgate.auth.identities import IdentityDirectory, load_directory
 from kmsgate.auth.sigv4 import SigV4Verifier
 from kmsgate.config import Config
+from kmsgate.core.principal import account_root
+from kmsgate.envelope.cache import CacheLimits
+from kmsgate.envelope.kms_client import InProcessKmsClient, KmsClient, RemoteKmsClient, RemoteKmsSettings
+from kmsgate.gateway.metrics import GatewayMetrics
+from kmsgate.gateway.service import Gateway, GatewaySettings, setup_gateway
+from kmsgate.gateway.storage.base import Storage
+from kmsgate.gateway.storage.file import FileStorage
+from kmsgate.gateway.storage.s3 import S3Storage
+from kmsgate.gateway.workers import metrics_dir_from_env
 from kmsgate.kms.rootkey_source import load_root_key
 from kmsgate.kms.service import KmsService, open_service
 from kmsgate.web.kms_api import Authenticator, KmsApi, TrustingAuthenticator
@@ -24,6 +34,7 @@ from kmsgate.web.kms_api import Authenticator, KmsApi, TrustingAuthenticator
 log = logging.getLogger("kmsgate")
 
 AUDIT_FILENAME = "audit.log"
+OBJECTS_DIRNAME = "objects"
 
 KMS_SERVICE: web.AppKey[KmsService] = web.AppKey("kms_service", KmsService)
 KMS_API: web.AppKey[KmsApi] = web.AppKey("kms_api", KmsApi)
@@ -34,7 +45,54 @@ def create_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=1024**2)
     app.cleanup_ctx.append(_kms_context(config))
     app.router.add_post("/", _kms_handler)
+    setup_gateway(app, partial(_build_gateway, config))
     return app
+
+
+async def _build_gateway(config: Config, app: web.Application) -> Gateway:
+    storage: Storage
+    if config.storage == "s3":
+        storage = await S3Storage.open(
+            bucket=config.s3_bucket or "",
+            prefix=config.s3_prefix,
+            endpoint_url=config.s3_endpoint_url,
+            region=config.s3_region,
+        )
+    else:
+        storage = FileStorage(config.data_dir / OBJECTS_DIRNAME)
+    kms: KmsClient
+    on_close = None
+    if config.kms_endpoint is not None:
+        remote = RemoteKmsClient(
+            RemoteKmsSettings(
+                endpoint_url=config.kms_endpoint,
+                region=config.kms_region or config.region,
+                read_timeout_seconds=config.kms_timeout_seconds,
+            )
+        )
+        await remote.start()
+        kms, on_close = remote, remote.close
+    else:
+        kms = InProcessKmsClient(app[KMS_SERVICE], account_root(config.account_id))
+    settings = GatewaySettings(
+        default_key_id=config.default_key_alias,
+        max_object_bytes=config.max_object_size,
+        max_in_flight=config.max_in_flight,
+        kms_timeout_seconds=config.kms_timeout_seconds,
+        cache_limits=CacheLimits(
+            max_age_seconds=config.cache_max_age_seconds,
+            max_messages=config.cache_max_messages,
+            max_bytes=config.cache_max_bytes,
+            capacity=config.cache_capacity,
+        ),
+    )
+    return Gateway(
+        storage=storage,
+        kms=kms,
+        metrics=GatewayMetrics(metrics_dir_from_env()),
+        settings=settings,
+        on_close=on_close,
+    )
 
 
 async def _kms_handler(request: web.Request) -> web.StreamResponse:
