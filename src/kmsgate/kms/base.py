@@ -19,11 +19,14 @@ from kmsgate.core.errors import (
     KmsInvalidStateError,
     NotFoundError,
 )
+from kmsgate.auth.grants import Grant
 from kmsgate.core.principal import Caller
+from kmsgate.kms.audit_context import REQUEST_KEY_ARN
 from kmsgate.kms.clock import Clock
 from kmsgate.kms.keyref import Namespace
 from kmsgate.kms.model import KeyMaterial, KeyState, KmsKey
 from kmsgate.kms.store import KeyStore, Snapshot, Transaction
+from kmsgate.kms.usage import UsageRecorder
 
 T = TypeVar("T")
 
@@ -60,6 +63,7 @@ class ServiceBase:
         self._authorizer: Authorizer = authorizer or AllowAll()
         self._version = -1
         self._snapshot = Snapshot(keys={}, aliases={}, materials={})
+        self._usage = UsageRecorder()
         self._refresh()
 
     @property
@@ -68,6 +72,10 @@ class ServiceBase:
 
     def set_authorizer(self, authorizer: Authorizer) -> None:
         self._authorizer = authorizer
+
+    def grants_for(self, key_arn: str) -> tuple[Grant, ...]:
+        """The live grants of a key, from the in-memory view (the authorizer's ``grants_for``)."""
+        return self._snapshot.grants.get(key_arn.rsplit("/", 1)[-1], ())
 
     # -- the in-memory view -------------------------------------------------------------
 
@@ -133,7 +141,19 @@ class ServiceBase:
     def _authorize(
         self, caller: Caller, action: str, key: KmsKey | None, **conditions: Any
     ) -> None:
+        if key is not None:
+            REQUEST_KEY_ARN.set(key.arn)
         self._authorizer.authorize(caller, action, key, conditions)
+
+    def _request_alias(self, key_ref: str | None) -> str | None:
+        """The alias name a request used to name its key (``kms:RequestAlias``), if any."""
+        if key_ref is None or "alias/" not in key_ref:
+            return None
+        return self.namespace.parse(key_ref, allow_alias=True).alias_name
+
+    def _note_use(self, key: KmsKey, operation: str) -> None:
+        """Record a successful cryptographic use (memory only; see ``kmsgate.kms.usage``)."""
+        self._usage.note(key.key_id, self._clock.now(), operation)
 
 
 def _state_phrase(state: KeyState) -> str:

@@ -60,7 +60,12 @@ class CryptoOperations(ServiceBase):
                 raise NotFoundError(f"Key '{self.namespace.key_arn(header.key_id)}' does not exist")
             raise InvalidCiphertextError(blob.INVALID_CIPHERTEXT_MESSAGE)
         self._authorize(
-            caller, action, key, encryption_context=dict(encryption_context or {}), grant_tokens=grant_tokens
+            caller,
+            action,
+            key,
+            encryption_context=dict(encryption_context or {}),
+            grant_tokens=grant_tokens,
+            request_alias=self._request_alias(key_id),
         )
         self._require_usable(key)
         material = self._snapshot.materials.get((key.key_id, header.version))
@@ -83,10 +88,16 @@ class CryptoOperations(ServiceBase):
             raise ValidationError(f"Plaintext must be 1 to {MAX_PLAINTEXT_BYTES} bytes")
         key = self._resolve(key_id, allow_alias=True)
         self._authorize(
-            caller, "kms:Encrypt", key, encryption_context=dict(encryption_context or {}), grant_tokens=grant_tokens
+            caller,
+            "kms:Encrypt",
+            key,
+            encryption_context=dict(encryption_context or {}),
+            grant_tokens=grant_tokens,
+            request_alias=self._request_alias(key_id),
         )
         self._require_usable(key)
         sealed, material = self._seal(key, plaintext, encryption_context)
+        self._note_use(key, "Encrypt")
         return EncryptResult(
             key_id=key.arn,
             ciphertext_blob=sealed,
@@ -108,6 +119,7 @@ class CryptoOperations(ServiceBase):
         plaintext, key, material = self._open(
             ciphertext_blob, encryption_context, key_id, caller, "kms:Decrypt", grant_tokens
         )
+        self._note_use(key, "Decrypt")
         return DecryptResult(
             key_id=key.arn,
             plaintext=plaintext,
@@ -140,9 +152,12 @@ class CryptoOperations(ServiceBase):
             destination,
             encryption_context=dict(destination_encryption_context or {}),
             grant_tokens=grant_tokens,
+            request_alias=self._request_alias(destination_key_id),
         )
         self._require_usable(destination)
         sealed, material = self._seal(destination, plaintext, destination_encryption_context)
+        self._note_use(source, "ReEncrypt")
+        self._note_use(destination, "ReEncrypt")
         return ReEncryptResult(
             key_id=destination.arn,
             ciphertext_blob=sealed,
@@ -168,11 +183,17 @@ class CryptoOperations(ServiceBase):
         size = _KEY_SPEC_BYTES[key_spec] if key_spec is not None else int(number_of_bytes or 0)
         key = self._resolve(key_id, allow_alias=True)
         self._authorize(
-            caller, action, key, encryption_context=dict(encryption_context or {}), grant_tokens=grant_tokens
+            caller,
+            action,
+            key,
+            encryption_context=dict(encryption_context or {}),
+            grant_tokens=grant_tokens,
+            request_alias=self._request_alias(key_id),
         )
         self._require_usable(key)
         plaintext = os.urandom(size)
         sealed, material = self._seal(key, plaintext, encryption_context)
+        self._note_use(key, action.removeprefix("kms:"))
         return key, plaintext, sealed, material
 
     async def generate_data_key(

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from kmsgate.auth.policy import parse_policy
 from kmsgate.core.errors import (
     KmsInvalidStateError,
     TagError,
@@ -162,7 +163,8 @@ class KeyOperations(ServiceBase):
             expiration_model=None,
             tags=parsed_tags,
         )
-        self._check_new_policy(caller, key, bypass_policy_lockout_safety_check)
+        # The default policy is exempt from the lockout check, as in AWS.
+        self._check_new_policy(caller, key, bypass_policy_lockout_safety_check or policy is None)
         material = None
         if origin == ORIGIN_AWS_KMS:
             material = KeyMaterial(
@@ -183,12 +185,20 @@ class KeyOperations(ServiceBase):
         return {"key_metadata": self.describe(self._snapshot.keys[key_id])}
 
     def _check_new_policy(self, caller: Caller, key: KmsKey, bypass: bool) -> None:
-        """Hook for policy validation and the lockout safety check (see the auth package)."""
-        return None
+        """MalformedPolicyDocumentException for a policy that does not parse, or that fails the
+        lockout safety check (unless ``bypass``), as the authorizer decides; without a
+        policy-aware authorizer the policy is still parsed."""
+        check = getattr(self._authorizer, "check_new_policy", None)
+        if check is not None:
+            check(caller, key.arn, key.policy, bypass)
+        else:
+            parse_policy(key.policy)
 
     async def describe_key(self, *, caller: Caller, key_id: str, grant_tokens: Sequence[str] = ()) -> dict[str, Any]:
         key = self._resolve(key_id, allow_alias=True)
-        self._authorize(caller, "kms:DescribeKey", key, grant_tokens=grant_tokens)
+        self._authorize(
+            caller, "kms:DescribeKey", key, grant_tokens=grant_tokens, request_alias=self._request_alias(key_id)
+        )
         return {"key_metadata": self.describe(key)}
 
     async def list_keys(self, *, caller: Caller, limit: int | None = None, marker: str | None = None) -> dict[str, Any]:

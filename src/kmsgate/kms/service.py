@@ -14,9 +14,11 @@ from kmsgate.kms.keyref import Namespace
 from kmsgate.kms.maintenance import Maintenance
 from kmsgate.kms.ops_aliases import AliasOperations
 from kmsgate.kms.ops_crypto import CryptoOperations
+from kmsgate.kms.ops_grants import GrantOperations
 from kmsgate.kms.ops_import import ImportOperations
 from kmsgate.kms.ops_keys import KeyOperations
 from kmsgate.kms.ops_rotation import RotationOperations
+from kmsgate.kms.ops_usage import UsageOperations
 from kmsgate.kms.rootkey import RootKey
 from kmsgate.kms.store import KeyStore
 
@@ -27,6 +29,8 @@ class KmsService(
     CryptoOperations,
     RotationOperations,
     ImportOperations,
+    GrantOperations,
+    UsageOperations,
     Maintenance,
 ):
     """The whole KMS. Build it with ``open_service``."""

@@ -1,4 +1,4 @@
-"""The embedded key store: SQLite (WAL, synchronous=FULL) holding keys, aliases and wrapped key material.
+"""The embedded key store: SQLite (WAL, synchronous=FULL) holding keys, aliases, wrapped key material and grants.
 
 Key material is written only wrapped by the root key (``kmsgate.kms.rootkey``); the clear bytes
 exist only in memory. A commit returns only after SQLite has synced the write-ahead log, so
@@ -15,14 +15,17 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 import orjson
 
+from kmsgate.auth.grants import Grant
+from kmsgate.kms.grant_records import grant_from_record, grant_to_record
 from kmsgate.kms.model import KeyMaterial, KmsKey
 from kmsgate.kms.rootkey import RootKey
 
@@ -55,7 +58,23 @@ CREATE TABLE IF NOT EXISTS deleted_keys (
     key_id TEXT PRIMARY KEY,
     deleted REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS grants (
+    grant_id TEXT PRIMARY KEY,
+    key_id TEXT NOT NULL,
+    record BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS grants_by_key ON grants (key_id);
+CREATE TABLE IF NOT EXISTS key_usage (
+    key_id TEXT PRIMARY KEY,
+    used REAL NOT NULL,
+    operation TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS settings (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
+USAGE_TRACKING_START = "usage_tracking_start"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +92,7 @@ class Snapshot:
     keys: dict[str, KmsKey]
     aliases: dict[str, Alias]
     materials: dict[tuple[str, int], KeyMaterial]
+    grants: dict[str, tuple[Grant, ...]] = field(default_factory=dict)  # by key id
 
 
 class Transaction:
@@ -101,6 +121,8 @@ class Transaction:
         self._conn.execute("DELETE FROM materials WHERE key_id = ?", (key_id,))
         self._conn.execute("DELETE FROM aliases WHERE key_id = ?", (key_id,))
         self._conn.execute("DELETE FROM keys WHERE key_id = ?", (key_id,))
+        self._conn.execute("DELETE FROM grants WHERE key_id = ?", (key_id,))
+        self._conn.execute("DELETE FROM key_usage WHERE key_id = ?", (key_id,))
         self._conn.execute("INSERT OR REPLACE INTO deleted_keys VALUES (?, ?)", (key_id, deleted))
 
     def put_material(self, material: KeyMaterial) -> None:
@@ -148,6 +170,37 @@ class Transaction:
         rows = self._conn.execute("SELECT record FROM keys")
         return [KmsKey.from_record(orjson.loads(row[0])) for row in rows]
 
+    def put_grant(self, key_id: str, grant: Grant) -> None:
+        self._conn.execute(
+            "INSERT OR REPLACE INTO grants (grant_id, key_id, record) VALUES (?, ?, ?)",
+            (grant.grant_id, key_id, orjson.dumps(grant_to_record(grant))),
+        )
+
+    def get_grant(self, grant_id: str) -> Grant | None:
+        row = self._conn.execute("SELECT record FROM grants WHERE grant_id = ?", (grant_id,)).fetchone()
+        return None if row is None else grant_from_record(orjson.loads(row[0]))
+
+    def grants_of(self, key_id: str) -> list[Grant]:
+        rows = self._conn.execute("SELECT record FROM grants WHERE key_id = ?", (key_id,))
+        return [grant_from_record(orjson.loads(row[0])) for row in rows]
+
+    def count_grants(self, key_id: str) -> int:
+        row = self._conn.execute("SELECT COUNT(*) FROM grants WHERE key_id = ?", (key_id,)).fetchone()
+        return int(row[0])
+
+    def delete_grant(self, grant_id: str) -> None:
+        self._conn.execute("DELETE FROM grants WHERE grant_id = ?", (grant_id,))
+
+    def record_usage(self, key_id: str, used: float, operation: str) -> None:
+        """Keep the latest use of a live key (several processes flush; the newest wins)."""
+        self._conn.execute(
+            "INSERT INTO key_usage (key_id, used, operation) SELECT ?, ?, ? "
+            "WHERE EXISTS (SELECT 1 FROM keys WHERE key_id = ?) "
+            "ON CONFLICT (key_id) DO UPDATE SET used = excluded.used, operation = excluded.operation "
+            "WHERE excluded.used > key_usage.used",
+            (key_id, used, operation, key_id),
+        )
+
 
 def _material_from_row(row: tuple, root_key: RootKey) -> KeyMaterial:  # type: ignore[type-arg]
     key_id, version, material_id, wrapped, created, rotation_type, origin = row
@@ -184,6 +237,9 @@ class KeyStore:
             os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         self._writer = _connect(self.path)
         self._writer.executescript(_SCHEMA)
+        self._writer.execute(
+            "INSERT OR IGNORE INTO settings (name, value) VALUES (?, ?)", (USAGE_TRACKING_START, repr(time.time()))
+        )
         self._reader = _connect(self.path)
         self._material_cache: dict[tuple[str, int, bytes], KeyMaterial] = {}
 
@@ -195,6 +251,16 @@ class KeyStore:
         """Changes whenever another connection (any process, or our writer) commits."""
         row = self._reader.execute("PRAGMA data_version").fetchone()
         return int(row[0])
+
+    def last_usage(self, key_id: str) -> tuple[float, str] | None:
+        """The stored (time, operation) of a key's last successful cryptographic use."""
+        row = self._reader.execute("SELECT used, operation FROM key_usage WHERE key_id = ?", (key_id,)).fetchone()
+        return None if row is None else (float(row[0]), str(row[1]))
+
+    def usage_tracking_start(self) -> float:
+        """When this key store began recording key usage."""
+        row = self._reader.execute("SELECT value FROM settings WHERE name = ?", (USAGE_TRACKING_START,)).fetchone()
+        return float(row[0]) if row is not None else 0.0
 
     def was_deleted(self, key_id: str) -> bool:
         """Whether a key with this id existed and was deleted (read only on error paths)."""
@@ -227,6 +293,10 @@ class KeyStore:
                 for key_id, record in conn.execute("SELECT key_id, record FROM keys")
             }
             aliases = {row[0]: Alias(*row) for row in conn.execute("SELECT * FROM aliases")}
+            grouped: dict[str, list[Grant]] = {}
+            for key_id, record in conn.execute("SELECT key_id, record FROM grants"):
+                grouped.setdefault(key_id, []).append(grant_from_record(orjson.loads(record)))
+            grants = {key_id: tuple(items) for key_id, items in grouped.items()}
             materials: dict[tuple[str, int], KeyMaterial] = {}
             cache: dict[tuple[str, int, bytes], KeyMaterial] = {}
             for row in conn.execute("SELECT * FROM materials"):
@@ -237,4 +307,4 @@ class KeyStore:
         finally:
             conn.execute("COMMIT")
         self._material_cache = cache
-        return Snapshot(keys=keys, aliases=aliases, materials=materials)
+        return Snapshot(keys=keys, aliases=aliases, materials=materials, grants=grants)

@@ -107,7 +107,8 @@ def _kms_context(config: Config) -> Callable[[web.Application], AsyncIterator[No
         directory, _root = load_directory(
             config.account_id, os.environ, config.data_dir, config.identities_file, config.region
         )
-        authorizer = KeyPolicyAuthorizer(directory)
+        # Late-bound: the authorizer reads grants from the service built just below.
+        authorizer = KeyPolicyAuthorizer(directory, grants_for=lambda key_arn: service.grants_for(key_arn))
         service = open_service(
             config.data_dir, root_key, region=config.region, account_id=config.account_id, authorizer=authorizer
         )
@@ -127,8 +128,11 @@ def _kms_context(config: Config) -> Callable[[web.Application], AsyncIterator[No
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await audit.close()
-        service.close()
+        try:
+            await service.flush_usage()
+        finally:
+            await audit.close()
+            service.close()
 
     return context  # type: ignore[return-value]
 
@@ -144,4 +148,8 @@ async def _maintenance_loop(service: KmsService, interval: float) -> None:
                 )
         except Exception:  # a failed pass is retried on the next tick; the loop must not die
             log.exception("key maintenance failed")
+        try:
+            await service.flush_usage()
+        except Exception:  # unwritten uses stay pending for the next tick
+            log.exception("key usage flush failed")
         await asyncio.sleep(interval)

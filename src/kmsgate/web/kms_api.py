@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from kmsgate.core.errors import (
     ValidationError,
 )
 from kmsgate.core.principal import Caller, account_root
+from kmsgate.kms.audit_context import REQUEST_KEY_ARN
 from kmsgate.web import awsjson
 
 log = logging.getLogger("kmsgate.kms")
@@ -37,6 +39,7 @@ TARGET_PREFIX = "TrentService."
 CONTENT_TYPE = "application/x-amz-json-1.1"
 MAX_REQUEST_BYTES = 256 * 1024  # the largest valid KMS request is far smaller (6 KiB blobs, 32 KiB policies)
 _IGNORED_WHEN_FALSE = frozenset({"dry_run"})
+_ACCESS_KEY_ID_RE = re.compile(r"[A-Z0-9]{16,128}")
 
 
 class Authenticator(Protocol):
@@ -96,6 +99,7 @@ class KmsApi:
         operation_name = target[len(TARGET_PREFIX) :] if target.startswith(TARGET_PREFIX) else target
         caller: Caller | None = None
         kwargs: dict[str, Any] = {}
+        REQUEST_KEY_ARN.set(None)
         try:
             if not target.startswith(TARGET_PREFIX):
                 raise UnknownOperationError(f"Unknown operation {target or '(missing X-Amz-Target)'}")
@@ -163,9 +167,11 @@ class KmsApi:
                     "operation": operation_name,
                     "caller": caller,
                     "source_ip": request.remote,
+                    "key_arn": REQUEST_KEY_ARN.get(),
                     "key_id": kwargs.get("key_id") or kwargs.get("destination_key_id") or kwargs.get("target_key_id"),
                     "encryption_context": kwargs.get("encryption_context"),
                     "error_code": code,
+                    "access_key_id": _claimed_access_key_id(request) if caller is None else None,
                 }
             )
         return response
@@ -175,6 +181,18 @@ class KmsApi:
         if method is None or not inspect.iscoroutinefunction(method):
             raise UnsupportedOperationError(f"kmsgate does not implement {operation_name}")
         return method  # type: ignore[no-any-return]
+
+
+def _claimed_access_key_id(request: web.Request) -> str | None:
+    """The access key id an unauthenticated request claimed (``Credential=<id>/...``), for the
+    audit entry of a failed authentication; only well-formed ids, so no secret pasted into the
+    header by mistake is ever written."""
+    authorization = request.headers.get("Authorization", "")
+    start = authorization.find("Credential=")
+    if start < 0:
+        return None
+    candidate = authorization[start + len("Credential=") :].split("/", 1)[0]
+    return candidate if _ACCESS_KEY_ID_RE.fullmatch(candidate) else None
 
 
 def _error_response(exc: KmsError) -> web.Response:
