@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 from .context import serialize_context
 from .data_keys import EncryptedDataKey, EncryptionMaterials
+from .header import MessageHeader
 
 Clock = Callable[[], float]
 
@@ -187,6 +188,17 @@ def decrypt_cache_key(suite_id: int, encrypted_data_keys: tuple[EncryptedDataKey
     """The decryption-cache key: what must match for a cached data key to be reused."""
     edks = tuple((e.provider_id, e.provider_info, e.ciphertext) for e in encrypted_data_keys)
     return suite_id, edks, serialize_context(encryption_context)
+
+
+def header_cache_key(header: MessageHeader) -> tuple[int, bytes]:
+    """The decryption-cache key of a header: its suite id and the header bytes from the
+    AAD length through the last encrypted data key. Those bytes are the canonical
+    encoding of exactly what ``decrypt_cache_key`` combines (the parser rejects unsorted
+    or duplicated context keys), so two headers share a key exactly when that function
+    gives them equal keys; slicing them is cheaper than re-serializing the context."""
+    start = 3 + header.suite.message_id_length if header.version == 2 else 4 + header.suite.message_id_length
+    trailer = 1 + 4 + header.suite.commitment_length if header.version == 2 else 1 + 4 + 1 + 4
+    return header.suite.suite_id, header.header_bytes[start : len(header.header_bytes) - trailer]
 
 
 class DecryptionKeyCache:

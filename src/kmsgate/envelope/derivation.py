@@ -73,6 +73,17 @@ def commitment_key(suite: AlgorithmSuite, data_key: bytes, message_id: bytes) ->
     return HKDF(suite.kdf_hash(), suite.commitment_length, salt=message_id, info=COMMIT_LABEL).derive(data_key)
 
 
+def derive_checked_key(suite: AlgorithmSuite, data_key: bytes, message_id: bytes, expected: bytes) -> bytes:
+    """The per-message AES-GCM key, after checking a committing header's commitment key
+    (compared in constant time); one HKDF extract serves both."""
+    if not suite.committing:
+        return derive_data_key(suite, data_key, message_id)
+    derived, commit = derive_committed_keys(suite, data_key, message_id)
+    if not hmac.compare_digest(commit, expected):
+        raise CommitmentMismatchError("commitment key mismatch")
+    return derived
+
+
 def check_commitment(suite: AlgorithmSuite, data_key: bytes, message_id: bytes, expected: bytes) -> None:
     """Raise ``CommitmentMismatchError`` unless ``expected`` matches, compared in constant time."""
     if not suite.committing:

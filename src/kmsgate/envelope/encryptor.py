@@ -8,12 +8,17 @@ possibly empty) and, for signing suites, the signature footer. A plaintext that 
 exact multiple of the frame length ends with an empty final frame, as the reference
 writers do.
 
-Frame length: 64 KiB by default. Each frame costs a fixed Python overhead of a few
-microseconds besides AES-GCM; at 64 KiB that is a few percent of the AES-GCM time on
-one core, while a frame is still small enough that a ranged read decrypts at most
-64 KiB of unwanted plaintext at each end and a stream buffers only 64 KiB.
-Output is written with ``AESGCM.encrypt_into`` straight into one buffer per call, so
-plaintext is copied only when a frame straddles two ``update`` calls.
+Frame length: 64 KiB by default. Each frame costs about a microsecond besides
+AES-GCM (one ``encrypt_into`` call, its argument slices and the AAD); at 64 KiB that is
+under a tenth of the AES-GCM time on one core, while a frame is still small enough
+that a ranged read decrypts at most 64 KiB of unwanted plaintext at each end and a
+stream buffers only 64 KiB.
+
+Copies: output is written with ``AESGCM.encrypt_into`` straight into one buffer per
+call (``buffers.new_buffer``, sized exactly, not zero-filled), or into the caller's
+buffer with ``update_into``; plaintext is read through memoryview slices and copied
+only when a frame straddles two calls. The frame AAD lives in one buffer per message
+whose last 12 bytes (sequence number, length) are rewritten per frame.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from collections.abc import Callable
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from . import signing
+from .buffers import new_buffer
 from .data_keys import EncryptionMaterials
 from .derivation import derive_committed_keys
 from .errors import EncryptionError
@@ -36,23 +42,28 @@ from .frames import (
     REGULAR_FRAME_AAD,
     REGULAR_OVERHEAD,
 )
-from .header import MessageHeader, header_auth_tag, serialize_header
+from .header import MessageHeader, serialize_header
 from .suites import ENCRYPT_SUITES
 
 FRAME_LENGTH = 64 * 1024
 MAX_WRITE_FRAME_LENGTH = 2**31 - 1
 
 _SEQ_IV = struct.Struct(">I8xI")  # sequence number, then the IV: 8 zero bytes || sequence number
-_SEQ_LEN = struct.Struct(">IQ")
+_SEQ_LEN = struct.Struct(">IQ")  # the last 12 bytes of the frame AAD
 _FINAL_HEAD = struct.Struct(">II8xII")  # marker, sequence number, IV, content length
+_SIG_LEN = struct.Struct(">H")
+_FOOTER_BYTES = 2 + signing.SIGNATURE_LENGTH
+_ZERO_IV = bytes(12)
+Buffer = bytes | bytearray | memoryview
 
 
 class Encryptor:
     """Encrypts one message. Not thread-safe; use one per message."""
 
     __slots__ = (
-        "header", "_aead", "_frame_length", "_regular_aad", "_final_aad", "_pending_head",
-        "_buf", "_seq", "_digest", "_signing_key", "_on_plaintext", "_done", "plaintext_length",
+        "_header", "_header_bytes", "_materials", "_message_id", "_commitment", "_header_tag", "_aead", "_frame_length",
+        "_aad", "_final_aad", "_pending_head", "_buf", "_seq", "_digest", "_signing_key", "_on_plaintext",
+        "_done", "plaintext_length",
     )
 
     def __init__(
@@ -75,120 +86,172 @@ class Encryptor:
         if suite.signed != (materials.signing_key is not None):
             raise EncryptionError("signing key presence does not match the suite")
         if message_id is None:
-            message_id = os.urandom(suite.message_id_length)
+            message_id = os.urandom(32)  # suite.message_id_length of every suite kmsgate writes
         derived, commitment = derive_committed_keys(suite, materials.data_key, message_id)
-        self._aead = AESGCM(derived)
+        aead = self._aead = AESGCM(derived)
         header_bytes = serialize_header(suite, message_id, materials.header_fields, frame_length, commitment)
-        tag = header_auth_tag(self._aead, suite, header_bytes)
-        self.header = MessageHeader(
-            suite=suite,
-            message_id=message_id,
-            encryption_context=materials.encryption_context,
-            encrypted_data_keys=materials.encrypted_data_keys,
-            frame_length=frame_length,
-            commitment_key=commitment,
-            header_bytes=header_bytes,
-            auth_iv=bytes(suite.iv_length),
-            auth_tag=tag,
-        )
+        tag = aead.encrypt(_ZERO_IV, b"", header_bytes)
+        self._header: MessageHeader | None = None  # built on first use of .header
+        self._header_bytes = header_bytes
+        self._materials = materials
+        self._message_id = message_id
+        self._commitment = commitment
+        self._header_tag = tag
         self._frame_length = frame_length
-        self._regular_aad = message_id + REGULAR_FRAME_AAD
-        self._final_aad = message_id + FINAL_FRAME_AAD
+        self._aad = bytearray(message_id + REGULAR_FRAME_AAD + bytes(12))
+        self._final_aad = bytearray(message_id + FINAL_FRAME_AAD + bytes(12))
         self._pending_head = header_bytes + tag
         self._buf = bytearray()
         self._seq = 1
-        self._digest = signing.new_digest() if suite.signed else None
-        self._signing_key = materials.signing_key
+        if suite.signed:
+            self._digest = signing.new_digest()
+            self._signing_key = materials.signing_key
+        else:
+            self._digest = self._signing_key = None
         self._on_plaintext = on_plaintext
         self._done = False
         self.plaintext_length = 0
 
-    def update(self, data: bytes | bytearray | memoryview) -> bytearray:
-        """Take plaintext; return the message bytes completed so far (may be empty)."""
-        return self._update(data, finish=False)
+    @property
+    def header(self) -> MessageHeader:
+        """The header this encryptor writes (first bytes of its first output)."""
+        header = self._header
+        if header is None:
+            materials = self._materials
+            header = self._header = MessageHeader(
+                suite=materials.suite,
+                message_id=self._message_id,
+                encryption_context=materials.encryption_context,
+                encrypted_data_keys=materials.encrypted_data_keys,
+                frame_length=self._frame_length,
+                commitment_key=self._commitment,
+                header_bytes=self._header_bytes,
+                auth_iv=_ZERO_IV,
+                auth_tag=self._header_tag,
+            )
+        return header
 
-    def encrypt(self, data: bytes | bytearray | memoryview) -> bytearray:
-        """``update(data)`` and ``finalize()`` in one call, into one buffer: the rest of the message."""
-        return self._update(data, finish=True)
-
-    def _update(self, data: bytes | bytearray | memoryview, finish: bool) -> bytearray:
-        if self._done:
-            raise EncryptionError("encryptor already finalized")
-        view = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
-        size = len(view)
-        self.plaintext_length += size
-        if self._on_plaintext is not None and size:
-            self._on_plaintext(size)
+    def output_length(self, data_length: int, *, final: bool = False) -> int:
+        """Exactly how many bytes ``update`` (or, with ``final``, ``encrypt``) of
+        ``data_length`` plaintext bytes returns now."""
+        if data_length < 0:
+            raise ValueError("data length must not be negative")
         flen = self._frame_length
-        have = len(self._buf)
-        frames = (have + size) // flen
-        head = self._pending_head
-        self._pending_head = b""
-        if self._seq + frames - 1 > MAX_SEQUENCE_NUMBER:
-            raise EncryptionError("message exceeds the maximum number of frames")
-        body = len(head) + frames * (flen + REGULAR_OVERHEAD)
-        tail = FINAL_OVERHEAD + (have + size) % flen if finish else 0
-        out = bytearray(body + tail)
-        out[: len(head)] = head
-        mv_out = memoryview(out)
-        pos = len(head)
-        src = 0
-        if have and frames:
-            src = flen - have
-            self._buf += view[:src]
-            pos = self._frame(mv_out, pos, self._buf)
-            self._buf = bytearray()
-            frames -= 1
-        for _ in range(frames):
-            pos = self._frame(mv_out, pos, view[src : src + flen])
-            src += flen
-        if src < size:
-            if finish and not self._buf:
-                self._final(mv_out, pos, view[src:])
-            else:
-                self._buf += view[src:]
-        if finish and (src == size or self._buf):
-            self._final(mv_out, pos, self._buf)
-        mv_out.release()
-        view.release()
-        if finish:
-            self._done = True
-            self._buf = bytearray()
-            self._digest_update(out)
-            self._sign_into(out)
-        else:
-            self._digest_update(out)
-        return out
+        total = len(self._buf) + data_length
+        size = len(self._pending_head) + (total // flen) * (flen + REGULAR_OVERHEAD)
+        if final:
+            size += FINAL_OVERHEAD + total % flen
+            if self._digest is not None:
+                size += _FOOTER_BYTES
+        return size
 
-    def _final(self, out: memoryview, pos: int, plaintext: bytes | bytearray | memoryview) -> None:
-        seq = self._seq
-        length = len(plaintext)
-        _FINAL_HEAD.pack_into(out, pos, FINAL_FRAME_MARKER, seq, seq, length)
-        self._aead.encrypt_into(
-            out[pos + 8 : pos + 20], plaintext, self._final_aad + _SEQ_LEN.pack(seq, length),
-            out[pos + 24 : pos + 24 + length + 16],
-        )
+    def update(self, data: Buffer) -> bytearray:
+        """Take plaintext; return the message bytes completed so far (may be empty)."""
+        return self._update(data, False)
 
-    def _sign_into(self, out: bytearray) -> None:
-        if self._digest is not None and self._signing_key is not None:
-            signature = signing.sign(self._signing_key, self._digest.finalize())
-            out += struct.pack(">H", len(signature)) + signature
-
-    def _frame(self, out: memoryview, pos: int, plaintext: bytes | bytearray | memoryview) -> int:
-        seq = self._seq
-        _SEQ_IV.pack_into(out, pos, seq, seq)
-        end = pos + 16 + self._frame_length + 16
-        self._aead.encrypt_into(
-            out[pos + 4 : pos + 16], plaintext, self._regular_aad + _SEQ_LEN.pack(seq, self._frame_length),
-            out[pos + 16 : end],
-        )
-        self._seq = seq + 1
-        return end
+    def encrypt(self, data: Buffer) -> bytearray:
+        """``update(data)`` and ``finalize()`` in one call, into one buffer: the rest of the message."""
+        return self._update(data, True)
 
     def finalize(self) -> bytearray:
         """Return the final frame (and the signature footer for signing suites)."""
-        return self._update(b"", finish=True)
+        return self._update(b"", True)
 
-    def _digest_update(self, data: bytes | bytearray) -> None:
+    def update_into(self, data: Buffer, buffer: bytearray | memoryview, *, final: bool = False) -> int:
+        """Like ``update`` (or, with ``final``, ``encrypt``) but write into ``buffer``, which
+        must hold at least ``output_length(len(data), final=final)`` bytes; return the
+        count written. Lets a stream reuse one output buffer for every call."""
+        out = memoryview(buffer).cast("B")
+        if out.readonly:
+            raise ValueError("buffer is read-only")
+        view = memoryview(data).cast("B")
+        size = self.output_length(len(view), final=final)
+        if len(out) < size:
+            raise ValueError(f"buffer too small: {size} bytes needed")
+        return self._write(view, out, size, final)
+
+    def _update(self, data: Buffer, final: bool) -> bytearray:
+        view = memoryview(data)
+        if view.format != "B" or view.ndim != 1:
+            view = view.cast("B")
+        size = self.output_length(len(view), final=final)
+        out = new_buffer(size)
+        with memoryview(out) as mv_out:
+            self._write(view, mv_out, size, final)
+        return out
+
+    def _write(self, view: memoryview, out: memoryview, size: int, final: bool) -> int:
+        """Encrypt ``view`` into ``out[:size]`` (``size`` from ``output_length``)."""
+        if self._done:
+            raise EncryptionError("encryptor already finalized")
+        length = len(view)
+        flen = self._frame_length
+        buf = self._buf
+        have = len(buf)
+        frames = (have + length) // flen
+        seq = self._seq
+        if seq + frames - 1 > MAX_SEQUENCE_NUMBER:
+            raise EncryptionError("message exceeds the maximum number of frames")
+        self.plaintext_length += length
+        if self._on_plaintext is not None and length:
+            self._on_plaintext(length)
+        head = self._pending_head
+        pos = len(head)
+        if pos:
+            out[:pos] = head
+            self._pending_head = b""
+        encrypt_into = self._aead.encrypt_into
+        aad = self._aad
+        aad_at = len(aad) - 12
+        pack_aad = _SEQ_LEN.pack_into
+        pack_head = _SEQ_IV.pack_into
+        src = 0
+        if have and frames:
+            src = flen - have
+            buf += view[:src]
+            pack_head(out, pos, seq, seq)
+            pack_aad(aad, aad_at, seq, flen)
+            end = pos + 16 + flen + 16
+            encrypt_into(out[pos + 4 : pos + 16], buf, aad, out[pos + 16 : end])
+            buf.clear()
+            pos = end
+            seq += 1
+            frames -= 1
+        for _ in range(frames):
+            pack_head(out, pos, seq, seq)
+            pack_aad(aad, aad_at, seq, flen)
+            end = pos + 16 + flen + 16
+            nxt = src + flen
+            encrypt_into(out[pos + 4 : pos + 16], view[src:nxt], aad, out[pos + 16 : end])
+            src = nxt
+            pos = end
+            seq += 1
+        self._seq = seq
+        if final:
+            rest = view[src:] if not buf else (buf + view[src:])
+            pos = self._final(out, pos, rest)
+            self._done = True
+            self._buf = bytearray()
+        elif src < length:
+            buf += view[src:]
         if self._digest is not None:
-            self._digest.update(data)
+            self._digest.update(out[:pos])
+            if final and self._signing_key is not None:
+                signature = signing.sign(self._signing_key, self._digest.finalize())
+                _SIG_LEN.pack_into(out, pos, len(signature))
+                out[pos + 2 : pos + 2 + len(signature)] = signature
+                pos += 2 + len(signature)
+        if pos != size:  # pragma: no cover - output_length and the writer disagree
+            raise EncryptionError("internal error: output length mismatch")
+        return pos
+
+    def _final(self, out: memoryview, pos: int, plaintext: Buffer) -> int:
+        seq = self._seq
+        length = len(plaintext)
+        _FINAL_HEAD.pack_into(out, pos, FINAL_FRAME_MARKER, seq, seq, length)
+        aad = self._final_aad
+        _SEQ_LEN.pack_into(aad, len(aad) - 12, seq, length)
+        end = pos + FINAL_OVERHEAD + length
+        self._aead.encrypt_into(out[pos + 8 : pos + 20], plaintext, aad, out[pos + 24 : end])
+        self._seq = seq + 1
+        return end

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Mapping
 
@@ -55,6 +56,11 @@ from .suites import AlgorithmSuite, suite_by_id
 CONTENT_TYPE_FRAMED = 0x02
 _VERSION_SUITE = struct.Struct(">BH")
 _TYPE_FRAME = struct.Struct(">BI")
+_U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
+_V1_RESERVED = b"\x00\x00\x00\x00"
+_ZERO_IVS = {12: bytes(12)}
+CONTEXT_MEMO_ENTRIES = 256
 V1_TYPE_CUSTOMER_AED = 0x80
 
 MAX_HEADER_BYTES = 64 * 1024  # ample for one KMS data key and a 16 KiB context
@@ -132,31 +138,6 @@ class _NeedMore(Exception):
         self.total = total
 
 
-class _Reader:
-    __slots__ = ("view", "pos")
-
-    def __init__(self, view: memoryview) -> None:
-        self.view = view
-        self.pos = 0
-
-    def take(self, n: int) -> memoryview:
-        end = self.pos + n
-        if end > len(self.view):
-            raise _NeedMore(end)
-        part = self.view[self.pos : end]
-        self.pos = end
-        return part
-
-    def u8(self) -> int:
-        return self.take(1)[0]
-
-    def u16(self) -> int:
-        return int.from_bytes(self.take(2), "big")
-
-    def u32(self) -> int:
-        return int.from_bytes(self.take(4), "big")
-
-
 def parse_header(data: bytes | bytearray | memoryview, policy: DecryptPolicy) -> tuple[MessageHeader | None, int]:
     """Parse a header and its authentication fields from the start of ``data``.
 
@@ -164,75 +145,130 @@ def parse_header(data: bytes | bytearray | memoryview, policy: DecryptPolicy) ->
     ``needed`` is the total byte count to wait for before calling again. Raises a
     ``DecryptionError`` subclass for anything malformed, forbidden or over a cap.
     """
-    view = memoryview(data)
-    try:
-        header, consumed = _parse(_Reader(view), policy)
-    except _NeedMore as need:
-        if need.total > policy.max_header_bytes:
-            raise HeaderLimitError("header exceeds the configured size") from None
-        return None, need.total
+    with memoryview(data) as view:
+        try:
+            header, consumed = _parse(view if view.format == "B" else view.cast("B"), policy)
+        except _NeedMore as need:
+            if need.total > policy.max_header_bytes:
+                raise HeaderLimitError("header exceeds the configured size") from None
+            return None, need.total
     if consumed > policy.max_header_bytes:
         raise HeaderLimitError("header exceeds the configured size")
     return header, consumed
 
 
-def _parse(r: _Reader, policy: DecryptPolicy) -> tuple[MessageHeader, int]:
-    version = r.u8()
+def _parse(view: memoryview, policy: DecryptPolicy) -> tuple[MessageHeader, int]:
+    """Straight-line parse with explicit offsets; ``_NeedMore(end)`` names the end of the
+    first field that has not fully arrived (several fixed fields may be checked at once)."""
+    size = len(view)
+    if size < 1:
+        raise _NeedMore(1)
+    version = view[0]
     if version == 2:
-        suite = _suite(r.u16(), 2, policy)
+        if size < 3:
+            raise _NeedMore(3)
+        suite = _suite(_U16.unpack_from(view, 1)[0], 2, policy)
+        pos = 3
     elif version == 1:
-        if r.u8() != V1_TYPE_CUSTOMER_AED:
+        if size < 2:
+            raise _NeedMore(2)
+        if view[1] != V1_TYPE_CUSTOMER_AED:
             raise MalformedHeaderError("unknown message type")
-        suite = _suite(r.u16(), 1, policy)
+        if size < 4:
+            raise _NeedMore(4)
+        suite = _suite(_U16.unpack_from(view, 2)[0], 1, policy)
+        pos = 4
     else:
         raise MalformedHeaderError("unknown message format version")
-    message_id = bytes(r.take(suite.message_id_length))
-    context_length = r.u16()
+    end = pos + suite.message_id_length + 2
+    if end > size:
+        raise _NeedMore(end)
+    message_id = bytes(view[pos : end - 2])
+    (context_length,) = _U16.unpack_from(view, end - 2)
     if context_length > policy.max_context_bytes:
         raise HeaderLimitError("encryption context exceeds the configured size")
-    context = parse_context(r.take(context_length), max_bytes=policy.max_context_bytes)
-    count = r.u16()
+    pos = end
+    end = pos + context_length + 2
+    if end > size:
+        raise _NeedMore(end)
+    context = _context(bytes(view[pos : end - 2]), policy.max_context_bytes)
+    (count,) = _U16.unpack_from(view, end - 2)
     if count == 0:
         raise MalformedHeaderError("no encrypted data keys")
     if count > policy.max_encrypted_data_keys:
         raise HeaderLimitError("too many encrypted data keys")
+    pos = end
     edks = []
     for _ in range(count):
+        fields = []
+        for _part in range(3):
+            if pos + 2 > size:
+                raise _NeedMore(pos + 2)
+            end = pos + 2 + _U16.unpack_from(view, pos)[0]
+            if end > size:
+                raise _NeedMore(end)
+            fields.append(bytes(view[pos + 2 : end]))
+            pos = end
         try:
-            provider_id = bytes(r.take(r.u16())).decode("utf-8")
+            provider_id = fields[0].decode("utf-8")
         except UnicodeDecodeError as exc:
             raise MalformedHeaderError("provider id is not UTF-8") from exc
-        provider_info = bytes(r.take(r.u16()))
-        ciphertext = bytes(r.take(r.u16()))
-        edks.append(EncryptedDataKey(provider_id, provider_info, ciphertext))
-    if r.u8() != CONTENT_TYPE_FRAMED:
+        edks.append(EncryptedDataKey(provider_id, fields[1], fields[2]))
+    if pos + 1 > size:
+        raise _NeedMore(pos + 1)
+    if view[pos] != CONTENT_TYPE_FRAMED:
         raise MalformedHeaderError("only framed content is supported")
+    pos += 1
     if version == 1:
-        if bytes(r.take(4)) != b"\x00\x00\x00\x00":
+        if pos + 5 > size:
+            raise _NeedMore(pos + 5)
+        if view[pos : pos + 4] != _V1_RESERVED:
             raise MalformedHeaderError("reserved field is not zero")
-        if r.u8() != suite.iv_length:
+        if view[pos + 4] != suite.iv_length:
             raise MalformedHeaderError("IV length does not match the suite")
-    frame_length = r.u32()
+        pos += 5
+    if pos + 4 > size:
+        raise _NeedMore(pos + 4)
+    (frame_length,) = _U32.unpack_from(view, pos)
     if frame_length == 0:
         raise MalformedHeaderError("frame length is zero")
     if frame_length > policy.max_frame_length:
         raise HeaderLimitError("frame length exceeds the configured maximum")
-    commitment = bytes(r.take(suite.commitment_length))
-    header_end = r.pos
-    auth_iv = bytes(r.take(suite.iv_length)) if version == 1 else bytes(suite.iv_length)
-    auth_tag = bytes(r.take(suite.tag_length))
+    header_end = pos + 4 + suite.commitment_length
+    auth_end = header_end + suite.tag_length + (suite.iv_length if version == 1 else 0)
+    if auth_end > size:
+        raise _NeedMore(auth_end)
+    if version == 1:
+        auth_iv = bytes(view[header_end : header_end + suite.iv_length])
+    else:
+        auth_iv = _ZERO_IVS.get(suite.iv_length) or bytes(suite.iv_length)
     header = MessageHeader(
         suite=suite,
         message_id=message_id,
-        encryption_context=MappingProxyType(context),
+        encryption_context=context,
         encrypted_data_keys=tuple(edks),
         frame_length=frame_length,
-        commitment_key=commitment,
-        header_bytes=bytes(r.view[:header_end]),
+        commitment_key=bytes(view[pos + 4 : header_end]),
+        header_bytes=bytes(view[:header_end]),
         auth_iv=auth_iv,
-        auth_tag=auth_tag,
+        auth_tag=bytes(view[auth_end - suite.tag_length : auth_end]),
     )
-    return header, r.pos
+    return header, auth_end
+
+
+def _context(data: bytes, max_bytes: int) -> Mapping[str, str]:
+    if len(data) > max_bytes:
+        raise HeaderLimitError("encryption context exceeds the configured size")
+    return _parsed_context(data)
+
+
+@lru_cache(maxsize=CONTEXT_MEMO_ENTRIES)
+def _parsed_context(data: bytes) -> Mapping[str, str]:
+    """Memoized ``parse_context``: messages under one cached data key share their context
+    bytes, so a busy reader parses each distinct context once. The value is read-only
+    and failures are not memoized. At most ``CONTEXT_MEMO_ENTRIES`` contexts of at most
+    the context cap each are kept."""
+    return MappingProxyType(parse_context(data))
 
 
 def _suite(suite_id: int, version: int, policy: DecryptPolicy) -> AlgorithmSuite:

@@ -28,14 +28,14 @@ from .cache import (
     DecryptionKeyCache,
     EncryptionMaterialsCache,
     Partition,
-    decrypt_cache_key,
+    header_cache_key,
 )
 from .context import PUBLIC_KEY_FIELD, check_user_context
 from .data_keys import KMS_PROVIDER_ID, EncryptedDataKey, EncryptionMaterials
 from .decryptor import Decryptor
 from .encryptor import FRAME_LENGTH, Encryptor
-from .errors import DataKeyUnavailableError, EncryptionError
-from .header import DecryptPolicy, MessageHeader
+from .errors import DataKeyUnavailableError, EncryptionError, TruncatedMessageError
+from .header import DecryptPolicy, MessageHeader, parse_header
 from .kms_client import KmsClient
 from .singleflight import SingleFlight
 from .suites import DEFAULT_SUITE, ENCRYPT_SUITES, AlgorithmSuite
@@ -180,7 +180,7 @@ class MaterialsManager:
         """Unwrap the data key of ``header`` via KMS (cached); raise ``DataKeyUnavailableError``
         when no encrypted data key can be decrypted. KMS availability errors and
         ``AccessDeniedError`` propagate as ``KmsError``."""
-        key = decrypt_cache_key(header.suite.suite_id, header.encrypted_data_keys, header.encryption_context)
+        key = header_cache_key(header)
         if self.caching:
             cached = self.decrypt_cache.get(key)
             if cached is not None:
@@ -233,18 +233,20 @@ async def encrypt_message(
 
 
 async def decrypt_message(
-    manager: MaterialsManager, message: bytes, *, policy: DecryptPolicy | None = None,
+    manager: MaterialsManager, message: bytes | bytearray | memoryview, *, policy: DecryptPolicy | None = None,
 ) -> DecryptedMessage:
     """Decrypt a whole message in memory; every failure is a ``DecryptionError``
-    (or a ``KmsError`` when the KMS itself is unavailable or denies access)."""
-    decryptor = Decryptor(policy)
-    out = decryptor.update(message)
-    if decryptor.needs_data_key:
+    (or a ``KmsError`` when the KMS itself is unavailable or denies access). The body
+    is decrypted straight from ``message``, which is not copied."""
+    policy = policy or DecryptPolicy()
+    with memoryview(message) as view:
+        header, consumed = parse_header(view, policy)
+        if header is None:
+            raise TruncatedMessageError("message ended inside its header")
+        decryptor = Decryptor.for_header(header, policy)
         await manager.open_decryptor(decryptor)
-        out = decryptor.update(b"")  # the header phase released nothing
+        out = decryptor.update(view[consumed:])
     tail = decryptor.finalize()
     if tail:
         out += tail
-    if decryptor.header is None:  # pragma: no cover - finalize raised already
-        raise DataKeyUnavailableError("no header")
-    return DecryptedMessage(out, decryptor.header)
+    return DecryptedMessage(out, header)
