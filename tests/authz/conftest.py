@@ -68,6 +68,15 @@ def write_identities(directory: Path) -> Path:
     return path
 
 
+def client_as(server: KmsgateServer, who: Identity) -> Any:
+    """A boto3 KMS client for ``server`` signing with ``who``'s access key."""
+    session = boto3.session.Session(
+        aws_access_key_id=who.access_key_id, aws_secret_access_key=who.secret_access_key, region_name=REGION
+    )
+    config = BotoConfig(retries={"max_attempts": 1, "mode": "standard"})
+    return session.client("kms", endpoint_url=server.endpoint_url, config=config)
+
+
 @dataclass
 class AuthzServer:
     """A kmsgate with alice, bob and carol declared, and a boto3 client for each (and the root)."""
@@ -80,13 +89,7 @@ class AuthzServer:
 
     def client(self, who: Identity | None = None) -> Any:
         """A KMS client signing as ``who`` (the account root when ``None``)."""
-        if who is None:
-            return self.server.kms_client()
-        session = boto3.session.Session(
-            aws_access_key_id=who.access_key_id, aws_secret_access_key=who.secret_access_key, region_name=REGION
-        )
-        config = BotoConfig(retries={"max_attempts": 1, "mode": "standard"})
-        return session.client("kms", endpoint_url=self.server.endpoint_url, config=config)
+        return self.server.kms_client() if who is None else client_as(self.server, who)
 
     def aws(self, who: Identity, *args: str) -> subprocess.CompletedProcess[str]:
         """The ``aws kms`` command line signing as ``who``."""
