@@ -52,7 +52,7 @@ def add_keys_command(subparsers: Any, environ: Mapping[str, str] | None = None) 
     create.add_argument("--region", default=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or DEFAULT_REGION,
                         help="region to sign for [AWS_REGION] (default: %(default)s)")
     create.add_argument("--account-id", default=None,
-                        help="account id for the root statement (default: the caller's, from its key ARN)")
+                        help="account id for the root statement (default: the account in the first --admin or --user ARN)")
     return keys
 
 
