@@ -37,16 +37,27 @@ def derive_committed_keys(suite: AlgorithmSuite, data_key: bytes, message_id: by
     Computed with plain SHA-512 HMAC because the message path runs it for every
     message and the object-based HKDF costs several times more.
     """
-    if not suite.committing or suite.kdf_hash is not hashes.SHA512 or suite.data_key_length > 64:
+    if (not suite.committing or suite.kdf_hash is not hashes.SHA512 or suite.data_key_length > 64
+            or suite.commitment_length > 64 or len(message_id) > 128):
         return derive_data_key(suite, data_key, message_id), commitment_key(suite, data_key, message_id)
-    prk = _hmac_sha512(message_id, data_key)
-    derived = _hmac_sha512(prk, suite.id_bytes + DERIVE_LABEL + b"\x01")[: suite.data_key_length]
-    commit = _hmac_sha512(prk, COMMIT_LABEL + b"\x01")[: suite.commitment_length]
+    # HMAC (RFC 2104) written out: key blocks padded to 128 bytes and XORed with the
+    # pads; the PRK's two padded blocks serve both expand steps.
+    sha512 = hashlib.sha512
+    salt = message_id.ljust(128, b"\x00")
+    prk = sha512(salt.translate(_OPAD) + sha512(salt.translate(_IPAD) + data_key).digest()).digest()
+    block = prk + _PRK_PAD
+    inner, outer = block.translate(_IPAD), block.translate(_OPAD)
+    info = _DERIVE_INFO.get(suite.suite_id) or suite.id_bytes + DERIVE_LABEL + b"\x01"
+    derived = sha512(outer + sha512(inner + info).digest()).digest()[: suite.data_key_length]
+    commit = sha512(outer + sha512(inner + _COMMIT_INFO).digest()).digest()[: suite.commitment_length]
     return derived, commit
 
 
 _IPAD = bytes(x ^ 0x36 for x in range(256))
 _OPAD = bytes(x ^ 0x5C for x in range(256))
+_PRK_PAD = bytes(128 - 64)  # a SHA-512 PRK is 64 bytes; HMAC pads its key to the 128-byte block
+_DERIVE_INFO = {suite_id: suite_id.to_bytes(2, "big") + DERIVE_LABEL + b"\x01" for suite_id in (0x0478, 0x0578)}
+_COMMIT_INFO = COMMIT_LABEL + b"\x01"
 
 
 def _hmac_sha512(key: bytes, message: bytes) -> bytes:

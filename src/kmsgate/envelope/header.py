@@ -60,7 +60,7 @@ _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 _V1_RESERVED = b"\x00\x00\x00\x00"
 _ZERO_IVS = {12: bytes(12)}
-CONTEXT_MEMO_ENTRIES = 256
+FIELDS_MEMO_ENTRIES = 128
 V1_TYPE_CUSTOMER_AED = 0x80
 
 MAX_HEADER_BYTES = 64 * 1024  # ample for one KMS data key and a 16 KiB context
@@ -184,36 +184,26 @@ def _parse(view: memoryview, policy: DecryptPolicy) -> tuple[MessageHeader, int]
     if end > size:
         raise _NeedMore(end)
     message_id = bytes(view[pos : end - 2])
-    (context_length,) = _U16.unpack_from(view, end - 2)
+    fields_start = end - 2
+    (context_length,) = _U16.unpack_from(view, fields_start)
     if context_length > policy.max_context_bytes:
         raise HeaderLimitError("encryption context exceeds the configured size")
-    pos = end
-    end = pos + context_length + 2
-    if end > size:
-        raise _NeedMore(end)
-    context = _context(bytes(view[pos : end - 2]), policy.max_context_bytes)
-    (count,) = _U16.unpack_from(view, end - 2)
+    pos = end + context_length
+    if pos + 2 > size:
+        raise _NeedMore(pos + 2)
+    (count,) = _U16.unpack_from(view, pos)
     if count == 0:
         raise MalformedHeaderError("no encrypted data keys")
     if count > policy.max_encrypted_data_keys:
         raise HeaderLimitError("too many encrypted data keys")
-    pos = end
-    edks = []
-    for _ in range(count):
-        fields = []
-        for _part in range(3):
-            if pos + 2 > size:
-                raise _NeedMore(pos + 2)
-            end = pos + 2 + _U16.unpack_from(view, pos)[0]
-            if end > size:
-                raise _NeedMore(end)
-            fields.append(bytes(view[pos + 2 : end]))
-            pos = end
-        try:
-            provider_id = fields[0].decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise MalformedHeaderError("provider id is not UTF-8") from exc
-        edks.append(EncryptedDataKey(provider_id, fields[1], fields[2]))
+    pos += 2
+    for _ in range(3 * count):  # provider id, provider info, ciphertext: each 2-byte length + bytes
+        if pos + 2 > size:
+            raise _NeedMore(pos + 2)
+        pos += 2 + _U16.unpack_from(view, pos)[0]
+        if pos > size:
+            raise _NeedMore(pos)
+    context, edks = _header_fields(bytes(view[fields_start:pos]))
     if pos + 1 > size:
         raise _NeedMore(pos + 1)
     if view[pos] != CONTENT_TYPE_FRAMED:
@@ -246,7 +236,7 @@ def _parse(view: memoryview, policy: DecryptPolicy) -> tuple[MessageHeader, int]
         suite=suite,
         message_id=message_id,
         encryption_context=context,
-        encrypted_data_keys=tuple(edks),
+        encrypted_data_keys=edks,
         frame_length=frame_length,
         commitment_key=bytes(view[pos + 4 : header_end]),
         header_bytes=bytes(view[:header_end]),
@@ -256,19 +246,33 @@ def _parse(view: memoryview, policy: DecryptPolicy) -> tuple[MessageHeader, int]
     return header, auth_end
 
 
-def _context(data: bytes, max_bytes: int) -> Mapping[str, str]:
-    if len(data) > max_bytes:
-        raise HeaderLimitError("encryption context exceeds the configured size")
-    return _parsed_context(data)
+@lru_cache(maxsize=FIELDS_MEMO_ENTRIES)
+def _header_fields(data: bytes) -> tuple[Mapping[str, str], tuple[EncryptedDataKey, ...]]:
+    """The encryption context and encrypted data keys from the header bytes that hold
+    them (AAD length through the last EDK; ``_parse`` has checked every length and cap).
 
-
-@lru_cache(maxsize=CONTEXT_MEMO_ENTRIES)
-def _parsed_context(data: bytes) -> Mapping[str, str]:
-    """Memoized ``parse_context``: messages under one cached data key share their context
-    bytes, so a busy reader parses each distinct context once. The value is read-only
-    and failures are not memoized. At most ``CONTEXT_MEMO_ENTRIES`` contexts of at most
-    the context cap each are kept."""
-    return MappingProxyType(parse_context(data))
+    Memoized: messages written under one cached data key share these bytes exactly, so a
+    busy reader decodes each distinct set once. The values are immutable; failures are
+    not memoized. At most ``FIELDS_MEMO_ENTRIES`` entries of at most the header cap each
+    are kept.
+    """
+    (context_length,) = _U16.unpack_from(data, 0)
+    context = MappingProxyType(parse_context(data[2 : 2 + context_length]))
+    (count,) = _U16.unpack_from(data, 2 + context_length)
+    pos = 4 + context_length
+    edks = []
+    for _ in range(count):
+        fields = []
+        for _part in range(3):
+            end = pos + 2 + _U16.unpack_from(data, pos)[0]
+            fields.append(data[pos + 2 : end])
+            pos = end
+        try:
+            provider_id = fields[0].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise MalformedHeaderError("provider id is not UTF-8") from exc
+        edks.append(EncryptedDataKey(provider_id, fields[1], fields[2]))
+    return context, tuple(edks)
 
 
 def _suite(suite_id: int, version: int, policy: DecryptPolicy) -> AlgorithmSuite:
