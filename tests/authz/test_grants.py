@@ -3,6 +3,7 @@ retiring and revoking take it away, and the grant operations follow AWS's rules.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -217,3 +218,19 @@ async def test_grants_are_deleted_with_their_key(tmp_path: Path) -> None:
         assert service._store.mutate(lambda tx: tx.grants_of(key_id)) == []
     finally:
         service.close()
+
+
+def test_grant_lifecycle_with_the_aws_cli(authz: AuthzServer, key_id: str) -> None:
+    created = authz.aws(ALICE, "create-grant", "--key-id", key_id, "--grantee-principal", BOB.arn,
+                        "--operations", "Encrypt", "Decrypt")
+    assert created.returncode == 0, created.stderr
+    grant_id = json.loads(created.stdout)["GrantId"]
+    assert error_code(authz.client(BOB).encrypt, KeyId=key_id, Plaintext=b"x") is None
+    listed = authz.aws(ALICE, "list-grants", "--key-id", key_id)
+    assert listed.returncode == 0, listed.stderr
+    assert [g["GrantId"] for g in json.loads(listed.stdout)["Grants"]] == [grant_id]
+    denied = authz.aws(BOB, "revoke-grant", "--key-id", key_id, "--grant-id", grant_id)
+    assert denied.returncode != 0 and "AccessDeniedException" in denied.stderr
+    revoked = authz.aws(ALICE, "revoke-grant", "--key-id", key_id, "--grant-id", grant_id)
+    assert revoked.returncode == 0, revoked.stderr
+    assert error_code(authz.client(BOB).encrypt, KeyId=key_id, Plaintext=b"x") == "AccessDeniedException"
