@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
 
+from kmsgate.admin_cli import add_keys_command, run_keys_command
 from kmsgate.auth.identities import IdentitiesError, load_directory
 from kmsgate.bootstrap import ensure_default_key
 from kmsgate.config import Config
@@ -133,6 +134,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
                          default=int(_env(environ, "CACHE_CAPACITY", str(defaults.cache_capacity)) or 1),
                          help="data keys held at once (least recently used leave first) [KMSGATE_CACHE_CAPACITY] "
                          "(default: %(default)s)")
+    add_keys_command(commands, environ)
     return parser
 
 
@@ -244,5 +246,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     args = build_parser(env).parse_args(argv)
     if args.command == "serve":
         sys.exit(serve(config_from_args(args)))
+    elif args.command == "keys":
+        sys.exit(run_keys_command(args))
     else:  # pragma: no cover - argparse rejects unknown commands
         sys.exit(2)
