@@ -16,7 +16,7 @@ import aiohttp
 import boto3
 import pytest
 from aiohttp import web
-from gateway_harness import ACCOUNT_ID, REGION, RunningGateway, create_key, start_gateway
+from gateway_harness import ACCOUNT_ID, REGION, RunningGateway, TrustAsRoot, create_key, start_gateway
 from moto.server import ThreadedMotoServer
 
 from kmsgate.core.principal import account_root
@@ -116,7 +116,8 @@ async def running_gateway(tmp_path: Path, gateway_settings: GatewaySettings) -> 
 
     async def factory(app: web.Application) -> Gateway:
         kms: KmsClient = InProcessKmsClient(service, account_root(ACCOUNT_ID))
-        return Gateway(storage=storage, kms=kms, metrics=GatewayMetrics(), settings=gateway_settings)
+        return Gateway(storage=storage, kms=kms, metrics=GatewayMetrics(), settings=gateway_settings,
+                       authenticator=TrustAsRoot())
 
     app = web.Application()
     setup_gateway(app, factory)

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from aiohttp import web
+from gateway_harness import TrustAsRoot
 
 from kmsgate.core.principal import account_root
 from kmsgate.envelope.kms_client import InProcessKmsClient
@@ -50,7 +51,8 @@ def main() -> int:
             return Gateway(storage=FileStorage(data_dir / "objects"),
                            kms=InProcessKmsClient(service, account_root(ACCOUNT_ID)),
                            metrics=GatewayMetrics(metrics_dir_from_env()),
-                           settings=GatewaySettings(frame_length=4096), on_close=close_service)
+                           settings=GatewaySettings(frame_length=4096), on_close=close_service,
+                           authenticator=TrustAsRoot())
 
         setup_gateway(app, factory)
         return app

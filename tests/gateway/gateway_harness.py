@@ -9,12 +9,25 @@ from pathlib import Path
 
 from aiohttp import web
 
-from kmsgate.core.principal import account_root
+from kmsgate.core.principal import Caller, account_root
 from kmsgate.gateway.service import GATEWAY, Gateway
 from kmsgate.kms.service import KmsService
 
 ACCOUNT_ID = "111122223333"
 REGION = "us-east-1"
+ROOT = account_root(ACCOUNT_ID)
+
+
+class TrustAsRoot:
+    """Every gateway request acts as the account root, no credentials checked.
+
+    For tests of everything but authentication (``tests/gateway_auth`` covers that). It lives
+    here, in the tests, so no option of kmsgate itself can turn it on.
+    """
+
+    def authenticate(self, request: object, body: bytes) -> Caller:
+        return Caller(arn=account_root(ACCOUNT_ID).arn, account_id=ACCOUNT_ID,
+                      source_ip=getattr(request, "remote", None))
 
 
 @dataclass

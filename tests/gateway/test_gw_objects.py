@@ -13,7 +13,7 @@ import yarl
 from kmsgate.core.principal import account_root
 from kmsgate.gateway.headers import CONTEXT_HEADER, KEY_ID_HEADER, encode_context
 
-from gateway_harness import ACCOUNT_ID, RunningGateway, create_key
+from gateway_harness import ACCOUNT_ID, ROOT, RunningGateway, create_key
 
 FRAME = 4096  # the gateway_settings fixture's frame length
 
@@ -186,7 +186,7 @@ async def test_tampered_stored_object_is_not_served(running_gateway: RunningGate
 async def test_concurrent_writers_share_one_data_key(running_gateway: RunningGateway,
                                                      http: aiohttp.ClientSession) -> None:
     await asyncio.gather(*(put(http, running_gateway, f"w/{i}", os.urandom(100)) for i in range(100)))
-    stats = running_gateway.gateway.materials.stats
+    stats = running_gateway.gateway.materials_for(ROOT).stats
     assert stats.kms_calls == 1
     async with http.get(f"{running_gateway.url}/metrics") as r:
         text = await r.text()

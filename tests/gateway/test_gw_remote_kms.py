@@ -18,7 +18,7 @@ import botocore.session
 import pytest
 from aiohttp import web
 from aws_encryption_sdk.identifiers import CommitmentPolicy
-from gateway_harness import RunningGateway, start_gateway
+from gateway_harness import RunningGateway, TrustAsRoot, start_gateway
 
 from kmsgate.envelope.kms_client import RemoteKmsClient, RemoteKmsSettings
 from kmsgate.gateway.headers import CONTEXT_HEADER, encode_context
@@ -45,7 +45,8 @@ async def remote_gateway(tmp_path: Path, server: Any) -> AsyncIterator[RunningGa
         kms = RemoteKmsClient(RemoteKmsSettings(endpoint_url=server.endpoint_url, region=server.region,
                                                 connect_timeout_seconds=1, read_timeout_seconds=3, max_attempts=1))
         await kms.start()
-        return Gateway(storage=storage, kms=kms, metrics=GatewayMetrics(), settings=settings, on_close=kms.close)
+        return Gateway(storage=storage, kms=kms, metrics=GatewayMetrics(), settings=settings, on_close=kms.close,
+                       authenticator=TrustAsRoot())
 
     app = web.Application()
     setup_gateway(app, factory)

@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from gateway_harness import ACCOUNT_ID, REGION, RunningGateway, create_key, start_gateway
+from gateway_harness import ACCOUNT_ID, REGION, RunningGateway, TrustAsRoot, create_key, start_gateway
 
 from kmsgate.core.principal import account_root
 from kmsgate.envelope.kms_client import InProcessKmsClient
@@ -30,7 +30,8 @@ async def gateway_over(tmp_path: Path, storage: Storage, settings: GatewaySettin
 
     async def factory(app: web.Application) -> Gateway:
         kms = InProcessKmsClient(service, account_root(ACCOUNT_ID))
-        return Gateway(storage=storage, kms=kms, metrics=GatewayMetrics(), settings=settings)
+        return Gateway(storage=storage, kms=kms, metrics=GatewayMetrics(), settings=settings,
+                       authenticator=TrustAsRoot())
 
     app = web.Application()
     setup_gateway(app, factory)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from gateway_harness import RunningGateway
+from gateway_harness import ROOT, RunningGateway
 from prometheus_client.parser import text_string_to_metric_families
 
 from kmsgate.gateway.headers import CONTEXT_HEADER, KEY_ID_HEADER, encode_context
@@ -164,7 +164,7 @@ async def test_secrets_never_reach_logs_or_metrics(running_gateway: RunningGatew
         await r.read()
     async with http.get(f"{running_gateway.url}/metrics") as r:
         metrics_text = await r.text()
-    data_keys = [e.materials.data_key for e in running_gateway.gateway.materials.cache._entries.values()]
+    data_keys = [e.materials.data_key for e in running_gateway.gateway.materials_for(ROOT).cache._entries.values()]
     assert data_keys
     secrets = [marker, running_gateway.root_secret, *data_keys]
     log_text = caplog.text + "\n".join(str(rec.__dict__) for rec in caplog.records)

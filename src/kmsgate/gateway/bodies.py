@@ -14,6 +14,7 @@ from aiohttp import web
 from kmsgate.envelope.cache import CacheEntry
 from kmsgate.envelope.encryptor import Encryptor
 from kmsgate.envelope.header import MessageHeader
+from kmsgate.envelope.materials import MaterialsManager
 from kmsgate.gateway.errors import GatewayError
 from kmsgate.gateway.exchange import Exchange
 from kmsgate.gateway.headers import parse_context, parse_key_id
@@ -33,8 +34,21 @@ def check_declared_length(request: web.Request, limit: int) -> int | None:
 
 
 async def body_blocks(request: web.Request, exchange: Exchange, *, limit: int, block: int) -> AsyncIterator[bytes]:
-    """The request body in blocks of up to ``block`` bytes; 413 once more than ``limit`` arrived."""
+    """The request body in blocks of up to ``block`` bytes; 413 once more than ``limit`` arrived.
+
+    A body whose SHA-256 was signed (``exchange.payload_check``) is hashed as it streams and
+    checked when it ends: a mismatch raises before the caller sees the end of the body, so
+    nothing is committed and no final frame or chunk is sent.
+    """
     content = request.content
+    check = exchange.payload_check
+    if exchange.body is not None:  # read whole by authentication (small, bounded)
+        body, exchange.body = exchange.body, None
+        for start in range(0, len(body), block):
+            exchange.bytes_in += min(block, len(body) - start)
+            if exchange.bytes_in > limit:
+                raise too_large(limit)
+            yield body[start:start + block]
     while True:
         parts: list[bytes] = []
         size = 0
@@ -45,11 +59,16 @@ async def body_blocks(request: web.Request, exchange: Exchange, *, limit: int, b
             parts.append(chunk)
             size += len(chunk)
         if not size:
+            if check is not None:
+                check.verify()
             return
         exchange.bytes_in += size
         if exchange.bytes_in > limit:
             raise too_large(limit)
-        yield parts[0] if len(parts) == 1 else b"".join(parts)
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        if check is not None:
+            check.update(data)
+        yield data
 
 
 def requested_key_and_context(request: web.Request, gateway: Gateway) -> tuple[str, dict[str, str]]:
@@ -57,20 +76,22 @@ def requested_key_and_context(request: web.Request, gateway: Gateway) -> tuple[s
     return key_id, parse_context(request.headers)
 
 
-async def open_encryptor(gateway: Gateway, key_id: str, context: Mapping[str, str],
+async def open_encryptor(gateway: Gateway, materials: MaterialsManager, key_id: str, context: Mapping[str, str],
                          plaintext_length: int | None) -> tuple[CacheEntry, Encryptor]:
-    entry = await gateway.materials.encryption_materials(
+    """Materials from the caller's caches (``materials``; a KMS call as the caller on a miss)."""
+    entry = await materials.encryption_materials(
         key_id=key_id, encryption_context=context, plaintext_length=plaintext_length
     )
     # Bytes are counted against the cache entry here, on the event loop, not from the pool.
     return entry, Encryptor(entry.materials, frame_length=gateway.settings.frame_length)
 
 
-async def encrypt_body(request: web.Request, gateway: Gateway, exchange: Exchange, entry: CacheEntry,
-                       encryptor: Encryptor, sink: Callable[[bytes | bytearray], Awaitable[None]]) -> None:
+async def encrypt_body(request: web.Request, gateway: Gateway, exchange: Exchange, materials: MaterialsManager,
+                       entry: CacheEntry, encryptor: Encryptor,
+                       sink: Callable[[bytes | bytearray], Awaitable[None]]) -> None:
     """Encrypt the whole request body into ``sink`` (header, frames, final frame)."""
     settings = gateway.settings
-    cache = gateway.materials.cache
+    cache = materials.cache
     async for block in body_blocks(request, exchange, limit=settings.max_object_bytes, block=settings.io_block_bytes):
         cache.record_bytes(entry, len(block))
         out = await gateway.pool.run(encryptor.update, block)

@@ -4,10 +4,13 @@ Every failure a gateway route reports goes through ``to_gateway_error`` and is r
 ``error_response``; nothing else formats an error body. Status codes:
 
 ====  ==================================================================================
+401   no, unknown or invalid credentials (the AWS code, e.g. ``InvalidSignatureException``;
+      with ``WWW-Authenticate``)
 400   bad input (object key, headers, range syntax, a message that does not decrypt,
       KMS client errors such as ``NotFoundException`` or ``DisabledException``; the AWS
       code is kept)
-403   not permitted (``AccessDeniedException`` from the KMS; encryption-context mismatch)
+403   not permitted (``AccessDeniedException`` from the KMS: the caller's key policy or
+      grants do not allow the operation under this key and context)
 404   no such object
 413   body larger than the configured maximum
 416   range not satisfiable
@@ -21,6 +24,8 @@ single ``DecryptionError.PUBLIC_MESSAGE``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import orjson
 from aiohttp import web
@@ -38,12 +43,14 @@ RETRY_AFTER_SECONDS = 1
 class GatewayError(Exception):
     """An error with its HTTP status and code, ready to render."""
 
-    def __init__(self, status: int, code: str, message: str, *, retry_after: int | None = None) -> None:
+    def __init__(self, status: int, code: str, message: str, *, retry_after: int | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.retry_after = retry_after
+        self.headers = dict(headers or {})
 
 
 class KmsUnavailableError(Exception):
@@ -89,6 +96,8 @@ def to_gateway_error(exc: BaseException) -> GatewayError:
 
 
 def error_response(err: GatewayError) -> web.Response:
-    headers = {"Retry-After": str(err.retry_after)} if err.retry_after is not None else None
+    headers = dict(err.headers)
+    if err.retry_after is not None:
+        headers["Retry-After"] = str(err.retry_after)
     body = orjson.dumps({"error": err.code, "message": err.message})
     return web.Response(status=err.status, body=body, content_type="application/json", headers=headers)

@@ -2,6 +2,10 @@
 
 ``endpoint(route, handler)`` wraps a handler ``(request, gateway, exchange) -> response``:
 
+* Unless the route is open (``auth=False``: health, readiness, metrics), the request is
+  authenticated first, from its headers alone (``kmsgate.gateway.auth``): a failure is 401
+  before anything is read or stored. The caller, and the check a signed body must pass, are
+  kept on the ``Exchange``; handlers act as ``exchange.caller``.
 * When the process already handles ``max_in_flight`` requests, it answers 503 ``SlowDown``
   with ``Retry-After`` at once, before reading anything.
 * A failure before the response has started is rendered as the JSON error shape
@@ -11,8 +15,8 @@
   for success.
 * Each request is counted once in the metrics (route name, never the path) and logged as
   one JSON line on the ``kmsgate.gateway.access`` logger. The line carries the method,
-  route, path, status, sizes, duration and error code; never a header value, a body
-  byte, a key or a credential.
+  route, path, status, sizes, duration, error code and the caller's principal ARN; never a
+  header value, a body byte, a key or a credential.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from kmsgate.core.principal import Caller
+from kmsgate.gateway.auth import PayloadCheck, authenticate
 from kmsgate.gateway.errors import error_response, saturated, to_gateway_error
 from kmsgate.gateway.service import GATEWAY, Gateway
 
@@ -41,6 +47,18 @@ class Exchange:
     bytes_in: int = 0
     bytes_out: int = 0
     response: web.StreamResponse | None = None
+    authenticated: Caller | None = None
+    payload_check: PayloadCheck | None = None
+    """Set for a SigV4 request that signed its body's SHA-256: the body must match it."""
+    body: bytes | None = None
+    """The whole body, when authentication had to read it first."""
+
+    @property
+    def caller(self) -> Caller:
+        """The authenticated caller (only routes that authenticate ask for it)."""
+        if self.authenticated is None:
+            raise RuntimeError("this route does not authenticate its caller")
+        return self.authenticated
 
     async def start(self, request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
         self.response = response
@@ -62,7 +80,8 @@ def _abort(request: web.Request) -> None:
         transport.abort()
 
 
-def endpoint(route: str, handler: Handler, *, shed: bool = True) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def endpoint(route: str, handler: Handler, *, shed: bool = True,
+             auth: bool = True) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def wrapped(request: web.Request) -> web.StreamResponse:
         gateway = request.app[GATEWAY]
         exchange = Exchange()
@@ -71,6 +90,9 @@ def endpoint(route: str, handler: Handler, *, shed: bool = True) -> Callable[[we
         error_code: str | None = None
         counted = False
         try:
+            if auth:
+                who = await authenticate(gateway.authenticator, request)
+                exchange.authenticated, exchange.payload_check, exchange.body = who.caller, who.payload_check, who.body
             if shed and gateway.in_flight >= gateway.settings.max_in_flight:
                 gateway.metrics.rejected.labels("in_flight").inc()
                 err = saturated()
@@ -115,6 +137,7 @@ def endpoint(route: str, handler: Handler, *, shed: bool = True) -> Callable[[we
                 "status": status, "error": error_code, "bytes_in": exchange.bytes_in,
                 "bytes_out": exchange.bytes_out, "duration_ms": round(elapsed * 1000, 3),
                 "remote": request.remote,
+                "principal": exchange.authenticated.arn if exchange.authenticated is not None else None,
             })
 
     return wrapped

@@ -56,10 +56,11 @@ async def put_object(request: web.Request, gateway: Gateway, exchange: Exchange)
     key = validate_object_key(request.match_info["key"])
     key_id, context = requested_key_and_context(request, gateway)
     length = check_declared_length(request, gateway.settings.max_object_bytes)
-    entry, encryptor = await open_encryptor(gateway, key_id, context, length)
+    materials = gateway.materials_for(exchange.caller)
+    entry, encryptor = await open_encryptor(gateway, materials, key_id, context, length)
     writer = await gateway.storage.open_write(key)
     try:
-        await encrypt_body(request, gateway, exchange, entry, encryptor, writer.write)
+        await encrypt_body(request, gateway, exchange, materials, entry, encryptor, writer.write)
         stored = await writer.commit()
     except BaseException:
         await writer.abort()
@@ -133,7 +134,7 @@ async def get_object(request: web.Request, gateway: Gateway, exchange: Exchange)
         except DecryptionError:
             raise corrupt() from None
         try:
-            data_key = await gateway.materials.data_key(header)
+            data_key = await gateway.materials_for(exchange.caller).data_key(header)
         except DataKeyUnavailableError:
             raise
         except DecryptionError:

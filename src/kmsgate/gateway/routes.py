@@ -14,7 +14,9 @@ path                        method   handler
 /metrics                    GET      Prometheus text exposition
 ==========================  =======  =========================================
 
-Health, readiness and metrics are never shed under load, so operators can always see in.
+Every ``/v1/...`` request is authenticated (bearer token or S3-style SigV4, see
+``kmsgate.gateway.auth``) before anything else; health, readiness and metrics stay open and are
+never shed under load, so operators and probes can always see in.
 """
 
 from __future__ import annotations
@@ -85,6 +87,6 @@ def add_routes(app: web.Application) -> None:
     router.add_route("DELETE", OBJECT_PATH, endpoint("object", delete_object))
     router.add_route("POST", "/v1/encrypt", endpoint("encrypt", encrypt_stream))
     router.add_route("POST", "/v1/decrypt", endpoint("decrypt", decrypt_stream))
-    router.add_route("GET", "/healthz", endpoint("healthz", healthz, shed=False))
-    router.add_route("GET", "/readyz", endpoint("readyz", readyz, shed=False))
-    router.add_route("GET", "/metrics", endpoint("metrics", metrics, shed=False))
+    router.add_route("GET", "/healthz", endpoint("healthz", healthz, shed=False, auth=False))
+    router.add_route("GET", "/readyz", endpoint("readyz", readyz, shed=False, auth=False))
+    router.add_route("GET", "/metrics", endpoint("metrics", metrics, shed=False, auth=False))

@@ -5,9 +5,20 @@ context that, at startup, awaits ``factory(app)`` to build the ``Gateway`` (afte
 earlier cleanup contexts, so an in-process KMS service opened there is available) and
 closes it at shutdown, after in-flight requests have drained.
 
-A ``Gateway`` owns the storage backend, the KMS client (wrapped with timeouts and metrics),
-the ``MaterialsManager`` (data-key caches), the crypto thread pool and the metrics. It is
-per process: each worker builds its own.
+A ``Gateway`` owns the request authenticator, the storage backend, the KMS client (wrapped
+with timeouts and metrics), the data-key caches (``CallerMaterials``), the crypto thread pool
+and the metrics. It is per process: each worker builds its own.
+
+Who the KMS sees:
+
+* ``kms_for`` given (the embedded KMS): each authenticated caller's KMS calls act as that
+  caller (``InProcessKmsClient(service, caller)``), so key policies and grants decide who may
+  write or read under which key and context, and each caller has caches of its own
+  (``kmsgate.gateway.principals``). ``kms`` is the gateway's own identity, used only by the
+  readiness probe.
+* ``kms_for`` absent (a remote KMS): every call uses ``kms`` and its credentials, so the remote
+  KMS sees the gateway's identity, not the caller's; callers are still authenticated, and any
+  of them may use what the gateway's identity may. Callers share one cache.
 """
 
 from __future__ import annotations
@@ -18,14 +29,17 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from kmsgate.envelope.cache import EVICTION_REASONS, CacheLimits, DecryptCacheLimits
+from kmsgate.envelope.cache import CacheLimits, DecryptCacheLimits
 from kmsgate.envelope.encryptor import FRAME_LENGTH
 from kmsgate.envelope.header import DecryptPolicy
+from kmsgate.core.principal import Caller
 from kmsgate.envelope.kms_client import KmsClient
 from kmsgate.envelope.materials import MaterialsManager
+from kmsgate.gateway.auth import RequestAuthenticator
 from kmsgate.gateway.kms import DEFAULT_KMS_TIMEOUT_SECONDS, InstrumentedKmsClient
 from kmsgate.gateway.metrics import GatewayMetrics
 from kmsgate.gateway.pool import DEFAULT_INLINE_BYTES, CryptoPool
+from kmsgate.gateway.principals import DEFAULT_MAX_IDENTITIES, CallerMaterials, KmsClientFactory
 from kmsgate.gateway.storage.base import Storage
 
 DEFAULT_KEY_ALIAS = "alias/kmsgate-default"
@@ -54,23 +68,37 @@ class GatewaySettings:
     cache_limits: CacheLimits = field(default_factory=CacheLimits)
     decrypt_cache_limits: DecryptCacheLimits = field(default_factory=DecryptCacheLimits)
     decrypt_policy: DecryptPolicy = field(default_factory=DecryptPolicy)
+    max_caller_caches: int = DEFAULT_MAX_IDENTITIES
+    """Callers (principal and source address) whose data-key caches are kept at once (LRU)."""
 
 
 KmsProbe = Callable[[], Awaitable[None]]
+
+
+def _instrumented(kms_for: KmsClientFactory, metrics: GatewayMetrics, timeout: float) -> KmsClientFactory:
+    def client(caller: Caller) -> KmsClient:
+        return InstrumentedKmsClient(kms_for(caller), metrics, timeout_seconds=timeout)
+
+    return client
 
 
 class Gateway:
     """Per-process gateway resources."""
 
     def __init__(self, *, storage: Storage, kms: KmsClient, metrics: GatewayMetrics,
+                 authenticator: RequestAuthenticator, kms_for: KmsClientFactory | None = None,
                  settings: GatewaySettings | None = None, kms_probe: KmsProbe | None = None,
                  on_close: Callable[[], Awaitable[None]] | None = None) -> None:
         self.settings = settings or GatewaySettings()
         self.storage = storage
         self.metrics = metrics
-        self.kms = InstrumentedKmsClient(kms, metrics, timeout_seconds=self.settings.kms_timeout_seconds)
-        self.materials = MaterialsManager(
-            self.kms, limits=self.settings.cache_limits, decrypt_limits=self.settings.decrypt_cache_limits
+        self.authenticator = authenticator
+        timeout = self.settings.kms_timeout_seconds
+        self.kms = InstrumentedKmsClient(kms, metrics, timeout_seconds=timeout)
+        per_caller = None if kms_for is None else _instrumented(kms_for, metrics, timeout)
+        self.caller_materials = CallerMaterials(
+            shared_kms=self.kms, kms_for=per_caller, limits=self.settings.cache_limits,
+            decrypt_limits=self.settings.decrypt_cache_limits, max_identities=self.settings.max_caller_caches,
         )
         self.pool = CryptoPool(
             workers=self.settings.crypto_workers or os.cpu_count() or 1,
@@ -81,27 +109,24 @@ class Gateway:
         self.kms_probe = kms_probe
         self.in_flight = 0
         self._on_close = on_close
-        self._synced_hits = 0
-        self._synced_misses = 0
-        self._synced_evictions = dict.fromkeys(EVICTION_REASONS, 0)
+
+    def materials_for(self, caller: Caller) -> MaterialsManager:
+        """The data-key caches whose KMS calls act as ``caller`` (see the module docstring)."""
+        return self.caller_materials.for_caller(caller)
 
     def sync_cache_metrics(self) -> None:
-        """Move the cache's counters (pure core, per process) into the Prometheus counters."""
-        stats = self.materials.stats
-        if stats.hits > self._synced_hits:
-            self.metrics.cache_hit(stats.hits - self._synced_hits)
-            self._synced_hits = stats.hits
-        if stats.misses > self._synced_misses:
-            self.metrics.cache_miss(stats.misses - self._synced_misses)
-            self._synced_misses = stats.misses
-        for reason, count in stats.evictions.items():
-            before = self._synced_evictions.get(reason, 0)
-            if count > before:
-                self.metrics.cache_eviction(reason, count - before)
-                self._synced_evictions[reason] = count
+        """Move the caches' counters (pure core, per process) into the Prometheus counters."""
+        delta = self.caller_materials.take_stats()
+        if delta.hits:
+            self.metrics.cache_hit(delta.hits)
+        if delta.misses:
+            self.metrics.cache_miss(delta.misses)
+        for reason, count in delta.evictions.items():
+            if count:
+                self.metrics.cache_eviction(reason, count)
 
     async def close(self) -> None:
-        await self.materials.aclose()
+        await self.caller_materials.aclose()
         self.pool.close()
         await self.storage.close()
         if self._on_close is not None:

@@ -38,7 +38,8 @@ MESSAGE_TYPE = "application/octet-stream"
 async def encrypt_stream(request: web.Request, gateway: Gateway, exchange: Exchange) -> web.StreamResponse:
     key_id, context = requested_key_and_context(request, gateway)
     length = check_declared_length(request, gateway.settings.max_object_bytes)
-    entry, encryptor = await open_encryptor(gateway, key_id, context, length)
+    materials = gateway.materials_for(exchange.caller)
+    entry, encryptor = await open_encryptor(gateway, materials, key_id, context, length)
     response = web.StreamResponse(status=200, headers={"Content-Type": MESSAGE_TYPE, KEY_ID_HEADER: key_arn(entry)})
     if length is not None and not encryptor.header.suite.signed:
         response.content_length = encryptor.header.length + body_size(length, encryptor.header.frame_length)
@@ -50,7 +51,7 @@ async def encrypt_stream(request: web.Request, gateway: Gateway, exchange: Excha
             await exchange.start(request, response)
         await exchange.write(data)
 
-    await encrypt_body(request, gateway, exchange, entry, encryptor, sink)
+    await encrypt_body(request, gateway, exchange, materials, entry, encryptor, sink)
     if length is not None and encryptor.plaintext_length != length:  # pragma: no cover - aiohttp enforces
         raise ConnectionError("request body shorter than its Content-Length")
     await response.write_eof()
@@ -71,7 +72,7 @@ async def decrypt_stream(request: web.Request, gateway: Gateway, exchange: Excha
             break
     if not decryptor.needs_data_key:
         decryptor.finalize()  # raises: the body ended before a complete header
-    await gateway.materials.open_decryptor(decryptor)
+    await gateway.materials_for(exchange.caller).open_decryptor(decryptor)
     assert decryptor.header is not None  # needs_data_key implies a parsed header
     check_context(decryptor.header, expected)
     response = web.StreamResponse(status=200, headers={"Content-Type": MESSAGE_TYPE})

@@ -18,9 +18,11 @@ from kmsgate.auth.audit import AuditLog
 from kmsgate.auth.identities import IdentityDirectory, load_directory
 from kmsgate.auth.sigv4 import SigV4Verifier
 from kmsgate.config import Config
-from kmsgate.core.principal import account_root
+from kmsgate.core.principal import Caller, account_root
 from kmsgate.envelope.cache import CacheLimits
 from kmsgate.envelope.kms_client import InProcessKmsClient, KmsClient, RemoteKmsClient, RemoteKmsSettings
+from kmsgate.gateway.auth import RequestAuthenticator as GatewayRequestAuthenticator
+from kmsgate.gateway.auth import gateway_authenticator
 from kmsgate.gateway.metrics import GatewayMetrics
 from kmsgate.gateway.service import Gateway, GatewaySettings, setup_gateway
 from kmsgate.gateway.storage.base import Storage
@@ -61,6 +63,7 @@ async def _build_gateway(config: Config, app: web.Application) -> Gateway:
     else:
         storage = FileStorage(config.data_dir / OBJECTS_DIRNAME)
     kms: KmsClient
+    kms_for: Callable[[Caller], KmsClient] | None = None
     on_close = None
     if config.kms_endpoint is not None:
         remote = RemoteKmsClient(
@@ -73,7 +76,9 @@ async def _build_gateway(config: Config, app: web.Application) -> Gateway:
         await remote.start()
         kms, on_close = remote, remote.close
     else:
-        kms = InProcessKmsClient(app[KMS_SERVICE], account_root(config.account_id))
+        service = app[KMS_SERVICE]
+        kms = InProcessKmsClient(service, account_root(config.account_id))
+        kms_for = partial(InProcessKmsClient, service)  # the gateway calls the KMS as each caller
     settings = GatewaySettings(
         default_key_id=config.default_key_alias,
         max_object_bytes=config.max_object_size,
@@ -86,9 +91,15 @@ async def _build_gateway(config: Config, app: web.Application) -> Gateway:
             capacity=config.cache_capacity,
         ),
     )
+    authenticator: GatewayRequestAuthenticator = (
+        TrustingAuthenticator(config.account_id) if config.insecure_no_auth
+        else gateway_authenticator(app[IDENTITIES], config.region)
+    )
     return Gateway(
         storage=storage,
         kms=kms,
+        kms_for=kms_for,
+        authenticator=authenticator,
         metrics=GatewayMetrics(metrics_dir_from_env()),
         settings=settings,
         on_close=on_close,

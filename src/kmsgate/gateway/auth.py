@@ -1,0 +1,167 @@
+"""Who is calling a gateway route: authentication before anything is read or stored.
+
+Every ``/v1/...`` request carries one of:
+
+* ``Authorization: Bearer <token>``: a token declared for a principal in the identities file
+  (the account root's from ``KMSGATE_ROOT_TOKEN``).
+* An S3-style SigV4 header signature (credential scope ``<day>/<region>/s3/aws4_request``), as
+  ``curl --aws-sigv4 "aws:amz:<region>:s3"`` and botocore's ``S3SigV4Auth`` produce it. The
+  signature covers the method, path, query, the signed headers and ``x-amz-content-sha256``.
+
+A failure is answered 401 with the AWS code (``MissingAuthenticationTokenException``,
+``UnrecognizedClientException``, ``InvalidSignatureException``, ``IncompleteSignatureException``)
+and a ``WWW-Authenticate`` challenge; nothing of the body has been read by then.
+
+The payload of a signed request is never buffered to check its hash. ``x-amz-content-sha256``
+(required, single and signed whenever the request has a body) is one of:
+
+* ``UNSIGNED-PAYLOAD``: the body is not covered by the signature, as S3 allows.
+* 64 lowercase hex digits: the signature is verified over this declared hash at once; the body
+  is hashed as it streams in (``PayloadCheck``) and a mismatch found at its end fails the
+  request with 400 ``XAmzContentSHA256Mismatch`` before anything is committed: a PUT stores
+  nothing, ``/v1/encrypt`` never sends its final frame (the message does not decrypt) and
+  ``/v1/decrypt`` aborts the connection before its final chunk. Plaintext frames that
+  ``/v1/decrypt`` sent before the end were released to a holder of a valid signature for that
+  request, which is no more than ``UNSIGNED-PAYLOAD`` (accepted) allows.
+* ``STREAMING-*`` (chunk-signed uploads) is refused.
+* Absent (older ``curl --aws-sigv4``): the signature covers the body's SHA-256 but nothing
+  declares it, so the body is read first (at most ``MAX_HASHED_BODY_BYTES``, with a
+  Content-Length; a larger one is refused 401 asking for the header), the signature verified
+  over it, and only then is anything done with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from botocore.auth import UNSIGNED_PAYLOAD
+
+from kmsgate.auth.adapters import GatewayAuthenticator
+from kmsgate.auth.identities import IdentityDirectory
+from kmsgate.auth.sigv4 import SigV4Verifier
+from kmsgate.core.errors import IncompleteSignatureError, KmsError
+from kmsgate.core.principal import Caller
+from kmsgate.gateway.errors import GatewayError
+
+PAYLOAD_HASH_HEADER = "x-amz-content-sha256"
+SIGV4_ALGORITHM = "AWS4-HMAC-SHA256"
+SIGNING_SERVICE = "s3"
+MAX_HASHED_BODY_BYTES = 1024 * 1024
+"""Largest body read whole to verify a signature that covers it without declaring its hash."""
+WWW_AUTHENTICATE = f'Bearer realm="kmsgate", {SIGV4_ALGORITHM} realm="kmsgate"'
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+class RequestAuthenticator(Protocol):
+    """Turns a received request into its caller or raises a ``KmsError`` saying why not.
+
+    ``body`` is ``b""`` unless the signature covers an undeclared body hash; the gateway checks
+    a declared payload hash itself.
+    """
+
+    def authenticate(self, request: Any, body: bytes) -> Caller: ...
+
+
+class StreamingPayloadVerifier(SigV4Verifier):
+    """A SigV4 verifier that checks the declared payload hash's form, not the body.
+
+    The signature is computed over the signed ``x-amz-content-sha256`` value (botocore uses the
+    header when present), so it is valid for exactly the body whose hash is declared; the
+    gateway compares that hash with the streamed body (``PayloadCheck``).
+    """
+
+    def _check_payload_hash(self, pairs: list[tuple[str, str]], signed: set[str], body: bytes) -> None:
+        declared = [value.strip() for name, value in pairs if name == PAYLOAD_HASH_HEADER]
+        if not declared:
+            return
+        if len(declared) > 1 or PAYLOAD_HASH_HEADER not in signed:
+            raise IncompleteSignatureError("x-amz-content-sha256 must be a single, signed header.")
+        value = declared[0]
+        if value == UNSIGNED_PAYLOAD or _HEX64.fullmatch(value):
+            return
+        if value.startswith("STREAMING-"):
+            raise IncompleteSignatureError("Streaming (chunk-signed) payloads are not supported.")
+        raise IncompleteSignatureError("x-amz-content-sha256 must be UNSIGNED-PAYLOAD or a SHA-256 hex digest.")
+
+
+def gateway_authenticator(directory: IdentityDirectory, region: str) -> GatewayAuthenticator:
+    """Bearer tokens and S3-style SigV4 (unsigned payloads allowed) against ``directory``."""
+    verifier = StreamingPayloadVerifier(directory, region, SIGNING_SERVICE, allow_unsigned_payload=True)
+    return GatewayAuthenticator(directory, verifier)
+
+
+class PayloadCheck:
+    """Hashes a streamed body and compares it, at its end, with the signed declared hash."""
+
+    __slots__ = ("_expected", "_hash")
+
+    def __init__(self, expected_hex: str) -> None:
+        self._expected = expected_hex
+        self._hash = hashlib.sha256()
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        self._hash.update(data)
+
+    def verify(self) -> None:
+        if not hmac.compare_digest(self._hash.hexdigest(), self._expected):
+            raise GatewayError(400, "XAmzContentSHA256Mismatch",
+                               "The provided 'x-amz-content-sha256' header does not match what was computed.")
+
+
+def _has_body(request: Any) -> bool:
+    length = request.content_length
+    return (length is not None and length > 0) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+
+
+def unauthorized(code: str, message: str) -> GatewayError:
+    return GatewayError(401, code, message, headers={"WWW-Authenticate": WWW_AUTHENTICATE})
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticated:
+    """Who sent a request, and what its body must satisfy."""
+
+    caller: Caller
+    payload_check: PayloadCheck | None = None
+    """Set when the body's SHA-256 was signed: the streamed body must match it."""
+    body: bytes | None = None
+    """The whole body, when it had to be read to verify the signature."""
+
+
+async def _read_small_body(request: Any) -> bytes:
+    length = request.content_length
+    if length is None or length > MAX_HASHED_BODY_BYTES:
+        raise IncompleteSignatureError(
+            f"A signed request with a body over {MAX_HASHED_BODY_BYTES} bytes, or without Content-Length, "
+            "must sign x-amz-content-sha256 (a SHA-256 hex digest or UNSIGNED-PAYLOAD)."
+        )
+    body = bytearray()
+    while len(body) < length:
+        chunk = await request.content.read(length - len(body))
+        if not chunk:
+            break
+        body += chunk
+    return bytes(body)
+
+
+async def authenticate(authenticator: RequestAuthenticator, request: Any) -> Authenticated:
+    """The caller of ``request`` and the check its body must pass, or a 401 ``GatewayError``."""
+    authorization = request.headers.get("Authorization", "")
+    signed = authorization.lstrip().startswith(SIGV4_ALGORITHM)
+    declared = request.headers.get(PAYLOAD_HASH_HEADER)
+    try:
+        if signed and declared is None and _has_body(request):
+            # The signature covers the body's hash and no header declares it: only the body
+            # itself can tell, so a small one is read first; nothing acts on it unverified.
+            body = await _read_small_body(request)
+            return Authenticated(authenticator.authenticate(request, body), body=body)
+        caller = authenticator.authenticate(request, b"")
+    except KmsError as exc:
+        raise unauthorized(exc.code, exc.message) from None
+    if signed and declared is not None and declared.strip() != UNSIGNED_PAYLOAD:
+        return Authenticated(caller, PayloadCheck(declared.strip()))
+    return Authenticated(caller)
