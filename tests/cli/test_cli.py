@@ -1,0 +1,73 @@
+"""The command line: option parsing with flag > environment > default, help text, start-up guards."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kmsgate.cli import build_parser, config_from_args
+
+
+def parse(argv: list[str], environ: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    return config_from_args(build_parser(environ or {}).parse_args(["serve", *argv]))
+
+
+def test_defaults_match_the_documented_values() -> None:
+    config = parse([])
+    assert (config.host, config.port, config.region, config.account_id) == (
+        "127.0.0.1",
+        8080,
+        "us-east-1",
+        "111122223333",
+    )
+    assert config.data_dir == Path("./data")
+    assert config.max_object_size == 5 * 2**30
+    assert config.cache_max_messages == 100_000
+
+
+def test_environment_overrides_defaults_and_flags_override_environment() -> None:
+    environ = {"KMSGATE_PORT": "9001", "KMSGATE_REGION": "eu-west-1", "KMSGATE_CACHE_MAX_MESSAGES": "7"}
+    from_env = parse([], environ)
+    assert (from_env.port, from_env.region, from_env.cache_max_messages) == (9001, "eu-west-1", 7)
+    from_flags = parse(["--port", "9002", "--cache-max-messages", "1"], environ)
+    assert (from_flags.port, from_flags.region, from_flags.cache_max_messages) == (9002, "eu-west-1", 1)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--account-id", "12345"],
+        ["--storage", "s3"],
+        ["--cache-max-messages", "0"],
+        ["--max-object-size", "0"],
+        ["--cache-max-age", "0"],
+    ],
+)
+def test_invalid_options_are_refused(argv: list[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse(argv)
+
+
+def _kmsgate(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kmsgate", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_help_explains_every_serve_option() -> None:
+    result = _kmsgate("serve", "--help")
+    assert result.returncode == 0
+    for action in build_parser({})._subparsers._group_actions[0].choices["serve"]._actions:  # type: ignore[union-attr]
+        for option in action.option_strings:
+            assert option in result.stdout
+        if action.option_strings and action.dest != "help":
+            assert action.help, f"{action.option_strings} has no help text"
+
+
+def test_insecure_no_auth_is_refused_on_a_non_loopback_address(tmp_path: Path) -> None:
+    result = _kmsgate("serve", "--insecure-no-auth", "--host", "0.0.0.0", "--port", "0", "--data-dir", str(tmp_path))
+    assert result.returncode != 0
+    assert "non-loopback" in result.stderr
