@@ -4,9 +4,13 @@ No HTTP lives here. The pure, synchronous layer (no I/O, no clock of its own):
 
 - ``Encryptor(materials, *, frame_length=FRAME_LENGTH, on_plaintext=None)``:
   ``update(data) -> bytearray``, ``finalize() -> bytearray``, ``encrypt(data) -> bytearray``
-  (update + finalize into one buffer); ``.header`` is the written header.
+  (update + finalize into one buffer); ``.header`` is the written header;
+  ``output_length(n, final=False)`` and ``update_into(data, buffer, final=False) -> int``
+  write into a caller's (reusable) buffer instead.
 - ``Decryptor(policy=DecryptPolicy())``: ``update(data) -> bytearray``; once
   ``needs_data_key`` is true, ``set_data_key(data_key)``; then ``update``/``finalize()``.
+  ``Decryptor.for_header(header, policy)`` starts from a header parsed separately;
+  ``update_into(data, buffer) -> int`` with ``len(buffer) >= max_output_length(len(data))``.
   Every failure is a ``DecryptionError`` (report ``DecryptionError.PUBLIC_MESSAGE`` only).
 - ``parse_header(data, policy) -> (MessageHeader | None, consumed_or_needed)``.
 - ``ranges``: ``plaintext_length(header, message_length)``, ``frame_span(header, message_length, first, last)``
@@ -22,7 +26,8 @@ The async layer (calls the KMS through a ``KmsClient``):
   ``await open_decryptor(decryptor)`` (once ``needs_data_key``), ``await data_key(header) -> bytes``,
   ``.stats`` (hits, misses, kms_calls, evictions by reason), ``await aclose()``;
   ``encrypt_message(manager, plaintext, *, key_id, ...)`` / ``decrypt_message(manager, message)``.
-- ``pool.CryptoPool``: runs large ``update`` calls in a thread pool, small ones inline.
+- ``pool.CryptoPool``: runs large ``update`` calls in a thread pool, small ones inline
+  (threshold measured by ``bench/envelope_threadpool.py``, recorded in pool.py).
 """
 
 from __future__ import annotations

@@ -67,6 +67,7 @@ _MIN_FRAME_BYTES = REGULAR_OVERHEAD + 1  # the smallest complete frame (1-byte r
 Buffer = bytes | bytearray | memoryview
 
 _HEADER, _NEED_KEY, _BODY, _FOOTER, _DONE, _FAILED = range(6)
+_DEFAULT_POLICY = DecryptPolicy()
 
 
 class Decryptor:
@@ -79,7 +80,7 @@ class Decryptor:
     )
 
     def __init__(self, policy: DecryptPolicy | None = None) -> None:
-        self.policy = policy or DecryptPolicy()
+        self.policy = policy or _DEFAULT_POLICY
         self.header: MessageHeader | None = None
         self._state = _HEADER
         self._buf = bytearray()

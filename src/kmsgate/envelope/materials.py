@@ -42,6 +42,7 @@ from .suites import DEFAULT_SUITE, ENCRYPT_SUITES, AlgorithmSuite
 
 REFRESH_BEFORE_SECONDS = 30.0  # refresh an entry this long before its max age
 MAX_MISS_ROUNDS = 8  # shared-miss rounds before one waiter fetches materials of its own
+_DEFAULT_POLICY = DecryptPolicy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +239,7 @@ async def decrypt_message(
     """Decrypt a whole message in memory; every failure is a ``DecryptionError``
     (or a ``KmsError`` when the KMS itself is unavailable or denies access). The body
     is decrypted straight from ``message``, which is not copied."""
-    policy = policy or DecryptPolicy()
+    policy = policy or _DEFAULT_POLICY
     with memoryview(message) as view:
         header, consumed = parse_header(view, policy)
         if header is None:
@@ -246,7 +247,6 @@ async def decrypt_message(
         decryptor = Decryptor.for_header(header, policy)
         await manager.open_decryptor(decryptor)
         out = decryptor.update(view[consumed:])
-    tail = decryptor.finalize()
-    if tail:
-        out += tail
+    if not decryptor.done:
+        decryptor.finalize()  # raises: the message ended early (a whole message leaves nothing buffered)
     return DecryptedMessage(out, header)
