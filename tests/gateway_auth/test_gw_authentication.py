@@ -15,7 +15,12 @@ import subprocess
 
 import boto3
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config as BotoConfig
+from botocore.credentials import Credentials
+
+from kmsgate.gateway.auth import MAX_HASHED_BODY_BYTES
 
 from .conftest import ALICE, REGION, USE, AuthGateway, Identity, allow, sigv4_headers
 
@@ -103,6 +108,31 @@ def test_encrypt_stream_with_swapped_body_never_completes(gw: AuthGateway) -> No
     except (http.client.HTTPException, ConnectionError):
         return  # the response was cut off before its end: no complete message
     assert reply.status == 400 and reply.code == "XAmzContentSHA256Mismatch"
+
+
+def plain_sigv4_headers(who: Identity, method: str, url: str, body: bytes) -> dict[str, str]:
+    """Signed as older ``curl --aws-sigv4`` does: the body's hash is signed but not sent as a header."""
+    request = AWSRequest(method=method, url=url, data=body)
+    SigV4Auth(Credentials(who.access_key_id, who.secret_access_key), "s3", REGION).add_auth(request)
+    return dict(request.headers.items())
+
+
+def test_signature_over_an_undeclared_body_hash(gw: AuthGateway) -> None:
+    key = unique("undeclared")
+    path = f"/v1/objects/{key}"
+    small = os.urandom(10_000)
+    headers = plain_sigv4_headers(gw.root, "PUT", gw.url + path, small)
+    assert "X-Amz-Content-SHA256" not in headers
+    assert gw.send("PUT", path, small, headers).status == 201
+    assert gw.as_(gw.root, "GET", path).body == small
+    swapped = gw.send("PUT", path + "-swapped", os.urandom(10_000), headers)
+    assert (swapped.status, swapped.code) == (401, "InvalidSignatureException")
+    # Too large to read whole before verifying: refused, with a pointer to the header.
+    large = os.urandom(MAX_HASHED_BODY_BYTES + 1)
+    refused = gw.send("PUT", path + "-large", large, plain_sigv4_headers(gw.root, "PUT", gw.url + path + "-large", large))
+    assert (refused.status, refused.code) == (401, "IncompleteSignatureException")
+    assert "x-amz-content-sha256" in refused.json()["message"]
+    assert not gw.stored(key + "-swapped") and not gw.stored(key + "-large")
 
 
 def s3_client(gw: AuthGateway, who: Identity) -> object:
