@@ -1,22 +1,31 @@
-"""The gateway's view of the KMS: a ``KmsClient`` wrapper that adds timeouts and metrics.
+"""The gateway's view of the KMS: ``KmsClient`` wrappers that add timeouts, metrics and audit.
 
 Every call made through ``InstrumentedKmsClient`` is bounded by ``timeout_seconds``
 (a timeout raises ``KmsUnavailableError``, which the gateway answers with 503) and is
 recorded as ``kmsgate_kms_calls_total{operation, outcome}`` plus a latency histogram.
 The outcome is ``ok``, ``timeout``, or the AWS error code of the failure; never a key id.
+
+``AuditedKmsClient`` records each in-process KMS call a caller's request causes, allowed or
+denied, through the same audit sink as the KMS API (``KmsAuditSink.record``): request id,
+operation, caller, source address, key ARN, encryption context and error code. Plaintext and
+data keys are never handed to the sink. Cache hits make no KMS call and so no audit entry,
+as with AWS KMS behind a caching client.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Mapping
-from typing import TypeVar
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 from kmsgate.core.errors import KmsError
+from kmsgate.core.principal import Caller
 from kmsgate.envelope.kms_client import GeneratedDataKey, KmsClient, UnwrappedKey, WrappedKey
 from kmsgate.gateway.errors import KmsUnavailableError
 from kmsgate.gateway.metrics import GatewayMetrics
+from kmsgate.kms.audit_context import REQUEST_KEY_ARN
 
 T = TypeVar("T")
 DEFAULT_KMS_TIMEOUT_SECONDS = 5.0
@@ -66,3 +75,52 @@ class InstrumentedKmsClient:
                       encryption_context: Mapping[str, str] | None) -> WrappedKey:
         return await self._call("Encrypt", self.inner.encrypt(
             key_id=key_id, plaintext=plaintext, encryption_context=encryption_context))
+
+
+AuditRecorder = Callable[[Mapping[str, Any]], None]
+
+
+class AuditedKmsClient:
+    """Wraps the ``KmsClient`` acting as ``caller`` so that each call leaves one audit entry."""
+
+    def __init__(self, inner: KmsClient, caller: Caller, record: AuditRecorder) -> None:
+        self.inner = inner
+        self.caller = caller
+        self._record = record
+
+    async def _call(self, operation: str, call: Callable[[], Awaitable[T]], key_id: str | None,
+                    encryption_context: Mapping[str, str] | None) -> T:
+        REQUEST_KEY_ARN.set(None)  # the service sets it when it resolves the key
+        code: str | None = None
+        try:
+            return await call()
+        except KmsError as exc:
+            code = exc.code
+            raise
+        except BaseException:  # also a timeout or disconnect cancelling the call: not a success
+            code = "KMSInternalException"
+            raise
+        finally:
+            self._record({
+                "request_id": str(uuid.uuid4()), "operation": operation, "caller": self.caller,
+                "source_ip": self.caller.source_ip, "key_arn": REQUEST_KEY_ARN.get(), "key_id": key_id,
+                "encryption_context": encryption_context, "error_code": code,
+            })
+
+    async def generate_data_key(self, *, key_id: str, encryption_context: Mapping[str, str] | None,
+                                number_of_bytes: int) -> GeneratedDataKey:
+        return await self._call("GenerateDataKey", lambda: self.inner.generate_data_key(
+            key_id=key_id, encryption_context=encryption_context, number_of_bytes=number_of_bytes),
+            key_id, encryption_context)
+
+    async def decrypt(self, *, ciphertext_blob: bytes, encryption_context: Mapping[str, str] | None,
+                      key_id: str | None) -> UnwrappedKey:
+        return await self._call("Decrypt", lambda: self.inner.decrypt(
+            ciphertext_blob=ciphertext_blob, encryption_context=encryption_context, key_id=key_id),
+            key_id, encryption_context)
+
+    async def encrypt(self, *, key_id: str, plaintext: bytes,
+                      encryption_context: Mapping[str, str] | None) -> WrappedKey:
+        return await self._call("Encrypt", lambda: self.inner.encrypt(
+            key_id=key_id, plaintext=plaintext, encryption_context=encryption_context),
+            key_id, encryption_context)

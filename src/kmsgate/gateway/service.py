@@ -15,7 +15,8 @@ Who the KMS sees:
   caller (``InProcessKmsClient(service, caller)``), so key policies and grants decide who may
   write or read under which key and context, and each caller has caches of its own
   (``kmsgate.gateway.principals``). ``kms`` is the gateway's own identity, used only by the
-  readiness probe.
+  readiness probe. With ``audit`` (``KmsAuditSink.record``) each of these calls leaves an
+  audit entry, as a KMS API request does.
 * ``kms_for`` absent (a remote KMS): every call uses ``kms`` and its credentials, so the remote
   KMS sees the gateway's identity, not the caller's; callers are still authenticated, and any
   of them may use what the gateway's identity may. Callers share one cache.
@@ -36,7 +37,7 @@ from kmsgate.core.principal import Caller
 from kmsgate.envelope.kms_client import KmsClient
 from kmsgate.envelope.materials import MaterialsManager
 from kmsgate.gateway.auth import RequestAuthenticator
-from kmsgate.gateway.kms import DEFAULT_KMS_TIMEOUT_SECONDS, InstrumentedKmsClient
+from kmsgate.gateway.kms import DEFAULT_KMS_TIMEOUT_SECONDS, AuditedKmsClient, AuditRecorder, InstrumentedKmsClient
 from kmsgate.gateway.metrics import GatewayMetrics
 from kmsgate.gateway.pool import DEFAULT_INLINE_BYTES, CryptoPool
 from kmsgate.gateway.principals import DEFAULT_MAX_IDENTITIES, CallerMaterials, KmsClientFactory
@@ -75,9 +76,13 @@ class GatewaySettings:
 KmsProbe = Callable[[], Awaitable[None]]
 
 
-def _instrumented(kms_for: KmsClientFactory, metrics: GatewayMetrics, timeout: float) -> KmsClientFactory:
+def _instrumented(kms_for: KmsClientFactory, metrics: GatewayMetrics, timeout: float,
+                  audit: AuditRecorder | None) -> KmsClientFactory:
     def client(caller: Caller) -> KmsClient:
-        return InstrumentedKmsClient(kms_for(caller), metrics, timeout_seconds=timeout)
+        inner = kms_for(caller)
+        if audit is not None:
+            inner = AuditedKmsClient(inner, caller, audit)
+        return InstrumentedKmsClient(inner, metrics, timeout_seconds=timeout)
 
     return client
 
@@ -87,6 +92,7 @@ class Gateway:
 
     def __init__(self, *, storage: Storage, kms: KmsClient, metrics: GatewayMetrics,
                  authenticator: RequestAuthenticator, kms_for: KmsClientFactory | None = None,
+                 audit: AuditRecorder | None = None,
                  settings: GatewaySettings | None = None, kms_probe: KmsProbe | None = None,
                  on_close: Callable[[], Awaitable[None]] | None = None) -> None:
         self.settings = settings or GatewaySettings()
@@ -95,7 +101,7 @@ class Gateway:
         self.authenticator = authenticator
         timeout = self.settings.kms_timeout_seconds
         self.kms = InstrumentedKmsClient(kms, metrics, timeout_seconds=timeout)
-        per_caller = None if kms_for is None else _instrumented(kms_for, metrics, timeout)
+        per_caller = None if kms_for is None else _instrumented(kms_for, metrics, timeout, audit)
         self.caller_materials = CallerMaterials(
             shared_kms=self.kms, kms_for=per_caller, limits=self.settings.cache_limits,
             decrypt_limits=self.settings.decrypt_cache_limits, max_identities=self.settings.max_caller_caches,
