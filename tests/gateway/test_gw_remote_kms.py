@@ -20,7 +20,9 @@ from aiohttp import web
 from aws_encryption_sdk.identifiers import CommitmentPolicy
 from gateway_harness import RunningGateway, TrustAsRoot, start_gateway
 
+from kmsgate.auth.identities import AccessKey, RootCredentials, build_directory, parse_identities
 from kmsgate.envelope.kms_client import RemoteKmsClient, RemoteKmsSettings
+from kmsgate.gateway.auth import RequestAuthenticator, gateway_authenticator
 from kmsgate.gateway.headers import CONTEXT_HEADER, encode_context
 from kmsgate.gateway.metrics import GatewayMetrics
 from kmsgate.gateway.service import Gateway, GatewaySettings, setup_gateway
@@ -36,7 +38,8 @@ def use_server_credentials(server: Any, monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", server.endpoint_url)
 
 
-async def remote_gateway(tmp_path: Path, server: Any) -> AsyncIterator[RunningGateway]:
+async def remote_gateway(tmp_path: Path, server: Any,
+                         authenticator: RequestAuthenticator | None = None) -> AsyncIterator[RunningGateway]:
     key_arn = str(server.kms_client().create_key(Description="gateway")["KeyMetadata"]["Arn"])
     storage = FileStorage(tmp_path / "objects")
     settings = GatewaySettings(default_key_id=key_arn, frame_length=4096, kms_timeout_seconds=5)
@@ -46,7 +49,7 @@ async def remote_gateway(tmp_path: Path, server: Any) -> AsyncIterator[RunningGa
                                                 connect_timeout_seconds=1, read_timeout_seconds=3, max_attempts=1))
         await kms.start()
         return Gateway(storage=storage, kms=kms, metrics=GatewayMetrics(), settings=settings, on_close=kms.close,
-                       authenticator=TrustAsRoot())
+                       authenticator=authenticator or TrustAsRoot())
 
     app = web.Application()
     setup_gateway(app, factory)
@@ -124,3 +127,33 @@ async def test_kms_outage_with_warm_and_cold_cache(own_kms_gateway: tuple[Runnin
         async with http.get(f"{gw.url}/readyz") as r:
             assert r.status == 503
             assert (await r.json())["checks"]["kms"] == "failed"
+
+
+USER_TOKEN = "remote-mode-user-token-0123456789abcdef0123"
+USER_IDENTITIES = f"""
+[[principal]]
+arn = "arn:aws:iam::111122223333:user/remote-user"
+tokens = ["{USER_TOKEN}"]
+[[principal.access_keys]]
+access_key_id = "AKIAREMOTEUSER000001"
+secret_access_key = "remoteUserSecret000000000000000000000000"
+"""
+
+
+async def test_remote_kms_callers_are_authenticated_and_the_kms_sees_the_gateway(
+        tmp_path: Path, kmsgate_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The gateway's own identities (not the remote server's): a user the remote KMS has never heard of.
+    root = RootCredentials(AccessKey("AKIAGATEWAYROOT00001", "g" * 40), "env")
+    directory = build_directory("111122223333", root, parse_identities(USER_IDENTITIES))
+    use_server_credentials(kmsgate_server, monkeypatch)
+    async for gw in remote_gateway(tmp_path, kmsgate_server, gateway_authenticator(directory, "us-east-1")):
+        async with aiohttp.ClientSession() as http:
+            async with http.put(f"{gw.url}/v1/objects/r", data=b"remote") as r:
+                assert r.status == 401
+                assert (await r.json())["error"] == "MissingAuthenticationTokenException"
+            auth = {"Authorization": f"Bearer {USER_TOKEN}"}
+            async with http.put(f"{gw.url}/v1/objects/r", data=b"remote", headers=auth) as r:
+                assert r.status == 201  # the remote KMS authorized the gateway's credentials
+            async with http.get(f"{gw.url}/v1/objects/r", headers=auth) as r:
+                assert (r.status, await r.read()) == (200, b"remote")
+        assert not gw.gateway.caller_materials.per_caller

@@ -180,3 +180,16 @@ def test_health_readiness_and_metrics_stay_open(gw: AuthGateway) -> None:
     assert gw.send("GET", "/readyz").status == 200
     metrics = gw.send("GET", "/metrics")
     assert metrics.status == 200 and b"kmsgate_" in metrics.body
+
+
+def test_insecure_no_auth_lets_anyone_act_as_root_on_loopback(tmp_path) -> None:
+    from tests.conftest import start_server
+
+    server = start_server(tmp_path / "data", "--insecure-no-auth")
+    try:
+        open_gateway = AuthGateway(server)
+        key = unique("noauth")
+        assert open_gateway.send("PUT", f"/v1/objects/{key}", b"open").status == 201
+        assert open_gateway.send("GET", f"/v1/objects/{key}").body == b"open"
+    finally:
+        server.stop()
