@@ -2,12 +2,14 @@
 
 ``endpoint(route, handler)`` wraps a handler ``(request, gateway, exchange) -> response``:
 
-* Unless the route is open (``auth=False``: health, readiness, metrics), the request is
-  authenticated first, from its headers alone (``kmsgate.gateway.auth``): a failure is 401
-  before anything is read or stored. The caller, and the check a signed body must pass, are
-  kept on the ``Exchange``; handlers act as ``exchange.caller``.
 * When the process already handles ``max_in_flight`` requests, it answers 503 ``SlowDown``
   with ``Retry-After`` at once, before reading anything.
+* Unless the route is open (``auth=False``: health, readiness, metrics), the request is then
+  authenticated (``kmsgate.gateway.auth``) from its headers (and, only for a signature over
+  an undeclared body hash, a body of at most ``MAX_HASHED_BODY_BYTES``): a failure is 401
+  before the handler runs, so nothing is stored and no KMS call is made. The caller, and the
+  check a signed body must pass, are kept on the ``Exchange``; handlers act as
+  ``exchange.caller``.
 * A failure before the response has started is rendered as the JSON error shape
   (``kmsgate.gateway.errors``). A failure after it started (a streamed body that fails to
   decrypt, a client that sends too much) aborts the connection: no final chunk and no
@@ -90,9 +92,6 @@ def endpoint(route: str, handler: Handler, *, shed: bool = True,
         error_code: str | None = None
         counted = False
         try:
-            if auth:
-                who = await authenticate(gateway.authenticator, request)
-                exchange.authenticated, exchange.payload_check, exchange.body = who.caller, who.payload_check, who.body
             if shed and gateway.in_flight >= gateway.settings.max_in_flight:
                 gateway.metrics.rejected.labels("in_flight").inc()
                 err = saturated()
@@ -101,6 +100,9 @@ def endpoint(route: str, handler: Handler, *, shed: bool = True,
             gateway.in_flight += 1
             gateway.metrics.in_flight.inc()
             counted = True
+            if auth:  # counted first: a small body read to verify a signature is bounded by max_in_flight
+                who = await authenticate(gateway.authenticator, request)
+                exchange.authenticated, exchange.payload_check, exchange.body = who.caller, who.payload_check, who.body
             response = await handler(request, gateway, exchange)
             status = response.status
             if isinstance(response, web.Response) and response.body is not None:
