@@ -41,6 +41,7 @@ OBJECTS_DIRNAME = "objects"
 KMS_SERVICE: web.AppKey[KmsService] = web.AppKey("kms_service", KmsService)
 KMS_API: web.AppKey[KmsApi] = web.AppKey("kms_api", KmsApi)
 IDENTITIES: web.AppKey[IdentityDirectory] = web.AppKey("identities", IdentityDirectory)
+AUDIT_SINK: web.AppKey[KmsAuditSink] = web.AppKey("audit_sink", KmsAuditSink)
 
 
 def create_app(config: Config) -> web.Application:
@@ -100,6 +101,7 @@ async def _build_gateway(config: Config, app: web.Application) -> Gateway:
         kms=kms,
         kms_for=kms_for,
         authenticator=authenticator,
+        audit=app[AUDIT_SINK].record if config.kms_endpoint is None else None,
         metrics=GatewayMetrics(metrics_dir_from_env()),
         settings=settings,
         on_close=on_close,
@@ -133,7 +135,9 @@ def _kms_context(config: Config) -> Callable[[web.Application], AsyncIterator[No
         await audit.start()
         app[IDENTITIES] = directory
         app[KMS_SERVICE] = service
-        app[KMS_API] = KmsApi(service, authenticator, KmsAuditSink(audit))
+        sink = KmsAuditSink(audit)
+        app[AUDIT_SINK] = sink
+        app[KMS_API] = KmsApi(service, authenticator, sink)
         task = asyncio.create_task(_maintenance_loop(service, config.maintenance_interval_seconds))
         yield
         task.cancel()
