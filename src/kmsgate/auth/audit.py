@@ -19,6 +19,8 @@ There is no field for plaintext, data keys, key material, ciphertext, signatures
 tokens, so none can be written. Every string is truncated to ``MAX_FIELD_CHARS`` and the context to
 ``MAX_CONTEXT_PAIRS`` pairs: denied requests are logged before their input is validated, and a
 caller must not be able to write unbounded lines. JSON escaping keeps each record on one line.
+Lines are serialised with orjson (UTF-8, control characters escaped, no other escaping), on the
+event loop when the record is queued; the writer thread only joins, writes and syncs bytes.
 
 Durability (``fsync``):
 
@@ -41,11 +43,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+import orjson
 
 from kmsgate.core.errors import AccessDeniedError, KmsError, KmsInternalError
 
@@ -64,9 +67,29 @@ DENIAL_CODES = frozenset(
 
 
 def _cap(value: str | None) -> str | None:
-    if value is None:
-        return None
-    return value if len(value) <= MAX_FIELD_CHARS else value[:MAX_FIELD_CHARS] + "…"
+    if value is None or len(value) <= MAX_FIELD_CHARS:
+        return value
+    return value[:MAX_FIELD_CHARS] + "…"
+
+
+class _SecondStamp:
+    """``2026-01-31T12:00:00.`` for a whole second, formatted once per second."""
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last = (-1, "")  # one tuple, replaced whole: safe to read from any thread
+
+    def format(self, moment: float) -> str:
+        second = int(moment // 1)
+        last_second, text = self._last
+        if second != last_second:
+            text = datetime.datetime.fromtimestamp(second, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")
+            self._last = (second, text)
+        return f"{text}{min(int((moment - second) * 1000), 999):03d}Z"
+
+
+_STAMP = _SecondStamp()
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,13 +110,12 @@ class AuditRecord:
     grant_id: str | None = None
 
     def to_line(self) -> bytes:
-        moment = datetime.datetime.fromtimestamp(self.time, datetime.timezone.utc)
         context = None
         if self.encryption_context is not None:
             pairs = list(self.encryption_context.items())[:MAX_CONTEXT_PAIRS]
             context = {_cap(str(k)): _cap(str(v)) for k, v in pairs}
         fields = {
-            "time": moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z",
+            "time": _STAMP.format(self.time),
             "request_id": _cap(self.request_id),
             "operation": _cap(self.operation),
             "outcome": self.outcome,
@@ -106,7 +128,7 @@ class AuditRecord:
             "authorized_by": _cap(self.authorized_by),
             "grant_id": _cap(self.grant_id),
         }
-        return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+        return orjson.dumps(fields, option=orjson.OPT_APPEND_NEWLINE)
 
 
 def outcome_of_code(error_code: str | None) -> str:

@@ -11,6 +11,14 @@ own ``SigV4Auth`` (``S3SigV4Auth`` rules for service ``s3``) compute the canonic
 string to sign and signature with the secret of the named access key. The two signatures are
 compared with ``hmac.compare_digest``. No canonicalization is done here.
 
+Per request, nothing heavy is rebuilt: the received request is handed to botocore's signer as a
+small object with exactly the attributes ``SigV4Auth.canonical_request`` reads (no ``AWSRequest``,
+no ``email.message`` headers), one signer is kept per access key, and each signer keeps the
+derived signing key (``HMAC`` chain over secret, day, region, service) for the last few days, as
+the SigV4 specification suggests. The chain and the final HMAC are botocore's ``_sign``; a test
+checks the result against botocore's own ``SigV4Auth.signature``. Request timestamps are parsed
+once per distinct value (a small cache), and the clock check is arithmetic on epoch seconds.
+
 Checks beyond the signature, and why:
 
 * ``host`` must be signed, and so must every ``x-amz-*`` header present: otherwise a captured
@@ -26,17 +34,20 @@ Checks beyond the signature, and why:
 
 from __future__ import annotations
 
+import calendar
 import datetime
 import email.utils
 import hashlib
 import hmac
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import lru_cache
+from typing import Any
 from urllib.parse import quote, unquote
 
 from botocore.auth import UNSIGNED_PAYLOAD, S3SigV4Auth, SigV4Auth
-from botocore.awsrequest import AWSRequest, HTTPHeaders
 from botocore.credentials import Credentials
 
 from kmsgate.auth.identities import IdentityDirectory
@@ -54,6 +65,9 @@ MAX_SIGNED_HEADERS = 64
 MAX_QUERY_CHARS = 16 * 1024
 ALGORITHM = "AWS4-HMAC-SHA256"
 SIGV4_TIMESTAMP = "%Y%m%dT%H%M%SZ"
+SIGNER_CACHE_ENTRIES = 1024  # access keys with a cached signer (least recently used dropped)
+SIGNING_KEY_DAYS = 3  # derived signing keys kept per signer: today, and days either side at midnight
+TIMESTAMP_CACHE_ENTRIES = 1024  # distinct X-Amz-Date values whose parse is remembered
 
 _SIGNATURE_MISMATCH = (
     "The request signature we calculated does not match the signature you provided. "
@@ -62,20 +76,104 @@ _SIGNATURE_MISMATCH = (
 _INVALID_TOKEN = "The security token included in the request is invalid."
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+")
+_SIGV4_TIMESTAMP_CHARS = 16  # len("20260131T120000Z")
 
 Headers = Mapping[str, str] | Iterable[tuple[str, str]]
 
 
-class _ReceivedSigner(SigV4Auth):
-    """botocore's SigV4 signer, restricted to the headers the client said it signed."""
+class _SignedHeaders:
+    """The received headers named in ``SignedHeaders``, shaped as botocore's signer reads them.
 
-    def headers_to_sign(self, request: AWSRequest) -> HTTPHeaders:
+    ``SigV4Auth`` iterates the names, calls ``get_all(name)`` and tests and reads
+    ``X-Amz-Content-SHA256`` case-insensitively; names are stored lower-case, repeated headers
+    keep every value in the order received (botocore joins them with ``,``).
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: dict[str, list[str]]) -> None:
+        self._values = values
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._values
+
+    def __getitem__(self, name: str) -> str:
+        return self._values[name.lower()][0]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        values = self._values.get(name.lower())
+        return values[0] if values else default
+
+    def get_all(self, name: str, failobj: Any = None) -> Any:
+        return self._values.get(name.lower(), failobj if failobj is not None else [])
+
+    def items(self) -> list[tuple[str, str]]:
+        return [(name, value) for name, values in self._values.items() for value in values]
+
+
+class _ReceivedRequest:
+    """What ``SigV4Auth.canonical_request`` reads of a request: no more, nothing prepared."""
+
+    __slots__ = ("method", "url", "params", "headers", "body", "context")
+
+    def __init__(
+        self, method: str, url: str, params: list[tuple[str, str]], headers: _SignedHeaders, body: bytes, stamp: str
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.params = params
+        self.headers = headers
+        self.body = body
+        self.context: dict[str, Any] = {"timestamp": stamp}
+
+
+class _CachedSigningKey:
+    """Mixin for botocore's signers: keep the derived signing key of the last few days.
+
+    The derivation is the one ``SigV4Auth.signature`` performs, step for step, with botocore's
+    ``_sign``; only the result is remembered.
+    """
+
+    credentials: Credentials
+    _region_name: str
+    _service_name: str
+    _sign: Callable[..., Any]
+    _signing_keys: dict[str, bytes]
+
+    def headers_to_sign(self, request: Any) -> Any:
+        # Exactly the headers the client said it signed (botocore would pick its own set).
         return request.headers
 
+    def signature(self, string_to_sign: str, request: Any) -> str:
+        day = request.context["timestamp"][0:8]
+        signing_key = self._signing_keys.get(day)
+        if signing_key is None:
+            k_date = self._sign(f"AWS4{self.credentials.secret_key}".encode(), day)
+            k_region = self._sign(k_date, self._region_name)
+            k_service = self._sign(k_region, self._service_name)
+            signing_key = self._sign(k_service, "aws4_request")
+            if len(self._signing_keys) >= SIGNING_KEY_DAYS:
+                self._signing_keys.clear()
+            self._signing_keys[day] = signing_key
+        return self._sign(signing_key, string_to_sign, hex=True)  # type: ignore[no-any-return]
 
-class _ReceivedS3Signer(S3SigV4Auth):
-    def headers_to_sign(self, request: AWSRequest) -> HTTPHeaders:
-        return request.headers
+
+class _ReceivedSigner(_CachedSigningKey, SigV4Auth):
+    def __init__(self, credentials: Credentials, service_name: str, region_name: str) -> None:
+        super().__init__(credentials, service_name, region_name)
+        self._signing_keys = {}
+
+
+class _ReceivedS3Signer(_CachedSigningKey, S3SigV4Auth):
+    def __init__(self, credentials: Credentials, service_name: str, region_name: str) -> None:
+        super().__init__(credentials, service_name, region_name)
+        self._signing_keys = {}
 
 
 def _header_pairs(headers: Headers) -> list[tuple[str, str]]:
@@ -112,26 +210,45 @@ def _parse_authorization(value: str) -> tuple[list[str], list[str], str]:
     return credential, signed, fields["Signature"]
 
 
-def _request_time(pairs: list[tuple[str, str]]) -> str:
-    """The request's SigV4 timestamp, from X-Amz-Date or else Date."""
-    values = dict(pairs)
-    if "x-amz-date" in values:
-        stamp = values["x-amz-date"]
+def _parse_stamp(stamp: str) -> float | None:
+    """Seconds since the epoch of a SigV4 timestamp, or ``None`` if it is not one."""
+    try:
+        parsed = datetime.datetime.strptime(stamp, SIGV4_TIMESTAMP)
+    except ValueError:
+        return None
+    return float(calendar.timegm(parsed.timetuple()))
+
+
+_parse_stamp_cached = lru_cache(maxsize=TIMESTAMP_CACHE_ENTRIES)(_parse_stamp)
+
+
+def _stamp_seconds(stamp: str) -> float | None:
+    # Only values of the one valid length are remembered, so the cache holds short strings.
+    if len(stamp) == _SIGV4_TIMESTAMP_CHARS:
+        return _parse_stamp_cached(stamp)
+    return _parse_stamp(stamp)
+
+
+def _request_time(received: Mapping[str, list[str]], signed: set[str]) -> tuple[str, float]:
+    """The request's SigV4 timestamp and its epoch seconds, from signed X-Amz-Date or else Date."""
+    if "x-amz-date" in signed and "x-amz-date" in received:
+        stamp = received["x-amz-date"][-1]
+        seconds = _stamp_seconds(stamp)
+        if seconds is None:
+            raise IncompleteSignatureError(f"Date must be in ISO-8601 'basic format'. Got '{stamp[:40]}'.")
+        return stamp, seconds
+    if "date" in signed and "date" in received:
         try:
-            datetime.datetime.strptime(stamp, SIGV4_TIMESTAMP)
-        except ValueError:
-            raise IncompleteSignatureError(
-                f"Date must be in ISO-8601 'basic format'. Got '{stamp[:40]}'."
-            ) from None
-        return stamp
-    if "date" in values:
-        try:
-            parsed = email.utils.parsedate_to_datetime(values["date"])
+            parsed = email.utils.parsedate_to_datetime(received["date"][-1])
         except (TypeError, ValueError):
             raise IncompleteSignatureError("The Date header is not an HTTP date.") from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=datetime.timezone.utc)
-        return parsed.astimezone(datetime.timezone.utc).strftime(SIGV4_TIMESTAMP)
+        stamp = parsed.astimezone(datetime.timezone.utc).strftime(SIGV4_TIMESTAMP)
+        seconds = _stamp_seconds(stamp)
+        if seconds is None:  # a year before 1000 formats without four digits
+            raise IncompleteSignatureError("The Date header is not an HTTP date.")
+        return stamp, seconds
     raise IncompleteSignatureError(
         "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
     )
@@ -169,6 +286,7 @@ class SigV4Verifier:
         self._clock = clock
         self._allow_unsigned_payload = allow_unsigned_payload
         self._signer_class = _ReceivedS3Signer if service == "s3" else _ReceivedSigner
+        self._signers: OrderedDict[tuple[str, str], SigV4Auth] = OrderedDict()
 
     def verify(
         self,
@@ -186,7 +304,14 @@ class SigV4Verifier:
         ``headers`` may repeat names.
         """
         pairs = _header_pairs(headers)
-        authorizations = [value for name, value in pairs if name == "authorization"]
+        received: dict[str, list[str]] = {}
+        for name, value in pairs:
+            values = received.get(name)
+            if values is None:
+                received[name] = [value]
+            else:
+                values.append(value)
+        authorizations = received.get("authorization")
         if not authorizations:
             raise MissingAuthenticationTokenError("Missing Authentication Token")
         if len(authorizations) > 1:
@@ -195,24 +320,22 @@ class SigV4Verifier:
         access_key_id, scope_day, scope_region, scope_service, terminator = credential
 
         found = self._directory.lookup_access_key(access_key_id)
-        if found is None or any(name == "x-amz-security-token" for name, _ in pairs):
+        if found is None or "x-amz-security-token" in received:
             raise UnrecognizedClientError(_INVALID_TOKEN)
         principal, access_key = found
 
         signed = set(signed_names)
         if "host" not in signed:
             raise IncompleteSignatureError("'Host' must be a 'SignedHeader' in the AWS Authorization.")
-        unsigned = sorted({n for n, _ in pairs if n.startswith("x-amz-") and n not in signed})
+        unsigned = sorted(n for n in received if n.startswith("x-amz-") and n not in signed)
         if unsigned:
             raise IncompleteSignatureError(
                 "Headers present in the request are not signed: " + ", ".join(unsigned)
             )
-        received_names = {name for name, _ in pairs}
-        absent = sorted(signed - received_names)
-        if absent:
+        if not signed.issubset(received):
             raise InvalidSignatureError(_SIGNATURE_MISMATCH)
 
-        stamp = _request_time([(n, v) for n, v in pairs if n in signed])
+        stamp, signed_at = _request_time(received, signed)
         if scope_day != stamp[:8]:
             raise InvalidSignatureError(
                 "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date "
@@ -230,25 +353,38 @@ class SigV4Verifier:
             )
         self._check_payload_hash(pairs, signed, body)
 
-        request = AWSRequest(method=method.upper(), url=self._url(path), data=body)
-        request.params = _query_params(query)
-        request.headers = HTTPHeaders()
-        for name, value in pairs:
-            if name in signed:
-                request.headers[name] = value
-        request.context["timestamp"] = stamp
-        signer = self._signer_class(
-            Credentials(access_key.access_key_id, access_key.secret_access_key),
-            self._service,
-            self._region,
+        request = _ReceivedRequest(
+            method.upper(),
+            self._url(path),
+            _query_params(query),
+            _SignedHeaders({name: values for name, values in received.items() if name in signed}),
+            body,
+            stamp,
         )
+        signer = self._signer(access_key.access_key_id, access_key.secret_access_key)
         canonical_request = signer.canonical_request(request)
         expected = signer.signature(signer.string_to_sign(request, canonical_request), request)
         if not hmac.compare_digest(expected.encode(), signature.encode()):
             raise InvalidSignatureError(_SIGNATURE_MISMATCH)
 
-        self._check_clock(stamp)
+        self._check_clock(stamp, signed_at)
         return principal.caller(access_key_id=access_key_id, source_ip=source_ip)
+
+    def _signer(self, access_key_id: str, secret_access_key: str) -> SigV4Auth:
+        """botocore's signer for one access key, kept (with its signing keys) across requests.
+
+        Keyed by the secret too, so a replaced secret never meets a key derived from the old one.
+        """
+        cache_key = (access_key_id, secret_access_key)
+        signer = self._signers.get(cache_key)
+        if signer is not None:
+            self._signers.move_to_end(cache_key)
+            return signer
+        signer = self._signer_class(Credentials(access_key_id, secret_access_key), self._service, self._region)
+        self._signers[cache_key] = signer
+        if len(self._signers) > SIGNER_CACHE_ENTRIES:
+            self._signers.popitem(last=False)
+        return signer
 
     def _url(self, path: str) -> str:
         if not path.startswith("/"):
@@ -277,19 +413,18 @@ class SigV4Verifier:
                 "The provided 'x-amz-content-sha256' header does not match what was computed."
             )
 
-    def _check_clock(self, stamp: str) -> None:
-        signed_at = datetime.datetime.strptime(stamp, SIGV4_TIMESTAMP).replace(
-            tzinfo=datetime.timezone.utc
-        )
-        now = datetime.datetime.fromtimestamp(self._clock(), datetime.timezone.utc)
+    def _check_clock(self, stamp: str, signed_at: float) -> None:
+        now = self._clock()
+        if abs(signed_at - now) <= MAX_CLOCK_SKEW_SECONDS:
+            return
+        moment = datetime.datetime.fromtimestamp(now, datetime.timezone.utc)
         skew = datetime.timedelta(seconds=MAX_CLOCK_SKEW_SECONDS)
-        if signed_at < now - skew:
+        if signed_at < now:
             raise InvalidSignatureError(
                 f"Signature expired: {stamp} is now earlier than "
-                f"{(now - skew).strftime(SIGV4_TIMESTAMP)} ({now.strftime(SIGV4_TIMESTAMP)} - 5 min.)"
+                f"{(moment - skew).strftime(SIGV4_TIMESTAMP)} ({moment.strftime(SIGV4_TIMESTAMP)} - 5 min.)"
             )
-        if signed_at > now + skew:
-            raise InvalidSignatureError(
-                f"Signature not yet current: {stamp} is still later than "
-                f"{(now + skew).strftime(SIGV4_TIMESTAMP)} ({now.strftime(SIGV4_TIMESTAMP)} + 5 min.)"
-            )
+        raise InvalidSignatureError(
+            f"Signature not yet current: {stamp} is still later than "
+            f"{(moment + skew).strftime(SIGV4_TIMESTAMP)} ({moment.strftime(SIGV4_TIMESTAMP)} + 5 min.)"
+        )

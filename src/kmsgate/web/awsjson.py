@@ -8,6 +8,13 @@ Decoding turns a request document into snake_case keyword arguments (blobs base6
 timestamps as POSIX seconds) and raises the error AWS raises for each violation:
 ``SerializationException`` for the wrong JSON type or bad base64, ``ValidationException``
 naming the member for constraint violations. Encoding does the reverse for results.
+
+Each operation's codec is compiled once from its shapes (``codec(name)``): a tree of small
+functions with the wire names, snake_case names, member paths, enums and limits already
+worked out, so a request walks no botocore model objects. Blobs are decoded with
+``binascii.a2b_base64(strict_mode=True)``, which accepts a subset of what
+``base64.b64decode(validate=True)`` accepts with the same result; anything it refuses gets the
+lenient decoder's verdict, so the accepted set is unchanged.
 """
 
 from __future__ import annotations
@@ -16,8 +23,9 @@ import base64
 import binascii
 import dataclasses
 import re
-from collections.abc import Mapping
-from functools import cache
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache, lru_cache
 from typing import Any
 
 import botocore.session
@@ -54,6 +62,8 @@ def _squash(name: str) -> str:
 
 
 class _Violations:
+    __slots__ = ("messages",)
+
     def __init__(self) -> None:
         self.messages: list[str] = []
 
@@ -69,100 +79,205 @@ class _Violations:
             raise ValidationError(f"{count} validation {noun} detected: " + "; ".join(self.messages))
 
 
+Decoder = Callable[[Any, str, _Violations], Any]
+Encoder = Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class OperationCodec:
+    """One operation's compiled request decoder and response encoder."""
+
+    name: str
+    model: OperationModel
+    decode: Callable[[Any], dict[str, Any]]
+    encode: Callable[[Any], dict[str, Any]]
+
+
+@cache
+def codec(name: str) -> OperationCodec:
+    """The compiled codec of an operation (``UnknownOperationError`` for an unknown name)."""
+    op = operation(name)
+    return OperationCodec(name=name, model=op, decode=_request_decoder(op), encode=_response_encoder(op))
+
+
 def decode_request(op: OperationModel, document: Any) -> dict[str, Any]:
     """Validate a request document against the operation's input shape; return snake_case kwargs."""
+    return codec(op.name).decode(document)
+
+
+def _request_decoder(op: OperationModel) -> Callable[[Any], dict[str, Any]]:
     shape = op.input_shape
     if shape is None:
-        return {}
-    if not isinstance(document, dict):
-        raise SerializationError("Request body must be a JSON object")
-    violations = _Violations()
-    decoded = _decode_structure(shape, document, "", violations)
-    violations.raise_if_any()
-    return decoded
+        return lambda document: {}
+    structure = _decoder(shape, {})
+
+    def decode(document: Any) -> dict[str, Any]:
+        if not isinstance(document, dict):
+            raise SerializationError("Request body must be a JSON object")
+        violations = _Violations()
+        decoded: dict[str, Any] = structure(document, "", violations)
+        violations.raise_if_any()
+        return decoded
+
+    return decode
 
 
-def _member_path(parent: str, name: str) -> str:
-    camel = name[:1].lower() + name[1:]
-    return f"{parent}.{camel}" if parent else camel
+def _camel(name: str) -> str:
+    return name[:1].lower() + name[1:]
 
 
-def _decode_structure(shape: StructureShape, value: Any, path: str, violations: _Violations) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise SerializationError(f"Expected an object at '{path or 'body'}'")
-    result: dict[str, Any] = {}
-    for name in shape.required_members:
-        if value.get(name) is None:
-            violations.add(None, _member_path(path, name), "Member must not be null")
-    for name, member_value in value.items():
-        member = shape.members.get(name)
-        if member is None or member_value is None:
-            continue  # AWS ignores members it does not know
-        result[snake_case(name)] = _decode(member, member_value, _member_path(path, name), violations)
-    return result
+def _decoder(shape: Shape, compiled: dict[str, Decoder]) -> Decoder:
+    """Compile ``shape``; ``compiled`` memoises by shape name, which also ends recursion."""
+    key = f"{shape.type_name}:{shape.name}"
+    found = compiled.get(key)
+    if found is not None:
+        return found
+    slot: list[Decoder] = []
+    compiled[key] = lambda value, path, violations: slot[0](value, path, violations)
+    built = _build_decoder(shape, compiled)
+    slot.append(built)
+    compiled[key] = built
+    return built
 
 
-def _decode(shape: Shape, value: Any, path: str, violations: _Violations) -> Any:
+def _build_decoder(shape: Shape, compiled: dict[str, Decoder]) -> Decoder:
     kind = shape.type_name
     meta = shape.metadata
     if kind == "structure":
-        return _decode_structure(shape, value, path, violations)  # type: ignore[arg-type]
+        assert isinstance(shape, StructureShape)
+        return _structure_decoder(shape, compiled)
     if kind == "list":
-        if not isinstance(value, list):
-            raise SerializationError(f"Expected a list at '{path}'")
-        _check_length(len(value), meta, value, path, violations)
-        member = shape.member  # type: ignore[attr-defined]
-        return [_decode(member, item, f"{path}.member", violations) for item in value]
+        assert isinstance(shape, ListShape)
+        item = _decoder(shape.member, compiled)
+        check_list = _length_check(meta)
+
+        def decode_list(value: Any, path: str, violations: _Violations) -> Any:
+            if not isinstance(value, list):
+                raise SerializationError(f"Expected a list at '{path}'")
+            if check_list is not None:
+                check_list(len(value), value, path, violations)
+            member_path = f"{path}.member"
+            return [item(entry, member_path, violations) for entry in value]
+
+        return decode_list
     if kind == "map":
-        if not isinstance(value, dict):
-            raise SerializationError(f"Expected a map at '{path}'")
         assert isinstance(shape, MapShape)
-        decoded_map = {}
-        for map_key, map_value in value.items():
-            decoded_map[map_key] = _decode(shape.value, map_value, f"{path}.{map_key}", violations)
-        return decoded_map
+        map_value = _decoder(shape.value, compiled)
+
+        def decode_map(value: Any, path: str, violations: _Violations) -> Any:
+            if not isinstance(value, dict):
+                raise SerializationError(f"Expected a map at '{path}'")
+            return {k: map_value(v, f"{path}.{k}", violations) for k, v in value.items()}
+
+        return decode_map
     if kind == "string":
-        if not isinstance(value, str):
-            raise SerializationError(f"Expected a string at '{path}'")
         enum = shape.enum  # type: ignore[attr-defined]
-        if enum and value not in enum:
-            violations.add(value, path, f"Member must satisfy enum value set: [{', '.join(enum)}]")
-        _check_length(len(value), meta, value, path, violations)
-        return value
+        allowed = frozenset(enum) if enum else None
+        enum_message = f"Member must satisfy enum value set: [{', '.join(enum)}]" if enum else ""
+        check_string = _length_check(meta)
+
+        def decode_string(value: Any, path: str, violations: _Violations) -> Any:
+            if not isinstance(value, str):
+                raise SerializationError(f"Expected a string at '{path}'")
+            if allowed is not None and value not in allowed:
+                violations.add(value, path, enum_message)
+            if check_string is not None:
+                check_string(len(value), value, path, violations)
+            return value
+
+        return decode_string
     if kind == "blob":
-        if not isinstance(value, str):
-            raise SerializationError(f"Expected a base64 string at '{path}'")
-        try:
-            raw = base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            raise SerializationError(f"Value at '{path}' is not valid base64") from None
-        _check_length(len(raw), meta, None, path, violations)
-        return raw
+        check_blob = _length_check(meta)
+
+        def decode_blob(value: Any, path: str, violations: _Violations) -> Any:
+            if not isinstance(value, str):
+                raise SerializationError(f"Expected a base64 string at '{path}'")
+            raw = _b64decode(value, path)
+            if check_blob is not None:
+                check_blob(len(raw), None, path, violations)
+            return raw
+
+        return decode_blob
     if kind in ("integer", "long"):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise SerializationError(f"Expected an integer at '{path}'")
-        if "min" in meta and value < meta["min"]:
-            violations.add(value, path, f"Member must have value greater than or equal to {meta['min']}")
-        if "max" in meta and value > meta["max"]:
-            violations.add(value, path, f"Member must have value less than or equal to {meta['max']}")
-        return value
+        low, high = meta.get("min"), meta.get("max")
+
+        def decode_integer(value: Any, path: str, violations: _Violations) -> Any:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise SerializationError(f"Expected an integer at '{path}'")
+            if low is not None and value < low:
+                violations.add(value, path, f"Member must have value greater than or equal to {low}")
+            if high is not None and value > high:
+                violations.add(value, path, f"Member must have value less than or equal to {high}")
+            return value
+
+        return decode_integer
     if kind == "boolean":
-        if not isinstance(value, bool):
-            raise SerializationError(f"Expected a boolean at '{path}'")
-        return value
+
+        def decode_boolean(value: Any, path: str, violations: _Violations) -> Any:
+            if not isinstance(value, bool):
+                raise SerializationError(f"Expected a boolean at '{path}'")
+            return value
+
+        return decode_boolean
     if kind == "timestamp":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SerializationError(f"Expected a timestamp (epoch seconds) at '{path}'")
-        return float(value)
-    return value
+
+        def decode_timestamp(value: Any, path: str, violations: _Violations) -> Any:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise SerializationError(f"Expected a timestamp (epoch seconds) at '{path}'")
+            return float(value)
+
+        return decode_timestamp
+    return lambda value, path, violations: value
 
 
-def _check_length(length: int, meta: Mapping[str, Any], value: Any, path: str, violations: _Violations) -> None:
-    shown = value if isinstance(value, str) and length <= 256 else None
-    if "min" in meta and length < meta["min"]:
-        violations.add(shown, path, f"Member must have length greater than or equal to {meta['min']}")
-    if "max" in meta and length > meta["max"]:
-        violations.add(shown, path, f"Member must have length less than or equal to {meta['max']}")
+def _structure_decoder(shape: StructureShape, compiled: dict[str, Decoder]) -> Decoder:
+    required = tuple((name, _camel(name)) for name in shape.required_members)
+    members = {
+        name: (snake_case(name), _camel(name), _decoder(member, compiled)) for name, member in shape.members.items()
+    }
+
+    def decode_structure(value: Any, path: str, violations: _Violations) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise SerializationError(f"Expected an object at '{path or 'body'}'")
+        for name, camel in required:
+            if value.get(name) is None:
+                violations.add(None, f"{path}.{camel}" if path else camel, "Member must not be null")
+        result: dict[str, Any] = {}
+        for name, member_value in value.items():
+            entry = members.get(name)
+            if entry is None or member_value is None:
+                continue  # AWS ignores members it does not know
+            snake, camel, decode = entry
+            result[snake] = decode(member_value, f"{path}.{camel}" if path else camel, violations)
+        return result
+
+    return decode_structure
+
+
+def _b64decode(value: str, path: str) -> bytes:
+    try:
+        return binascii.a2b_base64(value, strict_mode=True)
+    except (binascii.Error, ValueError):
+        pass
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise SerializationError(f"Value at '{path}' is not valid base64") from None
+
+
+def _length_check(meta: Mapping[str, Any]) -> Callable[[int, Any, str, _Violations], None] | None:
+    low, high = meta.get("min"), meta.get("max")
+    if low is None and high is None:
+        return None
+
+    def check(length: int, value: Any, path: str, violations: _Violations) -> None:
+        shown = value if isinstance(value, str) and length <= 256 else None
+        if low is not None and length < low:
+            violations.add(shown, path, f"Member must have length greater than or equal to {low}")
+        if high is not None and length > high:
+            violations.add(shown, path, f"Member must have length less than or equal to {high}")
+
+    return check
 
 
 # -- encoding ---------------------------------------------------------------------------------
@@ -170,40 +285,98 @@ def _check_length(length: int, meta: Mapping[str, Any], value: Any, path: str, v
 
 def encode_response(op: OperationModel, result: Any) -> dict[str, Any]:
     """Render a service result (dataclass or snake_case dict) with the operation's wire names."""
+    return codec(op.name).encode(result)
+
+
+def _response_encoder(op: OperationModel) -> Callable[[Any], dict[str, Any]]:
     shape = op.output_shape
-    if shape is None or result is None:
-        return {}
-    if dataclasses.is_dataclass(result):
-        result = {field.name: getattr(result, field.name) for field in dataclasses.fields(result)}
-    return _encode_structure(shape, result)
+    if shape is None:
+        return lambda result: {}
+    structure = _encoder(shape, {})
+
+    def encode(result: Any) -> dict[str, Any]:
+        if result is None:
+            return {}
+        encoded: dict[str, Any] = structure(result)
+        return encoded
+
+    return encode
 
 
-@cache
-def _wire_names(shape: StructureShape) -> dict[str, str]:
-    return {_squash(name): name for name in shape.members}
+@lru_cache(maxsize=4096)
+def _squash(name: str) -> str:
+    return name.replace("_", "").lower()
 
 
-def _encode_structure(shape: StructureShape, value: Mapping[str, Any]) -> dict[str, Any]:
-    names = _wire_names(shape)
-    encoded: dict[str, Any] = {}
-    for field, field_value in value.items():
-        wire = names.get(_squash(field))
-        if wire is None or field_value is None:
-            continue
-        encoded[wire] = _encode(shape.members[wire], field_value)
-    return encoded
+def _identity(value: Any) -> Any:
+    return value
 
 
-def _encode(shape: Shape, value: Any) -> Any:
+def _encode_blob(value: Any) -> str:
+    return binascii.b2a_base64(value, newline=False).decode("ascii")
+
+
+def _encoder(shape: Shape, compiled: dict[str, Encoder]) -> Encoder:
+    key = f"{shape.type_name}:{shape.name}"
+    found = compiled.get(key)
+    if found is not None:
+        return found
+    slot: list[Encoder] = []
+    compiled[key] = lambda value: slot[0](value)
+    built = _build_encoder(shape, compiled)
+    slot.append(built)
+    compiled[key] = built
+    return built
+
+
+def _build_encoder(shape: Shape, compiled: dict[str, Encoder]) -> Encoder:
     kind = shape.type_name
     if kind == "structure":
-        return _encode_structure(shape, value)  # type: ignore[arg-type]
+        assert isinstance(shape, StructureShape)
+        return _structure_encoder(shape, compiled)
     if kind == "list":
         assert isinstance(shape, ListShape)
-        return [_encode(shape.member, item) for item in value]
+        item = _encoder(shape.member, compiled)
+        if item is _identity:
+            return list
+        return lambda value: [item(entry) for entry in value]
     if kind == "map":
         assert isinstance(shape, MapShape)
-        return {k: _encode(shape.value, v) for k, v in value.items()}
+        map_value = _encoder(shape.value, compiled)
+        return lambda value: {k: map_value(v) for k, v in value.items()}
     if kind == "blob":
-        return base64.b64encode(value).decode("ascii")
-    return value
+        return _encode_blob
+    return _identity
+
+
+def _structure_encoder(shape: StructureShape, compiled: dict[str, Encoder]) -> Encoder:
+    wire_names = {_squash(name): name for name in shape.members}
+    encoders = {name: _encoder(member, compiled) for name, member in shape.members.items()}
+    plans: dict[type, tuple[tuple[str, str, Encoder], ...]] = {}
+
+    def plan(cls: type) -> tuple[tuple[str, str, Encoder], ...]:
+        steps = []
+        for field in dataclasses.fields(cls):
+            wire = wire_names.get(_squash(field.name))
+            if wire is not None:
+                steps.append((field.name, wire, encoders[wire]))
+        plans[cls] = tuple(steps)
+        return plans[cls]
+
+    def encode_structure(value: Any) -> dict[str, Any]:
+        encoded: dict[str, Any] = {}
+        if isinstance(value, Mapping):
+            for field, field_value in value.items():
+                wire = wire_names.get(_squash(field))
+                if wire is None or field_value is None:
+                    continue
+                encoded[wire] = encoders[wire](field_value)
+            return encoded
+        steps = plans.get(type(value)) or plan(type(value))
+        for field, wire, encode in steps:
+            field_value = getattr(value, field)
+            if field_value is not None:
+                encoded[wire] = encode(field_value)
+        return encoded
+
+    return encode_structure

@@ -5,16 +5,23 @@ Request path: operation from ``X-Amz-Target`` -> body size cap -> authentication
 (which authorizes per key) -> JSON encode. Every ``KmsError`` is rendered here and only here, as
 ``{"__type": code, "message": message}`` with its HTTP status; anything else is a logged
 ``KMSInternalException`` that tells the caller nothing about internals.
+
+Per operation, everything that does not depend on the request (the compiled codec, the bound
+service method, its required and accepted arguments) is looked up once and kept. Request ids
+are UUID-shaped: a random prefix drawn when the adapter is built (so every worker process has
+its own) followed by a 48-bit counter, unique without a ``uuid4()`` per request.
 """
 
 from __future__ import annotations
 
 import inspect
+import itertools
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, Protocol
 
@@ -84,6 +91,26 @@ def _wire_name(snake: str) -> str:
     return head + "".join(part.capitalize() for part in rest)
 
 
+@dataclass(frozen=True, slots=True)
+class _Operation:
+    """What the adapter needs of one operation, resolved once."""
+
+    name: str
+    codec: awsjson.OperationCodec
+    method: Callable[..., Any] | None  # None: the service does not implement it
+    required: tuple[str, ...]
+    accepted: frozenset[str]
+
+
+def _request_id_prefix() -> str:
+    """Random ``xxxxxxxx-xxxx-4xxx-yxxx`` (UUID version 4 and variant bits), drawn once."""
+    value = bytearray(os.urandom(10))
+    value[6] = (value[6] & 0x0F) | 0x40
+    value[8] = (value[8] & 0x3F) | 0x80
+    text = value.hex()
+    return f"{text[0:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}"
+
+
 class KmsApi:
     """The aiohttp handler for ``POST /``."""
 
@@ -91,10 +118,16 @@ class KmsApi:
         self._service = service
         self._authenticator = authenticator
         self._audit = audit
+        self._operations: dict[str, _Operation] = {}
+        self._id_prefix = _request_id_prefix()
+        self._id_counter = itertools.count(int.from_bytes(os.urandom(6), "big"))
+
+    def _next_request_id(self) -> str:
+        return f"{self._id_prefix}-{next(self._id_counter) & 0xFFFFFFFFFFFF:012x}"
 
     async def handle(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
-        request_id = str(uuid.uuid4())
+        request_id = self._next_request_id()
         target = request.headers.get("X-Amz-Target", "")
         operation_name = target[len(TARGET_PREFIX) :] if target.startswith(TARGET_PREFIX) else target
         caller: Caller | None = None
@@ -103,7 +136,7 @@ class KmsApi:
         try:
             if not target.startswith(TARGET_PREFIX):
                 raise UnknownOperationError(f"Unknown operation {target or '(missing X-Amz-Target)'}")
-            op = awsjson.operation(operation_name)
+            op = self._operations.get(operation_name) or self._operation(operation_name)
             if request.content_length is not None and request.content_length > MAX_REQUEST_BYTES:
                 raise ValidationError(f"Request body is larger than {MAX_REQUEST_BYTES} bytes")
             body = await request.content.read(MAX_REQUEST_BYTES + 1)
@@ -114,9 +147,11 @@ class KmsApi:
                 document = orjson.loads(body) if body.strip() else {}
             except orjson.JSONDecodeError:
                 raise SerializationError("Request body is not valid JSON") from None
-            kwargs = awsjson.decode_request(op, document)
-            method = self._method(operation_name)
-            missing = [name for name in _required(method) if name not in kwargs]
+            kwargs = op.codec.decode(document)
+            method = op.method
+            if method is None:
+                raise UnsupportedOperationError(f"kmsgate does not implement {operation_name}")
+            missing = [name for name in op.required if name not in kwargs]
             if missing:
                 count = len(missing)
                 raise ValidationError(
@@ -126,7 +161,7 @@ class KmsApi:
                         for name in missing
                     )
                 )
-            accepted = _accepted(method)
+            accepted = op.accepted
             for name in list(kwargs):
                 if name not in accepted:
                     if name in _IGNORED_WHEN_FALSE and kwargs[name] is False:
@@ -134,8 +169,7 @@ class KmsApi:
                         continue
                     raise UnsupportedOperationError(f"kmsgate does not support the {name} parameter of {operation_name}")
             result = await method(caller=caller, **kwargs)
-            payload = awsjson.encode_response(op, result)
-            response = web.Response(body=orjson.dumps(payload), status=200, content_type=CONTENT_TYPE)
+            response = web.Response(body=orjson.dumps(op.codec.encode(result)), status=200, content_type=CONTENT_TYPE)
             code = None
         except KmsError as exc:
             response = _error_response(exc)
@@ -146,20 +180,20 @@ class KmsApi:
             response = _error_response(exc_internal)
             code = exc_internal.code
         response.headers["x-amzn-RequestId"] = request_id
-        elapsed_ms = (time.perf_counter() - started) * 1000
         # Per-request lines are debug: the audit log is the record of every KMS call, and an
         # info line per request would cost more than the cryptography it describes.
-        log.debug(
-            "kms request",
-            extra={
-                "request_id": request_id,
-                "operation": operation_name,
-                "status": response.status,
-                "error_code": code,
-                "principal": caller.arn if caller else None,
-                "duration_ms": round(elapsed_ms, 3),
-            },
-        )
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "kms request",
+                extra={
+                    "request_id": request_id,
+                    "operation": operation_name,
+                    "status": response.status,
+                    "error_code": code,
+                    "principal": caller.arn if caller else None,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                },
+            )
         if self._audit is not None:
             self._audit.record(
                 {
@@ -176,11 +210,16 @@ class KmsApi:
             )
         return response
 
-    def _method(self, operation_name: str) -> Callable[..., Any]:
+    def _operation(self, operation_name: str) -> _Operation:
+        """Resolve and keep an operation (``UnknownOperationError`` for a name AWS does not have)."""
+        codec = awsjson.codec(operation_name)
         method = getattr(self._service, awsjson.snake_case(operation_name), None)
         if method is None or not inspect.iscoroutinefunction(method):
-            raise UnsupportedOperationError(f"kmsgate does not implement {operation_name}")
-        return method  # type: ignore[no-any-return]
+            op = _Operation(operation_name, codec, None, (), frozenset())
+        else:
+            op = _Operation(operation_name, codec, method, _required(method), _accepted(method))
+        self._operations[operation_name] = op
+        return op
 
 
 def _claimed_access_key_id(request: web.Request) -> str | None:
