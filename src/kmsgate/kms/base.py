@@ -93,8 +93,10 @@ class ServiceBase:
 
     # -- resolution -----------------------------------------------------------------------
 
-    def _resolve(self, key_ref: str, *, allow_alias: bool) -> KmsKey:
-        snapshot = self._refresh()
+    def _resolve(self, key_ref: str, *, allow_alias: bool, snapshot: Snapshot | None = None) -> KmsKey:
+        """The key a reference names, from ``snapshot`` (a view this request already refreshed) or a fresh one."""
+        if snapshot is None:
+            snapshot = self._refresh()
         ref = self.namespace.parse(key_ref, allow_alias=allow_alias)
         key_id = ref.key_id
         if ref.alias_name is not None:

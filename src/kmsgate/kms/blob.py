@@ -23,16 +23,21 @@ Security reasoning:
   header, the context, or any ciphertext byte fails tag verification.
 - Every parse error and every failed tag is the same ``InvalidCiphertextError`` with the same
   message, so a caller learns nothing about which check failed.
+
+Per-blob work is kept small: the HMAC's keyed inner and outer SHA-256 states are computed once
+per material (RFC 2104; a bounded cache keyed by the material, which lives in memory anyway)
+and copied per blob, and the 21-byte prefix is built once per (key id, material version).
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import os
 import struct
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -58,10 +63,32 @@ class BlobHeader:
     version: int
 
 
+_SHA256_BLOCK_BYTES = 64
+_CACHED_MATERIALS = 1024
+_CACHED_PREFIXES = 4096
+
+
+@lru_cache(maxsize=_CACHED_MATERIALS)
+def _hmac_states(material: bytes) -> tuple[Any, Any]:
+    """SHA-256 states after absorbing ``K xor ipad`` and ``K xor opad`` (RFC 2104)."""
+    key = hashlib.sha256(material).digest() if len(material) > _SHA256_BLOCK_BYTES else material
+    key = key.ljust(_SHA256_BLOCK_BYTES, b"\x00")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+    return inner, outer
+
+
 def _derive(material: bytes, salt: bytes) -> bytes:
-    return hmac.digest(material, _DERIVE_LABEL + salt, hashlib.sha256)
+    """``HMAC-SHA256(material, "kmsgate-blob-v1" || salt)``."""
+    inner_state, outer_state = _hmac_states(material)
+    inner = inner_state.copy()
+    inner.update(_DERIVE_LABEL + salt)
+    outer = outer_state.copy()
+    outer.update(inner.digest())
+    return outer.digest()  # type: ignore[no-any-return]
 
 
+@lru_cache(maxsize=_CACHED_PREFIXES)
 def _prefix(key_id: str, version: int) -> bytes:
     return bytes([FORMAT_VERSION]) + uuid.UUID(key_id).bytes + struct.pack(">I", version)
 
@@ -81,7 +108,8 @@ def read_header(blob: bytes) -> BlobHeader:
     """Parse the unauthenticated prefix; raise ``InvalidCiphertextError`` if it is malformed."""
     if len(blob) < OVERHEAD_BYTES or len(blob) > MAX_BLOB_BYTES or blob[0] != FORMAT_VERSION:
         raise InvalidCiphertextError(INVALID_CIPHERTEXT_MESSAGE)
-    key_id = str(uuid.UUID(bytes=bytes(blob[1:17])))
+    digits = bytes(blob[1:17]).hex()  # the canonical UUID text, as str(uuid.UUID(bytes=...)) gives
+    key_id = f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
     (version,) = struct.unpack(">I", blob[17:21])
     return BlobHeader(key_id=key_id, version=version)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 from dataclasses import dataclass
 
 from kmsgate.core.errors import InvalidAliasNameError, InvalidArnError, NotFoundError
@@ -11,6 +10,7 @@ from kmsgate.core.errors import InvalidAliasNameError, InvalidArnError, NotFound
 ALIAS_PREFIX = "alias/"
 RESERVED_ALIAS_PREFIX = "alias/aws/"
 _ALIAS_RE = re.compile(r"^alias/[a-zA-Z0-9/_-]+$")
+_CANONICAL_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _ARN_RE = re.compile(r"^arn:(?P<partition>[^:]+):kms:(?P<region>[^:]*):(?P<account>[^:]*):(?P<resource>.+)$")
 
 
@@ -59,13 +59,10 @@ class Namespace:
 
     @staticmethod
     def _key_id(candidate: str, original: str) -> str:
-        try:
-            parsed = uuid.UUID(candidate)
-        except ValueError:
-            raise NotFoundError(f"Invalid keyId '{original}'") from None
-        if str(parsed) != candidate.lower():
+        """A key id is a UUID in its canonical 8-4-4-4-12 form (any case); returned lower-case."""
+        if _CANONICAL_UUID_RE.fullmatch(candidate) is None:
             raise NotFoundError(f"Invalid keyId '{original}'")
-        return str(parsed)
+        return candidate.lower()
 
 
 def check_alias_name(alias_name: str) -> None:

@@ -48,9 +48,10 @@ class CryptoOperations(ServiceBase):
     ) -> tuple[bytes, KmsKey, KeyMaterial]:
         encoded = encode_context(encryption_context)
         header = blob.read_header(ciphertext_blob)
-        key = self._refresh().keys.get(header.key_id)
+        snapshot = self._refresh()
+        key = snapshot.keys.get(header.key_id)
         if key_id is not None:
-            named = self._resolve(key_id, allow_alias=True)
+            named = self._resolve(key_id, allow_alias=True, snapshot=snapshot)
             if key is None or named.key_id != key.key_id:
                 raise IncorrectKeyError(
                     "The key ID in the request does not identify the KMS key that encrypted the ciphertext."

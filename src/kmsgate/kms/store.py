@@ -241,6 +241,7 @@ class KeyStore:
             "INSERT OR IGNORE INTO settings (name, value) VALUES (?, ?)", (USAGE_TRACKING_START, repr(time.time()))
         )
         self._reader = _connect(self.path)
+        self._version_cursor = self._reader.cursor()  # reused: data_version is read on every request
         self._material_cache: dict[tuple[str, int, bytes], KeyMaterial] = {}
 
     def close(self) -> None:
@@ -249,7 +250,7 @@ class KeyStore:
 
     def data_version(self) -> int:
         """Changes whenever another connection (any process, or our writer) commits."""
-        row = self._reader.execute("PRAGMA data_version").fetchone()
+        row = self._version_cursor.execute("PRAGMA data_version").fetchone()
         return int(row[0])
 
     def last_usage(self, key_id: str) -> tuple[float, str] | None:
