@@ -5,6 +5,13 @@ database changed (``PRAGMA data_version``), so Encrypt/Decrypt/GenerateDataKey d
 or root-key work per request, yet a change made by another worker process is seen on the next
 request. Every change goes through ``_mutate``: one durable transaction in a worker thread,
 then a reload.
+
+The ``data_version`` check is made at most once per event-loop turn: the first ``_refresh`` of a
+turn reads it and schedules (``call_soon``) the end of that reading's validity. A request that
+reaches this process after another process committed is handled in callbacks scheduled after
+its bytes arrived, which run after the expiry of any reading taken before they arrived (the
+ready queue is FIFO), so it still sees the commit; requests handled in the same turn share one
+reading. Outside a running event loop every call checks.
 """
 
 from __future__ import annotations
@@ -62,6 +69,7 @@ class ServiceBase:
         self._clock = clock
         self._authorizer: Authorizer = authorizer or AllowAll()
         self._version = -1
+        self._version_current = False  # True until the end of the loop turn that read it
         self._snapshot = Snapshot(keys={}, aliases={}, materials={})
         self._usage = UsageRecorder()
         self._refresh()
@@ -80,14 +88,26 @@ class ServiceBase:
     # -- the in-memory view -------------------------------------------------------------
 
     def _refresh(self) -> Snapshot:
+        if self._version_current:
+            return self._snapshot
         version = self._store.data_version()
         if version != self._version:
             self._snapshot = self._store.snapshot()
             self._version = version
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return self._snapshot
+        self._version_current = True
+        loop.call_soon(self._expire_version)
         return self._snapshot
+
+    def _expire_version(self) -> None:
+        self._version_current = False
 
     async def _mutate(self, change: Callable[[Transaction], T]) -> T:
         result = await asyncio.to_thread(self._store.mutate, change)
+        self._version_current = False
         self._refresh()
         return result
 
