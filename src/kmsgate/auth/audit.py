@@ -82,11 +82,14 @@ class _SecondStamp:
 
     def format(self, moment: float) -> str:
         second = int(moment // 1)
+        micros = round((moment - second) * 1_000_000)  # rounded as datetime.fromtimestamp rounds
+        if micros >= 1_000_000:
+            second, micros = second + 1, micros - 1_000_000
         last_second, text = self._last
         if second != last_second:
             text = datetime.datetime.fromtimestamp(second, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")
             self._last = (second, text)
-        return f"{text}{min(int((moment - second) * 1000), 999):03d}Z"
+        return f"{text}{micros // 1000:03d}Z"
 
 
 _STAMP = _SecondStamp()

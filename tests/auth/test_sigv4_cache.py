@@ -1,0 +1,87 @@
+"""SigV4 verification's caches: signers per access key, signing keys per day, parsed timestamps."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.credentials import Credentials
+
+from kmsgate.auth import sigv4
+from kmsgate.auth.sigv4 import SIGNER_CACHE_ENTRIES, SIGNING_KEY_DAYS, SigV4Verifier
+from kmsgate.core.errors import IncompleteSignatureError, InvalidSignatureError
+
+from .conftest import ALICE_AKID, ALICE_ARN, ALICE_SECRET, REGION
+from .test_sigv4 import BODY, sign
+
+
+class _Stamped:
+    """The two attributes ``SigV4Auth.signature`` reads of a request."""
+
+    def __init__(self, stamp: str) -> None:
+        self.context = {"timestamp": stamp}
+
+
+@pytest.mark.parametrize("service_name", ["kms", "s3"])
+def test_cached_signing_keys_give_botocore_signatures(directory, service_name):
+    verifier = SigV4Verifier(directory, REGION, service_name)
+    signer = verifier._signer(ALICE_AKID, ALICE_SECRET)
+    stock = SigV4Auth(Credentials(ALICE_AKID, ALICE_SECRET), service_name, REGION)
+    for day in range(1, 10):
+        request = _Stamped(f"202601{day:02d}T120000Z")
+        for string_to_sign in ("a", "AWS4-HMAC-SHA256\n20260101T120000Z\nscope\nhash"):
+            assert signer.signature(string_to_sign, request) == stock.signature(string_to_sign, request)
+        assert len(signer._signing_keys) <= SIGNING_KEY_DAYS
+
+
+def test_one_signer_per_access_key_and_secret(directory):
+    verifier = SigV4Verifier(directory, REGION, "kms")
+    assert verifier._signer(ALICE_AKID, ALICE_SECRET) is verifier._signer(ALICE_AKID, ALICE_SECRET)
+    assert verifier._signer(ALICE_AKID, ALICE_SECRET) is not verifier._signer(ALICE_AKID, "another-secret")
+
+
+def test_signer_cache_is_bounded(directory):
+    verifier = SigV4Verifier(directory, REGION, "kms")
+    for n in range(SIGNER_CACHE_ENTRIES + 10):
+        verifier._signer(f"AKIA{n:016d}", "secret")
+    assert len(verifier._signers) == SIGNER_CACHE_ENTRIES
+
+
+def test_repeated_requests_verify_with_cached_state(directory, clock):
+    verifier = SigV4Verifier(directory, REGION, "kms", clock)
+    headers = sign()
+    for _ in range(3):
+        assert verifier.verify("POST", "/", "", headers, BODY).arn == ALICE_ARN
+    tampered = dict(headers, Authorization=headers["Authorization"][:-1] + ("0" if headers["Authorization"][-1] != "0" else "1"))
+    with pytest.raises(InvalidSignatureError):
+        verifier.verify("POST", "/", "", tampered, BODY)
+
+
+@pytest.mark.parametrize("stamp", ["20261340T000000Z", "20260230T000000Z", "20260101T250000Z", "2026010AT000000Z"])
+def test_invalid_timestamps_stay_invalid_when_seen_again(verifier_factory, stamp):
+    verifier = verifier_factory()
+    headers = sign(headers={"X-Amz-Date": stamp, "Content-Type": "application/x-amz-json-1.1"})
+    headers["X-Amz-Date"] = stamp
+    for _ in range(2):
+        with pytest.raises(IncompleteSignatureError, match="ISO-8601"):
+            verifier.verify("POST", "/", "", headers, BODY)
+
+
+def test_clock_skew_limits_are_exact(directory):
+    headers = sign()
+    signed_at = datetime.datetime.strptime(headers["X-Amz-Date"], sigv4.SIGV4_TIMESTAMP).replace(
+        tzinfo=datetime.timezone.utc
+    ).timestamp()
+    for offset, accepted in ((300, True), (300.5, False), (-300, True), (-300.5, False)):
+        verifier = SigV4Verifier(directory, REGION, "kms", lambda: signed_at + offset)
+        if accepted:
+            assert verifier.verify("POST", "/", "", headers, BODY).arn == ALICE_ARN
+        else:
+            with pytest.raises(InvalidSignatureError, match="Signature expired" if offset > 0 else "not yet current"):
+                verifier.verify("POST", "/", "", headers, BODY)
+
+
+@pytest.fixture
+def verifier_factory(directory, clock):
+    return lambda: SigV4Verifier(directory, REGION, "kms", clock)
