@@ -68,6 +68,8 @@ SIGV4_TIMESTAMP = "%Y%m%dT%H%M%SZ"
 SIGNER_CACHE_ENTRIES = 1024  # access keys with a cached signer (least recently used dropped)
 SIGNING_KEY_DAYS = 3  # derived signing keys kept per signer: today, and days either side at midnight
 TIMESTAMP_CACHE_ENTRIES = 1024  # distinct X-Amz-Date values whose parse is remembered
+SIGNED_HEADERS_CACHE_ENTRIES = 256  # distinct SignedHeaders lists whose check is remembered
+MAX_CACHED_SIGNED_HEADERS_CHARS = 512
 
 _SIGNATURE_MISMATCH = (
     "The request signature we calculated does not match the signature you provided. "
@@ -176,12 +178,7 @@ class _ReceivedS3Signer(_CachedSigningKey, S3SigV4Auth):
         self._signing_keys = {}
 
 
-def _header_pairs(headers: Headers) -> list[tuple[str, str]]:
-    items = headers.items() if isinstance(headers, Mapping) else headers
-    return [(name.lower(), value) for name, value in items]
-
-
-def _parse_authorization(value: str) -> tuple[list[str], list[str], str]:
+def _parse_authorization(value: str) -> tuple[list[str], frozenset[str], str]:
     """(credential parts, signed header names, signature) of an Authorization header value."""
     if len(value) > MAX_AUTHORIZATION_CHARS:
         raise IncompleteSignatureError("Authorization header is too long.")
@@ -204,10 +201,30 @@ def _parse_authorization(value: str) -> tuple[list[str], list[str], str]:
             "Credential must have exactly 5 slash-delimited elements, "
             "e.g. keyid/date/region/service/term."
         )
-    signed = fields["SignedHeaders"].split(";")
-    if len(signed) > MAX_SIGNED_HEADERS or not all(_HEADER_NAME.fullmatch(n) for n in signed):
+    signed = _signed_header_names(fields["SignedHeaders"])
+    if signed is None:
         raise IncompleteSignatureError("SignedHeaders is not a list of lowercase header names.")
     return credential, signed, fields["Signature"]
+
+
+def _check_signed_header_names(text: str) -> frozenset[str] | None:
+    names = text.split(";")
+    if len(names) > MAX_SIGNED_HEADERS or not all(_HEADER_NAME.fullmatch(n) for n in names):
+        return None
+    return frozenset(names)
+
+
+_check_signed_header_names_cached = lru_cache(maxsize=SIGNED_HEADERS_CACHE_ENTRIES)(_check_signed_header_names)
+
+
+def _signed_header_names(text: str) -> frozenset[str] | None:
+    """The names in a ``SignedHeaders`` value, or ``None`` if it is not a valid list.
+
+    A client sends the same list with every request, so short values are remembered.
+    """
+    if len(text) <= MAX_CACHED_SIGNED_HEADERS_CHARS:
+        return _check_signed_header_names_cached(text)
+    return _check_signed_header_names(text)
 
 
 def _parse_stamp(stamp: str) -> float | None:
@@ -229,7 +246,7 @@ def _stamp_seconds(stamp: str) -> float | None:
     return _parse_stamp(stamp)
 
 
-def _request_time(received: Mapping[str, list[str]], signed: set[str]) -> tuple[str, float]:
+def _request_time(received: Mapping[str, list[str]], signed: frozenset[str]) -> tuple[str, float]:
     """The request's SigV4 timestamp and its epoch seconds, from signed X-Amz-Date or else Date."""
     if "x-amz-date" in signed and "x-amz-date" in received:
         stamp = received["x-amz-date"][-1]
@@ -303,9 +320,11 @@ class SigV4Verifier:
         ``path`` and ``query`` are as received on the wire (percent-encoded, no ``?``);
         ``headers`` may repeat names.
         """
-        pairs = _header_pairs(headers)
+        pairs: list[tuple[str, str]] = []
         received: dict[str, list[str]] = {}
-        for name, value in pairs:
+        for name, value in headers.items() if isinstance(headers, Mapping) else headers:
+            name = name.lower()
+            pairs.append((name, value))
             values = received.get(name)
             if values is None:
                 received[name] = [value]
@@ -316,7 +335,7 @@ class SigV4Verifier:
             raise MissingAuthenticationTokenError("Missing Authentication Token")
         if len(authorizations) > 1:
             raise IncompleteSignatureError("More than one Authorization header.")
-        credential, signed_names, signature = _parse_authorization(authorizations[0])
+        credential, signed, signature = _parse_authorization(authorizations[0])
         access_key_id, scope_day, scope_region, scope_service, terminator = credential
 
         found = self._directory.lookup_access_key(access_key_id)
@@ -324,7 +343,6 @@ class SigV4Verifier:
             raise UnrecognizedClientError(_INVALID_TOKEN)
         principal, access_key = found
 
-        signed = set(signed_names)
         if "host" not in signed:
             raise IncompleteSignatureError("'Host' must be a 'SignedHeader' in the AWS Authorization.")
         unsigned = sorted(n for n in received if n.startswith("x-amz-") and n not in signed)
@@ -351,7 +369,7 @@ class SigV4Verifier:
             raise InvalidSignatureError(
                 "Credential should be scoped with a valid terminator: 'aws4_request'."
             )
-        self._check_payload_hash(pairs, signed, body)
+        self._check_payload_hash(pairs, set(signed), body)
 
         request = _ReceivedRequest(
             method.upper(),

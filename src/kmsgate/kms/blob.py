@@ -98,10 +98,10 @@ def seal(
 ) -> bytes:
     """Encrypt ``plaintext`` under one version of a CMK's material into a blob."""
     prefix = _prefix(key_id, version)
-    salt = os.urandom(SALT_BYTES)
-    nonce = os.urandom(NONCE_BYTES)
+    salt_and_nonce = os.urandom(SALT_BYTES + NONCE_BYTES)  # one read from the OS for both
+    salt, nonce = salt_and_nonce[:SALT_BYTES], salt_and_nonce[SALT_BYTES:]
     sealed = AESGCM(_derive(material, salt)).encrypt(nonce, plaintext, prefix + encoded_context)
-    return b"".join((prefix, salt, nonce, sealed))
+    return b"".join((prefix, salt_and_nonce, sealed))
 
 
 def read_header(blob: bytes) -> BlobHeader:
