@@ -209,7 +209,11 @@ class _Run:
             hdrs = dict(t.headers)
             if t.body:
                 self.bodies.append(t.body)
-            elif t.body_file and 0 < t.body_size <= STREAM_THRESHOLD_BYTES:
+            elif t.body_file and t.body_size > 0:
+                # Held in memory whatever its size: /v1/decrypt answers while the body is still
+                # arriving, and aiohttp's client does not read a response before it has sent the
+                # whole request; a body streamed with back-pressure would wait on the server's
+                # reply while the server waits on the client to read it.
                 with open(t.body_file, "rb") as fh:
                     self.bodies.append(fh.read(t.body_size))
             elif 0 < t.body_size <= STREAM_THRESHOLD_BYTES and not t.body_file:

@@ -65,8 +65,9 @@ class LocalKmsgate:
         port = free_port()
         argv = [sys.executable, "-m", "kmsgate", "serve", "--host", "127.0.0.1", "--port", str(port),
                 "--data-dir", self.data_dir]
-        if options.workers != 1:  # the default is one worker; pass the flag only when it matters
-            argv += ["--workers", str(options.workers)]
+        # Always explicit: the server's default is the CPU count, and a figure is compared
+        # with a ceiling running the same number of processes.
+        argv += ["--workers", str(options.workers)]
         if options.cache_max_messages is not None:
             argv += ["--cache-max-messages", str(options.cache_max_messages)]
         if options.no_auth:

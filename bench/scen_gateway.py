@@ -9,8 +9,12 @@ request in flight.
 
 from __future__ import annotations
 
+from typing import Any
+
 import http.client
+import contextlib
 import os
+import threading
 import shutil
 import tempfile
 from urllib.parse import urlsplit
@@ -86,40 +90,55 @@ def object_put(url: str, path: str, size: int, headers: tuple[tuple[str, str], .
 
 def _send(url: str, method: str, path: str, headers: tuple[tuple[str, str], ...], size: int,
           out_path: str | None, body_path: str | None = None) -> tuple[int, int]:
-    """Stream a request body (synthetic or from a file); stream the reply to ``out_path``."""
+    """Stream a request body (synthetic or from a file); stream the reply to ``out_path``.
+
+    The reply is read on a second thread while the body is still being sent: the streaming
+    endpoints answer as the body arrives, so a client that sends everything before reading
+    would wait on a server that waits for it to read.
+    """
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=600)
+    outcome: dict[str, Any] = {}
+
+    def read_reply() -> None:
+        try:
+            resp = conn.getresponse()
+            written = 0
+            with open(out_path, "wb") if out_path else contextlib.nullcontext() as out:
+                while chunk := resp.read(256 * KIB):
+                    written += len(chunk)
+                    if out is not None:
+                        out.write(chunk)
+            outcome["reply"] = (resp.status, written)
+        except Exception as exc:  # reported to the sending thread below
+            outcome["error"] = exc
+
     try:
         conn.putrequest(method, path)
         for k, v in headers:
             conn.putheader(k, v)
         conn.putheader("Content-Length", str(size))
         conn.endheaders()
+        reader = threading.Thread(target=read_reply, daemon=True)
+        reader.start()
         block = synthetic_bytes(256 * KIB)
         left = size
-        src = open(body_path, "rb") if body_path else None
-        try:
+        with open(body_path, "rb") if body_path else contextlib.nullcontext() as src:
             while left > 0:
-                chunk = src.read(min(left, len(block))) if src else block[: min(left, len(block))]
+                chunk = src.read(min(left, len(block))) if src is not None else block[: min(left, len(block))]
                 if not chunk:
                     break
-                conn.send(chunk)
+                try:
+                    conn.send(chunk)
+                except OSError:
+                    break  # the server answered early (e.g. an error); the reply says why
                 left -= len(chunk)
-        finally:
-            if src:
-                src.close()
-        resp = conn.getresponse()
-        written = 0
-        out = open(out_path, "wb") if out_path else None
-        try:
-            while chunk := resp.read(256 * KIB):
-                written += len(chunk)
-                if out:
-                    out.write(chunk)
-        finally:
-            if out:
-                out.close()
-        return resp.status, written
+        reader.join(timeout=600)
+        if "error" in outcome:
+            raise outcome["error"]
+        if "reply" not in outcome:
+            raise TimeoutError(f"no complete reply to {method} {path} within 600 s")
+        return outcome["reply"]  # type: ignore[no-any-return]
     finally:
         conn.close()
 
