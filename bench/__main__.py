@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 
@@ -54,12 +55,18 @@ def run_suite(options: Options) -> Report:
                   check_targets(ctx.measurements), list(ctx.skipped), list(ctx.notes), time.monotonic() - t0)
 
 
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     options, list_only = parse_args(argv)
     if list_only:
         for s in SCENARIOS.values():
             print(f"{s.name:10} {s.description}")
         return 0
+    # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so every server this run started is stopped.
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     report = run_suite(options)
     paths = write_report(report, options.results_dir)
     print(f"{len(report.measurements)} figures, {len(report.skipped)} skipped, {report.elapsed_s:.0f} s")
