@@ -17,7 +17,7 @@ from functools import partial
 from pathlib import Path
 
 from kmsgate.admin_cli import add_keys_command, run_keys_command
-from kmsgate.auth.identities import IdentitiesError, load_directory
+from kmsgate.auth.identities import ROOT_TOKEN_FILE_NAME, IdentitiesError, load_directory
 from kmsgate.bootstrap import ensure_default_key
 from kmsgate.config import Config
 from kmsgate.gateway import workers
@@ -215,6 +215,13 @@ def serve(config: Config) -> int:
     if config.kms_endpoint is None:
         default_key = asyncio.run(ensure_default_key(config))
         log.info("default gateway key", extra={"alias": config.default_key_alias, "key_id": default_key})
+    if not os.environ.get("KMSGATE_ROOT_TOKEN"):
+        log.info(
+            "gateway root token",
+            extra={"path": str(config.data_dir / ROOT_TOKEN_FILE_NAME),
+                   "hint": f"curl -H \"Authorization: Bearer $(cat {config.data_dir / ROOT_TOKEN_FILE_NAME})\" "
+                           f"http://{config.host}:{config.port}/v1/objects/hello -T file"},
+        )
     if root.source == "generated":
         log.info(
             "generated root credentials",

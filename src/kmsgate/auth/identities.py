@@ -279,6 +279,9 @@ def load_identities_file(path: Path) -> dict[str, Any]:
         raise IdentitiesError(f"identities file {path} is not UTF-8") from exc
 
 
+ROOT_TOKEN_FILE_NAME = "root-token"
+
+
 def generate_access_key() -> AccessKey:
     """A fresh root access key: ``AKIA`` + 16 base32 characters, and a 40-character secret."""
     key_id = "AKIA" + base64.b32encode(os.urandom(10)).decode()[:16]
@@ -308,9 +311,33 @@ def load_root_credentials(
     return RootCredentials(key, "generated", path)
 
 
-def root_token(env: Mapping[str, str]) -> str | None:
-    """The root's bearer token from ``KMSGATE_ROOT_TOKEN``, if set."""
-    return env.get(ROOT_TOKEN_ENV) or None
+def root_token(env: Mapping[str, str], data_dir: Path | None = None) -> str | None:
+    """The root's bearer token: ``KMSGATE_ROOT_TOKEN`` if set, else ``<data_dir>/root-token``.
+
+    That file is generated at first start (mode 0600) so that a fresh install's gateway can be
+    used at once: ``curl -H "Authorization: Bearer $(cat data/root-token)" ...``.
+    """
+    from_env = env.get(ROOT_TOKEN_ENV)
+    if from_env or data_dir is None:
+        return from_env or None
+    path = data_dir / ROOT_TOKEN_FILE_NAME
+    if not path.exists():
+        token = secrets.token_urlsafe(32)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            try:
+                os.write(fd, token.encode() + b"\n")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    try:
+        return path.read_text("utf-8").strip() or None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise IdentitiesError(f"cannot read the root token from {path}") from exc
 
 
 def _read_credentials_file(path: Path) -> AccessKey:
@@ -354,5 +381,5 @@ def load_directory(
     """Everything at start-up: root credentials, root token and the optional identities file."""
     root = load_root_credentials(env, data_dir, region)
     document = load_identities_file(identities_path) if identities_path is not None else None
-    return build_directory(account_id, root, document, root_token=root_token(env)), root
+    return build_directory(account_id, root, document, root_token=root_token(env, data_dir)), root
 
