@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -133,13 +134,17 @@ def endpoint(route: str, handler: Handler, *, shed: bool = True,
                 route=route, method=request.method, status=status, seconds=elapsed,
                 bytes_in=exchange.bytes_in, bytes_out=exchange.bytes_out,
             )
-            gateway.sync_cache_metrics()
-            ACCESS_LOG.info("request", extra={
-                "method": request.method, "route": route, "path": request.path[:MAX_LOGGED_PATH_CHARS],
-                "status": status, "error": error_code, "bytes_in": exchange.bytes_in,
-                "bytes_out": exchange.bytes_out, "duration_ms": round(elapsed * 1000, 3),
-                "remote": request.remote,
-                "principal": exchange.authenticated.arn if exchange.authenticated is not None else None,
-            })
+            gateway.request_done()
+            if ACCESS_LOG.isEnabledFor(logging.INFO):
+                # ``handle`` of a record made here: the same record ``info`` would make, without
+                # its walk up the stack to find the caller (the line is always this one).
+                ACCESS_LOG.handle(ACCESS_LOG.makeRecord(ACCESS_LOG.name, logging.INFO, __file__, sys._getframe().f_lineno,
+                                                        "request", (), None, "wrapped", {
+                    "method": request.method, "route": route, "path": request.path[:MAX_LOGGED_PATH_CHARS],
+                    "status": status, "error": error_code, "bytes_in": exchange.bytes_in,
+                    "bytes_out": exchange.bytes_out, "duration_ms": round(elapsed * 1000, 3),
+                    "remote": request.remote,
+                    "principal": exchange.authenticated.arn if exchange.authenticated is not None else None,
+                }))
 
     return wrapped

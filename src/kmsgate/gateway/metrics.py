@@ -14,6 +14,10 @@ fixed ``kmsgate.core.errors`` tree (anything else becomes ``error``), ``reason``
 ``EVICTION_REASONS``. No metric carries a key id, object key, size of a secret or any
 secret value.
 
+The hot path looks each label set up once: ``observe_request`` and ``observe_kms_call`` keep
+the labelled children they used (prometheus-client's ``labels()`` costs a lock and a dict
+lookup with label validation per call).
+
 Updates happen on the event-loop thread only (prometheus-client's multi-process values
 take one process-wide lock and are not meant for hot multi-threaded use).
 """
@@ -51,6 +55,9 @@ LATENCY_BUCKETS_SECONDS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 )
 NAMESPACE = "kmsgate"
+MAX_CACHED_LABEL_SETS = 4096
+"""Labelled children kept per metric for the hot path (the bounded label sets fit well within)."""
+_RequestChildren = tuple[Counter, Histogram, Counter, Counter]
 
 
 def _bounded(value: str, allowed: frozenset[str], fallback: str) -> str:
@@ -133,26 +140,54 @@ class GatewayMetrics:
             "kms_call_duration_seconds", "Latency of KMS calls made by the gateway.",
             ["operation"], namespace=ns, registry=reg, buckets=LATENCY_BUCKETS_SECONDS,
         )
+        self._request_children: dict[tuple[str, str, int], _RequestChildren] = {}
+        self._kms_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
 
     # -- recording (event-loop thread only) ------------------------------------------------
 
     def observe_request(self, *, route: str, method: str, status: int, seconds: float,
                         bytes_in: int, bytes_out: int) -> None:
-        route = _bounded(route, ROUTES, "other")
-        method = _bounded(method, METHODS, "OTHER")
-        status_label = str(status) if 100 <= status <= 599 else "other"
-        self.requests.labels(route, method, status_label).inc()
-        self.request_seconds.labels(route, method).observe(seconds)
+        children = self._request_children.get((route, method, status))
+        if children is None:
+            children = self._request_children_for(route, method, status)
+        requests, latency, received, sent = children
+        requests.inc()
+        latency.observe(seconds)
         if bytes_in:
-            self.bytes_in.labels(route).inc(bytes_in)
+            received.inc(bytes_in)
         if bytes_out:
-            self.bytes_out.labels(route).inc(bytes_out)
+            sent.inc(bytes_out)
+
+    def _request_children_for(self, route: str, method: str, status: int) -> _RequestChildren:
+        """The labelled children for one (route, method, status), looked up once and kept.
+
+        The cache key is what callers pass; the labels are bounded first, so the cache holds
+        at most one entry per bounded combination plus the odd raw values that map onto them,
+        and it is capped: past ``MAX_CACHED_LABEL_SETS`` children are looked up each time.
+        """
+        b_route = _bounded(route, ROUTES, "other")
+        b_method = _bounded(method, METHODS, "OTHER")
+        status_label = str(status) if 100 <= status <= 599 else "other"
+        children = (
+            self.requests.labels(b_route, b_method, status_label),
+            self.request_seconds.labels(b_route, b_method),
+            self.bytes_in.labels(b_route),
+            self.bytes_out.labels(b_route),
+        )
+        if len(self._request_children) < MAX_CACHED_LABEL_SETS:
+            self._request_children[(route, method, status)] = children
+        return children
 
     def observe_kms_call(self, *, operation: str, outcome: str, seconds: float) -> None:
-        operation = _bounded(operation, KMS_OPERATIONS, "other")
-        outcome = _bounded(outcome, KMS_OUTCOMES, "error")
-        self.kms_calls.labels(operation, outcome).inc()
-        self.kms_seconds.labels(operation).observe(seconds)
+        children = self._kms_children.get((operation, outcome))
+        if children is None:
+            b_operation = _bounded(operation, KMS_OPERATIONS, "other")
+            children = (self.kms_calls.labels(b_operation, _bounded(outcome, KMS_OUTCOMES, "error")),
+                        self.kms_seconds.labels(b_operation))
+            if len(self._kms_children) < MAX_CACHED_LABEL_SETS:
+                self._kms_children[(operation, outcome)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def cache_hit(self, count: int = 1) -> None:
         self.cache_hits.inc(count)

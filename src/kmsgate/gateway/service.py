@@ -20,10 +20,15 @@ Who the KMS sees:
 * ``kms_for`` absent (a remote KMS): every call uses ``kms`` and its credentials, so the remote
   KMS sees the gateway's identity, not the caller's; callers are still authenticated, and any
   of them may use what the gateway's identity may. Callers share one cache.
+
+The data-key caches count hits and misses in plain integers (pure core); the gateway moves
+them into the Prometheus counters at most ``CACHE_SYNC_SECONDS`` after a request, before
+``/metrics`` renders, and at close, so a scrape of another worker lags by at most that.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -45,6 +50,9 @@ from kmsgate.gateway.storage.base import Storage
 
 DEFAULT_KEY_ALIAS = "alias/kmsgate-default"
 DEFAULT_MAX_OBJECT_BYTES = 5 * 2**30
+CACHE_SYNC_SECONDS = 0.5
+"""Longest delay before a request's data-key cache hits and misses reach the shared metrics
+(``/metrics`` of the same process syncs first, so it is always current there)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,10 +123,21 @@ class Gateway:
         self.kms_probe = kms_probe
         self.in_flight = 0
         self._on_close = on_close
+        self._sync_handle: asyncio.TimerHandle | None = None
 
     def materials_for(self, caller: Caller) -> MaterialsManager:
         """The data-key caches whose KMS calls act as ``caller`` (see the module docstring)."""
         return self.caller_materials.for_caller(caller)
+
+    def request_done(self) -> None:
+        """Called after each request: schedules one cache-counter sync at most
+        ``CACHE_SYNC_SECONDS`` away, instead of walking every cache per request."""
+        if self._sync_handle is None:
+            self._sync_handle = asyncio.get_running_loop().call_later(CACHE_SYNC_SECONDS, self._scheduled_sync)
+
+    def _scheduled_sync(self) -> None:
+        self._sync_handle = None
+        self.sync_cache_metrics()
 
     def sync_cache_metrics(self) -> None:
         """Move the caches' counters (pure core, per process) into the Prometheus counters."""
@@ -132,6 +151,10 @@ class Gateway:
                 self.metrics.cache_eviction(reason, count)
 
     async def close(self) -> None:
+        if self._sync_handle is not None:
+            self._sync_handle.cancel()
+            self._sync_handle = None
+        self.sync_cache_metrics()
         await self.caller_materials.aclose()
         self.pool.close()
         await self.storage.close()

@@ -11,6 +11,11 @@ data key and the first frames check out, so most failures are plain 4xx/5xx answ
 a failure later (a tampered or truncated frame) aborts the connection, and the final
 chunk is written only after ``Decryptor.finalize`` confirmed the whole message. An
 optional context header must match the message's context.
+
+A small request (Content-Length at most ``io_block_bytes``) is read whole, encrypted or
+decrypted in one inline call and answered with one ``web.Response`` carrying its exact
+Content-Length: with a warm data-key cache it makes no KMS call and no thread hop. A small
+decrypt answers only after the whole message verified, so any failure is a plain 4xx.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from kmsgate.envelope.decryptor import Decryptor
+from kmsgate.envelope.errors import TruncatedMessageError
 from kmsgate.envelope.frames import body_size
+from kmsgate.envelope.header import parse_header
 from kmsgate.gateway.bodies import (
     body_blocks,
     check_context,
@@ -26,7 +33,9 @@ from kmsgate.gateway.bodies import (
     encrypt_body,
     key_arn,
     open_encryptor,
+    read_whole_body,
     requested_key_and_context,
+    whole_body_length,
 )
 from kmsgate.gateway.exchange import Exchange
 from kmsgate.gateway.headers import KEY_ID_HEADER, parse_context
@@ -40,7 +49,12 @@ async def encrypt_stream(request: web.Request, gateway: Gateway, exchange: Excha
     length = check_declared_length(request, gateway.settings.max_object_bytes)
     materials = gateway.materials_for(exchange.caller)
     entry, encryptor = await open_encryptor(gateway, materials, key_id, context, length)
-    response = web.StreamResponse(status=200, headers={"Content-Type": MESSAGE_TYPE, KEY_ID_HEADER: key_arn(entry)})
+    headers = {"Content-Type": MESSAGE_TYPE, KEY_ID_HEADER: key_arn(entry)}
+    if whole_body_length(request, gateway) is not None and length is not None:
+        body = await read_whole_body(request, exchange, length)
+        materials.cache.record_bytes(entry, len(body))
+        return web.Response(status=200, body=encryptor.encrypt(body), headers=headers)
+    response = web.StreamResponse(status=200, headers=headers)
     if length is not None and not encryptor.header.suite.signed:
         response.content_length = encryptor.header.length + body_size(length, encryptor.header.frame_length)
     else:
@@ -62,6 +76,10 @@ async def decrypt_stream(request: web.Request, gateway: Gateway, exchange: Excha
     expected = parse_context(request.headers)
     settings = gateway.settings
     check_declared_length(request, settings.max_object_bytes)
+    length = whole_body_length(request, gateway)
+    if length is not None:
+        return await _decrypt_whole(request, gateway, exchange, await read_whole_body(request, exchange, length),
+                                    expected)
     decryptor = Decryptor(settings.decrypt_policy)
     blocks = body_blocks(request, exchange, limit=settings.max_object_bytes, block=settings.io_block_bytes)
     buffered = 0
@@ -92,3 +110,20 @@ async def decrypt_stream(request: web.Request, gateway: Gateway, exchange: Excha
     await exchange.write(final)
     await response.write_eof()
     return response
+
+
+async def _decrypt_whole(request: web.Request, gateway: Gateway, exchange: Exchange, message: bytes,
+                         expected: dict[str, str]) -> web.StreamResponse:
+    """A whole (small) message in memory: decrypted straight from ``message``, answered at once."""
+    policy = gateway.settings.decrypt_policy
+    header, consumed = parse_header(message, policy)
+    if header is None:
+        raise TruncatedMessageError("message ended inside its header")
+    decryptor = Decryptor.for_header(header, policy)
+    await gateway.materials_for(exchange.caller).open_decryptor(decryptor)
+    check_context(header, expected)
+    with memoryview(message) as view:
+        plaintext = decryptor.update(view[consumed:])
+    if not decryptor.done:
+        decryptor.finalize()  # raises: the message ended early
+    return web.Response(status=200, body=plaintext, headers={"Content-Type": MESSAGE_TYPE})
