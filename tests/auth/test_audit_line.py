@@ -58,3 +58,28 @@ def test_string_fields_match_stdlib_json(text: str) -> None:
     line = record.to_line()
     assert line == reference_line(record)
     assert line.count(b"\n") == 1 and line.endswith(b"\n")
+
+
+def test_sink_line_is_the_records_line(tmp_path) -> None:
+    from kmsgate.auth.adapters import KmsAuditSink
+    from kmsgate.core.principal import Caller
+
+    class Lines:
+        def __init__(self) -> None:
+            self.lines: list[bytes] = []
+
+        def record_line(self, line: bytes) -> None:
+            self.lines.append(line)
+
+    entries = [
+        {"request_id": "r1", "operation": "Encrypt", "caller": Caller("arn:aws:iam::111122223333:user/a", "111122223333", "AKIAA"),
+         "source_ip": "127.0.0.1", "key_id": "k", "encryption_context": {"a": "b"}, "error_code": None},
+        {"request_id": "r2", "operation": "Decrypt", "caller": None, "access_key_id": "AKIAX",
+         "key_arn": "arn:aws:kms:us-east-1:111122223333:key/k", "error_code": "AccessDeniedException",
+         "authorized_by": "grant", "grant_id": "g" * 3000},
+    ]
+    lines = Lines()
+    sink = KmsAuditSink(lines, clock=lambda: 1767225600.25)  # type: ignore[arg-type]
+    for entry in entries:
+        sink.record(entry)
+    assert lines.lines == [sink.to_record(entry).to_line() for entry in entries]

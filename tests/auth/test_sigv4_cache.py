@@ -85,3 +85,31 @@ def test_clock_skew_limits_are_exact(directory):
 @pytest.fixture
 def verifier_factory(directory, clock):
     return lambda: SigV4Verifier(directory, REGION, "kms", clock)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "AWS4-HMAC-SHA256 Credential=AKIA/20260101/us-east-1/kms/aws4_request, SignedHeaders=host;x-amz-date, Signature=ab",
+        "AWS4-HMAC-SHA256 Credential=AKIA/20260101/us-east-1/kms/aws4_request,SignedHeaders=host,Signature=ab",
+        "AWS4-HMAC-SHA256  Credential=AKIA/20260101/us-east-1/kms/aws4_request , SignedHeaders=host, Signature=ab ",
+        "AWS4-HMAC-SHA256 Signature=ab, SignedHeaders=host, Credential=AKIA/20260101/us-east-1/kms/aws4_request",
+        "AWS4-HMAC-SHA256 Credential=a=b/20260101/us-east-1/kms/aws4_request, SignedHeaders=host, Signature=ab=",
+    ],
+)
+def test_usual_and_general_authorization_parsing_agree(value):
+    assert sigv4._parse_authorization(value) == sigv4._parse_authorization_fields(value)
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("AWS4-HMAC-SHA256 Credential=AKIA/20260101/us-east-1/kms, SignedHeaders=host, Signature=ab", "5 slash"),
+        ("AWS4-HMAC-SHA256 Credential=AKIA/20260101/us-east-1/kms/aws4_request, SignedHeaders=Host, Signature=ab",
+         "lowercase"),
+        ("AWS4-HMAC-SHA256 Credential=AKIA/20260101/us-east-1/kms/aws4_request, Signature=ab", "SignedHeaders"),
+    ],
+)
+def test_malformed_authorization_keeps_its_message(value, message):
+    with pytest.raises(IncompleteSignatureError, match=message):
+        sigv4._parse_authorization(value)

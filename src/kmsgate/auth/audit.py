@@ -113,25 +113,47 @@ class AuditRecord:
     grant_id: str | None = None
 
     def to_line(self) -> bytes:
-        context = None
-        if self.encryption_context is not None:
-            pairs = list(self.encryption_context.items())[:MAX_CONTEXT_PAIRS]
-            context = {_cap(str(k)): _cap(str(v)) for k, v in pairs}
-        fields = {
-            "time": _STAMP.format(self.time),
-            "request_id": _cap(self.request_id),
-            "operation": _cap(self.operation),
-            "outcome": self.outcome,
-            "error_code": _cap(self.error_code),
-            "principal_arn": _cap(self.principal_arn),
-            "access_key_id": _cap(self.access_key_id),
-            "source_ip": _cap(self.source_ip),
-            "key_arn": _cap(self.key_arn),
-            "encryption_context": context,
-            "authorized_by": _cap(self.authorized_by),
-            "grant_id": _cap(self.grant_id),
-        }
-        return orjson.dumps(fields, option=orjson.OPT_APPEND_NEWLINE)
+        return audit_line(
+            self.time, self.request_id, self.operation, self.outcome, self.error_code, self.principal_arn,
+            self.access_key_id, self.source_ip, self.key_arn, self.encryption_context, self.authorized_by,
+            self.grant_id,
+        )
+
+
+def audit_line(
+    time: float,
+    request_id: str,
+    operation: str,
+    outcome: str,
+    error_code: str | None = None,
+    principal_arn: str | None = None,
+    access_key_id: str | None = None,
+    source_ip: str | None = None,
+    key_arn: str | None = None,
+    encryption_context: Mapping[str, str] | None = None,
+    authorized_by: str | None = None,
+    grant_id: str | None = None,
+) -> bytes:
+    """One line in the format above: ``AuditRecord(...).to_line()`` without building the record."""
+    context = None
+    if encryption_context is not None:
+        pairs = list(encryption_context.items())[:MAX_CONTEXT_PAIRS]
+        context = {_cap(str(k)): _cap(str(v)) for k, v in pairs}
+    fields = {
+        "time": _STAMP.format(time),
+        "request_id": _cap(request_id),
+        "operation": _cap(operation),
+        "outcome": outcome,
+        "error_code": _cap(error_code),
+        "principal_arn": _cap(principal_arn),
+        "access_key_id": _cap(access_key_id),
+        "source_ip": _cap(source_ip),
+        "key_arn": _cap(key_arn),
+        "encryption_context": context,
+        "authorized_by": _cap(authorized_by),
+        "grant_id": _cap(grant_id),
+    }
+    return orjson.dumps(fields, option=orjson.OPT_APPEND_NEWLINE)
 
 
 def outcome_of_code(error_code: str | None) -> str:
@@ -198,6 +220,10 @@ class AuditLog:
     def record(self, record: AuditRecord) -> None:
         """Queue ``record`` without waiting for it to be written."""
         self._enqueue(record.to_line(), None)
+
+    def record_line(self, line: bytes) -> None:
+        """Queue a line made by ``audit_line`` (the same as ``record`` of its record, minus the record)."""
+        self._enqueue(line, None)
 
     async def write(self, record: AuditRecord) -> None:
         """Queue ``record`` and return once its batch is written (and fsync'd under ``batch``)."""

@@ -78,6 +78,9 @@ _SIGNATURE_MISMATCH = (
 _INVALID_TOKEN = "The security token included in the request is invalid."
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+")
+_USUAL_AUTHORIZATION = re.compile(
+    r"AWS4-HMAC-SHA256 Credential=([^,\s]+), ?SignedHeaders=([^,\s]+), ?Signature=([^,\s]+)"
+)
 _SIGV4_TIMESTAMP_CHARS = 16  # len("20260131T120000Z")
 
 Headers = Mapping[str, str] | Iterable[tuple[str, str]]
@@ -182,6 +185,19 @@ def _parse_authorization(value: str) -> tuple[list[str], frozenset[str], str]:
     """(credential parts, signed header names, signature) of an Authorization header value."""
     if len(value) > MAX_AUTHORIZATION_CHARS:
         raise IncompleteSignatureError("Authorization header is too long.")
+    usual = _USUAL_AUTHORIZATION.fullmatch(value)
+    if usual is not None:
+        # The layout every SDK sends; the general parser below gives the same three fields.
+        credential_text, signed_text, signature = usual.groups()
+        credential = credential_text.split("/")
+        signed = _signed_header_names(signed_text)
+        if len(credential) != 5 or not all(credential) or signed is None:
+            return _parse_authorization_fields(value)  # for the general parser's error message
+        return credential, signed, signature
+    return _parse_authorization_fields(value)
+
+
+def _parse_authorization_fields(value: str) -> tuple[list[str], frozenset[str], str]:
     algorithm, _, rest = value.strip().partition(" ")
     if algorithm != ALGORITHM:
         raise IncompleteSignatureError(f"Unsupported AWS 'algorithm': '{algorithm[:40]}'.")
