@@ -190,7 +190,7 @@ class KmsAuditSink:
         caller = entry.get("caller")
         context = entry.get("encryption_context")
         code = entry.get("error_code")
-        is_caller = isinstance(caller, Caller)
+        principal_arn, access_key_id = (caller.arn, caller.access_key_id) if isinstance(caller, Caller) else (None, None)
         self._log.record_line(
             audit_line(
                 self._clock(),
@@ -198,8 +198,8 @@ class KmsAuditSink:
                 str(entry.get("operation", "")),
                 outcome_of_code(code),
                 code,
-                caller.arn if is_caller else None,
-                (caller.access_key_id if is_caller else None) or entry.get("access_key_id"),
+                principal_arn,
+                access_key_id or entry.get("access_key_id"),
                 entry.get("source_ip"),
                 entry.get("key_arn") or entry.get("key_id"),
                 dict(context) if isinstance(context, Mapping) else None,

@@ -169,13 +169,13 @@ class _CachedSigningKey:
         return self._sign(signing_key, string_to_sign, hex=True)  # type: ignore[no-any-return]
 
 
-class _ReceivedSigner(_CachedSigningKey, SigV4Auth):
+class _ReceivedSigner(_CachedSigningKey, SigV4Auth):  # type: ignore[misc]
     def __init__(self, credentials: Credentials, service_name: str, region_name: str) -> None:
         super().__init__(credentials, service_name, region_name)
         self._signing_keys = {}
 
 
-class _ReceivedS3Signer(_CachedSigningKey, S3SigV4Auth):
+class _ReceivedS3Signer(_CachedSigningKey, S3SigV4Auth):  # type: ignore[misc]
     def __init__(self, credentials: Credentials, service_name: str, region_name: str) -> None:
         super().__init__(credentials, service_name, region_name)
         self._signing_keys = {}

@@ -54,10 +54,6 @@ def snake_case(name: str) -> str:
     return _CAMEL_BOUNDARY.sub("_", name).lower()
 
 
-def _squash(name: str) -> str:
-    return name.replace("_", "").lower()
-
-
 # -- decoding ---------------------------------------------------------------------------------
 
 
@@ -171,7 +167,7 @@ def _build_decoder(shape: Shape, compiled: dict[str, Decoder]) -> Decoder:
 
         return decode_map
     if kind == "string":
-        enum = shape.enum  # type: ignore[attr-defined]
+        enum = shape.enum
         allowed = frozenset(enum) if enum else None
         enum_message = f"Member must satisfy enum value set: [{', '.join(enum)}]" if enum else ""
         check_string = _length_check(meta)
