@@ -185,3 +185,15 @@ def test_request_ids_are_unique_uuid_shaped_and_differ_per_adapter() -> None:
     assert len(set(ids)) == 1000
     assert all(UUID_TEXT.fullmatch(request_id) for request_id in ids)
     assert second._next_request_id()[:23] != ids[0][:23]
+
+
+def test_remembered_key_ref_parses_keep_their_errors_and_namespaces() -> None:
+    here, elsewhere = Namespace(REGION, ACCOUNT_ID), Namespace("eu-west-1", ACCOUNT_ID)
+    arn = f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    for _ in range(2):
+        assert here.parse(arn, allow_alias=False).key_id == "1234abcd-12ab-34cd-56ef-1234567890ab"
+        assert here.parse("alias/app", allow_alias=True).alias_name == "alias/app"
+        with pytest.raises(NotFoundError):
+            elsewhere.parse(arn, allow_alias=False)
+        with pytest.raises(NotFoundError, match="Invalid keyId"):
+            here.parse("alias/app", allow_alias=False)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from kmsgate.core.errors import InvalidAliasNameError, InvalidArnError, NotFoundError
 
 ALIAS_PREFIX = "alias/"
+PARSED_KEY_REFS = 1024  # remembered parses (KeyId values are at most 2048 characters)
 RESERVED_ALIAS_PREFIX = "alias/aws/"
 _ALIAS_RE = re.compile(r"^alias/[a-zA-Z0-9/_-]+$")
 _CANONICAL_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -36,7 +38,14 @@ class Namespace:
         return f"arn:aws:kms:{self.region}:{self.account_id}:{alias_name}"
 
     def parse(self, text: str, *, allow_alias: bool) -> KeyRef:
-        """Parse a KeyId parameter. Aliases are rejected with NotFound where AWS takes only keys."""
+        """Parse a KeyId parameter. Aliases are rejected with NotFound where AWS takes only keys.
+
+        Clients name the same few keys in request after request, so results (never errors) are
+        remembered in a small cache per namespace, text and form.
+        """
+        return _parse_cached(self, text, allow_alias)
+
+    def _parse(self, text: str, allow_alias: bool) -> KeyRef:
         if text.startswith("arn:"):
             match = _ARN_RE.match(text)
             if match is None:
@@ -63,6 +72,11 @@ class Namespace:
         if _CANONICAL_UUID_RE.fullmatch(candidate) is None:
             raise NotFoundError(f"Invalid keyId '{original}'")
         return candidate.lower()
+
+
+@lru_cache(maxsize=PARSED_KEY_REFS)
+def _parse_cached(namespace: Namespace, text: str, allow_alias: bool) -> KeyRef:
+    return namespace._parse(text, allow_alias)
 
 
 def check_alias_name(alias_name: str) -> None:
