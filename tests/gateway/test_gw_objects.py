@@ -12,6 +12,7 @@ import yarl
 
 from kmsgate.core.principal import account_root
 from kmsgate.gateway.headers import CONTEXT_HEADER, KEY_ID_HEADER, encode_context
+from kmsgate.gateway.storage.file import READ_BLOCK_BYTES
 
 from gateway_harness import ACCOUNT_ID, ROOT, RunningGateway, create_key
 
@@ -169,18 +170,23 @@ async def test_oversize_body_is_413_and_stores_nothing(running_gateway: RunningG
 
 async def test_tampered_stored_object_is_not_served(running_gateway: RunningGateway,
                                                     http: aiohttp.ClientSession) -> None:
-    data = os.urandom(3 * FRAME)
-    await put(http, running_gateway, "t", data)
-    path = running_gateway.gateway.storage.object_path("t")  # type: ignore[attr-defined]
-    raw = bytearray(path.read_bytes())
-    raw[-30] ^= 1  # inside the final frames
-    path.write_bytes(bytes(raw))
+    small, large = os.urandom(3 * FRAME), os.urandom(READ_BLOCK_BYTES + 3 * FRAME)
+    for key, data in (("t", small), ("big", large)):
+        await put(http, running_gateway, key, data)
+        path = running_gateway.gateway.storage.object_path(key)  # type: ignore[attr-defined]
+        raw = bytearray(path.read_bytes())
+        raw[-30] ^= 1  # inside the final frames
+        path.write_bytes(bytes(raw))
+    # Read whole with its header: verified before anything is sent, so a plain 502.
+    async with http.get(f"{running_gateway.url}/v1/objects/t") as r:
+        assert r.status == 502 and (await r.json())["error"] == "ObjectCorrupt"
+    # Streamed: headers went out before the bad frame was reached, so the connection is aborted.
     with pytest.raises(aiohttp.ClientError):
-        async with http.get(f"{running_gateway.url}/v1/objects/t") as r:
-            assert r.status == 200  # headers went out before the bad frame was reached
+        async with http.get(f"{running_gateway.url}/v1/objects/big") as r:
+            assert r.status == 200
             await r.read()
     async with http.get(f"{running_gateway.url}/v1/objects/t", headers={"Range": "bytes=0-10"}) as r:
-        assert r.status == 206 and await r.read() == data[:11]  # untouched frames still verify
+        assert r.status == 206 and await r.read() == small[:11]  # untouched frames still verify
 
 
 async def test_concurrent_writers_share_one_data_key(running_gateway: RunningGateway,

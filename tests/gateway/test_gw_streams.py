@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import os
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 
 import aiohttp
 import pytest
@@ -173,3 +175,36 @@ async def test_secrets_never_reach_logs_or_metrics(running_gateway: RunningGatew
         for form in (secret, secret.hex().encode(), base64.b64encode(secret)):
             assert form.decode("latin-1") not in log_text
             assert form.decode("latin-1") not in metrics_text
+
+
+class CountingExecutor(ThreadPoolExecutor):
+    """A real thread pool that counts the jobs handed to it."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=2)
+        self.submitted = 0
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.submitted += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+async def test_small_requests_with_a_warm_cache_make_no_kms_call_and_no_thread_hop(
+        running_gateway: RunningGateway, http: aiohttp.ClientSession) -> None:
+    data = os.urandom(1024)
+    message = await encrypt(http, running_gateway, data)  # warms the data-key caches
+    async with http.post(f"{running_gateway.url}/v1/decrypt", data=message) as resp:
+        assert await resp.read() == data
+    gateway = running_gateway.gateway
+    stats = gateway.materials_for(ROOT).stats
+    kms_calls, pooled = stats.kms_calls, gateway.pool.pooled_calls
+    executor = CountingExecutor()
+    asyncio.get_running_loop().set_default_executor(executor)
+    for _ in range(5):
+        message = await encrypt(http, running_gateway, data)
+        async with http.post(f"{running_gateway.url}/v1/decrypt", data=message) as resp:
+            assert resp.status == 200 and resp.headers["Content-Length"] == str(len(data))
+            assert await resp.read() == data
+    assert stats.kms_calls == kms_calls
+    assert gateway.pool.pooled_calls == pooled
+    assert executor.submitted == 0

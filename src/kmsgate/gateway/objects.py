@@ -6,7 +6,9 @@ length (``kmsgate.envelope.ranges``), so the response carries an exact Content-L
 a strong ETag (from the random message id). A ``Range`` request is served 206 by reading
 and decrypting only the frames that hold the range. HEAD needs only the header: no KMS
 call. A stored object that fails authentication is reported as 502 ``ObjectCorrupt``
-before the body starts, or by aborting the connection after it started.
+before the body starts, or by aborting the connection after it started. An object that
+arrived whole with its header (the file backend reads its first megabyte with the open) is
+decrypted in one call and answered in one write, after the whole message verified.
 """
 
 from __future__ import annotations
@@ -167,6 +169,15 @@ async def _get_whole(request: web.Request, gateway: Gateway, exchange: Exchange,
     except DecryptionError:
         raise corrupt() from None
     check_context(header, expected)
+    if len(buffered) == reader.info.size:  # the whole object was read with its header: answer in one write
+        try:
+            body = decryptor.update(b"")
+            rest = decryptor.finalize()
+        except DecryptionError:
+            raise corrupt() from None
+        if rest:
+            body += rest
+        return web.Response(status=200, body=body, headers=headers)
     response = web.StreamResponse(status=200, headers=headers)
     if total is not None:
         response.content_length = total

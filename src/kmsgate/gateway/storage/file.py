@@ -19,7 +19,10 @@ crash and are removed when the backend opens.
 
 All blocking file-system calls run in the default thread pool, never on the event loop.
 Writes are buffered up to ``WRITE_BUFFER_BYTES`` so that a small object costs one
-thread hop for the whole commit.
+thread hop for the whole commit. Reads go in blocks of ``READ_BLOCK_BYTES`` (a thread
+hand-off costs 50-100 us, as much as reading 256 KiB from the page cache, so blocks are
+larger than the storage seam's preferred chunk); the first block is read by the same thread
+call that opens the file, so an object of at most one block costs one hop.
 """
 
 from __future__ import annotations
@@ -34,7 +37,6 @@ from pathlib import Path
 from typing import TypeVar
 
 from kmsgate.gateway.storage.base import (
-    READ_CHUNK_BYTES,
     ObjectNotFound,
     StorageError,
     StoredObject,
@@ -42,6 +44,7 @@ from kmsgate.gateway.storage.base import (
 )
 
 WRITE_BUFFER_BYTES = 1024 * 1024
+READ_BLOCK_BYTES = 1024 * 1024
 STALE_TMP_SECONDS = 24 * 3600
 
 T = TypeVar("T")
@@ -192,11 +195,13 @@ class FileObjectWriter:
 class FileObjectReader:
     """Reads ``[start, end)`` of an open file descriptor in thread-pool chunks."""
 
-    def __init__(self, fd: int, info: StoredObject, start: int, end: int) -> None:
+    def __init__(self, fd: int, info: StoredObject, start: int, end: int, first: bytes = b"") -> None:
+        """``first``: the bytes from ``start`` already read (by the call that opened ``fd``)."""
         self._fd: int | None = fd
         self._info = info
         self._start = start
         self._end = end
+        self._first = first
         self._serial = _Serial()
 
     @property
@@ -214,8 +219,12 @@ class FileObjectReader:
     async def __aiter__(self) -> AsyncIterator[bytes]:
         pos = self._start
         try:
+            if self._first:
+                first, self._first = self._first, b""
+                pos += len(first)
+                yield first
             while pos < self._end and self._fd is not None:
-                want = min(READ_CHUNK_BYTES, self._end - pos)
+                want = min(READ_BLOCK_BYTES, self._end - pos)
                 try:
                     chunk = await self._serial.run(os.pread, self._fd, want, pos)
                 except OSError as exc:
@@ -232,6 +241,14 @@ class FileObjectReader:
             fd, self._fd = self._fd, None
             await self._serial.drain()
             os.close(fd)
+
+
+def _close_unclaimed(fut: asyncio.Future[FileObjectReader]) -> None:
+    if not fut.cancelled() and fut.exception() is None:
+        reader = fut.result()
+        if reader._fd is not None:
+            os.close(reader._fd)
+            reader._fd = None
 
 
 class FileStorage:
@@ -267,7 +284,8 @@ class FileStorage:
     async def open_write(self, key: str) -> FileObjectWriter:
         return FileObjectWriter(self, key)
 
-    def _open_sync(self, key: str) -> tuple[int, StoredObject]:
+    def _open_sync(self, key: str, start: int | None, end: int | None) -> FileObjectReader:
+        """Open, stat and read the first block, in one thread call."""
         try:
             fd = os.open(self.object_path(key), os.O_RDONLY)
         except FileNotFoundError:
@@ -275,17 +293,26 @@ class FileStorage:
         except OSError as exc:
             raise StorageError(f"file storage open failed: {exc.strerror}") from exc
         try:
-            return fd, _info(key, os.fstat(fd))
+            info = _info(key, os.fstat(fd))
+            lo, hi = resolve_range(info.size, start, end)
+            first = os.pread(fd, min(READ_BLOCK_BYTES, hi - lo), lo) if hi > lo else b""
         except OSError as exc:
             os.close(fd)
-            raise StorageError(f"file storage stat failed: {exc.strerror}") from exc
+            raise StorageError(f"file storage read failed: {exc.strerror}") from exc
+        except BaseException:
+            os.close(fd)
+            raise
+        return FileObjectReader(fd, info, lo, hi, first)
 
     async def open_read(
         self, key: str, start: int | None = None, end: int | None = None
     ) -> FileObjectReader:
-        fd, info = await asyncio.to_thread(self._open_sync, key)
-        lo, hi = resolve_range(info.size, start, end)
-        return FileObjectReader(fd, info, lo, hi)
+        fut = asyncio.get_running_loop().run_in_executor(None, self._open_sync, key, start, end)
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            fut.add_done_callback(_close_unclaimed)  # the open finishes in its thread: close what it opened
+            raise
 
     def _head_sync(self, key: str) -> StoredObject:
         try:
