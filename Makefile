@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench clean
+.PHONY: run test typecheck bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,10 @@ $(STAMP): pyproject.toml $(BIN)/python
 run: $(STAMP)
 	$(BIN)/kmsgate serve --host 127.0.0.1 --port 8080 --data-dir ./data
 
-test: $(STAMP)
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: typecheck
 	$(BIN)/python -m pytest -q tests
 
 bench: $(STAMP)

@@ -31,7 +31,9 @@ DEFAULT_REGION = "us-east-1"
 def add_keys_command(subparsers: Any, environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
     """Add ``keys create`` to a ``kmsgate`` sub-command set; returns the ``keys`` parser."""
     env = os.environ if environ is None else environ
-    keys = subparsers.add_parser("keys", help="manage keys on a running kmsgate through its KMS API")
+    keys: argparse.ArgumentParser = subparsers.add_parser(
+        "keys", help="manage keys on a running kmsgate through its KMS API"
+    )
     actions = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
     create = actions.add_parser(
         "create",

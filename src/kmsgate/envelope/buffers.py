@@ -15,9 +15,11 @@ use ``bytearray(n)``, where the zero-fill costs less than the foreign call.
 from __future__ import annotations
 
 import ctypes
+from typing import Any
 
 UNINITIALIZED_MIN_BYTES = 64 * 1024  # below this the ctypes call costs more than zeroing
 
+_from_string_and_size: Any
 try:
     _from_string_and_size = ctypes.pythonapi.PyByteArray_FromStringAndSize
     _from_string_and_size.restype = ctypes.py_object

@@ -35,6 +35,8 @@ from __future__ import annotations
 import struct
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from . import signing
@@ -90,8 +92,8 @@ class Decryptor:
         self._aad = bytearray()
         self._final_aad = bytearray()
         self._frame_length = 0
-        self._digest = None
-        self._public_key = None
+        self._digest: hashes.Hash | None = None
+        self._public_key: ec.EllipticCurvePublicKey | None = None
         self.plaintext_length = 0
         self._held: memoryview | None = None  # body bytes of an immutable input, kept without copying
 
@@ -143,11 +145,12 @@ class Decryptor:
                 if field is None:
                     raise SignatureError("signing suite without a public key in the context")
                 self._public_key = signing.load_public_key(field)
-                self._digest = signing.new_digest()
-                self._digest.update(header.header_bytes)
+                digest = signing.new_digest()
+                digest.update(header.header_bytes)
                 if header.version == 1:
-                    self._digest.update(header.auth_iv)
-                self._digest.update(header.auth_tag)
+                    digest.update(header.auth_iv)
+                digest.update(header.auth_tag)
+                self._digest = digest
         except DecryptionError:
             self._state = _FAILED
             raise
@@ -241,6 +244,7 @@ class Decryptor:
         return bytearray(), 0
 
     def _take_body(self, data: Buffer, into: memoryview | None) -> tuple[bytearray, int]:
+        view: memoryview | None
         if self._held is not None:
             view, self._held = self._held, None
             if len(data):
@@ -351,7 +355,7 @@ class Decryptor:
         """Verify the signature footer at ``pos`` if complete; return the end offset, else ``pos``."""
         if pos + 2 > len(view):
             return pos
-        (length,) = _SIG_LEN.unpack_from(view, pos)
+        length: int = _SIG_LEN.unpack_from(view, pos)[0]
         if length == 0 or length > signing.MAX_SIGNATURE_BYTES:
             raise SignatureError("signature length out of range")
         if pos + 2 + length > len(view):

@@ -30,6 +30,8 @@ import os
 import struct
 from collections.abc import Callable
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from . import signing
@@ -106,11 +108,11 @@ class Encryptor:
         self._pending_head = header_bytes + tag
         self._buf = bytearray()
         self._seq = 1
+        self._digest: hashes.Hash | None = None
+        self._signing_key: ec.EllipticCurvePrivateKey | None = None
         if suite.signed:
             self._digest = signing.new_digest()
             self._signing_key = materials.signing_key
-        else:
-            self._digest = self._signing_key = None
         self._on_plaintext = on_plaintext
         self._done = False
         self.plaintext_length = 0

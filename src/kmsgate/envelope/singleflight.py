@@ -8,6 +8,7 @@ the next caller starts a new call.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
@@ -31,7 +32,7 @@ class SingleFlight(Generic[T]):
         if task is None:
             task = asyncio.ensure_future(call())
             self._calls[key] = task
-            task.add_done_callback(lambda t, k=key: self._finished(k, t))
+            task.add_done_callback(functools.partial(self._finished, key))
         return task
 
     def _finished(self, key: Hashable, task: asyncio.Task[T]) -> None:

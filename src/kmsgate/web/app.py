@@ -149,7 +149,7 @@ def _kms_context(config: Config) -> Callable[[web.Application], AsyncIterator[No
             await audit.close()
             service.close()
 
-    return context  # type: ignore[return-value]
+    return context
 
 
 async def _maintenance_loop(service: KmsService, interval: float) -> None:

@@ -37,7 +37,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from kmsgate.gateway.storage.base import (
     ObjectNotFound,
@@ -63,7 +63,7 @@ class _Serial:
     __slots__ = ("_pending",)
 
     def __init__(self) -> None:
-        self._pending: asyncio.Future[object] | None = None
+        self._pending: asyncio.Future[Any] | None = None
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         fut = asyncio.get_running_loop().run_in_executor(None, fn, *args)
@@ -91,6 +91,7 @@ def _info(key: str, st: os.stat_result) -> StoredObject:
 
 _MAX_IOV = 1024  # IOV_MAX on Linux
 _SYNC_FILE_RANGE_WRITE = 2  # <fcntl.h>: start writeback of dirty pages in the range, do not wait
+_sync_file_range: Any
 try:
     _libc = ctypes.CDLL(None, use_errno=True)
     _sync_file_range = _libc.sync_file_range
@@ -196,7 +197,7 @@ class FileObjectWriter:
         except FileNotFoundError:
             pass
 
-    async def write(self, chunk: bytes) -> None:
+    async def write(self, chunk: bytes | bytearray) -> None:
         """Take ``chunk``; it is kept by reference until written, so the caller hands over a
         buffer it does not change afterwards (the encryptor returns a fresh one per call)."""
         if self._done:

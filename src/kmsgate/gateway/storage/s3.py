@@ -106,7 +106,7 @@ class S3ObjectWriter:
         )
         self._parts.append({"ETag": resp["ETag"], "PartNumber": number})
 
-    async def write(self, chunk: bytes) -> None:
+    async def write(self, chunk: bytes | bytearray) -> None:
         if self._done:
             raise StorageError("write after commit or abort")
         self._buffer += chunk
