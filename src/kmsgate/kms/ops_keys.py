@@ -7,9 +7,9 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
 
 from kmsgate.auth.policy import parse_policy
+from kmsgate.auth.key_policies import default_key_policy
 from kmsgate.core.errors import (
     KmsInvalidStateError,
     TagError,
@@ -36,26 +36,6 @@ MIN_PENDING_WINDOW_DAYS = 7
 MAX_PENDING_WINDOW_DAYS = 30
 DAY_SECONDS = 86400.0
 DEFAULT_POLICY_NAME = "default"
-
-
-def default_policy(account_id: str) -> str:
-    """AWS's default key policy: the account root may do everything."""
-    return orjson.dumps(
-        {
-            "Version": "2012-10-17",
-            "Id": "key-default-1",
-            "Statement": [
-                {
-                    "Sid": "Enable IAM User Permissions",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
-                    "Action": "kms:*",
-                    "Resource": "*",
-                }
-            ],
-        },
-        option=orjson.OPT_INDENT_2,
-    ).decode("utf-8")
 
 
 def new_material_id() -> str:
@@ -159,7 +139,7 @@ class KeyOperations(ServiceBase):
             origin=origin,
             state=KeyState.ENABLED if origin == ORIGIN_AWS_KMS else KeyState.PENDING_IMPORT,
             current_version=1 if origin == ORIGIN_AWS_KMS else 0,
-            policy=policy or default_policy(self.account_id),
+            policy=policy or default_key_policy(self.account_id),
             expiration_model=None,
             tags=parsed_tags,
         )
