@@ -148,9 +148,50 @@ async def _read_small_body(request: Any) -> bytes:
     return bytes(body)
 
 
-async def authenticate(authenticator: RequestAuthenticator, request: Any) -> Authenticated:
-    """The caller of ``request`` and the check its body must pass, or a 401 ``GatewayError``."""
+class BearerCallers:
+    """Remembers who a bearer token was, per (SHA-256 of the Authorization value, source address).
+
+    Only for an authenticator over an immutable identity directory (``GatewayAuthenticator``):
+    a token that authenticated once names the same principal for the authenticator's life, so
+    a repeated request skips the directory's digest scan and the ``Caller`` construction. Only
+    successes are kept, keyed by a digest (never the token itself), at most ``capacity`` of
+    them (the whole map is dropped when full: a flood of distinct tokens costs bounded memory).
+    """
+
+    __slots__ = ("_known", "_capacity")
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self._known: dict[tuple[bytes, str | None], Authenticated] = {}
+        self._capacity = capacity
+
+    def authenticate(self, authenticator: RequestAuthenticator, request: Any, authorization: str) -> Authenticated:
+        key = (hashlib.sha256(authorization.encode("utf-8", "surrogateescape")).digest(), request.remote)
+        known = self._known.get(key)
+        if known is not None:
+            return known
+        try:
+            who = Authenticated(authenticator.authenticate(request, b""))
+        except KmsError as exc:
+            raise unauthorized(exc.code, exc.message) from None
+        if len(self._known) >= self._capacity:
+            self._known.clear()
+        self._known[key] = who
+        return who
+
+
+def _is_bearer(authorization: str) -> bool:
+    return authorization[:7].lower() == "bearer "
+
+
+async def authenticate(authenticator: RequestAuthenticator, request: Any,
+                       bearer_callers: BearerCallers | None = None) -> Authenticated:
+    """The caller of ``request`` and the check its body must pass, or a 401 ``GatewayError``.
+
+    With ``bearer_callers`` (see ``BearerCallers``), a bearer-token request is answered from it.
+    """
     authorization = request.headers.get("Authorization", "")
+    if bearer_callers is not None and _is_bearer(authorization):
+        return bearer_callers.authenticate(authenticator, request, authorization)
     signed = authorization.lstrip().startswith(SIGV4_ALGORITHM)
     declared = request.headers.get(PAYLOAD_HASH_HEADER)
     try:

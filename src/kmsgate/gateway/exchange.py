@@ -16,16 +16,15 @@
   complete Content-Length body is ever sent, so no client can mistake a truncated body
   for success.
 * Each request is counted once in the metrics (route name, never the path) and logged as
-  one JSON line on the ``kmsgate.gateway.access`` logger. The line carries the method,
-  route, path, status, sizes, duration, error code and the caller's principal ARN; never a
-  header value, a body byte, a key or a credential.
+  one JSON line on the ``kmsgate.gateway.access`` logger (``kmsgate.gateway.access``
+  module). The line carries the method, route, path, status, sizes, duration, error code
+  and the caller's principal ARN; never a header value, a body byte, a key or a credential.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -33,13 +32,12 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from kmsgate.core.principal import Caller
+from kmsgate.gateway.access import AccessLog
 from kmsgate.gateway.auth import PayloadCheck, authenticate
 from kmsgate.gateway.errors import error_response, saturated, to_gateway_error
 from kmsgate.gateway.service import GATEWAY, Gateway
 
-ACCESS_LOG = logging.getLogger("kmsgate.gateway.access")
 log = logging.getLogger(__name__)
-MAX_LOGGED_PATH_CHARS = 256
 CLIENT_CLOSED_STATUS = 499  # the client went away before the response was complete
 
 
@@ -85,6 +83,8 @@ def _abort(request: web.Request) -> None:
 
 def endpoint(route: str, handler: Handler, *, shed: bool = True,
              auth: bool = True) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    access = AccessLog()
+
     async def wrapped(request: web.Request) -> web.StreamResponse:
         gateway = request.app[GATEWAY]
         exchange = Exchange()
@@ -102,7 +102,7 @@ def endpoint(route: str, handler: Handler, *, shed: bool = True,
             gateway.metrics.in_flight.inc()
             counted = True
             if auth:  # counted first: a small body read to verify a signature is bounded by max_in_flight
-                who = await authenticate(gateway.authenticator, request)
+                who = await authenticate(gateway.authenticator, request, gateway.bearer_callers)
                 exchange.authenticated, exchange.payload_check, exchange.body = who.caller, who.payload_check, who.body
             response = await handler(request, gateway, exchange)
             status = response.status
@@ -135,16 +135,9 @@ def endpoint(route: str, handler: Handler, *, shed: bool = True,
                 bytes_in=exchange.bytes_in, bytes_out=exchange.bytes_out,
             )
             gateway.request_done()
-            if ACCESS_LOG.isEnabledFor(logging.INFO):
-                # ``handle`` of a record made here: the same record ``info`` would make, without
-                # its walk up the stack to find the caller (the line is always this one).
-                ACCESS_LOG.handle(ACCESS_LOG.makeRecord(ACCESS_LOG.name, logging.INFO, __file__, sys._getframe().f_lineno,
-                                                        "request", (), None, "wrapped", {
-                    "method": request.method, "route": route, "path": request.path[:MAX_LOGGED_PATH_CHARS],
-                    "status": status, "error": error_code, "bytes_in": exchange.bytes_in,
-                    "bytes_out": exchange.bytes_out, "duration_ms": round(elapsed * 1000, 3),
-                    "remote": request.remote,
-                    "principal": exchange.authenticated.arn if exchange.authenticated is not None else None,
-                }))
+            access.log(method=request.method, route=route, path=request.path, status=status, error=error_code,
+                       bytes_in=exchange.bytes_in, bytes_out=exchange.bytes_out, seconds=elapsed,
+                       remote=request.remote,
+                       principal=exchange.authenticated.arn if exchange.authenticated is not None else None)
 
     return wrapped

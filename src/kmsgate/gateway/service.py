@@ -41,7 +41,8 @@ from kmsgate.envelope.header import DecryptPolicy
 from kmsgate.core.principal import Caller
 from kmsgate.envelope.kms_client import KmsClient
 from kmsgate.envelope.materials import MaterialsManager
-from kmsgate.gateway.auth import RequestAuthenticator
+from kmsgate.auth.adapters import GatewayAuthenticator
+from kmsgate.gateway.auth import BearerCallers, RequestAuthenticator
 from kmsgate.gateway.kms import DEFAULT_KMS_TIMEOUT_SECONDS, AuditedKmsClient, AuditRecorder, InstrumentedKmsClient
 from kmsgate.gateway.metrics import GatewayMetrics
 from kmsgate.gateway.pool import DEFAULT_INLINE_BYTES, CryptoPool
@@ -107,6 +108,8 @@ class Gateway:
         self.storage = storage
         self.metrics = metrics
         self.authenticator = authenticator
+        # Bearer callers are remembered only over an immutable identity directory.
+        self.bearer_callers = BearerCallers() if isinstance(authenticator, GatewayAuthenticator) else None
         timeout = self.settings.kms_timeout_seconds
         self.kms = InstrumentedKmsClient(kms, metrics, timeout_seconds=timeout)
         per_caller = None if kms_for is None else _instrumented(kms_for, metrics, timeout, audit)

@@ -1,0 +1,79 @@
+"""The gateway's access log: one JSON line per request on the ``kmsgate.gateway.access`` logger.
+
+Each line carries ``method``, ``route``, ``path`` (at most ``MAX_LOGGED_PATH_CHARS``),
+``status``, ``error`` (the AWS-style code or null), ``bytes_in``, ``bytes_out``,
+``duration_ms``, ``remote`` and ``principal`` (the caller's ARN or null), as extra
+attributes of an INFO record whose message is ``request``; never a header value, a body
+byte, a key or a credential.
+
+The record is the one ``Logger.info(..., extra=...)`` would make, built for less: the
+attributes every record of this line shares (level, source location, process and thread)
+are taken once per process from a record made the ordinary way, and each request copies
+them and adds its time and its fields. The record then goes through ``Logger.handle``, so
+the logger's level, filters, handlers and propagation apply as usual.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+ACCESS_LOG = logging.getLogger("kmsgate.gateway.access")
+MAX_LOGGED_PATH_CHARS = 256
+_TIME_FIELDS = ("created", "msecs", "relativeCreated")
+
+
+class AccessLog:
+    """Makes and hands over access records; one per process (see the module docstring)."""
+
+    __slots__ = ("_logger", "_template", "_owner")
+
+    def __init__(self, logger: logging.Logger = ACCESS_LOG) -> None:
+        self._logger = logger
+        self._template: dict[str, Any] | None = None
+        self._owner: tuple[int, int] = (0, 0)
+
+    def _shared(self) -> dict[str, Any]:
+        """The per-process, per-thread attributes, rebuilt after a fork or on another thread."""
+        owner = (os.getpid(), threading.get_ident())
+        template = self._template
+        if template is None or owner != self._owner:
+            record = self._logger.makeRecord(self._logger.name, logging.INFO, __file__, 0, "request", (), None,
+                                             "access")
+            template = {k: v for k, v in vars(record).items() if k not in _TIME_FIELDS}
+            self._template, self._owner = template, owner
+        return template
+
+    def record(self, *, method: str, route: str, path: str, status: int, error: str | None, bytes_in: int,
+               bytes_out: int, seconds: float, remote: str | None, principal: str | None) -> logging.LogRecord:
+        """The record of one request (not yet handed to the logger)."""
+        now = time.time()
+        record = logging.LogRecord.__new__(logging.LogRecord)
+        fields = record.__dict__
+        fields.update(self._shared())
+        fields["created"] = now
+        fields["msecs"] = int((now - int(now)) * 1000) + 0.0
+        fields["relativeCreated"] = (now - logging._startTime) * 1000  # type: ignore[attr-defined]
+        fields["method"] = method
+        fields["route"] = route
+        fields["path"] = path[:MAX_LOGGED_PATH_CHARS]
+        fields["status"] = status
+        fields["error"] = error
+        fields["bytes_in"] = bytes_in
+        fields["bytes_out"] = bytes_out
+        fields["duration_ms"] = round(seconds * 1000, 3)
+        fields["remote"] = remote
+        fields["principal"] = principal
+        return record
+
+    def log(self, *, method: str, route: str, path: str, status: int, error: str | None, bytes_in: int,
+            bytes_out: int, seconds: float, remote: str | None, principal: str | None) -> None:
+        """Log one request's line, if INFO is enabled for the access logger."""
+        logger = self._logger
+        if logger.isEnabledFor(logging.INFO):
+            logger.handle(self.record(method=method, route=route, path=path, status=status, error=error,
+                                      bytes_in=bytes_in, bytes_out=bytes_out, seconds=seconds, remote=remote,
+                                      principal=principal))
