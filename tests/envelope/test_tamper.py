@@ -17,7 +17,7 @@ from kmsgate.envelope import (
     TruncatedMessageError,
     UnsupportedSuiteError,
 )
-from kmsgate.envelope.header import DecryptPolicy
+from kmsgate.envelope.header import DecryptPolicy, parse_header
 
 from .conftest import raw_aes_materials
 from .helpers import encrypt_chunks
@@ -74,7 +74,11 @@ def test_every_truncation_fails(sample) -> None:  # type: ignore[no-untyped-def]
 
 def test_truncation_after_whole_frames_is_truncated_message_error(sample) -> None:  # type: ignore[no-untyped-def]
     data_key, message = sample
-    cut = message.index(b"\xff\xff\xff\xff", len(message) - 200)  # start of the final frame
+    header, header_length = parse_header(message, DecryptPolicy())
+    assert header is not None
+    regular_frame = 4 + 12 + FRAME + 16  # sequence number, IV, ciphertext, tag
+    cut = header_length + 2 * regular_frame  # start of the final frame
+    assert message[cut : cut + 4] == b"\xff\xff\xff\xff"
     released, error = attempt(data_key, message[:cut])
     assert isinstance(error, TruncatedMessageError)
     assert released == PLAINTEXT[:32]  # the two verified regular frames, nothing more
