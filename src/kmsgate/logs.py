@@ -1,5 +1,9 @@
 """Logging set-up: one JSON object per line on stderr.
 
+A record may carry its extra fields ready-made as a ``_json_fields`` dict (the gateway's
+access log does): the formatter then copies that dict instead of walking the record's
+attributes; the line is the same either way.
+
 Lines logged on an event-loop thread are gathered and written once per loop turn (one
 ``write`` for all the access lines of a busy turn), which keeps per-request logging cheap; a
 crash can lose at most the lines of the turn in progress. Lines from other threads, or when no
@@ -16,6 +20,7 @@ from typing import Any, TextIO
 
 import orjson
 
+JSON_FIELDS = "_json_fields"  # record attribute: the extra fields as one dict, in line order
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
@@ -39,9 +44,14 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for name, value in record.__dict__.items():
-            if name not in _STANDARD and name[0] != "_":
-                entry[name] = value
+        attributes = record.__dict__
+        ready = attributes.get(JSON_FIELDS)
+        if ready is not None:
+            entry.update(ready)
+        else:
+            for name, value in attributes.items():
+                if name not in _STANDARD and name[0] != "_":
+                    entry[name] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(entry, default=str).decode("utf-8")

@@ -178,3 +178,37 @@ def test_memoized_header_fields_still_reject_bad_provider_ids_every_time() -> No
             parse_header(bytes(message), DecryptPolicy())
     again, _ = parse_header(bytes(Encryptor(UNSIGNED).encrypt(b"q")), DecryptPolicy())
     assert again is not None and again.encrypted_data_keys == header.encrypted_data_keys
+
+
+@settings(max_examples=40, deadline=None)
+@given(plaintext=st.binary(max_size=1200), frame_length=st.sampled_from([1, 64, 1000, 4096]),
+       first_empty_update=st.booleans())
+def test_one_call_encrypt_writes_what_update_and_finalize_write(plaintext, frame_length,  # type: ignore[no-untyped-def]
+                                                                first_empty_update) -> None:
+    # encrypt() of a message shorter than one frame skips the general writer; bytes must not change.
+    shortcut = Encryptor(UNSIGNED, frame_length=frame_length, message_id=MESSAGE_ID)
+    general = Encryptor(UNSIGNED, frame_length=frame_length, message_id=MESSAGE_ID)
+    counted: list[int] = []
+    counting = Encryptor(UNSIGNED, frame_length=frame_length, message_id=MESSAGE_ID, on_plaintext=counted.append)
+    head = shortcut.update(b"") if first_empty_update else bytearray()
+    produced = head + shortcut.encrypt(plaintext)
+    expected = general.update(plaintext) + general.finalize()
+    assert produced == expected
+    assert counting.encrypt(plaintext) == expected
+    assert shortcut.plaintext_length == len(plaintext) == sum(counted)
+    assert decrypt_chunks(UNSIGNED.data_key, [bytes(produced)]) == plaintext
+    with pytest.raises(Exception, match="finalized"):
+        shortcut.encrypt(b"again")
+
+
+def test_header_template_rebuilds_serialize_header() -> None:
+    from kmsgate.envelope.header import header_template, serialize_header
+
+    suite = UNSIGNED.suite
+    commitment = bytes(range(100, 132))
+    prefix, middle = header_template(suite.suite_id, UNSIGNED.header_fields, 4096)
+    assert prefix + MESSAGE_ID + middle + commitment == serialize_header(
+        suite, MESSAGE_ID, UNSIGNED.header_fields, 4096, commitment)
+    header = Encryptor(UNSIGNED, frame_length=4096, message_id=MESSAGE_ID).header
+    assert header.header_bytes[-32:] == header.commitment_key
+    assert header.header_bytes.startswith(prefix + MESSAGE_ID + middle)

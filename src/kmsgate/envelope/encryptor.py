@@ -21,7 +21,10 @@ Copies: output is written with ``AESGCM.encrypt_into`` straight into one buffer 
 call (``buffers.new_buffer``, sized exactly, not zero-filled), or into the caller's
 buffer with ``update_into``; plaintext is read through memoryview slices and copied
 only when a frame straddles two calls. The frame AAD lives in one buffer per message
-whose last 12 bytes (sequence number, length) are rewritten per frame.
+whose last 12 bytes (sequence number, length) are rewritten per frame, made only when a
+regular frame is written; a message shorter than one frame (``encrypt`` of it in one call)
+goes straight to its final frame. The header is the per-(materials, frame length) template
+of ``header.header_template`` with the message id and commitment key put in.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from .frames import (
     REGULAR_FRAME_AAD,
     REGULAR_OVERHEAD,
 )
-from .header import MessageHeader, serialize_header
+from .header import MessageHeader, header_template
 from .suites import ENCRYPT_SUITES
 
 FRAME_LENGTH = 256 * 1024
@@ -67,7 +70,7 @@ class Encryptor:
 
     __slots__ = (
         "_header", "_header_bytes", "_materials", "_message_id", "_commitment", "_header_tag", "_aead", "_frame_length",
-        "_aad", "_final_aad", "_pending_head", "_buf", "_seq", "_digest", "_signing_key", "_on_plaintext",
+        "_aad", "_pending_head", "_buf", "_seq", "_digest", "_signing_key", "_on_plaintext",
         "_done", "plaintext_length",
     )
 
@@ -94,7 +97,8 @@ class Encryptor:
             message_id = os.urandom(32)  # suite.message_id_length of every suite kmsgate writes
         derived, commitment = derive_committed_keys(suite, materials.data_key, message_id)
         aead = self._aead = AESGCM(derived)
-        header_bytes = serialize_header(suite, message_id, materials.header_fields, frame_length, commitment)
+        prefix, middle = header_template(suite.suite_id, materials.header_fields, frame_length)
+        header_bytes = prefix + message_id + middle + commitment  # the layout serialize_header writes
         tag = aead.encrypt(_ZERO_IV, b"", header_bytes)
         self._header: MessageHeader | None = None  # built on first use of .header
         self._header_bytes = header_bytes
@@ -103,8 +107,7 @@ class Encryptor:
         self._commitment = commitment
         self._header_tag = tag
         self._frame_length = frame_length
-        self._aad = bytearray(message_id + REGULAR_FRAME_AAD + bytes(12))
-        self._final_aad = bytearray(message_id + FINAL_FRAME_AAD + bytes(12))
+        self._aad: bytearray | None = None  # built when the first regular frame is written
         self._pending_head = header_bytes + tag
         self._buf = bytearray()
         self._seq = 1
@@ -156,7 +159,23 @@ class Encryptor:
 
     def encrypt(self, data: Buffer) -> bytearray:
         """``update(data)`` and ``finalize()`` in one call, into one buffer: the rest of the message."""
-        return self._update(data, True)
+        length = len(data)
+        if (self._digest is not None or self._seq != 1 or self._buf or self._done or length >= self._frame_length
+                or not isinstance(data, bytes)):
+            return self._update(data, True)
+        # A whole message shorter than one frame, in one call: header, then the final frame.
+        self.plaintext_length += length
+        if self._on_plaintext is not None and length:
+            self._on_plaintext(length)
+        head = self._pending_head
+        pos = len(head)
+        out = new_buffer(pos + FINAL_OVERHEAD + length)
+        out[:pos] = head
+        self._pending_head = b""
+        self._done = True
+        with memoryview(out) as view:
+            self._final(view, pos, data)
+        return out
 
     def finalize(self) -> bytearray:
         """Return the final frame (and the signature footer for signing suites)."""
@@ -207,6 +226,8 @@ class Encryptor:
             self._pending_head = b""
         encrypt_into = self._aead.encrypt_into
         aad = self._aad
+        if aad is None:
+            aad = self._aad = bytearray(self._message_id + REGULAR_FRAME_AAD + bytes(12))
         aad_at = len(aad) - 12
         pack_aad = _SEQ_LEN.pack_into
         pack_head = _SEQ_IV.pack_into
@@ -254,8 +275,7 @@ class Encryptor:
         seq = self._seq
         length = len(plaintext)
         _FINAL_HEAD.pack_into(out, pos, FINAL_FRAME_MARKER, seq, seq, length)
-        aad = self._final_aad
-        _SEQ_LEN.pack_into(aad, len(aad) - 12, seq, length)
+        aad = self._message_id + FINAL_FRAME_AAD + _SEQ_LEN.pack(seq, length)
         end = pos + FINAL_OVERHEAD + length
         self._aead.encrypt_into(out[pos + 8 : pos + 20], plaintext, aad, out[pos + 24 : end])
         self._seq = seq + 1

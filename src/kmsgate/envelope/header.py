@@ -61,6 +61,7 @@ _U32 = struct.Struct(">I")
 _V1_RESERVED = b"\x00\x00\x00\x00"
 _ZERO_IVS = {12: bytes(12)}
 FIELDS_MEMO_ENTRIES = 128
+TEMPLATE_MEMO_ENTRIES = 128
 V1_TYPE_CUSTOMER_AED = 0x80
 
 MAX_HEADER_BYTES = 64 * 1024  # ample for one KMS data key and a 16 KiB context
@@ -118,6 +119,16 @@ def serialize_header(
         _VERSION_SUITE.pack(2, suite.suite_id), message_id, header_fields,
         _TYPE_FRAME.pack(CONTENT_TYPE_FRAMED, frame_length), commitment,
     ))
+
+
+@lru_cache(maxsize=TEMPLATE_MEMO_ENTRIES)
+def header_template(suite_id: int, header_fields: bytes, frame_length: int) -> tuple[bytes, bytes]:
+    """The constant parts of a version-2 header (``suite_id`` of a format-2 suite):
+    ``(prefix, middle)`` such that ``prefix + message_id + middle + commitment`` equals
+    ``serialize_header(...)``. Memoized: every message under one cached data key (and frame
+    length) shares them; the key hashes cheaply, ``header_fields`` being one bytes object
+    per materials whose hash Python keeps."""
+    return _VERSION_SUITE.pack(2, suite_id), header_fields + _TYPE_FRAME.pack(CONTENT_TYPE_FRAMED, frame_length)
 
 
 def header_auth_tag(aead: AESGCM, suite: AlgorithmSuite, header_bytes: bytes) -> bytes:

@@ -9,7 +9,8 @@ byte, a key or a credential.
 The record is the one ``Logger.info(..., extra=...)`` would make, built for less: the
 attributes every record of this line shares (level, source location, process and thread)
 are taken once per process from a record made the ordinary way, and each request copies
-them and adds its time and its fields. The record then goes through ``Logger.handle``, so
+them and adds its time and its fields, which it also hands the JSON formatter as one
+ready dict (``kmsgate.logs.JSON_FIELDS``). The record then goes through ``Logger.handle``, so
 the logger's level, filters, handlers and propagation apply as usual.
 """
 
@@ -20,6 +21,8 @@ import os
 import threading
 import time
 from typing import Any
+
+from kmsgate.logs import JSON_FIELDS
 
 ACCESS_LOG = logging.getLogger("kmsgate.gateway.access")
 MAX_LOGGED_PATH_CHARS = 256
@@ -57,16 +60,13 @@ class AccessLog:
         fields["created"] = now
         fields["msecs"] = int((now - int(now)) * 1000) + 0.0
         fields["relativeCreated"] = (now - logging._startTime) * 1000  # type: ignore[attr-defined]
-        fields["method"] = method
-        fields["route"] = route
-        fields["path"] = path[:MAX_LOGGED_PATH_CHARS]
-        fields["status"] = status
-        fields["error"] = error
-        fields["bytes_in"] = bytes_in
-        fields["bytes_out"] = bytes_out
-        fields["duration_ms"] = round(seconds * 1000, 3)
-        fields["remote"] = remote
-        fields["principal"] = principal
+        extra = {
+            "method": method, "route": route, "path": path[:MAX_LOGGED_PATH_CHARS], "status": status,
+            "error": error, "bytes_in": bytes_in, "bytes_out": bytes_out,
+            "duration_ms": round(seconds * 1000, 3), "remote": remote, "principal": principal,
+        }
+        fields.update(extra)
+        fields[JSON_FIELDS] = extra  # the formatter copies this instead of walking the record
         return record
 
     def log(self, *, method: str, route: str, path: str, status: int, error: str | None, bytes_in: int,
