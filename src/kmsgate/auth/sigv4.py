@@ -50,7 +50,7 @@ from urllib.parse import quote, unquote
 from botocore.auth import UNSIGNED_PAYLOAD, S3SigV4Auth, SigV4Auth
 from botocore.credentials import Credentials
 
-from kmsgate.auth.identities import IdentityDirectory
+from kmsgate.auth.identities import IdentityDirectory, Principal
 from kmsgate.core.errors import (
     IncompleteSignatureError,
     InvalidSignatureError,
@@ -70,6 +70,9 @@ SIGNING_KEY_DAYS = 3  # derived signing keys kept per signer: today, and days ei
 TIMESTAMP_CACHE_ENTRIES = 1024  # distinct X-Amz-Date values whose parse is remembered
 SIGNED_HEADERS_CACHE_ENTRIES = 256  # distinct SignedHeaders lists whose check is remembered
 MAX_CACHED_SIGNED_HEADERS_CHARS = 512
+PATH_CACHE_ENTRIES = 64  # normalized request paths remembered per signer
+MAX_CACHED_PATH_CHARS = 256
+CALLER_CACHE_ENTRIES = 4096  # prepared callers per (access key, source address)
 
 _SIGNATURE_MISMATCH = (
     "The request signature we calculated does not match the signature you provided. "
@@ -116,7 +119,11 @@ class _SignedHeaders:
         return values[0] if values else default
 
     def get_all(self, name: str, failobj: Any = None) -> Any:
-        return self._values.get(name.lower(), failobj if failobj is not None else [])
+        # botocore asks with the lower-case names it iterated; other spellings fall back.
+        values = self._values.get(name)
+        if values is None:
+            values = self._values.get(name.lower())
+        return values if values is not None else (failobj if failobj is not None else [])
 
     def items(self) -> list[tuple[str, str]]:
         return [(name, value) for name, values in self._values.items() for value in values]
@@ -150,10 +157,22 @@ class _CachedSigningKey:
     _service_name: str
     _sign: Callable[..., Any]
     _signing_keys: dict[str, bytes]
+    _normalized_paths: dict[str, str]
 
     def headers_to_sign(self, request: Any) -> Any:
         # Exactly the headers the client said it signed (botocore would pick its own set).
         return request.headers
+
+    def _normalize_url_path(self, path: str) -> str:
+        # botocore's own normalization (this signer's class rules), remembered per short path.
+        normalized = self._normalized_paths.get(path)
+        if normalized is None:
+            normalized = super()._normalize_url_path(path)  # type: ignore[misc]
+            if len(path) <= MAX_CACHED_PATH_CHARS:
+                if len(self._normalized_paths) >= PATH_CACHE_ENTRIES:
+                    self._normalized_paths.clear()
+                self._normalized_paths[path] = normalized
+        return normalized
 
     def signature(self, string_to_sign: str, request: Any) -> str:
         day = request.context["timestamp"][0:8]
@@ -173,12 +192,14 @@ class _ReceivedSigner(_CachedSigningKey, SigV4Auth):  # type: ignore[misc]
     def __init__(self, credentials: Credentials, service_name: str, region_name: str) -> None:
         super().__init__(credentials, service_name, region_name)
         self._signing_keys = {}
+        self._normalized_paths = {}
 
 
 class _ReceivedS3Signer(_CachedSigningKey, S3SigV4Auth):  # type: ignore[misc]
     def __init__(self, credentials: Credentials, service_name: str, region_name: str) -> None:
         super().__init__(credentials, service_name, region_name)
         self._signing_keys = {}
+        self._normalized_paths = {}
 
 
 def _parse_authorization(value: str) -> tuple[list[str], frozenset[str], str]:
@@ -320,6 +341,7 @@ class SigV4Verifier:
         self._allow_unsigned_payload = allow_unsigned_payload
         self._signer_class = _ReceivedS3Signer if service == "s3" else _ReceivedSigner
         self._signers: OrderedDict[tuple[str, str], SigV4Auth] = OrderedDict()
+        self._callers: dict[tuple[str, str | None], tuple[Principal, Caller]] = {}
 
     def verify(
         self,
@@ -336,11 +358,9 @@ class SigV4Verifier:
         ``path`` and ``query`` are as received on the wire (percent-encoded, no ``?``);
         ``headers`` may repeat names.
         """
-        pairs: list[tuple[str, str]] = []
         received: dict[str, list[str]] = {}
         for name, value in headers.items() if isinstance(headers, Mapping) else headers:
             name = name.lower()
-            pairs.append((name, value))
             values = received.get(name)
             if values is None:
                 received[name] = [value]
@@ -361,11 +381,12 @@ class SigV4Verifier:
 
         if "host" not in signed:
             raise IncompleteSignatureError("'Host' must be a 'SignedHeader' in the AWS Authorization.")
-        unsigned = sorted(n for n in received if n.startswith("x-amz-") and n not in signed)
-        if unsigned:
-            raise IncompleteSignatureError(
-                "Headers present in the request are not signed: " + ", ".join(unsigned)
-            )
+        for name in received:
+            if name not in signed and name.startswith("x-amz-"):
+                unsigned = sorted(n for n in received if n.startswith("x-amz-") and n not in signed)
+                raise IncompleteSignatureError(
+                    "Headers present in the request are not signed: " + ", ".join(unsigned)
+                )
         if not signed.issubset(received):
             raise InvalidSignatureError(_SIGNATURE_MISMATCH)
 
@@ -385,13 +406,15 @@ class SigV4Verifier:
             raise InvalidSignatureError(
                 "Credential should be scoped with a valid terminator: 'aws4_request'."
             )
-        self._check_payload_hash(pairs, set(signed), body)
+        declared = received.get("x-amz-content-sha256")
+        if declared is not None:  # the hook sees only the pairs it reads, and only when there are some
+            self._check_payload_hash([("x-amz-content-sha256", value) for value in declared], set(signed), body)
 
         request = _ReceivedRequest(
             method.upper(),
             self._url(path),
-            _query_params(query),
-            _SignedHeaders({name: values for name, values in received.items() if name in signed}),
+            _query_params(query) if query else [],
+            _SignedHeaders({name: received[name] for name in signed}),
             body,
             stamp,
         )
@@ -402,7 +425,22 @@ class SigV4Verifier:
             raise InvalidSignatureError(_SIGNATURE_MISMATCH)
 
         self._check_clock(stamp, signed_at)
-        return principal.caller(access_key_id=access_key_id, source_ip=source_ip)
+        return self._caller(principal, access_key_id, source_ip)
+
+    def _caller(self, principal: Principal, access_key_id: str, source_ip: str | None) -> Caller:
+        """The ``Caller`` for an authenticated request, prepared once per access key and address.
+
+        An entry is used only while the directory still maps the key to the same principal.
+        """
+        cache_key = (access_key_id, source_ip)
+        cached = self._callers.get(cache_key)
+        if cached is not None and cached[0] is principal:
+            return cached[1]
+        caller = principal.caller(access_key_id=access_key_id, source_ip=source_ip)
+        if len(self._callers) >= CALLER_CACHE_ENTRIES:
+            self._callers.clear()
+        self._callers[cache_key] = (principal, caller)
+        return caller
 
     def _signer(self, access_key_id: str, secret_access_key: str) -> SigV4Auth:
         """botocore's signer for one access key, kept (with its signing keys) across requests.
@@ -429,6 +467,7 @@ class SigV4Verifier:
         return "http://kmsgate.invalid" + path
 
     def _check_payload_hash(self, pairs: list[tuple[str, str]], signed: set[str], body: bytes) -> None:
+        """Check a declared ``x-amz-content-sha256`` (``pairs``: its lower-cased received pairs)."""
         declared = [v for n, v in pairs if n == "x-amz-content-sha256"]
         if not declared:
             return
