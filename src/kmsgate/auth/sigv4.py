@@ -18,6 +18,10 @@ derived signing key (``HMAC`` chain over secret, day, region, service) for the l
 the SigV4 specification suggests. The chain and the final HMAC are botocore's ``_sign``; a test
 checks the result against botocore's own ``SigV4Auth.signature``. Request timestamps are parsed
 once per distinct value (a small cache), and the clock check is arithmetic on epoch seconds.
+Each signer also remembers botocore's normalization of the few request paths it sees, and the
+verifier keeps the prepared ``Caller`` per (access key, source address), reused only while the
+directory still maps that key to the same principal. The received headers are lower-cased into
+one map, once; the payload-hash hook runs only when ``x-amz-content-sha256`` was sent.
 
 Checks beyond the signature, and why:
 
