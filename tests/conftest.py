@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
@@ -31,16 +32,23 @@ def free_port() -> int:
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """Wait until the server answers ``GET /healthz`` with 200 (listening alone is not ready)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"kmsgate exited early with code {process.returncode}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1.0)
+            try:
+                connection.request("GET", "/healthz")
+                if connection.getresponse().status == 200:
+                    return
+            finally:
+                connection.close()
         except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"kmsgate did not listen on port {port} within {timeout} s")
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"kmsgate did not become healthy on port {port} within {timeout} s")
 
 
 @dataclass
