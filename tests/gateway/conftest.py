@@ -7,7 +7,6 @@ installable from the package registries this project uses. It is a real HTTP ser
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -15,16 +14,10 @@ from pathlib import Path
 import aiohttp
 import boto3
 import pytest
-from aiohttp import web
-from gateway_harness import ACCOUNT_ID, REGION, RunningGateway, TrustAsRoot, create_key, start_gateway
+from gateway_harness import RunningGateway, gateway_over
 from moto.server import ThreadedMotoServer
 
-from kmsgate.core.principal import account_root
-from kmsgate.envelope.kms_client import InProcessKmsClient, KmsClient
-from kmsgate.gateway.metrics import GatewayMetrics
-from kmsgate.gateway.service import DEFAULT_KEY_ALIAS, Gateway, GatewaySettings, setup_gateway
-from kmsgate.kms.rootkey import RootKey
-from kmsgate.kms.service import open_service
+from kmsgate.gateway.service import GatewaySettings
 
 from kmsgate.gateway.storage.base import Storage
 from kmsgate.gateway.storage.file import FileStorage
@@ -108,25 +101,9 @@ def gateway_settings() -> GatewaySettings:
 
 @pytest.fixture
 async def running_gateway(tmp_path: Path, gateway_settings: GatewaySettings) -> AsyncIterator[RunningGateway]:
-    """The gateway routes on a real aiohttp server on 127.0.0.1, with the KMS in-process."""
-    secret = os.urandom(32)
-    service = open_service(tmp_path / "kms", RootKey(secret), region=REGION, account_id=ACCOUNT_ID)
-    key_arn = await create_key(service, DEFAULT_KEY_ALIAS)
-    storage = FileStorage(tmp_path / "objects")
-
-    async def factory(app: web.Application) -> Gateway:
-        kms: KmsClient = InProcessKmsClient(service, account_root(ACCOUNT_ID))
-        return Gateway(storage=storage, kms=kms, metrics=GatewayMetrics(), settings=gateway_settings,
-                       authenticator=TrustAsRoot())
-
-    app = web.Application()
-    setup_gateway(app, factory)
-    runner, url = await start_gateway(app)
-    try:
-        yield RunningGateway(url=url, app=app, service=service, key_arn=key_arn, root_secret=secret)
-    finally:
-        await runner.cleanup()
-        service.close()
+    """The gateway routes over file storage on a real aiohttp server on 127.0.0.1, with the KMS in-process."""
+    async for gateway in gateway_over(tmp_path, FileStorage(tmp_path / "objects"), gateway_settings):
+        yield gateway
 
 
 @pytest.fixture

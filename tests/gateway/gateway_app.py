@@ -6,7 +6,6 @@ Usage: python gateway_app.py DATA_DIR PORT_FILE WORKERS DRAIN_TIMEOUT
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import sys
 from pathlib import Path

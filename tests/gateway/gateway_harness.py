@@ -10,8 +10,12 @@ from pathlib import Path
 from aiohttp import web
 
 from kmsgate.core.principal import Caller, account_root
-from kmsgate.gateway.service import GATEWAY, Gateway
-from kmsgate.kms.service import KmsService
+from kmsgate.envelope.kms_client import InProcessKmsClient
+from kmsgate.gateway.metrics import GatewayMetrics
+from kmsgate.gateway.service import DEFAULT_KEY_ALIAS, GATEWAY, Gateway, GatewaySettings, setup_gateway
+from kmsgate.gateway.storage.base import Storage
+from kmsgate.kms.rootkey import RootKey
+from kmsgate.kms.service import KmsService, open_service
 
 ACCOUNT_ID = "111122223333"
 REGION = "us-east-1"
@@ -59,3 +63,24 @@ async def start_gateway(app: web.Application) -> tuple[web.AppRunner, str]:
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     return runner, f"http://127.0.0.1:{port}"
+
+
+async def gateway_over(tmp_path: Path, storage: Storage, settings: GatewaySettings) -> AsyncIterator[RunningGateway]:
+    """The gateway routes over ``storage`` on a real aiohttp server on 127.0.0.1, with the KMS in-process."""
+    secret = os.urandom(32)
+    service = open_service(tmp_path / "kms", RootKey(secret), region=REGION, account_id=ACCOUNT_ID)
+    key_arn = await create_key(service, DEFAULT_KEY_ALIAS)
+
+    async def factory(app: web.Application) -> Gateway:
+        kms = InProcessKmsClient(service, account_root(ACCOUNT_ID))
+        return Gateway(storage=storage, kms=kms, metrics=GatewayMetrics(), settings=settings,
+                       authenticator=TrustAsRoot())
+
+    app = web.Application()
+    setup_gateway(app, factory)
+    runner, url = await start_gateway(app)
+    try:
+        yield RunningGateway(url=url, app=app, service=service, key_arn=key_arn, root_secret=secret)
+    finally:
+        await runner.cleanup()
+        service.close()

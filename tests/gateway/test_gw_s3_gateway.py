@@ -10,37 +10,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
-from gateway_harness import ACCOUNT_ID, REGION, RunningGateway, TrustAsRoot, create_key, start_gateway
+from gateway_harness import REGION, RunningGateway, gateway_over
 
-from kmsgate.core.principal import account_root
-from kmsgate.envelope.kms_client import InProcessKmsClient
-from kmsgate.gateway.metrics import GatewayMetrics
-from kmsgate.gateway.service import DEFAULT_KEY_ALIAS, Gateway, GatewaySettings, setup_gateway
-from kmsgate.gateway.storage.base import Storage
+from kmsgate.gateway.service import GatewaySettings
 from kmsgate.gateway.storage.s3 import MIN_PART_BYTES, S3Storage
-from kmsgate.kms.rootkey import RootKey
-from kmsgate.kms.service import open_service
-
-
-async def gateway_over(tmp_path: Path, storage: Storage, settings: GatewaySettings) -> AsyncIterator[RunningGateway]:
-    secret = os.urandom(32)
-    service = open_service(tmp_path / "kms", RootKey(secret), region=REGION, account_id=ACCOUNT_ID)
-    key_arn = await create_key(service, DEFAULT_KEY_ALIAS)
-
-    async def factory(app: web.Application) -> Gateway:
-        kms = InProcessKmsClient(service, account_root(ACCOUNT_ID))
-        return Gateway(storage=storage, kms=kms, metrics=GatewayMetrics(), settings=settings,
-                       authenticator=TrustAsRoot())
-
-    app = web.Application()
-    setup_gateway(app, factory)
-    runner, url = await start_gateway(app)
-    try:
-        yield RunningGateway(url=url, app=app, service=service, key_arn=key_arn, root_secret=secret)
-    finally:
-        await runner.cleanup()
-        service.close()
 
 
 @pytest.fixture
