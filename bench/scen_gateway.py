@@ -109,6 +109,11 @@ def _send(url: str, method: str, path: str, headers: tuple[tuple[str, str], ...]
                     written += len(chunk)
                     if out is not None:
                         out.write(chunk)
+                if out is not None:
+                    # On disk before the file is replayed: otherwise the kernel writes a fresh
+                    # gigabyte back while the run that reads it is being timed.
+                    out.flush()
+                    os.fsync(out.fileno())
             outcome["reply"] = (resp.status, written)
         except Exception as exc:  # reported to the sending thread below
             outcome["error"] = exc

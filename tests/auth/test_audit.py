@@ -1,4 +1,4 @@
-"""The audit log writer: line format, caps, group commit, torn lines, failure and close."""
+"""The audit log writer: line format, caps, group commit, lingering batches, torn lines, failure and close."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from kmsgate.auth import audit as audit_module
 from kmsgate.auth.audit import MAX_CONTEXT_PAIRS, MAX_FIELD_CHARS, AuditLog, AuditRecord, outcome_of
 from kmsgate.core.errors import AccessDeniedError, InvalidSignatureError, KmsInternalError, NotFoundError
 
@@ -151,3 +152,32 @@ async def test_write_failure_fails_closed():
 def test_unknown_fsync_policy():
     with pytest.raises(ValueError):
         AuditLog(Path("x"), fsync="sometimes")
+
+
+async def test_queued_records_share_a_batch_and_reach_the_file_without_close(tmp_path: Path):
+    path = tmp_path / "audit.log"
+    flushes: list[int] = []
+    log = AuditLog(path, echo=lambda data: flushes.append(data.count(b"\n")))
+    await log.start()
+    for i in range(10):  # one record per loop turn, as requests arrive
+        log.record(record(request_id=str(i)))
+        await asyncio.sleep(0.0005)
+    for _ in range(200):
+        if sum(flushes) == 10:
+            break
+        await asyncio.sleep(0.01)
+    assert len(lines(path)) == 10  # written while the log is still open
+    assert len(flushes) < 10  # the writer lingered and took several records per write
+    await log.close()
+
+
+async def test_awaited_write_does_not_wait_out_the_linger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(audit_module, "LINGER_SECONDS", 30.0)
+    path = tmp_path / "audit.log"
+    log = AuditLog(path)
+    await log.start()
+    log.record(record(request_id="queued"))
+    await asyncio.sleep(0)  # the writer is now lingering for more queued records
+    await asyncio.wait_for(log.write(record(request_id="awaited")), timeout=10.0)
+    assert [line["request_id"] for line in lines(path)] == ["queued", "awaited"]
+    await log.close()

@@ -64,6 +64,7 @@ from kmsgate.gateway.metrics import GatewayMetrics
 m = GatewayMetrics(multiprocess_dir=sys.argv[1])
 for _ in range(int(sys.argv[2])):
     m.observe_request(route="encrypt", method="POST", status=200, seconds=0.01, bytes_in=10, bytes_out=20)
+m.flush()  # what the gateway's timer or its next scrape does
 m.in_flight.inc(int(sys.argv[3]))
 """
 
@@ -80,3 +81,35 @@ def test_multiprocess_values_sum_across_worker_processes(tmp_path: Path) -> None
     assert got[("kmsgate_gateway_requests_total", (("method", "POST"), ("route", "encrypt"), ("status", "200")))] == 7
     assert got[("kmsgate_gateway_received_bytes_total", (("route", "encrypt"),))] == 70
     assert got[("kmsgate_gateway_sent_bytes_total", (("route", "encrypt"),))] == 140
+
+
+FLUSHING_WORKER = """
+import sys
+from prometheus_client import CollectorRegistry, generate_latest, multiprocess
+from kmsgate.gateway.metrics import GatewayMetrics
+
+def merged():
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=sys.argv[1])
+    return generate_latest(registry).decode()
+
+m = GatewayMetrics(multiprocess_dir=sys.argv[1])
+m.observe_request(route="object", method="PUT", status=201, seconds=0.01, bytes_in=5, bytes_out=0)
+sys.stdout.write(merged() + "=====\\n")
+m.flush()
+sys.stdout.write(merged() + "=====\\n")
+m.flush()
+sys.stdout.write(merged())
+"""
+
+
+def test_request_counts_reach_the_shared_files_only_when_flushed(tmp_path: Path) -> None:
+    # In a process of its own: multi-process mode switches prometheus-client's value class globally.
+    out = subprocess.run([sys.executable, "-c", FLUSHING_WORKER, str(tmp_path)], check=True, capture_output=True,
+                         text=True).stdout
+    before, flushed, again = (samples(part) for part in out.split("=====\n"))
+    key = ("kmsgate_gateway_requests_total", (("method", "PUT"), ("route", "object"), ("status", "201")))
+    assert before.get(key, 0) == 0  # counted in the process, not yet written
+    assert flushed[key] == 1
+    assert flushed[("kmsgate_gateway_received_bytes_total", (("route", "object"),))] == 5
+    assert again[key] == 1  # nothing pending: flushing again adds nothing

@@ -15,6 +15,8 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from kmsgate.gateway.service import METRICS_SYNC_SECONDS
+
 APP = Path(__file__).with_name("gateway_app.py")
 
 
@@ -75,15 +77,27 @@ async def test_metrics_are_summed_across_workers(served: Served) -> None:
             async with http.put(f"{served.url}/v1/objects/k{i}", data=b"v" * 10) as r:
                 assert r.status == 201
             pids.add(r.headers.get("Server"))
-    async with aiohttp.ClientSession() as http, http.get(served.url + "/metrics") as r:
-        text = await r.text()
-    total = 0.0
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == "kmsgate_gateway_requests_total" and s.labels == {
-                    "route": "object", "method": "PUT", "status": "201"}:
-                total += s.value
-    assert total == 40  # whichever worker answers /metrics sees every worker's requests
+
+    async def scraped_total() -> float:
+        async with aiohttp.ClientSession() as http, http.get(served.url + "/metrics") as r:
+            text = await r.text()
+        total = 0.0
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if s.name == "kmsgate_gateway_requests_total" and s.labels == {
+                        "route": "object", "method": "PUT", "status": "201"}:
+                    total += s.value
+        return total
+
+    # Whichever worker answers /metrics sees every worker's requests once each worker's sync
+    # timer (METRICS_SYNC_SECONDS) has run; the deadline leaves room for a slow machine.
+    await asyncio.sleep(METRICS_SYNC_SECONDS)
+    deadline = time.monotonic() + 10
+    total = await scraped_total()
+    while total < 40 and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        total = await scraped_total()
+    assert total == 40
 
 
 async def test_sigterm_during_upload_completes_it(served: Served) -> None:

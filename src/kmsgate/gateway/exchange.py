@@ -99,7 +99,6 @@ def endpoint(route: str, handler: Handler, *, shed: bool = True,
                 status, error_code = err.status, err.code
                 return error_response(err)
             gateway.in_flight += 1
-            gateway.metrics.in_flight.inc()
             counted = True
             if auth:  # counted first: a small body read to verify a signature is bounded by max_in_flight
                 who = await authenticate(gateway.authenticator, request, gateway.bearer_callers)
@@ -128,7 +127,6 @@ def endpoint(route: str, handler: Handler, *, shed: bool = True,
         finally:
             if counted:
                 gateway.in_flight -= 1
-                gateway.metrics.in_flight.dec()
             elapsed = time.perf_counter() - started
             gateway.metrics.observe_request(
                 route=route, method=request.method, status=status, seconds=elapsed,

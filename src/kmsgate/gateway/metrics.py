@@ -16,7 +16,10 @@ secret value.
 
 The hot path looks each label set up once: ``observe_request`` and ``observe_kms_call`` keep
 the labelled children they used (prometheus-client's ``labels()`` costs a lock and a dict
-lookup with label validation per call).
+lookup with label validation per call). ``observe_request`` also adds its counts to plain
+per-process totals that ``flush`` moves into the shared counters (each multi-process update
+is a locked write into the memory-mapped file); the owner calls ``flush`` on a short timer and
+before every exposition, and sets the in-flight gauge from its own count at the same time.
 
 Updates happen on the event-loop thread only (prometheus-client's multi-process values
 take one process-wide lock and are not meant for hot multi-threaded use).
@@ -142,6 +145,7 @@ class GatewayMetrics:
         )
         self._request_children: dict[tuple[str, str, int], _RequestChildren] = {}
         self._kms_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
+        self._pending_requests: dict[_RequestChildren, list[int]] = {}  # children -> [requests, in, out]
 
     # -- recording (event-loop thread only) ------------------------------------------------
 
@@ -150,13 +154,24 @@ class GatewayMetrics:
         children = self._request_children.get((route, method, status))
         if children is None:
             children = self._request_children_for(route, method, status)
-        requests, latency, received, sent = children
-        requests.inc()
-        latency.observe(seconds)
-        if bytes_in:
-            received.inc(bytes_in)
-        if bytes_out:
-            sent.inc(bytes_out)
+        children[1].observe(seconds)
+        totals = self._pending_requests.get(children)
+        if totals is None:
+            self._pending_requests[children] = [1, bytes_in, bytes_out]
+        else:
+            totals[0] += 1
+            totals[1] += bytes_in
+            totals[2] += bytes_out
+
+    def flush(self) -> None:
+        """Move the request counts gathered by ``observe_request`` into the shared counters."""
+        pending, self._pending_requests = self._pending_requests, {}
+        for (requests, _latency, received, sent), (count, bytes_in, bytes_out) in pending.items():
+            requests.inc(count)
+            if bytes_in:
+                received.inc(bytes_in)
+            if bytes_out:
+                sent.inc(bytes_out)
 
     def _request_children_for(self, route: str, method: str, status: int) -> _RequestChildren:
         """The labelled children for one (route, method, status), looked up once and kept.
@@ -202,6 +217,7 @@ class GatewayMetrics:
 
     def render(self) -> tuple[bytes, str]:
         """The text exposition (merged across workers in multi-process mode) and its type."""
+        self.flush()
         if self.multiprocess_dir is not None:
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry, path=os.fspath(self.multiprocess_dir))

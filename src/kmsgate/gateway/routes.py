@@ -74,7 +74,7 @@ async def readyz(request: web.Request, gateway: Gateway, exchange: Exchange) -> 
 
 
 async def metrics(request: web.Request, gateway: Gateway, exchange: Exchange) -> web.StreamResponse:
-    gateway.sync_cache_metrics()
+    gateway.sync_metrics()
     body, content_type = gateway.metrics.render()
     return web.Response(body=body, headers={"Content-Type": content_type})
 

@@ -21,9 +21,10 @@ Who the KMS sees:
   KMS sees the gateway's identity, not the caller's; callers are still authenticated, and any
   of them may use what the gateway's identity may. Callers share one cache.
 
-The data-key caches count hits and misses in plain integers (pure core); the gateway moves
-them into the Prometheus counters at most ``CACHE_SYNC_SECONDS`` after a request, before
-``/metrics`` renders, and at close, so a scrape of another worker lags by at most that.
+The data-key caches count hits and misses in plain integers (pure core), and the metrics
+gather request counts per process; the gateway moves both into the shared Prometheus metrics,
+with its in-flight count, at most ``METRICS_SYNC_SECONDS`` after a request, before ``/metrics``
+renders, and at close, so a scrape of another worker lags by at most that.
 """
 
 from __future__ import annotations
@@ -51,9 +52,10 @@ from kmsgate.gateway.storage.base import Storage
 
 DEFAULT_KEY_ALIAS = "alias/kmsgate-default"
 DEFAULT_MAX_OBJECT_BYTES = 5 * 2**30
-CACHE_SYNC_SECONDS = 0.5
-"""Longest delay before a request's data-key cache hits and misses reach the shared metrics
-(``/metrics`` of the same process syncs first, so it is always current there)."""
+METRICS_SYNC_SECONDS = 0.5
+"""Longest delay before a request's counts (requests, bytes, in flight, data-key cache hits and
+misses) reach the shared metrics (``/metrics`` of the same process syncs first, so it is always
+current there)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,17 +135,20 @@ class Gateway:
         return self.caller_materials.for_caller(caller)
 
     def request_done(self) -> None:
-        """Called after each request: schedules one cache-counter sync at most
-        ``CACHE_SYNC_SECONDS`` away, instead of walking every cache per request."""
+        """Called after each request: schedules one metrics sync at most
+        ``METRICS_SYNC_SECONDS`` away, instead of updating the shared metrics per request."""
         if self._sync_handle is None:
-            self._sync_handle = asyncio.get_running_loop().call_later(CACHE_SYNC_SECONDS, self._scheduled_sync)
+            self._sync_handle = asyncio.get_running_loop().call_later(METRICS_SYNC_SECONDS, self._scheduled_sync)
 
     def _scheduled_sync(self) -> None:
         self._sync_handle = None
-        self.sync_cache_metrics()
+        self.sync_metrics()
 
-    def sync_cache_metrics(self) -> None:
-        """Move the caches' counters (pure core, per process) into the Prometheus counters."""
+    def sync_metrics(self) -> None:
+        """Move this process's counts (request totals, in-flight requests, the caches' counters
+        from the pure core) into the Prometheus metrics."""
+        self.metrics.flush()
+        self.metrics.in_flight.set(self.in_flight)
         delta = self.caller_materials.take_stats()
         if delta.hits:
             self.metrics.cache_hit(delta.hits)
@@ -157,7 +162,7 @@ class Gateway:
         if self._sync_handle is not None:
             self._sync_handle.cancel()
             self._sync_handle = None
-        self.sync_cache_metrics()
+        self.sync_metrics()
         await self.caller_materials.aclose()
         self.pool.close()
         await self.storage.close()
