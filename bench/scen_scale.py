@@ -8,6 +8,9 @@ target is at most ``ceil(N / limit) + 1`` calls whatever the concurrency.
 Workers: KMS GenerateDataKey and gateway ``/v1/encrypt`` (1 KiB) against servers with 1 and
 2 workers, and the bare JSON handler with 1 and 2 processes; the load generator runs in two
 processes and its own CPU use is reported, since on two cores it competes with the server.
+Where ``wrk`` is installed the same loads run again from it (one thread): it needs a fraction
+of a core per ten thousand requests where the Python client needs most of one, so its ratio
+shows what a second worker adds when the client does not take a core away from it.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from dataclasses import replace
 from bench.context import Context, Skip
 from bench.kmsreq import REPLY_MARKER, NotKmsReplyError, prepare_workload, signed_template
 from bench.loadgen import LoadResult, RequestTemplate
-from bench.measure import from_load
+from bench.measure import Measurement, from_load
 from bench.product import ServerOptions, scrape_metric
 from bench.scen_gateway import OCTET, OK_STATUS
+from bench.wrkcheck import run_wrk, wrk_path
 
 CACHE_LIMITS = (1, 100, 10_000)
 CACHE_LIMITS_QUICK = (1, 10_000)
@@ -90,11 +94,39 @@ def run_workers(ctx: Context) -> None:
                 enc = RequestTemplate("POST", "/v1/encrypt", ctx.secrets.bearer() + OCTET, body_size=1024)
                 plan = ctx.plan(url, (enc,), processes=clients, expect_status=OK_STATUS)
                 _add_worker_row(ctx, "encrypt", workers, ctx.load(plan, f"encrypt 1 KiB {workers}w"))
+                _add_wrk_worker_row(ctx, "kms", workers, url, gdk)
+                _add_wrk_worker_row(ctx, "encrypt", workers, url, enc)
         except Skip as exc:
             ctx.skip(f"kmsgate with {workers} worker(s)", str(exc))
         body = gdk if gdk is not None else RequestTemplate("POST", "/json", body=b'{"KeyId":"alias/bench","KeySpec":"AES_256"}')
-        plan = ctx.plan(ceil_server.url, (replace(body, path="/json?reply_bytes=300"),), processes=clients)
+        ceil_body = replace(body, path="/json?reply_bytes=300")
+        plan = ctx.plan(ceil_server.url, (ceil_body,), processes=clients)
         _add_worker_row(ctx, "ceiling-json", workers, ctx.load(plan, f"JSON ceiling {workers}w"), "http-ceiling")
+        _add_wrk_worker_row(ctx, "ceiling-json", workers, ceil_server.url, ceil_body, "http-ceiling")
+
+
+def _add_wrk_worker_row(ctx: Context, what: str, workers: int, url: str, template: RequestTemplate,
+                        system: str = "kmsgate") -> None:
+    """The same load from ``wrk`` (one thread): a client that needs a fraction of a core, so the
+    server processes get most of the machine and the ratio shows what the second worker adds."""
+    if not ctx.options.use_wrk:
+        return
+    if wrk_path() is None:
+        ctx.skip(f"wrk {what} with {workers} worker(s)", "wrk not installed (apt-get install -y wrk)")
+        return
+    ctx.tick(f"wrk {what} {workers}w")
+    try:
+        res = run_wrk(url, template, ctx.options.concurrency, max(1.0, ctx.duration_s))
+    except RuntimeError as exc:
+        ctx.skip(f"wrk {what} with {workers} worker(s)", str(exc))
+        return
+    m = Measurement("workers", f"workers/{what}-wrk/{workers}", f"{what}, {workers} worker(s), wrk", system,
+                    "req/s", res.rps, payload_bytes=template.payload_bytes, concurrency=ctx.options.concurrency,
+                    requests=res.requests, errors=res.non_2xx + res.socket_errors,
+                    extra={"workers": workers, "p50_ms": res.p50_ms, "p90_ms": res.p90_ms, "p99_ms": res.p99_ms},
+                    note="load generator: wrk, one thread")
+    one = ctx.find(f"workers/{what}-wrk/1")
+    ctx.add(m.with_ceiling(one) if workers == 2 and one is not None else m)
 
 
 def _add_worker_row(ctx: Context, what: str, workers: int, result: LoadResult, system: str = "kmsgate") -> None:

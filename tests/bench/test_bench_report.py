@@ -90,3 +90,17 @@ def test_suite_skips_product_scenarios_it_cannot_run_and_still_reports(tmp_path:
     assert code == 0
     doc = json.loads(next(tmp_path.glob("*.json")).read_text())
     assert {s["what"] for s in doc["skipped"]} == {"cache", "workers"}
+
+
+def test_worker_targets_are_checked_for_each_load_generator() -> None:
+    one = Measurement("workers", "workers/kms-wrk/1", "kms, 1 worker(s), wrk", "kmsgate", "req/s", 6_000.0)
+    two = Measurement("workers", "workers/kms-wrk/2", "kms, 2 worker(s), wrk", "kmsgate", "req/s",
+                      10_200.0).with_ceiling(one)
+    py_one = Measurement("workers", "workers/kms/1", "kms, 1 worker(s)", "kmsgate", "req/s", 6_000.0)
+    py_two = Measurement("workers", "workers/kms/2", "kms, 2 worker(s)", "kmsgate", "req/s",
+                         6_600.0).with_ceiling(py_one)
+    by_name = {t.name: t for t in check_targets([one, two, py_one, py_two])}
+    assert by_name["2 workers vs 1 (kms, wrk)"].value == 1.7
+    assert by_name["2 workers vs 1 (kms, wrk)"].passed is True
+    assert by_name["2 workers vs 1 (kms)"].passed is False
+    assert by_name["2 workers vs 1 (encrypt, wrk)"].passed is None
