@@ -17,6 +17,7 @@ from functools import partial
 from pathlib import Path
 
 from kmsgate.admin_cli import add_keys_command, run_keys_command
+from kmsgate.allocator import tune_allocator
 from kmsgate.auth.identities import ROOT_TOKEN_FILE_NAME, IdentitiesError, load_directory
 from kmsgate.bootstrap import ensure_default_key
 from kmsgate.config import Config
@@ -190,6 +191,7 @@ def _is_loopback(host: str) -> bool:
 
 def serve(config: Config) -> int:
     configure_logging(config.log_level)
+    tuned = tune_allocator(os.environ)  # inherited by the workers forked below
     if config.workers < 0:
         raise SystemExit("kmsgate: --workers must be 0 or more")
     config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -237,6 +239,7 @@ def serve(config: Config) -> int:
             "data_dir": str(config.data_dir),
             "workers": config.workers,
             "root_key_source": source,
+            "allocator_tuned": tuned,
         },
     )
     return workers.serve(
