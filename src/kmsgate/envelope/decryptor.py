@@ -253,12 +253,10 @@ class Decryptor:
         else:
             view = None
         buf = self._buf
-        from_buf = False
         if view is None:
             if buf:
                 buf += data
                 view = memoryview(buf)
-                from_buf = True
             else:
                 view = memoryview(data)
                 if view.format != "B" or view.ndim != 1:
@@ -281,14 +279,7 @@ class Decryptor:
                     raise
                 if self._state == _FOOTER:
                     used = self._footer(view, used)
-            if not from_buf:
-                rest = bytearray(view[used:]) if used < size else bytearray()
-        if from_buf:
-            # Consumed bytes leave the front of the same buffer (CPython advances its start
-            # instead of moving the rest), so a stream whose frames straddle its blocks keeps
-            # one allocation rather than a fresh one, and its page faults, per block.
-            del buf[:used]
-            rest = buf
+            rest = bytearray(view[used:]) if used < size else bytearray()
         self._buf = rest
         if into is None:
             del out[written:]
