@@ -38,22 +38,22 @@ class JsonFormatter(logging.Formatter):
         return f"{self._stamp}.{int((created - second) * 1000):03d}Z"
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": self._time(record.created),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
         attributes = record.__dict__
-        ready = attributes.get(JSON_FIELDS)
-        if ready is not None:
-            entry.update(ready)
-        else:
-            for name, value in attributes.items():
-                if name not in _STANDARD and name[0] != "_":
-                    entry[name] = value
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+        fields = attributes.get(JSON_FIELDS)
+        if fields is None:
+            fields = {name: value for name, value in attributes.items()
+                      if name not in _STANDARD and name[0] != "_"}
+        exception = self.formatException(record.exc_info) if record.exc_info else None
+        return self.line(record.created, record.levelname.lower(), record.name, record.getMessage(), fields,
+                         exception)
+
+    def line(self, created: float, level: str, logger: str, message: str, fields: dict[str, Any],
+             exception: str | None = None) -> str:
+        """The line of a record with these parts (``format`` of a record gives the same)."""
+        entry: dict[str, Any] = {"time": self._time(created), "level": level, "logger": logger, "message": message}
+        entry.update(fields)
+        if exception is not None:
+            entry["exception"] = exception
         return orjson.dumps(entry, default=str).decode("utf-8")
 
 
@@ -72,6 +72,10 @@ class LoopBatchingHandler(logging.Handler):
         except Exception:  # logging must never take the request down with it
             self.handleError(record)
             return
+        self.emit_line(line)
+
+    def emit_line(self, line: str) -> None:
+        """Queue (or on a thread without a running loop, write) one formatted line."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
