@@ -1,13 +1,16 @@
 """CryptoPool: small calls run inline on the event loop's thread, large ones in a worker
-thread, and both give the same bytes as calling the encryptor or decryptor directly."""
+thread, and both give the same bytes as calling the encryptor or decryptor directly; the
+queue is bounded, its depth reported, and a cancelled caller waits for its job."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 
+import pytest
+
 from kmsgate.envelope import AES_256_GCM_HKDF_SHA512_COMMIT_KEY, Decryptor, Encryptor
-from kmsgate.envelope.pool import THRESHOLD_BYTES, CryptoPool
+from kmsgate.envelope.pool import THRESHOLD_BYTES, CryptoPool, PoolSaturated
 
 from .conftest import raw_aes_materials
 
@@ -77,3 +80,72 @@ def test_default_threshold_is_the_measured_one() -> None:
         assert pool.threshold_bytes == THRESHOLD_BYTES == 2 * 1024 * 1024
     finally:
         pool.close()
+
+
+def test_a_full_queue_refuses_at_once_and_depth_is_reported() -> None:
+    depths: list[int] = []
+    release = threading.Event()
+
+    def blocked(chunk: bytes) -> int:
+        release.wait(10)
+        return len(chunk)
+
+    async def run() -> None:
+        pool = CryptoPool(threshold_bytes=0, max_workers=1, max_queued=2, on_depth=depths.append)
+        try:
+            first = asyncio.ensure_future(pool.run(blocked, b"a"))
+            second = asyncio.ensure_future(pool.run(blocked, b"bb"))
+            await asyncio.sleep(0.05)
+            assert pool.depth == 2
+            with pytest.raises(PoolSaturated):
+                await pool.run(blocked, b"ccc")
+            release.set()
+            assert await asyncio.gather(first, second) == [1, 2]
+            assert pool.depth == 0
+        finally:
+            release.set()
+            pool.close()
+
+    asyncio.run(run())
+    assert depths == [1, 2, 1, 0]
+
+
+def test_a_cancelled_caller_waits_until_its_job_has_finished() -> None:
+    started, release = threading.Event(), threading.Event()
+    finished: list[bool] = []
+
+    def job(chunk: bytes) -> None:
+        started.set()
+        release.wait(10)
+        finished.append(True)
+
+    async def run() -> None:
+        pool = CryptoPool(threshold_bytes=0)
+        try:
+            task = asyncio.ensure_future(pool.run(job, b"x"))
+            await asyncio.to_thread(started.wait, 10)
+            task.cancel()
+            await asyncio.sleep(0.05)
+            assert not task.done()  # still waiting for the thread: the job uses the caller's objects
+            release.set()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert finished == [True]
+        finally:
+            release.set()
+            pool.close()
+
+    asyncio.run(run())
+
+
+def test_weight_decides_for_a_call_that_drains_a_buffer() -> None:
+    async def run() -> tuple[int, int]:
+        pool = CryptoPool(threshold_bytes=1024)
+        try:
+            await pool.run(len, b"", weight=4096)  # empty input, but 4 KiB of buffered work: pooled
+            await pool.run(len, b"x" * 4096, weight=0)
+            return pool.inline_calls, pool.pooled_calls
+        finally:
+            pool.close()
+
+    assert asyncio.run(run()) == (1, 1)

@@ -24,6 +24,17 @@ The hand-off (thread wake-up, future, self-pipe wake of the loop) costs 50-100 u
 this machine, so chunks up to 1 MiB stay inline (at most ~150 us of loop time) and
 2 MiB and up go to the pool. On a machine with idle cores the hand-off is cheaper;
 pass ``threshold_bytes`` to move the line.
+
+A server needs two more things, which ``CryptoPool`` also does: at most ``max_queued`` jobs
+may be submitted and not yet finished (one more raises ``PoolSaturated`` at once, so that the
+gateway answers 503 with ``Retry-After`` instead of letting memory and latency grow), and a
+request cancelled while its job runs still waits for the job, because the job uses the
+request's encryptor or decryptor until it returns. ``on_depth`` hears every change of the
+number of jobs in the threads (the gateway's queue-depth gauge).
+
+Each job's ``fn`` must only touch objects owned by the calling request (one ``Encryptor``
+or ``Decryptor``), which the request never uses concurrently; shared state such as the
+data-key cache is updated by the caller on the event loop.
 """
 
 from __future__ import annotations
@@ -38,27 +49,58 @@ Chunk = bytes | bytearray | memoryview
 
 THRESHOLD_BYTES = 2 * 1024 * 1024  # see the measurements above
 MAX_WORKERS = 2
+MAX_QUEUED_PER_WORKER = 16
+
+
+class PoolSaturated(Exception):
+    """Too many crypto jobs are waiting; shed load."""
 
 
 class CryptoPool:
     """Runs ``fn(data)`` inline or in a thread, by the size of ``data``. Calls on one
     encryptor or decryptor must still be awaited one at a time (they are not thread-safe)."""
 
-    def __init__(self, *, threshold_bytes: int = THRESHOLD_BYTES, max_workers: int = MAX_WORKERS) -> None:
-        if threshold_bytes < 0 or max_workers < 1:
-            raise ValueError("threshold must be >= 0 and workers >= 1")
+    def __init__(self, *, threshold_bytes: int = THRESHOLD_BYTES, max_workers: int = MAX_WORKERS,
+                 max_queued: int | None = None, on_depth: Callable[[int], None] | None = None) -> None:
+        if threshold_bytes < 0 or max_workers < 1 or (max_queued is not None and max_queued < 1):
+            raise ValueError("threshold must be >= 0, workers >= 1 and max_queued >= 1")
         self.threshold_bytes = threshold_bytes
+        self.max_queued = max_queued if max_queued is not None else max_workers * MAX_QUEUED_PER_WORKER
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="kmsgate-aead")
+        self._on_depth = on_depth
+        self._depth = 0
         self.inline_calls = 0
         self.pooled_calls = 0
 
-    async def run(self, fn: Callable[[Chunk], T], data: Chunk) -> T:
-        """``fn(data)``: inline when ``len(data)`` is below the threshold, else in a worker thread."""
-        if len(data) < self.threshold_bytes:
+    @property
+    def depth(self) -> int:
+        """Jobs submitted to the threads and not yet finished."""
+        return self._depth
+
+    async def run(self, fn: Callable[[Chunk], T], data: Chunk, *, weight: int | None = None) -> T:
+        """``fn(data)``: inline when the work (``len(data)``, or ``weight`` for a call that drains
+        bytes buffered inside ``fn``'s object) is below the threshold, else in a worker thread."""
+        if (len(data) if weight is None else weight) < self.threshold_bytes:
             self.inline_calls += 1
             return fn(data)
+        if self._depth >= self.max_queued:
+            raise PoolSaturated("crypto pool queue is full")
+        self._set_depth(self._depth + 1)
         self.pooled_calls += 1
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, data)
+        try:
+            job = asyncio.get_running_loop().run_in_executor(self._executor, fn, data)
+            try:
+                return await asyncio.shield(job)
+            except asyncio.CancelledError:
+                await asyncio.wait([job])  # the caller's objects are in use until the thread is done
+                raise
+        finally:
+            self._set_depth(self._depth - 1)
+
+    def _set_depth(self, depth: int) -> None:
+        self._depth = depth
+        if self._on_depth is not None:
+            self._on_depth(depth)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

@@ -7,7 +7,7 @@ storage writer buffers at most its backend constant.
 Small bodies (a declared Content-Length of at most ``io_block_bytes``) take a shorter path:
 ``read_whole_body`` reads them in one call, the routes encrypt or decrypt them in one call,
 inline on the event loop (well under the size at which a thread hand-off pays, see
-``kmsgate.gateway.pool``), and answer with one ``web.Response``, which aiohttp sends as one
+``kmsgate.envelope.pool``), and answer with one ``web.Response``, which aiohttp sends as one
 write of headers and body. Memory for such a request is bounded by twice ``io_block_bytes``.
 """
 

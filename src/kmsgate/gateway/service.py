@@ -42,11 +42,11 @@ from kmsgate.envelope.header import DecryptPolicy
 from kmsgate.core.principal import Caller
 from kmsgate.envelope.kms_client import KmsClient
 from kmsgate.envelope.materials import MaterialsManager
+from kmsgate.envelope.pool import THRESHOLD_BYTES, CryptoPool
 from kmsgate.auth.adapters import GatewayAuthenticator
 from kmsgate.gateway.auth import BearerCallers, RequestAuthenticator
 from kmsgate.gateway.kms import DEFAULT_KMS_TIMEOUT_SECONDS, AuditedKmsClient, AuditRecorder, InstrumentedKmsClient
 from kmsgate.gateway.metrics import GatewayMetrics
-from kmsgate.gateway.pool import DEFAULT_INLINE_BYTES, CryptoPool
 from kmsgate.gateway.principals import DEFAULT_MAX_IDENTITIES, CallerMaterials, KmsClientFactory
 from kmsgate.gateway.storage.base import Storage
 
@@ -72,7 +72,7 @@ class GatewaySettings:
     """Bytes gathered from a request body before one encrypt/decrypt step."""
     crypto_workers: int | None = None
     """Threads for large crypto steps (default: the CPU count)."""
-    crypto_inline_bytes: int = DEFAULT_INLINE_BYTES
+    crypto_inline_bytes: int = THRESHOLD_BYTES
     crypto_max_queued: int | None = None
     kms_timeout_seconds: float = DEFAULT_KMS_TIMEOUT_SECONDS
     readiness_timeout_seconds: float = 2.0
@@ -120,8 +120,8 @@ class Gateway:
             decrypt_limits=self.settings.decrypt_cache_limits, max_identities=self.settings.max_caller_caches,
         )
         self.pool = CryptoPool(
-            workers=self.settings.crypto_workers or os.cpu_count() or 1,
-            inline_bytes=self.settings.crypto_inline_bytes,
+            max_workers=self.settings.crypto_workers or os.cpu_count() or 1,
+            threshold_bytes=self.settings.crypto_inline_bytes,
             max_queued=self.settings.crypto_max_queued,
             on_depth=metrics.pool_queue_depth.set,
         )
