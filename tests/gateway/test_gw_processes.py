@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,29 +14,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from kmsgate.gateway.service import METRICS_SYNC_SECONDS
+from served import Served, start_script, stop
 
 APP = Path(__file__).with_name("gateway_app.py")
 
 
-class Served:
-    def __init__(self, proc: subprocess.Popen[bytes], port: int) -> None:
-        self.proc = proc
-        self.url = f"http://127.0.0.1:{port}"
-
-
 def start(tmp_path: Path, workers: int, drain: float) -> Served:
     port_file = tmp_path / "port"
-    proc = subprocess.Popen([sys.executable, str(APP), str(tmp_path / "data"), str(port_file), str(workers),
-                             str(drain)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if port_file.exists():
-            return Served(proc, int(port_file.read_text()))
-        if proc.poll() is not None:
-            raise RuntimeError("gateway exited at start")
-        time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("gateway did not report its port")
+    return start_script(APP, [str(tmp_path / "data"), str(port_file), str(workers), str(drain)], port_file)
 
 
 @pytest.fixture
@@ -47,13 +30,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
     try:
         yield s
     finally:
-        if s.proc.poll() is None:
-            s.proc.send_signal(signal.SIGTERM)
-            try:
-                s.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                s.proc.kill()
-                s.proc.wait()
+        stop(s)
 
 
 async def wait_ready(url: str) -> None:

@@ -8,43 +8,19 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
+from served import Served, start_script, stop
 
 APP = Path(__file__).with_name("worker_app.py")
 
 
-class Served:
-    def __init__(self, proc: subprocess.Popen[bytes], port: int) -> None:
-        self.proc = proc
-        self.url = f"http://127.0.0.1:{port}"
-
-    def children(self) -> set[int]:
-        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
-        return {int(p) for p in path.read_text().split()}
-
-
 def start(tmp_path: Path, workers: int, drain: float) -> Served:
     port_file = tmp_path / "port"
-    proc = subprocess.Popen(
-        [sys.executable, str(APP), str(port_file), str(workers), str(drain)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    for _ in range(200):
-        if port_file.exists():
-            return Served(proc, int(port_file.read_text()))
-        if proc.poll() is not None:
-            raise RuntimeError("supervisor exited at start")
-        import time
-
-        time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("supervisor did not report its port")
+    return start_script(APP, [str(port_file), str(workers), str(drain)], port_file)
 
 
 @pytest.fixture
@@ -53,13 +29,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
     try:
         yield s
     finally:
-        if s.proc.poll() is None:
-            s.proc.send_signal(signal.SIGTERM)
-            try:
-                s.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                s.proc.kill()
-                s.proc.wait()
+        stop(s)
 
 
 def _alive(s: Served) -> set[int]:
