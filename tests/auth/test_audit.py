@@ -154,14 +154,16 @@ def test_unknown_fsync_policy():
         AuditLog(Path("x"), fsync="sometimes")
 
 
-async def test_queued_records_share_a_batch_and_reach_the_file_without_close(tmp_path: Path):
+async def test_queued_records_share_a_batch_and_reach_the_file_without_close(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(audit_module, "LINGER_SECONDS", 0.5)  # wide, so a slow machine still batches
     path = tmp_path / "audit.log"
     flushes: list[int] = []
     log = AuditLog(path, echo=lambda data: flushes.append(data.count(b"\n")))
     await log.start()
     for i in range(10):  # one record per loop turn, as requests arrive
         log.record(record(request_id=str(i)))
-        await asyncio.sleep(0.0005)
+        await asyncio.sleep(0.001)
     for _ in range(200):
         if sum(flushes) == 10:
             break
