@@ -77,6 +77,41 @@ async def test_metrics_are_summed_across_workers(served: Served) -> None:
     assert total == 40
 
 
+async def test_a_long_request_shows_in_flight_on_every_workers_scrape(served: Served) -> None:
+    await wait_ready(served.url)
+    sent, done = asyncio.Event(), asyncio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        for i in range(400):
+            yield os.urandom(1024)
+            if i == 2:
+                sent.set()
+            if done.is_set():
+                return
+            await asyncio.sleep(0.05)
+
+    async def in_flight_total() -> float:
+        conn = aiohttp.TCPConnector(force_close=True)  # a fresh connection: either worker may answer
+        async with aiohttp.ClientSession(connector=conn) as http, http.get(served.url + "/metrics") as r:
+            text = await r.text()
+        return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
+                   if s.name == "kmsgate_gateway_in_flight_requests")
+
+    async with aiohttp.ClientSession() as http:
+        upload = asyncio.ensure_future(http.put(f"{served.url}/v1/objects/long-upload", data=body()))
+        await sent.wait()
+        await asyncio.sleep(METRICS_SYNC_SECONDS + 0.5)  # the upload's worker has published its count
+        totals = []
+        for _ in range(5):
+            totals.append(await in_flight_total())
+            # The answering worker counted this scrape too; its next sync takes that back.
+            await asyncio.sleep(METRICS_SYNC_SECONDS + 0.2)
+        done.set()
+        resp = await upload
+        assert resp.status == 201
+    assert totals == [2.0] * 5  # the upload and the scrape itself, whichever worker answered
+
+
 async def test_sigterm_during_upload_completes_it(served: Served) -> None:
     await wait_ready(served.url)
     sent = asyncio.Event()

@@ -15,6 +15,7 @@ from gateway_harness import ROOT, RunningGateway
 from prometheus_client.parser import text_string_to_metric_families
 
 from kmsgate.gateway.headers import CONTEXT_HEADER, KEY_ID_HEADER, encode_context
+from kmsgate.gateway.service import METRICS_SYNC_SECONDS
 
 FRAME = 4096
 
@@ -208,3 +209,29 @@ async def test_small_requests_with_a_warm_cache_make_no_kms_call_and_no_thread_h
     assert stats.kms_calls == kms_calls
     assert gateway.pool.pooled_calls == pooled
     assert executor.submitted == 0
+
+
+async def test_a_running_request_is_published_in_flight_without_a_scrape(
+        running_gateway: RunningGateway, http: aiohttp.ClientSession) -> None:
+    # What another worker's /metrics would read: the published gauge, not this process's count.
+    registry = running_gateway.gateway.metrics._own_registry
+    sent, done = asyncio.Event(), asyncio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        for i in range(400):
+            yield os.urandom(1024)
+            if i == 2:
+                sent.set()
+            if done.is_set():
+                return
+            await asyncio.sleep(0.05)
+
+    await asyncio.sleep(METRICS_SYNC_SECONDS + 0.3)  # any sync due from set-up has run
+    upload = asyncio.ensure_future(http.put(f"{running_gateway.url}/v1/objects/slow", data=body()))
+    await sent.wait()
+    await asyncio.sleep(METRICS_SYNC_SECONDS + 0.3)
+    published = registry.get_sample_value("kmsgate_gateway_in_flight_requests")
+    done.set()
+    resp = await upload
+    assert resp.status == 201
+    assert published == 1.0

@@ -29,13 +29,13 @@ Durability (``fsync``):
   awaiting ``write``. A request that awaited ``write`` before answering is on disk even after a
   power loss. Records passed to ``record`` (not awaited) may be lost if the process or machine
   dies before their batch is written.
+* ``"none"`` — batches are written without ``fsync``: a process crash loses only records not yet
+  written; a machine crash may lose what the OS had not flushed.
 
 Batching: a batch holding an awaited record is written at once. A batch of queued records only
 lingers up to ``LINGER_SECONDS`` (or until ``MAX_LINGER_RECORDS`` are queued) so that one write and
 one ``fsync`` carry many requests: under light load each request would otherwise pay a thread
 hand-off, a write and an ``fsync`` of its own, which costs more CPU than the request itself.
-* ``"none"`` — batches are written without ``fsync``: a process crash loses only records not yet
-  written; a machine crash may lose what the OS had not flushed.
 
 A crash can leave a torn last line. Readers skip a final line without ``\\n``; on reopening, the
 writer first ends such a line so the next record starts on a line of its own. If a write fails

@@ -32,9 +32,9 @@ from aiohttp import web
 
 from kmsgate.core.errors import AccessDeniedError, ClientError, KmsError
 from kmsgate.envelope.errors import DataKeyUnavailableError, DecryptionError, EncryptionError
+from kmsgate.envelope.pool import PoolSaturated
 from kmsgate.gateway.headers import HeaderError
 from kmsgate.gateway.keys import InvalidObjectKey
-from kmsgate.envelope.pool import PoolSaturated
 from kmsgate.gateway.storage.base import ObjectNotFound, StorageError
 
 RETRY_AFTER_SECONDS = 1

@@ -99,6 +99,7 @@ def endpoint(route: str, handler: Handler, *, shed: bool = True,
                 status, error_code = err.status, err.code
                 return error_response(err)
             gateway.in_flight += 1
+            gateway.schedule_metrics_sync()
             counted = True
             if auth:  # counted first: a small body read to verify a signature is bounded by max_in_flight
                 who = await authenticate(gateway.authenticator, request, gateway.bearer_callers)
@@ -132,7 +133,7 @@ def endpoint(route: str, handler: Handler, *, shed: bool = True,
                 route=route, method=request.method, status=status, seconds=elapsed,
                 bytes_in=exchange.bytes_in, bytes_out=exchange.bytes_out,
             )
-            gateway.request_done()
+            gateway.schedule_metrics_sync()
             access.log(method=request.method, route=route, path=request.path, status=status, error=error_code,
                        bytes_in=exchange.bytes_in, bytes_out=exchange.bytes_out, seconds=elapsed,
                        remote=request.remote,

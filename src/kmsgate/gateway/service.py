@@ -134,9 +134,10 @@ class Gateway:
         """The data-key caches whose KMS calls act as ``caller`` (see the module docstring)."""
         return self.caller_materials.for_caller(caller)
 
-    def request_done(self) -> None:
-        """Called after each request: schedules one metrics sync at most
-        ``METRICS_SYNC_SECONDS`` away, instead of updating the shared metrics per request."""
+    def schedule_metrics_sync(self) -> None:
+        """Called as each request starts and ends: schedules one metrics sync at most
+        ``METRICS_SYNC_SECONDS`` away, instead of updating the shared metrics per request
+        (at the start too, so that a long request shows in flight while it runs)."""
         if self._sync_handle is None:
             self._sync_handle = asyncio.get_running_loop().call_later(METRICS_SYNC_SECONDS, self._scheduled_sync)
 
