@@ -1,12 +1,15 @@
-"""A server script started as a real process that writes its port to a file once it listens;
-stopped by its PID (SIGTERM, then SIGKILL if it does not exit)."""
+"""A server script started as a real process that writes its port to a file once it listens,
+stopped by its PID (SIGTERM, then SIGKILL if it does not exit); and a slow request body."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 START_TIMEOUT_S = 60.0
@@ -47,3 +50,16 @@ def stop(served: Served) -> None:
         except subprocess.TimeoutExpired:
             served.proc.kill()
             served.proc.wait()
+
+
+async def slow_body(sent: asyncio.Event, done: asyncio.Event, block: int = 1024,
+                    interval_s: float = 0.05, most: int = 400) -> AsyncIterator[bytes]:
+    """A request body that keeps its request in flight: a block every ``interval_s`` until ``done``
+    is set (at most ``most`` blocks); ``sent`` is set once the first few blocks are out."""
+    for i in range(most):
+        yield os.urandom(block)
+        if i == 2:
+            sent.set()
+        if done.is_set():
+            return
+        await asyncio.sleep(interval_s)

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from kmsgate.gateway.service import METRICS_SYNC_SECONDS
-from served import Served, start_script, stop
+from served import Served, slow_body, start_script, stop
 
 APP = Path(__file__).with_name("gateway_app.py")
 
@@ -81,15 +81,6 @@ async def test_a_long_request_shows_in_flight_on_every_workers_scrape(served: Se
     await wait_ready(served.url)
     sent, done = asyncio.Event(), asyncio.Event()
 
-    async def body() -> AsyncIterator[bytes]:
-        for i in range(400):
-            yield os.urandom(1024)
-            if i == 2:
-                sent.set()
-            if done.is_set():
-                return
-            await asyncio.sleep(0.05)
-
     async def in_flight_total() -> float:
         conn = aiohttp.TCPConnector(force_close=True)  # a fresh connection: either worker may answer
         async with aiohttp.ClientSession(connector=conn) as http, http.get(served.url + "/metrics") as r:
@@ -98,7 +89,7 @@ async def test_a_long_request_shows_in_flight_on_every_workers_scrape(served: Se
                    if s.name == "kmsgate_gateway_in_flight_requests")
 
     async with aiohttp.ClientSession() as http:
-        upload = asyncio.ensure_future(http.put(f"{served.url}/v1/objects/long-upload", data=body()))
+        upload = asyncio.ensure_future(http.put(f"{served.url}/v1/objects/long-upload", data=slow_body(sent, done)))
         await sent.wait()
         await asyncio.sleep(METRICS_SYNC_SECONDS + 0.5)  # the upload's worker has published its count
         totals = []

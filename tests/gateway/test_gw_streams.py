@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import aiohttp
 import pytest
 from gateway_harness import ROOT, RunningGateway
+from served import slow_body
 from prometheus_client.parser import text_string_to_metric_families
 
 from kmsgate.gateway.headers import CONTEXT_HEADER, KEY_ID_HEADER, encode_context
@@ -217,17 +218,8 @@ async def test_a_running_request_is_published_in_flight_without_a_scrape(
     registry = running_gateway.gateway.metrics._own_registry
     sent, done = asyncio.Event(), asyncio.Event()
 
-    async def body() -> AsyncIterator[bytes]:
-        for i in range(400):
-            yield os.urandom(1024)
-            if i == 2:
-                sent.set()
-            if done.is_set():
-                return
-            await asyncio.sleep(0.05)
-
     await asyncio.sleep(METRICS_SYNC_SECONDS + 0.3)  # any sync due from set-up has run
-    upload = asyncio.ensure_future(http.put(f"{running_gateway.url}/v1/objects/slow", data=body()))
+    upload = asyncio.ensure_future(http.put(f"{running_gateway.url}/v1/objects/slow", data=slow_body(sent, done)))
     await sent.wait()
     await asyncio.sleep(METRICS_SYNC_SECONDS + 0.3)
     published = registry.get_sample_value("kmsgate_gateway_in_flight_requests")
