@@ -5,6 +5,8 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import time
+from collections.abc import Iterator
 from typing import Any
 
 from botocore.auth import SigV4Auth
@@ -53,12 +55,22 @@ def tampered(blob: bytes):  # type: ignore[no-untyped-def]
     yield "extend by one byte", blob + b"\x00"
 
 
+def _in_pieces(body: bytes, pieces: int, pause_s: float) -> Iterator[bytes]:
+    step = -(-len(body) // pieces)
+    for start in range(0, len(body), step):
+        if start:
+            time.sleep(pause_s)  # the server has read what came before by now
+        yield body[start : start + step]
+
+
 def signed_post(
-    server: Any, body: bytes, target: str | None, *, content_type: str = "application/x-amz-json-1.1", conn: Any = None
+    server: Any, body: bytes, target: str | None, *, content_type: str = "application/x-amz-json-1.1", conn: Any = None,
+    pieces: int = 1,
 ) -> tuple[int, dict[str, Any]]:
     """POST ``body`` to the server's KMS endpoint, SigV4-signed like any AWS client, over one connection.
 
-    Returns the status and the decoded JSON body (``{}`` if the body is not JSON).
+    With ``pieces`` > 1 the body goes out in that many writes 0.2 s apart, as a slow network
+    delivers it. Returns the status and the decoded JSON body (``{}`` if the body is not JSON).
     """
     headers = {"Content-Type": content_type}
     if target is not None:
@@ -69,7 +81,9 @@ def signed_post(
     own = conn is None
     connection = conn or http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     try:
-        connection.request("POST", "/", body=body, headers=dict(request.headers.items()))
+        sent: bytes | Iterator[bytes] = body if pieces <= 1 else _in_pieces(body, pieces, 0.2)
+        connection.request("POST", "/", body=sent, headers={**dict(request.headers.items()),
+                                                           "Content-Length": str(len(body))})
         response = connection.getresponse()
         raw = response.read()
     finally:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from kmsgate.web import awsjson
+from kmsgate.web.kms_api import MAX_REQUEST_BYTES
 
 from .helpers import signed_post
 
@@ -165,3 +166,38 @@ def test_no_client_input_yields_a_500(
         if status != 200:
             assert status == 400, (operation, body[:300], status)
             assert document.get("__type") and "message" in document, (operation, body[:300], document)
+
+
+def test_a_body_that_arrives_in_several_reads_is_read_whole(kmsgate_server: Any) -> None:
+    # A 4 KiB plaintext makes a body of about 5.5 KB: more than one packet on a real network.
+    plaintext = bytes(range(256)) * 16
+    body = json.dumps({"KeyId": "alias/kmsgate-default",
+                       "Plaintext": base64.b64encode(plaintext).decode("ascii")}).encode()
+    status, document = signed_post(kmsgate_server, body, "TrentService.Encrypt", pieces=3)
+    assert status == 200, document
+    blob = document["CiphertextBlob"]
+    status, document = signed_post(kmsgate_server, json.dumps({"CiphertextBlob": blob}).encode(),
+                                   "TrentService.Decrypt", pieces=4)
+    assert status == 200, document
+    assert base64.b64decode(document["Plaintext"]) == plaintext
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+def test_a_body_over_the_limit_is_refused_whatever_its_framing(kmsgate_server: Any, declared: bool) -> None:
+    body = b'{"KeyId": "' + b"k" * (MAX_REQUEST_BYTES + 10) + b'"}'
+    connection = http.client.HTTPConnection("127.0.0.1", kmsgate_server.port, timeout=30)
+    headers = {"Content-Type": JSON, "X-Amz-Target": "TrentService.DescribeKey"}
+    try:
+        if declared:
+            connection.request("POST", "/", body=body, headers=headers)
+        else:  # no Content-Length: the server only learns the size as the chunks arrive
+            step = 64 * 1024
+            connection.request("POST", "/", body=iter([body[i:i + step] for i in range(0, len(body), step)]),
+                               headers=headers, encode_chunked=True)
+        response = connection.getresponse()
+        document = json.loads(response.read())
+    finally:
+        connection.close()
+    assert response.status == 400
+    assert document["__type"] == "ValidationException"
+    assert "larger than" in document["message"]

@@ -137,12 +137,7 @@ class KmsApi:
             if not target.startswith(TARGET_PREFIX):
                 raise UnknownOperationError(f"Unknown operation {target or '(missing X-Amz-Target)'}")
             op = self._operations.get(operation_name) or self._operation(operation_name)
-            declared_length = request.content_length
-            if declared_length is not None and declared_length > MAX_REQUEST_BYTES:
-                raise ValidationError(f"Request body is larger than {MAX_REQUEST_BYTES} bytes")
-            body = await request.content.read(MAX_REQUEST_BYTES + 1)
-            if len(body) > MAX_REQUEST_BYTES:
-                raise ValidationError(f"Request body is larger than {MAX_REQUEST_BYTES} bytes")
+            body = await _read_body(request)
             caller = self._authenticator.authenticate(request, body)
             try:
                 document = orjson.loads(body) if body and not body.isspace() else {}
@@ -220,6 +215,26 @@ class KmsApi:
             op = _Operation(operation_name, codec, method, _required(method), _accepted(method))
         self._operations[operation_name] = op
         return op
+
+
+async def _read_body(request: web.Request) -> bytes:
+    """The whole request body, however many reads it arrives in; at most ``MAX_REQUEST_BYTES``."""
+    declared = request.content_length
+    if declared is not None and declared > MAX_REQUEST_BYTES:
+        raise ValidationError(f"Request body is larger than {MAX_REQUEST_BYTES} bytes")
+    content = request.content
+    body = await content.read(MAX_REQUEST_BYTES + 1)
+    if declared is not None and len(body) == declared:
+        return body  # the usual case: it came in one piece
+    parts = [body]
+    size = len(body)
+    while body and size <= MAX_REQUEST_BYTES:
+        body = await content.read(MAX_REQUEST_BYTES + 1 - size)
+        parts.append(body)
+        size += len(body)
+    if size > MAX_REQUEST_BYTES:
+        raise ValidationError(f"Request body is larger than {MAX_REQUEST_BYTES} bytes")
+    return b"".join(parts)
 
 
 def _claimed_access_key_id(request: web.Request) -> str | None:
