@@ -15,6 +15,8 @@
   decrypt, a client that sends too much) aborts the connection: no final chunk and no
   complete Content-Length body is ever sent, so no client can mistake a truncated body
   for success.
+* Every request counts itself in the application's ``InFlight`` (``kmsgate.gateway.inflight``)
+  while it runs, so that a stopping worker waits for it.
 * Each request is counted once in the metrics (route name, never the path) and logged as
   one JSON line on the ``kmsgate.gateway.access`` logger (``kmsgate.gateway.access``
   module). The line carries the method, route, path, status, sizes, duration, error code
@@ -35,6 +37,7 @@ from kmsgate.core.principal import Caller
 from kmsgate.gateway.access import AccessLog
 from kmsgate.gateway.auth import PayloadCheck, authenticate
 from kmsgate.gateway.errors import error_response, saturated, to_gateway_error
+from kmsgate.gateway.inflight import IN_FLIGHT
 from kmsgate.gateway.service import GATEWAY, Gateway
 
 log = logging.getLogger(__name__)
@@ -92,6 +95,8 @@ def endpoint(route: str, handler: Handler, *, shed: bool = True,
         status = CLIENT_CLOSED_STATUS
         error_code: str | None = None
         counted = False
+        in_flight = request.app[IN_FLIGHT]
+        in_flight.enter()
         try:
             if shed and gateway.in_flight >= gateway.settings.max_in_flight:
                 gateway.metrics.rejected.labels("in_flight").inc()
@@ -126,6 +131,7 @@ def endpoint(route: str, handler: Handler, *, shed: bool = True,
             error_code = "ClientClosed"
             raise
         finally:
+            in_flight.leave()
             if counted:
                 gateway.in_flight -= 1
             elapsed = time.perf_counter() - started

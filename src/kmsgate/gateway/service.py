@@ -45,6 +45,7 @@ from kmsgate.envelope.materials import MaterialsManager
 from kmsgate.envelope.pool import THRESHOLD_BYTES, CryptoPool
 from kmsgate.auth.adapters import GatewayAuthenticator
 from kmsgate.gateway.auth import BearerCallers, RequestAuthenticator
+from kmsgate.gateway.inflight import counted_by_handlers
 from kmsgate.gateway.kms import DEFAULT_KMS_TIMEOUT_SECONDS, AuditedKmsClient, AuditRecorder, InstrumentedKmsClient
 from kmsgate.gateway.metrics import GatewayMetrics
 from kmsgate.gateway.principals import DEFAULT_MAX_IDENTITIES, CallerMaterials, KmsClientFactory
@@ -188,4 +189,5 @@ def setup_gateway(app: web.Application, factory: GatewayFactory) -> None:
             await gateway.close()
 
     app.cleanup_ctx.append(context)
+    counted_by_handlers(app)  # every gateway route counts itself in
     add_routes(app)

@@ -15,8 +15,8 @@
   is restarted after an exponential back-off; ``MAX_QUICK_DEATHS`` such deaths in a row
   (a port in use, a broken configuration) make the supervisor give up with exit code 1.
 * SIGTERM or SIGINT to the supervisor is forwarded to every worker. A worker stops
-  accepting, lets in-flight requests finish for up to ``drain_timeout`` seconds (aiohttp's
-  graceful shutdown), cancels what is left, runs the application's cleanup and exits 0.
+  accepting, lets in-flight requests finish for up to ``drain_timeout`` seconds (counted by
+  ``kmsgate.gateway.inflight``), cancels what is left, runs the application's cleanup and exits 0.
   Workers still alive ``KILL_GRACE_SECONDS`` after the drain timeout are killed. The
   supervisor then removes the metrics directory and exits 0.
 
@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from kmsgate.gateway.inflight import IN_FLIGHT, InFlight
 from kmsgate.gateway.metrics import mark_worker_dead
 
 log = logging.getLogger(__name__)
@@ -90,38 +91,6 @@ def _write_port_file(path: str, port: int) -> None:
     os.replace(tmp, path)
 
 
-class _Drain:
-    """Counts requests in handlers, so a stopping worker can wait for exactly those.
-
-    aiohttp's own graceful shutdown stops reading from connections before it waits for
-    handlers, which would starve a handler still receiving an upload; so the worker first
-    only stops accepting, waits here for in-flight handlers, and then lets aiohttp close.
-    """
-
-    def __init__(self) -> None:
-        self.active = 0
-        self.idle = asyncio.Event()
-        self.idle.set()
-
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-        self.active += 1
-        self.idle.clear()
-        try:
-            return await handler(request)
-        finally:
-            self.active -= 1
-            if self.active == 0:
-                self.idle.set()
-
-    async def wait(self, timeout: float) -> None:
-        try:
-            async with asyncio.timeout(timeout):
-                await self.idle.wait()
-        except TimeoutError:
-            log.warning("drain timeout: %d requests still in flight", self.active)
-
-
 async def _serve_async(app_factory: AppFactory, host: str, port: int, drain_timeout: float) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -129,8 +98,10 @@ async def _serve_async(app_factory: AppFactory, host: str, port: int, drain_time
         loop.add_signal_handler(sig, stop.set)
     built = app_factory()
     app = await built if inspect.isawaitable(built) else built
-    drain = _Drain()
-    app.middlewares.insert(0, drain.middleware)
+    in_flight = app.get(IN_FLIGHT)
+    if in_flight is None:  # an application whose handlers do not count themselves
+        in_flight = InFlight()
+        app.middlewares.insert(0, in_flight.middleware)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0, access_log=None)
     await runner.setup()
     try:
@@ -140,7 +111,7 @@ async def _serve_async(app_factory: AppFactory, host: str, port: int, drain_time
         await site.start()
         await stop.wait()
         await site.stop()  # stop accepting; connections already open keep being served
-        await drain.wait(drain_timeout)
+        await in_flight.wait(drain_timeout)
     finally:
         await runner.cleanup()  # closes idle connections, cancels what is left, runs app cleanup
 

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -23,6 +23,7 @@ from kmsgate.envelope.cache import CacheLimits
 from kmsgate.envelope.kms_client import InProcessKmsClient, KmsClient, RemoteKmsClient, RemoteKmsSettings
 from kmsgate.gateway.auth import RequestAuthenticator as GatewayRequestAuthenticator
 from kmsgate.gateway.auth import gateway_authenticator
+from kmsgate.gateway.inflight import InFlight, counted_by_handlers
 from kmsgate.gateway.metrics import GatewayMetrics
 from kmsgate.gateway.service import Gateway, GatewaySettings, setup_gateway
 from kmsgate.gateway.storage.base import Storage
@@ -47,7 +48,7 @@ AUDIT_SINK: web.AppKey[KmsAuditSink] = web.AppKey("audit_sink", KmsAuditSink)
 def create_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=1024**2)
     app.cleanup_ctx.append(_kms_context(config))
-    app.router.add_post("/", _kms_handler)
+    app.router.add_post("/", _kms_handler(counted_by_handlers(app)))
     setup_gateway(app, partial(_build_gateway, config))
     return app
 
@@ -108,8 +109,15 @@ async def _build_gateway(config: Config, app: web.Application) -> Gateway:
     )
 
 
-async def _kms_handler(request: web.Request) -> web.StreamResponse:
-    return await request.app[KMS_API].handle(request)
+def _kms_handler(in_flight: InFlight) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def kms_handler(request: web.Request) -> web.StreamResponse:
+        in_flight.enter()
+        try:
+            return await request.app[KMS_API].handle(request)
+        finally:
+            in_flight.leave()
+
+    return kms_handler
 
 
 def _kms_context(config: Config) -> Callable[[web.Application], AsyncIterator[None]]:
