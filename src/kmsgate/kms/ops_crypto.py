@@ -37,6 +37,26 @@ class CryptoOperations(ServiceBase):
         sealed = blob.seal(material.secret, key.key_id, material.version, plaintext, encode_context(encryption_context))
         return sealed, material
 
+    def _authorize_use(
+        self,
+        caller: Caller,
+        action: str,
+        key: KmsKey,
+        key_ref: str | None,
+        encryption_context: Mapping[str, str] | None,
+        grant_tokens: Sequence[str],
+    ) -> None:
+        """A cryptographic use of ``key`` (named ``key_ref`` in the request): allowed, and the key usable."""
+        self._authorize(
+            caller,
+            action,
+            key,
+            encryption_context=dict(encryption_context or {}),
+            grant_tokens=grant_tokens,
+            request_alias=self._request_alias(key_ref),
+        )
+        self._require_usable(key)
+
     def _open(
         self,
         ciphertext_blob: bytes,
@@ -60,15 +80,7 @@ class CryptoOperations(ServiceBase):
             if self._store.was_deleted(header.key_id):
                 raise NotFoundError(f"Key '{self.namespace.key_arn(header.key_id)}' does not exist")
             raise InvalidCiphertextError(blob.INVALID_CIPHERTEXT_MESSAGE)
-        self._authorize(
-            caller,
-            action,
-            key,
-            encryption_context=dict(encryption_context or {}),
-            grant_tokens=grant_tokens,
-            request_alias=self._request_alias(key_id),
-        )
-        self._require_usable(key)
+        self._authorize_use(caller, action, key, key_id, encryption_context, grant_tokens)
         material = self._snapshot.materials.get((key.key_id, header.version))
         if material is None:
             raise InvalidCiphertextError(blob.INVALID_CIPHERTEXT_MESSAGE)
@@ -88,15 +100,7 @@ class CryptoOperations(ServiceBase):
         if not 1 <= len(plaintext) <= MAX_PLAINTEXT_BYTES:
             raise ValidationError(f"Plaintext must be 1 to {MAX_PLAINTEXT_BYTES} bytes")
         key = self._resolve(key_id, allow_alias=True)
-        self._authorize(
-            caller,
-            "kms:Encrypt",
-            key,
-            encryption_context=dict(encryption_context or {}),
-            grant_tokens=grant_tokens,
-            request_alias=self._request_alias(key_id),
-        )
-        self._require_usable(key)
+        self._authorize_use(caller, "kms:Encrypt", key, key_id, encryption_context, grant_tokens)
         sealed, material = self._seal(key, plaintext, encryption_context)
         self._note_use(key, "Encrypt")
         return EncryptResult(
@@ -147,15 +151,9 @@ class CryptoOperations(ServiceBase):
         plaintext, source, source_material = self._open(
             ciphertext_blob, source_encryption_context, source_key_id, caller, "kms:ReEncryptFrom", grant_tokens
         )
-        self._authorize(
-            caller,
-            "kms:ReEncryptTo",
-            destination,
-            encryption_context=dict(destination_encryption_context or {}),
-            grant_tokens=grant_tokens,
-            request_alias=self._request_alias(destination_key_id),
+        self._authorize_use(
+            caller, "kms:ReEncryptTo", destination, destination_key_id, destination_encryption_context, grant_tokens
         )
-        self._require_usable(destination)
         sealed, material = self._seal(destination, plaintext, destination_encryption_context)
         self._note_use(source, "ReEncrypt")
         self._note_use(destination, "ReEncrypt")
@@ -183,15 +181,7 @@ class CryptoOperations(ServiceBase):
             raise ValidationError("Specify either KeySpec or NumberOfBytes, but not both")
         size = _KEY_SPEC_BYTES[key_spec] if key_spec is not None else int(number_of_bytes or 0)
         key = self._resolve(key_id, allow_alias=True)
-        self._authorize(
-            caller,
-            action,
-            key,
-            encryption_context=dict(encryption_context or {}),
-            grant_tokens=grant_tokens,
-            request_alias=self._request_alias(key_id),
-        )
-        self._require_usable(key)
+        self._authorize_use(caller, action, key, key_id, encryption_context, grant_tokens)
         plaintext = os.urandom(size)
         sealed, material = self._seal(key, plaintext, encryption_context)
         self._note_use(key, action.removeprefix("kms:"))

@@ -77,6 +77,27 @@ class ObjectReader(Protocol):
     async def aclose(self) -> None: ...
 
 
+class RangeReader:
+    """The part every backend's ``ObjectReader`` shares: the object and the range it streams."""
+
+    def __init__(self, info: StoredObject, start: int, end: int) -> None:
+        self._info = info
+        self._start = start
+        self._end = end
+
+    @property
+    def info(self) -> StoredObject:
+        return self._info
+
+    @property
+    def start(self) -> int:
+        return self._start
+
+    @property
+    def end(self) -> int:
+        return self._end
+
+
 @runtime_checkable
 class Storage(Protocol):
     """A place for encrypted objects. One module per backend implements this."""

@@ -41,6 +41,7 @@ from typing import Any, TypeVar
 
 from kmsgate.gateway.storage.base import (
     ObjectNotFound,
+    RangeReader,
     StorageError,
     StoredObject,
     resolve_range,
@@ -230,29 +231,15 @@ class FileObjectWriter:
         await asyncio.to_thread(self._cleanup_sync)
 
 
-class FileObjectReader:
+class FileObjectReader(RangeReader):
     """Reads ``[start, end)`` of an open file descriptor in thread-pool chunks."""
 
     def __init__(self, fd: int, info: StoredObject, start: int, end: int, first: bytes = b"") -> None:
         """``first``: the bytes from ``start`` already read (by the call that opened ``fd``)."""
+        super().__init__(info, start, end)
         self._fd: int | None = fd
-        self._info = info
-        self._start = start
-        self._end = end
         self._first = first
         self._serial = _Serial()
-
-    @property
-    def info(self) -> StoredObject:
-        return self._info
-
-    @property
-    def start(self) -> int:
-        return self._start
-
-    @property
-    def end(self) -> int:
-        return self._end
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         pos = self._start

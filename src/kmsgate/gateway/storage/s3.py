@@ -32,6 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from kmsgate.gateway.storage.base import (
     READ_CHUNK_BYTES,
     ObjectNotFound,
+    RangeReader,
     StorageError,
     StoredObject,
     resolve_range,
@@ -168,26 +169,12 @@ class S3ObjectWriter:
             log.warning("s3 abort of multipart upload failed: %s", _translate(exc, "abort"))
 
 
-class S3ObjectReader:
+class S3ObjectReader(RangeReader):
     """Streams ``[start, end)`` of an S3 object from one ``GetObject`` response."""
 
     def __init__(self, body: Any, info: StoredObject, start: int, end: int) -> None:
+        super().__init__(info, start, end)
         self._body = body
-        self._info = info
-        self._start = start
-        self._end = end
-
-    @property
-    def info(self) -> StoredObject:
-        return self._info
-
-    @property
-    def start(self) -> int:
-        return self._start
-
-    @property
-    def end(self) -> int:
-        return self._end
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         remaining = self._end - self._start
