@@ -12,12 +12,14 @@ import ipaddress
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
+from typing import TypeVar
 from pathlib import Path
 
 from kmsgate.admin_cli import add_keys_command, run_keys_command
 from kmsgate.allocator import tune_allocator
+from kmsgate.auth.audit import FSYNC_POLICIES
 from kmsgate.auth.identities import ROOT_TOKEN_FILE_NAME, IdentitiesError, load_directory
 from kmsgate.bootstrap import ensure_default_key
 from kmsgate.config import Config
@@ -29,9 +31,37 @@ from kmsgate.web.app import create_app
 
 log = logging.getLogger("kmsgate")
 
+N = TypeVar("N", int, float)
+LOG_LEVELS = ("debug", "info", "warning", "error")
+STORAGES = ("file", "s3")
+
 
 def _env(environ: Mapping[str, str], name: str, default: str | None) -> str | None:
     return environ.get(f"KMSGATE_{name}", default)
+
+
+def _env_number(environ: Mapping[str, str], name: str, kind: Callable[[str], N], default: N) -> N:
+    """``KMSGATE_<name>`` read as ``kind`` (``int`` or ``float``), or ``default`` when unset or empty;
+    a value that is not a number stops the command with a message naming the variable."""
+    raw = environ.get(f"KMSGATE_{name}", "")
+    if not raw:
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise SystemExit(f"kmsgate: KMSGATE_{name} must be {what}, not {raw[:40]!r}") from None
+
+
+def _env_choice(environ: Mapping[str, str], name: str, choices: Sequence[str], default: str) -> str:
+    """``KMSGATE_<name>`` if it is one of ``choices``, ``default`` when unset or empty; anything
+    else stops the command (argparse checks only the choices given as flags)."""
+    raw = environ.get(f"KMSGATE_{name}", "")
+    if not raw:
+        return default
+    if raw not in choices:
+        raise SystemExit(f"kmsgate: KMSGATE_{name} must be one of {', '.join(choices)}, not {raw[:40]!r}")
+    return raw
 
 
 def _flag(environ: Mapping[str, str], name: str) -> bool:
@@ -53,7 +83,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     defaults = Config()
     serve.add_argument("--host", default=_env(environ, "HOST", defaults.host),
                        help="address to listen on [KMSGATE_HOST] (default: %(default)s)")
-    serve.add_argument("--port", type=int, default=int(_env(environ, "PORT", str(defaults.port)) or defaults.port),
+    serve.add_argument("--port", type=int, default=_env_number(environ, "PORT", int, defaults.port),
                        help="TCP port [KMSGATE_PORT] (default: %(default)s)")
     serve.add_argument("--data-dir", type=Path, default=Path(_env(environ, "DATA_DIR", str(defaults.data_dir)) or "."),
                        help="directory for the key store, root key and objects [KMSGATE_DATA_DIR] (default: %(default)s)")
@@ -65,39 +95,40 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     serve.add_argument("--root-key-file", type=Path, default=Path(root_key_file) if root_key_file else None,
                        help="file holding the base64 root key [KMSGATE_ROOT_KEY_FILE]; the KMSGATE_ROOT_KEY variable "
                        "(base64) takes precedence; without either, <data-dir>/root.key is created (mode 0600)")
-    serve.add_argument("--log-level", default=_env(environ, "LOG_LEVEL", defaults.log_level),
-                       choices=["debug", "info", "warning", "error"], help="[KMSGATE_LOG_LEVEL] (default: %(default)s)")
+    serve.add_argument("--log-level", default=_env_choice(environ, "LOG_LEVEL", LOG_LEVELS, defaults.log_level),
+                       choices=LOG_LEVELS, help="[KMSGATE_LOG_LEVEL] (default: %(default)s)")
     serve.add_argument("--insecure-no-auth", action="store_true", default=_flag(environ, "INSECURE_NO_AUTH"),
                        help="accept unauthenticated requests as the account root; for local experiments only, "
                        "refused on a non-loopback address [KMSGATE_INSECURE_NO_AUTH]")
     identities = _env(environ, "IDENTITIES", None)
     serve.add_argument("--identities", type=Path, default=Path(identities) if identities else None,
                        help="TOML file declaring principals, their access keys and bearer tokens [KMSGATE_IDENTITIES]")
-    serve.add_argument("--audit-fsync", choices=["batch", "none"],
-                       default=_env(environ, "AUDIT_FSYNC", defaults.audit_fsync),
+    serve.add_argument("--audit-fsync", choices=FSYNC_POLICIES,
+                       default=_env_choice(environ, "AUDIT_FSYNC", FSYNC_POLICIES, defaults.audit_fsync),
                        help="audit log durability: 'batch' fsyncs each group of lines as it is written, "
                        "'none' leaves it to the OS [KMSGATE_AUDIT_FSYNC] (default: %(default)s)")
     serve.add_argument("--audit-stdout", action="store_true", default=_flag(environ, "AUDIT_STDOUT"),
                        help="also write every audit line to stdout [KMSGATE_AUDIT_STDOUT]")
     serve.add_argument("--workers", type=int,
-                       default=int(_env(environ, "WORKERS", str(os.cpu_count() or 1)) or 1),
+                       default=_env_number(environ, "WORKERS", int, os.cpu_count() or 1),
                        help="worker processes sharing the port (SO_REUSEPORT) under a supervisor that restarts "
                        "a worker that dies; 0 serves in the supervisor's own process [KMSGATE_WORKERS] "
                        "(default: the CPU count, %(default)s)")
     serve.add_argument("--drain-timeout", type=float,
-                       default=float(_env(environ, "DRAIN_TIMEOUT", str(defaults.drain_timeout_seconds)) or 30),
+                       default=_env_number(environ, "DRAIN_TIMEOUT", float, defaults.drain_timeout_seconds),
                        help="seconds SIGTERM waits for in-flight requests before exiting [KMSGATE_DRAIN_TIMEOUT] "
                        "(default: %(default)s)")
     gateway = serve.add_argument_group("gateway")
     gateway.add_argument("--max-object-size", type=int,
-                         default=int(_env(environ, "MAX_OBJECT_SIZE", str(defaults.max_object_size)) or 0),
+                         default=_env_number(environ, "MAX_OBJECT_SIZE", int, defaults.max_object_size),
                          help="largest body accepted by PUT /v1/objects and /v1/encrypt, in bytes; larger is 413 "
                          "[KMSGATE_MAX_OBJECT_SIZE] (default: %(default)s = 5 GiB)")
     gateway.add_argument("--max-in-flight", type=int,
-                         default=int(_env(environ, "MAX_IN_FLIGHT", str(defaults.max_in_flight)) or 0),
+                         default=_env_number(environ, "MAX_IN_FLIGHT", int, defaults.max_in_flight),
                          help="gateway requests handled at once per worker; more are answered 503 with Retry-After "
                          "[KMSGATE_MAX_IN_FLIGHT] (default: %(default)s)")
-    gateway.add_argument("--storage", choices=["file", "s3"], default=_env(environ, "STORAGE", defaults.storage),
+    gateway.add_argument("--storage", choices=STORAGES,
+                         default=_env_choice(environ, "STORAGE", STORAGES, defaults.storage),
                          help="where objects are stored: 'file' under <data-dir>/objects, or an S3-compatible "
                          "bucket [KMSGATE_STORAGE] (default: %(default)s)")
     gateway.add_argument("--s3-bucket", default=_env(environ, "S3_BUCKET", None),
@@ -116,23 +147,23 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     gateway.add_argument("--kms-region", default=_env(environ, "KMS_REGION", None),
                          help="region for --kms-endpoint (default: --region) [KMSGATE_KMS_REGION]")
     gateway.add_argument("--kms-timeout", type=float,
-                         default=float(_env(environ, "KMS_TIMEOUT", str(defaults.kms_timeout_seconds)) or 5),
+                         default=_env_number(environ, "KMS_TIMEOUT", float, defaults.kms_timeout_seconds),
                          help="seconds a KMS call may take before the request fails with 503 [KMSGATE_KMS_TIMEOUT] "
                          "(default: %(default)s)")
     gateway.add_argument("--cache-max-age", type=float,
-                         default=float(_env(environ, "CACHE_MAX_AGE", str(defaults.cache_max_age_seconds)) or 300),
+                         default=_env_number(environ, "CACHE_MAX_AGE", float, defaults.cache_max_age_seconds),
                          help="seconds a cached data key may encrypt new messages [KMSGATE_CACHE_MAX_AGE] "
                          "(default: %(default)s)")
     gateway.add_argument("--cache-max-messages", type=int,
-                         default=int(_env(environ, "CACHE_MAX_MESSAGES", str(defaults.cache_max_messages)) or 1),
+                         default=_env_number(environ, "CACHE_MAX_MESSAGES", int, defaults.cache_max_messages),
                          help="messages one cached data key may encrypt; 1 turns reuse off (one KMS call per "
                          "object) [KMSGATE_CACHE_MAX_MESSAGES] (default: %(default)s)")
     gateway.add_argument("--cache-max-bytes", type=int,
-                         default=int(_env(environ, "CACHE_MAX_BYTES", str(defaults.cache_max_bytes)) or 1),
+                         default=_env_number(environ, "CACHE_MAX_BYTES", int, defaults.cache_max_bytes),
                          help="plaintext bytes one cached data key may encrypt [KMSGATE_CACHE_MAX_BYTES] "
                          "(default: %(default)s = 64 GiB)")
     gateway.add_argument("--cache-capacity", type=int,
-                         default=int(_env(environ, "CACHE_CAPACITY", str(defaults.cache_capacity)) or 1),
+                         default=_env_number(environ, "CACHE_CAPACITY", int, defaults.cache_capacity),
                          help="data keys held at once (least recently used leave first) [KMSGATE_CACHE_CAPACITY] "
                          "(default: %(default)s)")
     add_keys_command(commands, environ)

@@ -37,6 +37,28 @@ def test_environment_overrides_defaults_and_flags_override_environment() -> None
 
 
 @pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("KMSGATE_PORT", "80x", "must be a whole number"),
+        ("KMSGATE_KMS_TIMEOUT", "soon", "must be a number"),
+        ("KMSGATE_CACHE_MAX_MESSAGES", "1.5", "must be a whole number"),
+        ("KMSGATE_STORAGE", "ftp", "must be one of file, s3"),
+        ("KMSGATE_AUDIT_FSYNC", "always", "must be one of batch, none"),
+        ("KMSGATE_LOG_LEVEL", "loud", "must be one of debug, info, warning, error"),
+    ],
+)
+def test_an_unreadable_environment_value_is_refused_naming_the_variable(variable: str, value: str, says: str) -> None:
+    with pytest.raises(SystemExit) as refused:
+        parse([], {variable: value})
+    assert str(refused.value) == f"kmsgate: {variable} {says}, not {value!r}"
+
+
+def test_an_empty_environment_value_means_the_default() -> None:
+    config = parse([], {"KMSGATE_PORT": "", "KMSGATE_STORAGE": "", "KMSGATE_CACHE_MAX_AGE": ""})
+    assert (config.port, config.storage, config.cache_max_age_seconds) == (8080, "file", 300.0)
+
+
+@pytest.mark.parametrize(
     "argv",
     [
         ["--account-id", "12345"],
