@@ -167,7 +167,7 @@ class CryptoOperations(ServiceBase):
             destination_key_material_id=material.material_id,
         )
 
-    async def _data_key(
+    def _data_key(
         self,
         caller: Caller,
         action: str,
@@ -197,7 +197,7 @@ class CryptoOperations(ServiceBase):
         key_spec: str | None = None,
         grant_tokens: Sequence[str] = (),
     ) -> DataKeyResult:
-        key, plaintext, sealed, material = await self._data_key(
+        key, plaintext, sealed, material = self._data_key(
             caller, "kms:GenerateDataKey", key_id, encryption_context, number_of_bytes, key_spec, grant_tokens
         )
         return DataKeyResult(
@@ -214,7 +214,7 @@ class CryptoOperations(ServiceBase):
         key_spec: str | None = None,
         grant_tokens: Sequence[str] = (),
     ) -> DataKeyResult:
-        key, _plaintext, sealed, material = await self._data_key(
+        key, _plaintext, sealed, material = self._data_key(
             caller,
             "kms:GenerateDataKeyWithoutPlaintext",
             key_id,
