@@ -24,6 +24,9 @@ def parse_args(argv: list[str] | None) -> tuple[Options, bool]:
     parser.add_argument("--results-dir", default="bench/results")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--client-processes", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="runs of each figure that has a target, and of its ceiling, alternated; the median "
+                        "run of each is reported (default 3; 1 with --quick)")
     parser.add_argument("--no-wrk", action="store_true", help="skip the wrk cross-check")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--list", action="store_true", help="list scenarios and exit")
@@ -32,7 +35,7 @@ def parse_args(argv: list[str] | None) -> tuple[Options, bool]:
     options = Options(target=args.target, quick=args.quick, scenarios=names, budget_s=args.budget,
                       results_dir=args.results_dir, concurrency=args.concurrency,
                       client_processes=args.client_processes, use_wrk=not args.no_wrk,
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, rounds=args.rounds)
     return options, args.list
 
 
@@ -40,7 +43,7 @@ def run_suite(options: Options) -> Report:
     """Run the chosen scenarios within the budget; every server started is stopped on the way out."""
     started, t0 = now(), time.monotonic()
     scenarios = [SCENARIOS[n] for n in options.scenarios]
-    planned = sum(s.runs_quick if options.quick else s.runs for s in scenarios)
+    planned = sum(s.planned_runs(options) for s in scenarios)
     ctx = Context(options, planned)
     try:
         for scenario in scenarios:

@@ -1,7 +1,8 @@
 """The run context shared by scenarios: options, time budget, progress bar, servers, results.
 
 Scenarios are plug-ins: a function ``run(ctx)`` that starts what it needs through the
-context, runs load plans with ``ctx.load`` and records rows with ``ctx.add``. A scenario
+context, runs load plans with ``ctx.load`` and records rows with ``ctx.add`` (a figure with a
+target and its ceiling with ``ctx.alternated``, which repeats the pair). A scenario
 that cannot run (no local product, no moto, budget spent) raises ``Skip`` with the reason,
 which the report prints. Every server a scenario starts through the context is stopped
 by PID when the scenario (or the suite) ends.
@@ -13,7 +14,7 @@ import contextlib
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -41,6 +42,8 @@ class Options:
     client_processes: int = 1
     use_wrk: bool = True
     progress: bool = True
+    rounds: int = 3
+    """Runs of each targeted figure and of its ceiling, alternated (1 with ``quick``)."""
 
     @property
     def warmup_s(self) -> float:
@@ -49,6 +52,10 @@ class Options:
     @property
     def duration_s(self) -> float:
         return 0.8 if self.quick else 3.0
+
+    @property
+    def target_rounds(self) -> int:
+        return 1 if self.quick else max(self.rounds, 1)
 
 
 class Context:
@@ -125,6 +132,27 @@ class Context:
         self.measurements.append(measurement)
         return measurement
 
+    def alternated(self, figure: Callable[[], Measurement],
+                   ceiling: Callable[[], Measurement]) -> tuple[Measurement, Measurement]:
+        """A targeted figure and its ceiling, each run ``target_rounds`` times in alternating order
+        (on a shared machine a slow moment then falls on both sides alike), each reported by its
+        median run, recorded, the figure paired with the ceiling and carrying every round's values."""
+        figures: list[Measurement] = []
+        ceilings: list[Measurement] = []
+        for i in range(self.options.target_rounds):
+            if i % 2 == 0:
+                figures.append(figure())
+                ceilings.append(ceiling())
+            else:
+                ceilings.append(ceiling())
+                figures.append(figure())
+        ceil = self.add(_median_run(ceilings))
+        fig = _median_run(figures)
+        if len(figures) > 1:
+            fig = replace(fig, extra={**fig.extra, "round_values": [m.value for m in figures],
+                                      "ceiling_round_values": [m.value for m in ceilings]})
+        return self.add(fig.with_ceiling(ceil)), ceil
+
     def find(self, key: str, system: str | None = None) -> Measurement | None:
         for m in reversed(self.measurements):
             if m.key == key and (system is None or m.system == system):
@@ -182,3 +210,8 @@ class Context:
         with contextlib.suppress(OSError):
             if not os.listdir(self.log_dir):
                 os.rmdir(self.log_dir)
+
+
+def _median_run(runs: list[Measurement]) -> Measurement:
+    """The run with the median value (the lower of the two middle ones for an even count)."""
+    return sorted(runs, key=lambda m: m.value)[(len(runs) - 1) // 2]

@@ -80,14 +80,14 @@ def main() -> None:
         encryptor.update(b"")  # the header goes out first
         enc = per_call(lambda: encryptor.update(data))
         message = bytes(Encryptor(materials, frame_length=FRAME_LENGTH).encrypt(data))
-        _, header_length = parse_header(message, DecryptPolicy())
+        header, header_length = parse_header(message, DecryptPolicy())
+        assert header is not None  # a whole message always holds its header
         body = memoryview(message)[header_length:]
 
         def decrypt() -> None:
             decryptor = Decryptor.for_frames(header, materials.data_key, 1)
             decryptor.update(body)
 
-        header, _ = parse_header(message, DecryptPolicy())
         dec = per_call(decrypt)
         ratio = min(enc, dec) / handoff
         if threshold is None and ratio >= RATIO:

@@ -62,7 +62,8 @@ class LatencyHistogram:
             self._hist.add(other._hist)
 
     def encode(self) -> str:
-        return self._hist.encode().decode("ascii")
+        encoded: bytes = self._hist.encode()
+        return encoded.decode("ascii")
 
     @classmethod
     def decode(cls, text: str) -> LatencyHistogram:

@@ -123,7 +123,8 @@ def markdown(report: Report) -> str:
             f"{_fmt(lat.p999_ms) if lat and lat.count else '–'} | {r.errors} |"
         )
     extras = [r for r in report.measurements if any(k in r.extra for k in ("server_peak_rss_bytes", "times_moto",
-                                                                         "kms_calls", "ratio_to_aesgcm"))]
+                                                                         "kms_calls", "ratio_to_aesgcm",
+                                                                         "round_values"))]
     if extras:
         lines += ["", "## Details", "", "| figure | details |", "|---|---|"]
         for r in extras:
@@ -138,6 +139,10 @@ def markdown(report: Report) -> str:
                             f"({r.extra['kms_calls_per_10k']:.0f} per 10,000; bound {r.extra['kms_call_bound']})")
             if "ratio_to_aesgcm" in r.extra:
                 bits.append(f"{r.extra['ratio_to_aesgcm']:.2f} of in-process AESGCM")
+            if "round_values" in r.extra:
+                rounds = zip(r.extra["round_values"], r.extra["ceiling_round_values"])
+                bits.append("rounds (figure / ceiling, ratio): " + ", ".join(
+                    f"{_fmt(v, r.unit)} / {_fmt(c, r.unit)}, {_fmt(v / c if c else None)}" for v, c in rounds))
             lines.append(f"| {r.label} | {'; '.join(bits)} |")
     lines += ["", "## Targets", "", "| target | goal | measured | result |", "|---|---|---:|---|"]
     for t in report.targets:

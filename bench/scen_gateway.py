@@ -3,20 +3,22 @@
 Each kmsgate figure is paired with the bare server's figure for the same shape and
 size in the same run: PUT with ``/sink``, GET with ``/source/<n>``, encrypt and decrypt
 with ``/echo``. Small payloads are compared in requests/s, large ones in payload MB/s.
+A figure with a target and its ceiling are measured in alternated rounds (``ctx.alternated``).
 Local servers also report their peak resident memory for the run and its growth per
 request in flight.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import http.client
 import contextlib
+import http.client
 import os
-import threading
 import shutil
 import tempfile
+import threading
+from collections.abc import Callable
+from functools import partial
+from typing import Any
 from urllib.parse import urlsplit
 
 from bench.context import Context, Skip
@@ -30,6 +32,9 @@ STREAM_BYTES = 1 * GIB
 OK_STATUS = (200, 201, 204)
 OBJECTS_PER_SIZE = 16
 OCTET = (("Content-Type", "application/octet-stream"),)
+# The sizes whose figures have a target (bench.targets): measured in alternated rounds.
+PUT_TARGET_SIZES = (64 * MIB,)
+ENCRYPT_TARGET_SIZES = (1 * KIB, 64 * MIB)
 
 
 def concurrency_for(size: int, default: int) -> int:
@@ -58,7 +63,7 @@ def memory_extra(ctx: Context, concurrency: int, baseline: int) -> dict[str, int
 def measured(ctx: Context, scenario: str, key: str, label: str, url: str,
              templates: tuple[RequestTemplate, ...], concurrency: int, size: int,
              **plan_kw: object) -> Measurement:
-    """Run one kmsgate plan with peak-memory accounting and record it."""
+    """One run of a kmsgate plan with peak-memory accounting (not recorded)."""
     server = ctx.server_memory()
     baseline = 0
     if server is not None:
@@ -66,18 +71,30 @@ def measured(ctx: Context, scenario: str, key: str, label: str, url: str,
         baseline = server.memory().rss_bytes
     plan = ctx.plan(url, templates, concurrency=concurrency, expect_status=OK_STATUS, **plan_kw)
     result = ctx.load(plan, label)
-    return ctx.add(from_load(scenario, key, label, "kmsgate", result, unit_for(size), size,
-                             memory_extra(ctx, concurrency, baseline)))
+    return from_load(scenario, key, label, "kmsgate", result, unit_for(size), size,
+                     memory_extra(ctx, concurrency, baseline))
 
 
 def ceiling(ctx: Context, scenario: str, key: str, label: str, template: RequestTemplate,
             concurrency: int, size: int, **plan_kw: object) -> Measurement:
+    """One run of the bare handler (not recorded)."""
     server = ctx.http_ceiling()
     result = ctx.load(ctx.plan(server.url, (template,), concurrency=concurrency, **plan_kw), label)
-    return ctx.add(from_load(scenario, key, label, "http-ceiling", result, unit_for(size), size))
+    return from_load(scenario, key, label, "http-ceiling", result, unit_for(size), size)
 
 
-def pair(ctx: Context, figure: Measurement, ceil: Measurement) -> None:
+def beside(ctx: Context, figure: Callable[[], Measurement], ceil: Callable[[], Measurement],
+           targeted: bool) -> tuple[Measurement, Measurement]:
+    """Record a figure paired with its ceiling: alternated rounds for a figure with a target,
+    one run of each otherwise."""
+    if targeted:
+        return ctx.alternated(figure, ceil)
+    fig, c = figure(), ceil()
+    ctx.add(c)
+    return ctx.add(fig.with_ceiling(c)), c
+
+
+def pair(ctx: Context, figure: Measurement, ceil: Measurement | None) -> None:
     ctx.measurements[ctx.measurements.index(figure)] = figure.with_ceiling(ceil)
 
 
@@ -157,16 +174,18 @@ def run_objects(ctx: Context) -> None:
             label = size_label(size)
             puts = tuple(RequestTemplate("PUT", f"/v1/objects/bench/{size}/{i}", auth + OCTET, body_size=size)
                          for i in range(OBJECTS_PER_SIZE))
-            fig = measured(ctx, "gateway", f"gateway/PUT/{size}", f"PUT {label}", url, puts, conc, size)
-            ceil = ceiling(ctx, "gateway", f"ceiling/sink/{size}", f"sink {label}",
-                           RequestTemplate("PUT", "/sink", OCTET, body_size=size), conc, size)
-            pair(ctx, fig, ceil)
+            beside(ctx,
+                   partial(measured, ctx, "gateway", f"gateway/PUT/{size}", f"PUT {label}", url, puts, conc, size),
+                   partial(ceiling, ctx, "gateway", f"ceiling/sink/{size}", f"sink {label}",
+                           RequestTemplate("PUT", "/sink", OCTET, body_size=size), conc, size),
+                   targeted=size in PUT_TARGET_SIZES)
             object_put(url, f"/v1/objects/bench/{size}/0", size, auth + OCTET)
             get = RequestTemplate("GET", f"/v1/objects/bench/{size}/0", auth)
-            fig = measured(ctx, "gateway", f"gateway/GET/{size}", f"GET {label}", url, (get,), conc, size)
-            ceil = ceiling(ctx, "gateway", f"ceiling/source/{size}", f"source {label}",
-                           RequestTemplate("GET", f"/source/{size}"), conc, size)
-            pair(ctx, fig, ceil)
+            beside(ctx,
+                   partial(measured, ctx, "gateway", f"gateway/GET/{size}", f"GET {label}", url, (get,), conc, size),
+                   partial(ceiling, ctx, "gateway", f"ceiling/source/{size}", f"source {label}",
+                           RequestTemplate("GET", f"/source/{size}"), conc, size),
+                   targeted=False)
         if ctx.options.use_wrk:
             cross_check(ctx, url, RequestTemplate("PUT", "/v1/objects/bench/wrk", auth + OCTET, body_size=KIB),
                         RequestTemplate("PUT", "/sink", OCTET, body_size=KIB), "gateway/PUT/1024", "PUT 1 KiB")
@@ -207,11 +226,13 @@ def run_stream(ctx: Context) -> None:
                 conc = 1 if size >= GIB else concurrency_for(size, ctx.options.concurrency)
                 bound = {"max_requests": 2, "warmup_s": 0.0} if size >= GIB else {}
                 enc = RequestTemplate("POST", "/v1/encrypt", auth, body_size=size)
-                fig = measured(ctx, "stream", f"stream/encrypt/{size}", f"encrypt {label}", url, (enc,), conc,
-                               size, **bound)
-                ceil = ceiling(ctx, "stream", f"ceiling/echo/{size}", f"echo {label}",
-                               RequestTemplate("POST", "/echo", OCTET, body_size=size), conc, size, **bound)
-                pair(ctx, fig, ceil)
+                _, ceil = beside(
+                    ctx,
+                    partial(measured, ctx, "stream", f"stream/encrypt/{size}", f"encrypt {label}", url, (enc,),
+                            conc, size, **bound),
+                    partial(ceiling, ctx, "stream", f"ceiling/echo/{size}", f"echo {label}",
+                            RequestTemplate("POST", "/echo", OCTET, body_size=size), conc, size, **bound),
+                    targeted=size in ENCRYPT_TARGET_SIZES)
                 if shutil.disk_usage(tmp).free < 3 * size + GIB:
                     ctx.skip(f"decrypt {label}", "not enough free disk for the ciphertext file")
                     continue
@@ -222,7 +243,7 @@ def run_stream(ctx: Context) -> None:
                 dec = RequestTemplate("POST", "/v1/decrypt", auth, body_size=length, body_file=blob)
                 fig = measured(ctx, "stream", f"stream/decrypt/{size}", f"decrypt {label}", url, (dec,), conc,
                                size, **bound)
-                pair(ctx, fig, ceil)
+                ctx.add(fig.with_ceiling(ceil))
                 os.unlink(blob)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

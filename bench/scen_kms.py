@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from functools import partial
 
 from bench.context import Context, Skip
 from bench.kmsreq import (
@@ -48,16 +49,18 @@ def signing_cost_us(url: str, credentials: Credentials) -> float:
 
 def _run_op(ctx: Context, url: str, system: str, key: str, label: str, template: RequestTemplate,
             operation: str, keepalive: bool = True) -> Measurement:
+    """One run of an operation against a KMS (not recorded)."""
     plan = ctx.plan(url, (template,), expect_contains=REPLY_MARKER[operation], keepalive=keepalive)
     result = ctx.load(plan, f"{label} ({system})")
-    return ctx.add(from_load("kms", key, label, system, result, "req/s", len(template.body)))
+    return from_load("kms", key, label, system, result, "req/s", len(template.body))
 
 
 def _ceiling_run(ctx: Context, url: str, operation: str, template: RequestTemplate) -> Measurement:
+    """One run of the bare JSON handler in an operation's shape (not recorded)."""
     plan = ctx.plan(url, (template,))
     result = ctx.load(plan, f"JSON ceiling {operation}")
-    return ctx.add(from_load("kms", f"ceiling/json/{operation}", f"bare JSON {operation}", "http-ceiling",
-                             result, "req/s", len(template.body)))
+    return from_load("kms", f"ceiling/json/{operation}", f"bare JSON {operation}", "http-ceiling",
+                     result, "req/s", len(template.body))
 
 
 def run_kms(ctx: Context) -> None:
@@ -83,9 +86,11 @@ def _run_signed(ctx: Context) -> None:
                          "the load generator replays a request signed once per run.")
         for op in OPERATIONS:
             template, reply_sizes[op] = signed_template(url, workload, op, creds)
-            fig = _run_op(ctx, url, "kmsgate", f"kms/{op}/sigv4", f"{op} (SigV4)", template, op)
-            pair(ctx, fig, _ceiling_run(ctx, ctx.http_ceiling().url, op,
-                                        replace(template, path=f"/json?reply_bytes={reply_sizes[op]}")))
+            bare = replace(template, path=f"/json?reply_bytes={reply_sizes[op]}")
+            ctx.alternated(
+                partial(_run_op, ctx, url, "kmsgate", f"kms/{op}/sigv4", f"{op} (SigV4)", template, op),
+                partial(_ceiling_run, ctx, ctx.http_ceiling().url, op, bare),
+            )
         if ctx.options.use_wrk:
             template, _ = signed_template(url, workload, "GenerateDataKey", creds)
             cross_check(ctx, url, template, replace(template, path=f"/json?reply_bytes={reply_sizes['GenerateDataKey']}"),
@@ -98,7 +103,7 @@ def _run_unsigned(ctx: Context) -> None:
             workload = prepare_workload(url, None)
             for op in OPERATIONS:
                 template, _ = signed_template(url, workload, op, None)
-                fig = _run_op(ctx, url, "kmsgate", f"kms/{op}/noauth", f"{op} (no auth)", template, op)
+                fig = ctx.add(_run_op(ctx, url, "kmsgate", f"kms/{op}/noauth", f"{op} (no auth)", template, op))
                 pair(ctx, fig, ctx.find(f"ceiling/json/{op}"))
     except (Skip, NotKmsReplyError, OSError) as exc:
         ctx.skip("KMS without SigV4 verification", str(exc))
@@ -114,11 +119,12 @@ def _run_peer(ctx: Context) -> None:
         workload: KmsWorkload = prepare_workload(moto.url, PEER_CREDENTIALS)
         for op in OPERATIONS:
             template, reply_bytes = signed_template(moto.url, workload, op, PEER_CREDENTIALS)
-            fig = _run_op(ctx, moto.url, "moto", f"peer/{op}", f"{op} (moto)", template, op, keepalive=False)
+            fig = ctx.add(_run_op(ctx, moto.url, "moto", f"peer/{op}", f"{op} (moto)", template, op,
+                                  keepalive=False))
             ceil = ctx.find(f"ceiling/json/{op}")
             if ceil is None:
-                ceil = _ceiling_run(ctx, ctx.http_ceiling().url, op,
-                                    replace(template, path=f"/json?reply_bytes={reply_bytes}"))
+                ceil = ctx.add(_ceiling_run(ctx, ctx.http_ceiling().url, op,
+                                            replace(template, path=f"/json?reply_bytes={reply_bytes}")))
             pair(ctx, fig, ceil)
             ours = ctx.find(f"kms/{op}/sigv4", "kmsgate")
             if ours is not None and fig.value > 0:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench.context import Context
+from bench.context import Context, Options
 from bench.scen_crypto import run_crypto
 from bench.scen_gateway import run_objects, run_stream
 from bench.scen_kms import run_kms
@@ -19,15 +19,25 @@ class Scenario:
     run: Callable[[Context], None]
     runs: int
     runs_quick: int
+    targeted_pairs: int = 0
+    """Figure-and-ceiling pairs measured in alternated rounds (two more runs a round after the first)."""
+
+    def planned_runs(self, options: Options) -> int:
+        if options.quick:
+            return self.runs_quick
+        return self.runs + self.targeted_pairs * 2 * (options.target_rounds - 1)
 
 
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
         Scenario("crypto", "AESGCM in-process and openssl speed (crypto ceilings)", run_crypto, 5, 5),
-        Scenario("kms", "KMS GenerateDataKey/Encrypt/Decrypt vs bare JSON handler and moto", run_kms, 14, 14),
-        Scenario("gateway", "PUT/GET /v1/objects at 1 KiB..64 MiB vs sink/source ceilings", run_objects, 18, 18),
-        Scenario("stream", "/v1/encrypt and /v1/decrypt streaming vs echo ceiling, peak RSS", run_stream, 15, 12),
+        Scenario("kms", "KMS GenerateDataKey/Encrypt/Decrypt vs bare JSON handler and moto", run_kms, 14, 14,
+                 targeted_pairs=3),
+        Scenario("gateway", "PUT/GET /v1/objects at 1 KiB..64 MiB vs sink/source ceilings", run_objects, 18, 18,
+                 targeted_pairs=1),
+        Scenario("stream", "/v1/encrypt and /v1/decrypt streaming vs echo ceiling, peak RSS", run_stream, 15, 12,
+                 targeted_pairs=2),
         Scenario("workers", "1 vs 2 workers (KMS and encrypt) and the ceiling", run_workers, 6, 6),
         Scenario("cache", "KMS calls per 10,000 PUTs against --cache-max-messages", run_cache, 6, 4),
     )
