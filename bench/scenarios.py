@@ -38,7 +38,7 @@ SCENARIOS: dict[str, Scenario] = {
                  targeted_pairs=1),
         Scenario("stream", "/v1/encrypt and /v1/decrypt streaming vs echo ceiling, peak RSS", run_stream, 15, 12,
                  targeted_pairs=2),
-        Scenario("workers", "1 vs 2 workers (KMS and encrypt) and the ceiling", run_workers, 6, 6),
+        Scenario("workers", "1 vs 2 workers (KMS and encrypt) and the ceiling", run_workers, 12, 12),
         Scenario("cache", "KMS calls per 10,000 PUTs against --cache-max-messages", run_cache, 6, 4),
     )
 }
