@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import io
-import logging
 
 import orjson
 
-from kmsgate.logs import JsonFormatter, LoopBatchingHandler
-
-
-def _logger(stream: io.StringIO) -> tuple[logging.Logger, LoopBatchingHandler]:
-    handler = LoopBatchingHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger(f"kmsgate.test.{id(stream)}")
-    logger.handlers[:] = [handler]
-    logger.propagate = False
-    logger.setLevel(logging.INFO)
-    return logger, handler
+from json_logging import json_logger
 
 
 def test_each_record_is_one_json_object_with_its_extra_fields() -> None:
     stream = io.StringIO()
-    logger, _ = _logger(stream)
+    logger, _ = json_logger(stream)
     logger.info("hello %s", "world", extra={"request_id": "r-1", "status": 201})
     (line,) = stream.getvalue().splitlines()
     entry = orjson.loads(line)
@@ -35,7 +24,7 @@ def test_each_record_is_one_json_object_with_its_extra_fields() -> None:
 
 def test_lines_logged_in_one_loop_turn_are_written_together_after_it() -> None:
     stream = io.StringIO()
-    logger, _ = _logger(stream)
+    logger, _ = json_logger(stream)
 
     async def main() -> str:
         for n in range(3):
@@ -52,7 +41,7 @@ def test_lines_logged_in_one_loop_turn_are_written_together_after_it() -> None:
 
 def test_close_writes_what_is_pending() -> None:
     stream = io.StringIO()
-    logger, handler = _logger(stream)
+    logger, handler = json_logger(stream)
 
     async def main() -> None:
         logger.info("pending")

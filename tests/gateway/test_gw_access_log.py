@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import uuid
 
 import orjson
 
+from json_logging import json_logger
+
 from kmsgate.gateway.access import AccessLog
-from kmsgate.logs import JsonFormatter, LoopBatchingHandler
 
 FIELDS = dict(method="PUT", route="object", path="/v1/objects/" + "k" * 300, status=201, error=None,
               bytes_in=1024, bytes_out=57, seconds=0.0123456, remote="127.0.0.1",
@@ -19,12 +19,7 @@ FIELDS = dict(method="PUT", route="object", path="/v1/objects/" + "k" * 300, sta
 
 def access_logger() -> tuple[logging.Logger, io.StringIO]:
     stream = io.StringIO()
-    handler = LoopBatchingHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger(f"kmsgate.test.access.{uuid.uuid4().hex}")
-    logger.handlers[:] = [handler]
-    logger.propagate = False
-    logger.setLevel(logging.INFO)
+    logger, _ = json_logger(stream)
     return logger, stream
 
 
