@@ -56,8 +56,10 @@ def throughput_chart(rows: Sequence[Measurement], path: str) -> bool:
 
 def latency_chart(rows: Sequence[Measurement], path: str) -> bool:
     plt = _plt()
-    chosen = [m for m in rows if m.latency is not None and m.latency.count and m.unit == "req/s"
-              and m.scenario in ("gateway", "stream", "kms")][:24]
+    # Open-loop rows first: their latencies count from each request's scheduled send time.
+    order = ("latency", "kms", "stream", "gateway")
+    chosen = sorted((m for m in rows if m.latency is not None and m.latency.count and m.unit == "req/s"
+                     and m.scenario in order), key=lambda m: order.index(m.scenario))[:24]
     fig, ax = plt.subplots(figsize=(10, max(3.0, 0.35 * len(chosen) + 1)))
     labels = [f"{m.label} [{m.system}]" for m in chosen]
     names = (("p50", "p50_ms"), ("p90", "p90_ms"), ("p99", "p99_ms"), ("p99.9", "p999_ms"))

@@ -120,6 +120,12 @@ class Context:
         finally:
             self.tick(None)
 
+    def unplanned_runs(self, count: int) -> None:
+        """A scenario is about to make ``count`` runs the plan did not count (the bar grows)."""
+        if self.bar is not None:
+            self.bar.total += count
+            self.bar.refresh()
+
     def tick(self, what: str | None) -> None:
         if self.bar is not None:
             if what:

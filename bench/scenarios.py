@@ -9,6 +9,8 @@ from bench.context import Context, Options
 from bench.scen_crypto import run_crypto
 from bench.scen_gateway import run_objects, run_stream
 from bench.scen_kms import run_kms
+from bench.scen_latency import RUNS as LATENCY_RUNS
+from bench.scen_latency import run_latency
 from bench.scen_scale import run_cache, run_workers
 
 
@@ -40,5 +42,7 @@ SCENARIOS: dict[str, Scenario] = {
                  targeted_pairs=2),
         Scenario("workers", "1 vs 2 workers (KMS and encrypt) and the ceiling", run_workers, 12, 12),
         Scenario("cache", "KMS calls per 10,000 PUTs against --cache-max-messages", run_cache, 6, 4),
+        Scenario("latency", "open-loop latency at 50% and 80% of the measured rate, vs the bare handler",
+                 run_latency, LATENCY_RUNS, LATENCY_RUNS),
     )
 }
