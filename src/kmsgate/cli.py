@@ -14,8 +14,8 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from typing import TypeVar
 from pathlib import Path
+from typing import TypeVar
 
 from kmsgate.admin_cli import add_keys_command, run_keys_command
 from kmsgate.allocator import tune_allocator
