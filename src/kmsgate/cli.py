@@ -11,6 +11,7 @@ import asyncio
 import ipaddress
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
@@ -34,6 +35,7 @@ log = logging.getLogger("kmsgate")
 N = TypeVar("N", int, float)
 LOG_LEVELS = ("debug", "info", "warning", "error")
 STORAGES = ("file", "s3")
+BUCKET_NAME_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 def _env(environ: Mapping[str, str], name: str, default: str | None) -> str | None:
@@ -127,6 +129,10 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
                          default=_env_number(environ, "MAX_IN_FLIGHT", int, defaults.max_in_flight),
                          help="gateway requests handled at once per worker; more are answered 503 with Retry-After "
                          "[KMSGATE_MAX_IN_FLIGHT] (default: %(default)s)")
+    gateway.add_argument("--default-bucket", default=_env(environ, "DEFAULT_BUCKET", defaults.default_bucket),
+                         help="bucket name of the /v1/objects API: objects are arn:aws:s3:::<bucket>/<key> in "
+                         "identity policies and in each object's encryption context [KMSGATE_DEFAULT_BUCKET] "
+                         "(default: %(default)s)")
     gateway.add_argument("--storage", choices=STORAGES,
                          default=_env_choice(environ, "STORAGE", STORAGES, defaults.storage),
                          help="where objects are stored: 'file' under <data-dir>/objects, or an S3-compatible "
@@ -173,6 +179,9 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> Config:
     if not args.account_id.isdigit() or len(args.account_id) != 12:
         raise SystemExit("kmsgate: --account-id must be 12 digits")
+    if not BUCKET_NAME_RE.fullmatch(args.default_bucket or ""):
+        raise SystemExit("kmsgate: --default-bucket must be an S3 bucket name (3-63 characters of a-z, 0-9, '.' "
+                         "and '-', starting and ending with a letter or digit)")
     if args.storage == "s3" and not args.s3_bucket:
         raise SystemExit("kmsgate: --storage s3 needs --s3-bucket")
     for name in ("max_object_size", "max_in_flight", "cache_max_messages", "cache_max_bytes", "cache_capacity"):
@@ -194,6 +203,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         audit_stdout=args.audit_stdout,
         workers=args.workers,
         drain_timeout_seconds=args.drain_timeout,
+        default_bucket=args.default_bucket,
         max_object_size=args.max_object_size,
         max_in_flight=args.max_in_flight,
         storage=args.storage,

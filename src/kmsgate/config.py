@@ -24,6 +24,7 @@ class Config:
     drain_timeout_seconds: float = 30.0
     # Gateway
     default_key_alias: str = "alias/kmsgate-default"
+    default_bucket: str = "kmsgate"  # the bucket of the /v1/objects API (object ARNs, access policies)
     max_object_size: int = 5 * 2**30
     max_in_flight: int = 1024
     storage: str = "file"  # or "s3"

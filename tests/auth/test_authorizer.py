@@ -11,6 +11,7 @@ from kmsgate.auth.authorizer import (
     RequestFacts,
     authorize,
     authorize_account_action,
+    authorize_identity_action,
     authorize_list_retirable,
     authorize_retire,
     check_lockout,
@@ -19,7 +20,7 @@ from kmsgate.auth.authorizer import (
 from kmsgate.auth.grants import new_grant
 from kmsgate.auth.identities import DEFAULT_ACCOUNT_ACTIONS, Principal
 from kmsgate.auth.key_policies import admin_user_key_policy, default_key_policy
-from kmsgate.auth.policy import parse_policy
+from kmsgate.auth.policy import parse_identity_policy, parse_policy
 from kmsgate.core.errors import AccessDeniedError, MalformedPolicyDocumentError
 from kmsgate.core.principal import Caller, account_root
 
@@ -285,3 +286,60 @@ def test_require_an_encryption_context_with_null_condition():
     for context in ({}, None):
         with pytest.raises(AccessDeniedError):
             authorize(ALICE, "kms:Encrypt", key(text), RequestFacts(encryption_context=context))
+
+
+def identity_policy(*statements):
+    return parse_identity_policy(json.dumps({"Version": "2012-10-17", "Statement": list(statements)}))
+
+
+OBJECT = "arn:aws:s3:::kmsgate/alice/report.pdf"
+
+
+def test_identity_policy_allows_account_actions_and_its_explicit_deny_beats_the_shorthand():
+    policy = identity_policy(
+        {"Effect": "Allow", "Action": "kms:CreateKey", "Resource": "*"},
+        {"Effect": "Deny", "Action": "kms:ListKeys", "Resource": "*"},
+    )
+    alice = Principal(ALICE.arn, ACCOUNT, DEFAULT_ACCOUNT_ACTIONS, policy)
+    assert authorize_account_action(ALICE, "kms:CreateKey", alice).basis == "identity"
+    assert "kms:ListKeys" in alice.account_actions
+    with pytest.raises(AccessDeniedError, match="explicit deny in an identity-based policy"):
+        authorize_account_action(ALICE, "kms:ListKeys", alice)
+    assert authorize_account_action(ALICE, "kms:ListAliases", alice)  # the shorthand still allows
+
+
+def test_object_actions_need_an_identity_policy_allow():
+    policy = identity_policy(
+        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": "arn:aws:s3:::kmsgate/alice/*"},
+        {"Effect": "Deny", "Action": "s3:*", "Resource": "arn:aws:s3:::kmsgate/alice/private/*"},
+    )
+    alice = Principal(ALICE.arn, ACCOUNT, policy=policy)
+    assert authorize_identity_action(ALICE, "s3:GetObject", OBJECT, alice).basis == "identity"
+    with pytest.raises(AccessDeniedError, match="no identity-based policy allows the s3:DeleteObject"):
+        authorize_identity_action(ALICE, "s3:DeleteObject", OBJECT, alice)
+    with pytest.raises(AccessDeniedError):
+        authorize_identity_action(ALICE, "s3:GetObject", "arn:aws:s3:::kmsgate/bob/report.pdf", alice)
+    with pytest.raises(AccessDeniedError, match="explicit deny"):
+        authorize_identity_action(ALICE, "s3:GetObject", "arn:aws:s3:::kmsgate/alice/private/x", alice)
+    with pytest.raises(AccessDeniedError):
+        authorize_identity_action(CAROL, "s3:GetObject", OBJECT, Principal(CAROL.arn, ACCOUNT))
+    with pytest.raises(AccessDeniedError):
+        authorize_identity_action(CAROL, "s3:GetObject", OBJECT, None)
+    assert authorize_identity_action(ROOT, "s3:DeleteObject", OBJECT, None).basis == "root"
+
+
+def test_identity_policy_conditions_see_the_callers_request():
+    policy = identity_policy({"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*",
+                              "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}})
+    alice = Principal(ALICE.arn, ACCOUNT, policy=policy)
+    with pytest.raises(AccessDeniedError):
+        authorize_identity_action(ALICE, "s3:GetObject", OBJECT, alice)  # ALICE calls from 127.0.0.1
+    inside = Caller(ALICE.arn, ACCOUNT, source_ip="10.1.2.3")
+    assert authorize_identity_action(inside, "s3:GetObject", OBJECT, alice)
+
+
+def test_an_identity_policy_names_no_principal():
+    with pytest.raises(MalformedPolicyDocumentError, match="must not name a Principal"):
+        identity_policy({"Effect": "Allow", "Principal": "*", "Action": "s3:*", "Resource": "*"})
+    with pytest.raises(MalformedPolicyDocumentError, match="no Resource"):
+        identity_policy({"Effect": "Allow", "Action": "s3:*"})

@@ -175,3 +175,29 @@ def test_root_token_from_env(tmp_path: Path):
            "KMSGATE_ROOT_TOKEN": token}
     directory, _ = load_directory(ACCOUNT, env, tmp_path)
     assert directory.lookup_token(token).is_account_root
+
+
+def test_a_principal_may_carry_an_identity_policy():
+    text = TOML.replace("[[principal.access_keys]]", """policy = '''
+{"Version": "2012-10-17",
+ "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::kmsgate/alice/*"}]}
+'''
+[[principal.access_keys]]""")
+    directory = build_directory(ACCOUNT, ROOT, parse_identities(text))
+    principal = directory.principal(ALICE_ARN)
+    assert principal is not None and principal.policy is not None
+    assert principal.policy.statements[0].actions == ("s3:GetObject",)
+    assert directory.principal(BOB_ARN) is None
+
+
+@pytest.mark.parametrize("policy, why", [
+    ("'not json'", "not valid JSON"),
+    ("42", "must be a string"),
+    ("""'{"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:*", "Resource": "*"}]}'""",
+     "must not name a Principal"),
+])
+def test_an_unusable_identity_policy_stops_start_up_naming_the_principal(policy, why):
+    text = TOML.replace("[[principal.access_keys]]", f"policy = {policy}\n[[principal.access_keys]]")
+    with pytest.raises(IdentitiesError, match=why) as raised:
+        build_directory(ACCOUNT, ROOT, parse_identities(text))
+    assert "principal #1" in str(raised.value)

@@ -189,12 +189,20 @@ async def test_tampered_stored_object_is_not_served(running_gateway: RunningGate
         assert r.status == 206 and await r.read() == small[:11]  # untouched frames still verify
 
 
-async def test_concurrent_writers_share_one_data_key(running_gateway: RunningGateway,
-                                                     http: aiohttp.ClientSession) -> None:
-    await asyncio.gather(*(put(http, running_gateway, f"w/{i}", os.urandom(100)) for i in range(100)))
+async def test_concurrent_writers_of_one_object_share_one_data_key(running_gateway: RunningGateway,
+                                                                   http: aiohttp.ClientSession) -> None:
+    await asyncio.gather(*(put(http, running_gateway, "w/shared", os.urandom(100)) for i in range(100)))
     stats = running_gateway.gateway.materials_for(ROOT).stats
     assert stats.kms_calls == 1
     async with http.get(f"{running_gateway.url}/metrics") as r:
         text = await r.text()
     assert 'kmsgate_kms_calls_total{operation="GenerateDataKey",outcome="ok"} 1.0' in text
     assert 'kmsgate_gateway_requests_total{method="PUT",route="object",status="201"} 100.0' in text
+
+
+async def test_each_object_name_has_a_data_key_of_its_own(running_gateway: RunningGateway,
+                                                          http: aiohttp.ClientSession) -> None:
+    # The object's ARN is part of its encryption context, so the KMS binds each name's data key to it.
+    for i in range(3):
+        await put(http, running_gateway, f"named/{i}", os.urandom(100))
+    assert running_gateway.gateway.materials_for(ROOT).stats.kms_calls == 3

@@ -25,6 +25,7 @@ from kmsgate.envelope.kms_client import RemoteKmsClient, RemoteKmsSettings
 from kmsgate.gateway.auth import RequestAuthenticator, gateway_authenticator
 from kmsgate.gateway.headers import CONTEXT_HEADER, encode_context
 from kmsgate.gateway.metrics import GatewayMetrics
+from kmsgate.gateway.object_access import ObjectAccess
 from kmsgate.gateway.service import Gateway, GatewaySettings, setup_gateway
 from kmsgate.gateway.storage.file import FileStorage
 
@@ -38,8 +39,8 @@ def use_server_credentials(server: Any, monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", server.endpoint_url)
 
 
-async def remote_gateway(tmp_path: Path, server: Any,
-                         authenticator: RequestAuthenticator | None = None) -> AsyncIterator[RunningGateway]:
+async def remote_gateway(tmp_path: Path, server: Any, authenticator: RequestAuthenticator | None = None,
+                         object_access: ObjectAccess | None = None) -> AsyncIterator[RunningGateway]:
     key_arn = str(server.kms_client().create_key(Description="gateway")["KeyMetadata"]["Arn"])
     storage = FileStorage(tmp_path / "objects")
     settings = GatewaySettings(default_key_id=key_arn, frame_length=4096, kms_timeout_seconds=5)
@@ -49,7 +50,7 @@ async def remote_gateway(tmp_path: Path, server: Any,
                                                 connect_timeout_seconds=1, read_timeout_seconds=3, max_attempts=1))
         await kms.start()
         return Gateway(storage=storage, kms=kms, metrics=GatewayMetrics(), settings=settings, on_close=kms.close,
-                       authenticator=authenticator or TrustAsRoot())
+                       authenticator=authenticator or TrustAsRoot(), object_access=object_access)
 
     app = web.Application()
     setup_gateway(app, factory)
@@ -90,7 +91,8 @@ async def test_stored_object_decrypts_offline_with_official_sdk(shared_kms_gatew
         key_ids=[gw.key_arn], botocore_session=botocore.session.Session())
     plaintext, header = client.decrypt(source=stored, key_provider=provider)
     assert plaintext == data
-    assert {k: v for k, v in header.encryption_context.items() if not k.startswith("aws-crypto-")} == context
+    assert {k: v for k, v in header.encryption_context.items() if not k.startswith("aws-crypto-")} == {
+        **context, "aws:s3:arn": "arn:aws:s3:::kmsgate/sdk/obj"}
 
 
 async def test_kms_outage_with_warm_and_cold_cache(own_kms_gateway: tuple[RunningGateway, Any]) -> None:
@@ -107,18 +109,19 @@ async def test_kms_outage_with_warm_and_cold_cache(own_kms_gateway: tuple[Runnin
 
         server.kill()  # the KMS is gone
 
-        # Warm cache: writes continue under the cached data key; reads of objects whose
-        # data key is cached continue.
-        async with http.put(f"{gw.url}/v1/objects/b", data=b"second", headers=warm) as r:
+        # Warm cache: a rewrite of the object under the same key and context continues under
+        # the cached data key; reads of objects whose data key is cached continue.
+        async with http.put(f"{gw.url}/v1/objects/a", data=b"second", headers=warm) as r:
             assert r.status == 201
-        for key, expected in (("a", b"first"), ("b", b"second")):
-            async with http.get(f"{gw.url}/v1/objects/{key}") as r:
-                assert r.status == 200 and await r.read() == expected
-        # Cold cache: a new partition, or an object whose data key was never unwrapped.
-        async with http.put(f"{gw.url}/v1/objects/c", data=b"x",
-                            headers={CONTEXT_HEADER: encode_context({"tenant": "cold"})}) as r:
-            assert r.status == 503
-            assert r.headers["Retry-After"] == "1"
+        async with http.get(f"{gw.url}/v1/objects/a") as r:
+            assert r.status == 200 and await r.read() == b"second"
+        # Cold cache: a new partition (another context, or another object: its ARN is in its
+        # context), or an object whose data key was never unwrapped.
+        for key, tenant in (("c", "cold"), ("b", "warm")):
+            async with http.put(f"{gw.url}/v1/objects/{key}", data=b"x",
+                                headers={CONTEXT_HEADER: encode_context({"tenant": tenant})}) as r:
+                assert r.status == 503
+                assert r.headers["Retry-After"] == "1"
         async with http.get(f"{gw.url}/v1/objects/unread") as r:
             assert r.status == 503
             assert "Retry-After" in r.headers
@@ -134,6 +137,8 @@ USER_IDENTITIES = f"""
 [[principal]]
 arn = "arn:aws:iam::111122223333:user/remote-user"
 tokens = ["{USER_TOKEN}"]
+policy = '''{{"Version": "2012-10-17", "Statement": [{{"Effect": "Allow", "Action": "s3:*Object",
+             "Resource": "arn:aws:s3:::kmsgate/*"}}]}}'''
 [[principal.access_keys]]
 access_key_id = "AKIAREMOTEUSER000001"
 secret_access_key = "remoteUserSecret000000000000000000000000"
@@ -146,7 +151,8 @@ async def test_remote_kms_callers_are_authenticated_and_the_kms_sees_the_gateway
     root = RootCredentials(AccessKey("AKIAGATEWAYROOT00001", "g" * 40), "env")
     directory = build_directory("111122223333", root, parse_identities(USER_IDENTITIES))
     use_server_credentials(kmsgate_server, monkeypatch)
-    async for gw in remote_gateway(tmp_path, kmsgate_server, gateway_authenticator(directory, "us-east-1")):
+    async for gw in remote_gateway(tmp_path, kmsgate_server, gateway_authenticator(directory, "us-east-1"),
+                                   ObjectAccess(directory)):
         async with aiohttp.ClientSession() as http:
             async with http.put(f"{gw.url}/v1/objects/r", data=b"remote") as r:
                 assert r.status == 401

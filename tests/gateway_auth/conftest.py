@@ -41,11 +41,22 @@ CAROL = Identity("carol", f"arn:aws:iam::{ACCOUNT_ID}:user/gw-carol", "AKIAGWCAR
 PRINCIPALS = (ALICE, BOB, CAROL)
 
 
-def identities_toml(identities: tuple[Identity, ...] = PRINCIPALS) -> str:
+OBJECTS_READ_WRITE = json.dumps({
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                   "Resource": "arn:aws:s3:::kmsgate/*"},
+                  {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::kmsgate"}],
+})
+"""An identity policy giving read and write on every object of the default bucket: the key policy
+and grants alone then decide what these tests are about."""
+
+
+def identities_toml(identities: tuple[Identity, ...] = PRINCIPALS, policy: str | None = OBJECTS_READ_WRITE) -> str:
     lines: list[str] = []
     for who in identities:
         lines += [
             "[[principal]]", f"arn = {json.dumps(who.arn)}", f"tokens = [{json.dumps(who.token)}]",
+            *([f"policy = {json.dumps(policy)}"] if policy is not None else []),
             "[[principal.access_keys]]",
             f"access_key_id = {json.dumps(who.access_key_id)}",
             f"secret_access_key = {json.dumps(who.secret_access_key)}", "",

@@ -27,6 +27,7 @@ from kmsgate.envelope.kms_client import InProcessKmsClient
 from kmsgate.gateway.auth import gateway_authenticator
 from kmsgate.gateway.headers import CONTEXT_HEADER, KEY_ID_HEADER, encode_context
 from kmsgate.gateway.metrics import GatewayMetrics
+from kmsgate.gateway.object_access import ObjectAccess
 from kmsgate.gateway.service import GATEWAY, Gateway, GatewaySettings, setup_gateway
 from kmsgate.gateway.storage.file import FileStorage
 from kmsgate.kms.rootkey import RootKey
@@ -64,6 +65,7 @@ async def app(tmp_path: Path) -> AsyncIterator[InProcess]:
             kms_for=lambda caller: InProcessKmsClient(service, caller),
             audit=KmsAuditSink(audit).record,
             authenticator=gateway_authenticator(directory, REGION),
+            object_access=ObjectAccess(directory),
             metrics=GatewayMetrics(),
             settings=GatewaySettings(frame_length=4096),
         )
@@ -116,7 +118,10 @@ async def test_allowed_and_denied_gateway_kms_calls_are_audited_without_secrets(
         ("GenerateDataKey", CAROL.arn, "denied", "AccessDeniedException"),
         ("Decrypt", CAROL.arn, "denied", "AccessDeniedException"),
     ]
-    assert all(e["key_arn"] == app.key_arn and e["encryption_context"] == context for e in lines)
+    objects = ["a", "a", "c", "a"]  # each KMS call carries the object's ARN in its context
+    assert [e["encryption_context"] for e in lines] == [
+        {**context, "aws:s3:arn": f"arn:aws:s3:::kmsgate/{name}"} for name in objects]
+    assert all(e["key_arn"] == app.key_arn for e in lines)
     assert all(e["source_ip"] == "127.0.0.1" for e in lines)
     raw = app.audit_path.read_bytes()
     for value in (secret, *data_keys, ALICE.token.encode(), CAROL.token.encode()):

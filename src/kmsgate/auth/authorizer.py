@@ -9,8 +9,11 @@ kmsgate's single-account model, and where it deliberately differs from AWS KMS:
   in AWS it delegates to the account's IAM policies. Every other principal needs an Allow in the key
   policy or a grant. An explicit Deny in the key policy overrides both.
 * Account-level actions (CreateKey, ListKeys, ListAliases, GenerateRandom, ListRetirableGrants,
-  custom key stores) have no key policy; the identities file's ``account_actions`` list stands in
-  for the IAM policy that would allow them (``DEFAULT_ACCOUNT_ACTIONS`` when omitted).
+  custom key stores) have no key policy; the principal's identity policy (resource ``*``) or the
+  identities file's ``account_actions`` shorthand allows them (``DEFAULT_ACCOUNT_ACTIONS`` when
+  omitted), and an explicit Deny in the identity policy wins.
+* Object actions (``s3:GetObject``, ``s3:PutObject``, ``s3:DeleteObject``, ``s3:ListBucket``) are
+  decided by the identity policy alone (``authorize_identity_action``): no policy, no access.
 * RetireGrant is decided by the grant (its retiring principal, or its grantee when the grant
   includes RetireGrant) and the root; ListRetirableGrants lets a non-root caller list only the
   grants it may retire itself.
@@ -34,7 +37,7 @@ from dataclasses import dataclass, field
 from kmsgate.auth.conditions import ContextValue, glob_match, normalize_context
 from kmsgate.auth.grants import Grant, grant_permits, may_retire, permits_child_grant
 from kmsgate.auth.identities import Principal
-from kmsgate.auth.policy import Decision, KeyPolicy, PolicyRequest
+from kmsgate.auth.policy import Decision, Evaluation, KeyPolicy, PolicyRequest
 from kmsgate.core.errors import AccessDeniedError, MalformedPolicyDocumentError
 from kmsgate.core.principal import Caller
 
@@ -122,7 +125,7 @@ def condition_context(caller: Caller, facts: RequestFacts = RequestFacts()) -> d
 
 def _denied(caller: Caller, action: str, resource: str, explicit: bool, kind: str = "resource") -> AccessDeniedError:
     why = (
-        f"with an explicit deny in a {kind}-based policy"
+        f"with an explicit deny in {'an' if kind[0] in 'aeiou' else 'a'} {kind}-based policy"
         if explicit
         else f"because no {kind}-based policy allows the {action} action"
     )
@@ -154,14 +157,43 @@ def authorize(caller: Caller, action: str, key: KeyAccess, facts: RequestFacts =
     raise _denied(caller, action, key.key_arn, explicit=False)
 
 
+def _identity_decision(caller: Caller, action: str, resource: str, principal: Principal | None,
+                       facts: RequestFacts) -> Evaluation:
+    if principal is None or principal.policy is None:
+        return Evaluation(Decision.IMPLICIT_DENY)
+    return principal.policy.evaluate(PolicyRequest(caller.arn, action, resource, condition_context(caller, facts)))
+
+
 def authorize_account_action(caller: Caller, action: str, principal: Principal | None) -> Authorization:
-    """Account-level actions (``ACCOUNT_ACTIONS``), allowed by the identity's ``account_actions``."""
+    """Account-level actions (``ACCOUNT_ACTIONS``): allowed by the identity's ``account_actions`` or
+    its identity policy (resource ``*``), unless that policy denies them explicitly."""
     if caller.is_account_root:
         return Authorization("root")
+    evaluation = _identity_decision(caller, action, "*", principal, RequestFacts())
+    if evaluation.decision is Decision.EXPLICIT_DENY:
+        raise _denied(caller, action, "*", explicit=True, kind="identity")
+    if evaluation.decision is Decision.ALLOW:
+        return Authorization("identity", sid=evaluation.sid)
     patterns = principal.account_actions if principal is not None else ()
     if any(glob_match(pattern, action, ignore_case=True) for pattern in patterns):
         return Authorization("identity")
     raise _denied(caller, action, "*", explicit=False, kind="identity")
+
+
+def authorize_identity_action(caller: Caller, action: str, resource: str, principal: Principal | None,
+                              facts: RequestFacts = RequestFacts()) -> Authorization:
+    """An action decided by the caller's identity policy alone (``s3:GetObject`` on an object ARN).
+
+    The root may do everything; anyone else needs an Allow in its identity policy and no
+    applicable Deny. No policy allows nothing.
+    """
+    if caller.is_account_root:
+        return Authorization("root")
+    evaluation = _identity_decision(caller, action, resource, principal, facts)
+    if evaluation.decision is Decision.ALLOW:
+        return Authorization("identity", sid=evaluation.sid)
+    raise _denied(caller, action, resource, explicit=evaluation.decision is Decision.EXPLICIT_DENY,
+                  kind="identity")
 
 
 def authorize_retire(caller: Caller, grant: Grant) -> Authorization:

@@ -6,6 +6,7 @@ Identities file (TOML, path given by the operator)::
     arn = "arn:aws:iam::111122223333:user/alice"      # or ...:role/<path/name>
     tokens = ["<bearer token, 32..512 characters>"]    # optional, gateway only
     account_actions = ["kms:CreateKey", "kms:List*"]   # optional, see below
+    policy = '''{"Version": "2012-10-17", "Statement": [...]}'''  # optional identity policy
 
     [[principal.access_keys]]
     access_key_id = "AKIAALICE00000000001"              # 16..128 of [A-Z0-9]
@@ -17,8 +18,13 @@ unset, from ``<data-dir>/credentials``, which is generated at first start (mode 
 shared-credentials file with one profile ``kmsgate``). Its bearer token comes from
 ``KMSGATE_ROOT_TOKEN`` when set.
 
-``account_actions`` stands in for the IAM identity policy kmsgate does not have: the account-level
-actions (``kms:CreateKey``, ``kms:ListKeys``…) a non-root principal may call. Key-scoped actions are
+``policy`` is the principal's identity policy, an IAM policy document (``Version``, ``Statement``
+with ``Effect``, ``Action``/``NotAction``, ``Resource``/``NotResource``, ``Condition``; no
+``Principal``), evaluated by the same engine as key policies (``kmsgate.auth.policy``). It decides
+the object actions (``s3:GetObject``, ``s3:PutObject``, ``s3:DeleteObject``, ``s3:ListBucket`` on
+``arn:aws:s3:::<bucket>/<key>`` and ``arn:aws:s3:::<bucket>``) and may also allow account-level KMS
+actions. ``account_actions`` is shorthand for the latter: the account-level actions
+(``kms:CreateKey``, ``kms:ListKeys``…) a non-root principal may call. Key-scoped KMS actions are
 decided by key policies and grants only.
 
 Access key ids are identifiers, not secrets; secrets and tokens never appear in ``repr``, logs or
@@ -40,6 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kmsgate.auth.policy import KeyPolicy, parse_identity_policy
+from kmsgate.core.errors import MalformedPolicyDocumentError
 from kmsgate.core.principal import Caller
 
 ROOT_ACCESS_KEY_ENV = "KMSGATE_ROOT_ACCESS_KEY_ID"
@@ -89,6 +97,8 @@ class Principal:
     arn: str
     account_id: str
     account_actions: tuple[str, ...] = DEFAULT_ACCOUNT_ACTIONS
+    policy: KeyPolicy | None = field(default=None, compare=False, repr=False)
+    """The identity policy, if the identities file gives one."""
 
     @property
     def is_account_root(self) -> bool:
@@ -117,6 +127,7 @@ class IdentityDirectory:
     _by_access_key: Mapping[str, tuple[Principal, AccessKey]] = field(repr=False)
     _token_digests: tuple[tuple[bytes, Principal], ...] = field(repr=False)
     principals: tuple[Principal, ...] = ()
+    _by_arn: Mapping[str, Principal] = field(default_factory=dict, repr=False)
 
     def lookup_access_key(self, access_key_id: str) -> tuple[Principal, AccessKey] | None:
         """The principal and key for ``access_key_id``, or ``None`` when unknown."""
@@ -137,10 +148,7 @@ class IdentityDirectory:
         return found
 
     def principal(self, arn: str) -> Principal | None:
-        for principal in self.principals:
-            if principal.arn == arn:
-                return principal
-        return None
+        return self._by_arn.get(arn)
 
 
 def _token_digest(token: str) -> bytes:
@@ -198,7 +206,7 @@ def build_directory(
         where = f"principal #{index + 1}"
         if not isinstance(entry, dict):
             raise IdentitiesError(f"{where} is not a table")
-        unknown = set(entry) - {"arn", "access_keys", "tokens", "account_actions"}
+        unknown = set(entry) - {"arn", "access_keys", "tokens", "account_actions", "policy"}
         if unknown:
             raise IdentitiesError(f"{where}: unknown fields {sorted(unknown)}")
         arn = entry.get("arn")
@@ -219,7 +227,15 @@ def build_directory(
             isinstance(a, str) and _ACCOUNT_ACTION_RE.fullmatch(a) for a in actions
         ):
             raise IdentitiesError(f"{where}: 'account_actions' must be a list like [\"kms:CreateKey\"]")
-        principal = Principal(arn=arn, account_id=account_id, account_actions=tuple(actions))
+        policy = entry.get("policy")
+        if policy is not None:
+            if not isinstance(policy, str):
+                raise IdentitiesError(f"{where}: 'policy' must be a string holding an IAM policy document (JSON)")
+            try:
+                policy = parse_identity_policy(policy)
+            except MalformedPolicyDocumentError as exc:
+                raise IdentitiesError(f"{where}: policy: {exc.message}") from None
+        principal = Principal(arn=arn, account_id=account_id, account_actions=tuple(actions), policy=policy)
         principals.append(principal)
         for key_entry in _list_of(entry, "access_keys", where):
             if not isinstance(key_entry, dict) or set(key_entry) != {"access_key_id", "secret_access_key"}:
@@ -237,6 +253,7 @@ def build_directory(
         _by_access_key=dict(by_key),
         _token_digests=tuple(tokens),
         principals=tuple(principals),
+        _by_arn={principal.arn: principal for principal in principals},
     )
 
 

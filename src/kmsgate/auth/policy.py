@@ -165,7 +165,8 @@ def _one_of(raw: Mapping[str, Any], name: str, index: int) -> tuple[Any, bool]:
     return (raw[f"Not{name}"], True) if has_not else (raw[name], False)
 
 
-def _statement(raw: Any, index: int) -> Statement:
+def _statement(raw: Any, index: int, *, identity: bool = False) -> Statement:
+    """One statement; in an identity policy (``identity``) it names no principal: it applies to its owner."""
     if not isinstance(raw, dict):
         raise MalformedPolicyDocumentError(f"Statement {index} is not an object.")
     unknown = set(raw) - _STATEMENT_FIELDS
@@ -177,8 +178,15 @@ def _statement(raw: Any, index: int) -> Statement:
     effect = raw.get("Effect")
     if effect not in ("Allow", "Deny"):
         raise MalformedPolicyDocumentError(f"Statement {index}: Effect must be Allow or Deny.")
-    principal, not_principal = _one_of(raw, "Principal", index)
-    arns, any_principal = _principals(principal)
+    if identity:
+        if "Principal" in raw or "NotPrincipal" in raw:
+            raise MalformedPolicyDocumentError(
+                f"Statement {index}: an identity policy must not name a Principal or NotPrincipal."
+            )
+        arns, any_principal, not_principal = frozenset[str](), True, False
+    else:
+        principal, not_principal = _one_of(raw, "Principal", index)
+        arns, any_principal = _principals(principal)
     actions, not_action = _one_of(raw, "Action", index)
     action_list = _strings(actions, "Action")
     for action in action_list:
@@ -206,6 +214,19 @@ def _statement(raw: Any, index: int) -> Statement:
 
 def parse_policy(document: str) -> KeyPolicy:
     """Parse and validate a key policy, or raise ``MalformedPolicyDocumentError`` saying why."""
+    return _parse(document, identity=False)
+
+
+def parse_identity_policy(document: str) -> KeyPolicy:
+    """Parse and validate an identity policy (a principal's own: statements name no ``Principal``).
+
+    The same document rules, limits and evaluation as a key policy; every statement applies to
+    the principal that holds the policy.
+    """
+    return _parse(document, identity=True)
+
+
+def _parse(document: str, *, identity: bool) -> KeyPolicy:
     if not isinstance(document, str) or not document.strip():
         raise MalformedPolicyDocumentError("The key policy is empty.")
     if len(document.encode("utf-8")) > MAX_POLICY_BYTES:
@@ -232,5 +253,5 @@ def parse_policy(document: str) -> KeyPolicy:
         raise MalformedPolicyDocumentError("The key policy needs at least one Statement.")
     if len(statements) > MAX_STATEMENTS:
         raise MalformedPolicyDocumentError(f"The key policy has more than {MAX_STATEMENTS} statements.")
-    parsed = tuple(_statement(statement, index) for index, statement in enumerate(statements))
+    parsed = tuple(_statement(statement, index, identity=identity) for index, statement in enumerate(statements))
     return KeyPolicy(document=document, statements=parsed, version=version, policy_id=policy_id)

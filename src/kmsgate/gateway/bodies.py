@@ -25,6 +25,7 @@ from kmsgate.envelope.materials import MaterialsManager
 from kmsgate.gateway.errors import GatewayError
 from kmsgate.gateway.exchange import Exchange
 from kmsgate.gateway.headers import parse_context, parse_key_id
+from kmsgate.gateway.object_access import OBJECT_ARN_CONTEXT_KEY
 from kmsgate.gateway.service import Gateway
 
 
@@ -109,8 +110,14 @@ async def read_whole_body(request: web.Request, exchange: Exchange, length: int)
 
 
 def requested_key_and_context(request: web.Request, gateway: Gateway) -> tuple[str, dict[str, str]]:
+    """The CMK and encryption context a write asks for; the object-binding key is the gateway's alone."""
     key_id = parse_key_id(request.headers) or gateway.settings.default_key_id
-    return key_id, parse_context(request.headers)
+    context = parse_context(request.headers)
+    if OBJECT_ARN_CONTEXT_KEY in context:
+        raise GatewayError(400, "InvalidArgument",
+                           f"The encryption context key {OBJECT_ARN_CONTEXT_KEY} is reserved: the gateway sets it "
+                           "to the object's ARN.")
+    return key_id, context
 
 
 async def open_encryptor(gateway: Gateway, materials: MaterialsManager, key_id: str, context: Mapping[str, str],

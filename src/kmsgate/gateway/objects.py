@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 import orjson
 from aiohttp import web
 
+from kmsgate.core.principal import Caller
 from kmsgate.envelope.decryptor import Decryptor
 from kmsgate.envelope.errors import DataKeyUnavailableError, DecryptionError, TruncatedMessageError
 from kmsgate.envelope.header import MessageHeader, parse_header
@@ -36,8 +37,18 @@ from kmsgate.gateway.errors import GatewayError
 from kmsgate.gateway.exchange import Exchange
 from kmsgate.gateway.headers import RangeNotSatisfiable, parse_context, parse_range
 from kmsgate.gateway.keys import validate_object_key
+from kmsgate.gateway.object_access import (
+    DELETE_OBJECT,
+    GET_OBJECT,
+    LIST_BUCKET,
+    PUT_OBJECT,
+    bind_context,
+    bucket_arn,
+    is_bound_to,
+    object_arn,
+)
 from kmsgate.gateway.service import Gateway
-from kmsgate.gateway.storage.base import ObjectReader, StoredObject
+from kmsgate.gateway.storage.base import ObjectNotFound, ObjectReader, StoredObject
 
 OCTET_STREAM = "application/octet-stream"
 
@@ -54,9 +65,33 @@ def corrupt() -> GatewayError:
     return GatewayError(502, "ObjectCorrupt", "The stored object failed authentication.")
 
 
-async def put_object(request: web.Request, gateway: Gateway, exchange: Exchange) -> web.StreamResponse:
+def _object_arn(request: web.Request, gateway: Gateway) -> tuple[str, str]:
+    """The validated object key of the request and its ARN in the default bucket."""
     key = validate_object_key(request.match_info["key"])
-    key_id, context = requested_key_and_context(request, gateway)
+    return key, object_arn(gateway.settings.default_bucket, key)
+
+
+async def _open_for_read(gateway: Gateway, caller: Caller, key: str) -> ObjectReader:
+    """Open ``key`` for a caller allowed ``s3:GetObject`` on it; as S3 does, a missing object is
+    404 only for a caller who may also list the bucket, 403 for anyone else."""
+    try:
+        return await gateway.storage.open_read(key)
+    except ObjectNotFound:
+        gateway.object_access.check(caller, LIST_BUCKET, bucket_arn(gateway.settings.default_bucket))
+        raise
+
+
+def _check_bound(header: MessageHeader, arn: str) -> None:
+    """A stored message must name its own object: one moved or copied to another key is corrupt there."""
+    if not is_bound_to(header.encryption_context, arn):
+        raise corrupt()
+
+
+async def put_object(request: web.Request, gateway: Gateway, exchange: Exchange) -> web.StreamResponse:
+    key, arn = _object_arn(request, gateway)
+    gateway.object_access.check(exchange.caller, PUT_OBJECT, arn)
+    key_id, requested_context = requested_key_and_context(request, gateway)
+    context = bind_context(requested_context, arn)
     length = check_declared_length(request, gateway.settings.max_object_bytes)
     materials = gateway.materials_for(exchange.caller)
     entry, encryptor = await open_encryptor(gateway, materials, key_id, context, length)
@@ -76,7 +111,8 @@ async def put_object(request: web.Request, gateway: Gateway, exchange: Exchange)
 
 
 async def delete_object(request: web.Request, gateway: Gateway, exchange: Exchange) -> web.StreamResponse:
-    key = validate_object_key(request.match_info["key"])
+    key, arn = _object_arn(request, gateway)
+    gateway.object_access.check(exchange.caller, DELETE_OBJECT, arn)
     await gateway.storage.delete(key)
     return web.Response(status=204)
 
@@ -105,14 +141,16 @@ def _object_headers(info: StoredObject, header: MessageHeader) -> dict[str, str]
 
 
 async def head_object(request: web.Request, gateway: Gateway, exchange: Exchange) -> web.StreamResponse:
-    key = validate_object_key(request.match_info["key"])
-    reader = await gateway.storage.open_read(key)
+    key, arn = _object_arn(request, gateway)
+    gateway.object_access.check(exchange.caller, GET_OBJECT, arn)
+    reader = await _open_for_read(gateway, exchange.caller, key)
     try:
         try:
             header, _ = await _read_header(gateway, aiter(reader))
             total = _plaintext_length(header, reader.info.size)
         except DecryptionError:
             raise corrupt() from None
+        _check_bound(header, arn)
         headers = _object_headers(reader.info, header)
     finally:
         await reader.aclose()
@@ -125,9 +163,10 @@ async def head_object(request: web.Request, gateway: Gateway, exchange: Exchange
 
 
 async def get_object(request: web.Request, gateway: Gateway, exchange: Exchange) -> web.StreamResponse:
-    key = validate_object_key(request.match_info["key"])
+    key, arn = _object_arn(request, gateway)
+    gateway.object_access.check(exchange.caller, GET_OBJECT, arn)
     expected = parse_context(request.headers)
-    reader = await gateway.storage.open_read(key)
+    reader = await _open_for_read(gateway, exchange.caller, key)
     try:
         chunks = aiter(reader)
         try:
@@ -135,6 +174,7 @@ async def get_object(request: web.Request, gateway: Gateway, exchange: Exchange)
             total = _plaintext_length(header, reader.info.size)
         except DecryptionError:
             raise corrupt() from None
+        _check_bound(header, arn)  # before any KMS call; the header is authenticated with the data key below
         try:
             data_key = await gateway.materials_for(exchange.caller).data_key(header)
         except DataKeyUnavailableError:

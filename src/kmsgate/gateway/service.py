@@ -5,7 +5,8 @@ context that, at startup, awaits ``factory(app)`` to build the ``Gateway`` (afte
 earlier cleanup contexts, so an in-process KMS service opened there is available) and
 closes it at shutdown, after in-flight requests have drained.
 
-A ``Gateway`` owns the request authenticator, the storage backend, the KMS client (wrapped
+A ``Gateway`` owns the request authenticator, the object access checks
+(``kmsgate.gateway.object_access``), the storage backend, the KMS client (wrapped
 with timeouts and metrics), the data-key caches (``CallerMaterials``), the crypto thread pool
 and the metrics. It is per process: each worker builds its own.
 
@@ -48,10 +49,12 @@ from kmsgate.gateway.auth import BearerCallers, RequestAuthenticator
 from kmsgate.gateway.inflight import counted_by_handlers
 from kmsgate.gateway.kms import DEFAULT_KMS_TIMEOUT_SECONDS, AuditedKmsClient, AuditRecorder, InstrumentedKmsClient
 from kmsgate.gateway.metrics import GatewayMetrics
+from kmsgate.gateway.object_access import ObjectAccess
 from kmsgate.gateway.principals import DEFAULT_MAX_IDENTITIES, CallerMaterials, KmsClientFactory
 from kmsgate.gateway.storage.base import Storage
 
 DEFAULT_KEY_ALIAS = "alias/kmsgate-default"
+DEFAULT_BUCKET = "kmsgate"
 DEFAULT_MAX_OBJECT_BYTES = 5 * 2**30
 METRICS_SYNC_SECONDS = 0.5
 """Longest delay before a request's counts (requests, bytes, in flight, data-key cache hits and
@@ -64,6 +67,8 @@ class GatewaySettings:
     """Tunables of the gateway (the CLI maps its options onto these)."""
 
     default_key_id: str = DEFAULT_KEY_ALIAS
+    default_bucket: str = DEFAULT_BUCKET
+    """The bucket of the ``/v1/objects`` API: objects are ``arn:aws:s3:::<bucket>/<key>``."""
     max_object_bytes: int = DEFAULT_MAX_OBJECT_BYTES
     """Largest plaintext accepted by PUT and /v1/encrypt, and largest message by /v1/decrypt."""
     max_in_flight: int = 1024
@@ -103,7 +108,8 @@ class Gateway:
     """Per-process gateway resources."""
 
     def __init__(self, *, storage: Storage, kms: KmsClient, metrics: GatewayMetrics,
-                 authenticator: RequestAuthenticator, kms_for: KmsClientFactory | None = None,
+                 authenticator: RequestAuthenticator, object_access: ObjectAccess | None = None,
+                 kms_for: KmsClientFactory | None = None,
                  audit: AuditRecorder | None = None,
                  settings: GatewaySettings | None = None, kms_probe: KmsProbe | None = None,
                  on_close: Callable[[], Awaitable[None]] | None = None) -> None:
@@ -111,6 +117,7 @@ class Gateway:
         self.storage = storage
         self.metrics = metrics
         self.authenticator = authenticator
+        self.object_access = object_access or ObjectAccess(None)
         # Bearer callers are remembered only over an immutable identity directory.
         self.bearer_callers = BearerCallers() if isinstance(authenticator, GatewayAuthenticator) else None
         timeout = self.settings.kms_timeout_seconds

@@ -25,6 +25,7 @@ from kmsgate.gateway.auth import RequestAuthenticator as GatewayRequestAuthentic
 from kmsgate.gateway.auth import gateway_authenticator
 from kmsgate.gateway.inflight import InFlight, counted_by_handlers
 from kmsgate.gateway.metrics import GatewayMetrics
+from kmsgate.gateway.object_access import ObjectAccess
 from kmsgate.gateway.service import Gateway, GatewaySettings, setup_gateway
 from kmsgate.gateway.storage.base import Storage
 from kmsgate.gateway.storage.file import FileStorage
@@ -83,6 +84,7 @@ async def _build_gateway(config: Config, app: web.Application) -> Gateway:
         kms_for = partial(InProcessKmsClient, service)  # the gateway calls the KMS as each caller
     settings = GatewaySettings(
         default_key_id=config.default_key_alias,
+        default_bucket=config.default_bucket,
         max_object_bytes=config.max_object_size,
         max_in_flight=config.max_in_flight,
         kms_timeout_seconds=config.kms_timeout_seconds,
@@ -102,6 +104,7 @@ async def _build_gateway(config: Config, app: web.Application) -> Gateway:
         kms=kms,
         kms_for=kms_for,
         authenticator=authenticator,
+        object_access=ObjectAccess(app[IDENTITIES]),
         audit=app[AUDIT_SINK].record if config.kms_endpoint is None else None,
         metrics=GatewayMetrics(metrics_dir_from_env()),
         settings=settings,
