@@ -1,7 +1,8 @@
 """Scaling scenarios: the data-key cache against ``--cache-max-messages 1``, and 1 against 2 workers.
 
 Cache: for each cache limit, a fresh local server takes ``N`` PUTs of 1 KiB under one key
-and context (10,000 in the standard suite) from 1 and from 64 concurrent clients. KMS
+and context (10,000 in the standard suite) from 1 and from 64 concurrent clients. An object's
+ARN is part of its context, so the PUTs rewrite one object name per concurrency level. KMS
 calls are the growth of ``kmsgate_kms_calls_total`` on ``/metrics`` across the run; the
 target is at most ``ceil(N / limit) + 1`` calls whatever the concurrency.
 
@@ -52,8 +53,7 @@ def run_cache(ctx: Context) -> None:
         with ctx.kmsgate(ServerOptions(cache_max_messages=limit)) as url:
             for conc in CACHE_CONCURRENCY:
                 before = scrape_metric(url, ctx.secrets.token)
-                templates = tuple(RequestTemplate("PUT", f"/v1/objects/cache/{conc}/{i}", auth, body_size=1024)
-                                  for i in range(16))
+                templates = (RequestTemplate("PUT", f"/v1/objects/cache/{conc}", auth, body_size=1024),)
                 plan = ctx.plan(url, templates, concurrency=conc, warmup_s=0.0, duration_s=bound_s,
                                 max_requests=puts, expect_status=OK_STATUS)
                 result = ctx.load(plan, f"cache {limit} x{conc}")

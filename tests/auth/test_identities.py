@@ -201,3 +201,10 @@ def test_an_unusable_identity_policy_stops_start_up_naming_the_principal(policy,
     with pytest.raises(IdentitiesError, match=why) as raised:
         build_directory(ACCOUNT, ROOT, parse_identities(text))
     assert "principal #1" in str(raised.value)
+
+
+def test_the_shipped_example_identities_file_is_valid():
+    example = Path(__file__).resolve().parents[2] / "deploy" / "identities.example.toml"
+    directory = build_directory(ACCOUNT, ROOT, parse_identities(example.read_text()))
+    app = directory.principal(f"arn:aws:iam::{ACCOUNT}:user/app")
+    assert app is not None and app.policy is not None

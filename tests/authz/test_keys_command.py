@@ -86,6 +86,20 @@ def test_an_administrator_can_administer_but_not_use(generated_server: KmsgateSe
     assert error_code(alice.generate_data_key, KeyId=key_id, KeySpec="AES_256") == "AccessDeniedException"
 
 
+def test_an_administrator_cannot_grant_itself_use_of_the_key(generated_server: KmsgateServer,
+                                                             created: dict[str, Any]) -> None:
+    key_id = created["KeyMetadata"]["KeyId"]
+    alice = client_as(generated_server, ALICE)
+    for operations in (["Decrypt"], ["Encrypt", "GenerateDataKey"], ["CreateGrant"]):
+        assert error_code(alice.create_grant, KeyId=key_id, GranteePrincipal=ALICE.arn,
+                          Operations=operations) == "AccessDeniedException", operations
+    assert alice.list_grants(KeyId=key_id)["Grants"] == []
+    policy = json.loads(alice.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
+    admin = next(s for s in policy["Statement"] if s["Sid"] == "Allow access for Key Administrators")
+    assert not any("*" in action for action in admin["Action"])
+    assert not {"kms:CreateGrant", "kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"} & set(admin["Action"])
+
+
 def test_a_user_can_use_but_not_administer(generated_server: KmsgateServer, created: dict[str, Any]) -> None:
     key_id = created["KeyMetadata"]["KeyId"]
     bob = client_as(generated_server, BOB)

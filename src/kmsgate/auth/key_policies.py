@@ -3,7 +3,8 @@
 ``default_key_policy`` is the policy AWS KMS gives a key created without one (the account root
 gets ``kms:*``). ``admin_user_key_policy`` is the policy ``kmsgate keys create --admin ARN…
 --user ARN…`` writes, shaped as the AWS console's: key administrators may manage the key but not
-use it; key users may use it for cryptography. In kmsgate the root statement means the root
+use it (their actions are listed one by one, without CreateGrant); key users may use it for
+cryptography. In kmsgate the root statement means the root
 identity only (see ``kmsgate.auth.policy``), so admins and users are exactly the ARNs listed.
 """
 
@@ -14,23 +15,38 @@ from collections.abc import Sequence
 
 from kmsgate.auth.identities import parse_principal_arn
 
-# The key-administrator actions the AWS console's key policy grants.
+# The key-administrator actions, named one by one. The AWS console's policy grants prefixes
+# (``kms:Create*``, ``kms:Put*``…), which include CreateGrant: an administrator could grant itself
+# Decrypt. Here administrators manage the key's life, aliases, tags, rotation, imported material,
+# policy and grants they did not make (list, revoke), and nothing that uses the key or delegates
+# its use. PutKeyPolicy stays: as in AWS, it lets an administrator rewrite the whole policy
+# (including this statement) — whoever may do that is trusted with the key.
 KEY_ADMIN_ACTIONS: tuple[str, ...] = (
-    "kms:Create*",
-    "kms:Describe*",
-    "kms:Enable*",
-    "kms:List*",
-    "kms:Put*",
-    "kms:Update*",
-    "kms:Revoke*",
-    "kms:Disable*",
-    "kms:Get*",
-    "kms:Delete*",
-    "kms:TagResource",
-    "kms:UntagResource",
+    "kms:DescribeKey",
+    "kms:EnableKey",
+    "kms:DisableKey",
+    "kms:UpdateKeyDescription",
     "kms:ScheduleKeyDeletion",
     "kms:CancelKeyDeletion",
+    "kms:CreateAlias",
+    "kms:UpdateAlias",
+    "kms:DeleteAlias",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:ListResourceTags",
+    "kms:EnableKeyRotation",
+    "kms:DisableKeyRotation",
+    "kms:GetKeyRotationStatus",
     "kms:RotateKeyOnDemand",
+    "kms:ListKeyRotations",
+    "kms:GetKeyPolicy",
+    "kms:ListKeyPolicies",
+    "kms:PutKeyPolicy",
+    "kms:ListGrants",
+    "kms:RevokeGrant",
+    "kms:GetParametersForImport",
+    "kms:ImportKeyMaterial",
+    "kms:DeleteImportedKeyMaterial",
 )
 
 # The key-user actions for a symmetric encryption key.

@@ -9,8 +9,9 @@ Every failure a gateway route reports goes through ``to_gateway_error`` and is r
 400   bad input (object key, headers, range syntax, a message that does not decrypt,
       KMS client errors such as ``NotFoundException`` or ``DisabledException``; the AWS
       code is kept)
-403   not permitted (``AccessDeniedException`` from the KMS: the caller's key policy or
-      grants do not allow the operation under this key and context)
+403   not permitted: ``AccessDenied`` when the caller's identity policy does not allow the
+      object action (``kmsgate.gateway.object_access``), ``AccessDeniedException`` from the
+      KMS when its key policy or grants do not allow the operation under this key and context
 404   no such object
 413   body larger than the configured maximum
 416   range not satisfiable
