@@ -56,7 +56,7 @@ USER_ACTIONS = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryp
                 "kms:GenerateDataKeyWithoutPlaintext", "kms:DescribeKey"]
 ADMIN_ACTIONS = ["kms:PutKeyPolicy", "kms:GetKeyPolicy", "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion",
                  "kms:DisableKey", "kms:EnableKey", "kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateKeyDescription",
-                 "kms:TagResource", "kms:UntagResource", "kms:ListGrants", "kms:RevokeGrant", "kms:CreateGrant",
+                 "kms:TagResource", "kms:UntagResource", "kms:ListGrants", "kms:RevokeGrant",
                  "kms:EnableKeyRotation", "kms:DescribeKey", "kms:ListResourceTags", "kms:RotateKeyOnDemand"]
 
 
@@ -74,6 +74,13 @@ def test_user_may_not_administer_key(action):
 @pytest.mark.parametrize("action", ADMIN_ACTIONS)
 def test_admin_may_administer_key(action):
     assert authorize(BOB, action, key(USERS_AND_ADMINS)).basis == "policy"
+
+
+def test_admin_may_not_create_grants_for_itself_or_anyone():
+    for grantee in (BOB.arn, CAROL.arn):
+        facts = RequestFacts(grant_request=grant(grantee_principal=grantee, operations=["Decrypt"]))
+        with pytest.raises(AccessDeniedError):
+            authorize(BOB, "kms:CreateGrant", key(USERS_AND_ADMINS), facts)
 
 
 @pytest.mark.parametrize("action", sorted(set(USER_ACTIONS) - {"kms:DescribeKey"}))

@@ -100,7 +100,12 @@ def test_ceiling_workers_are_stopped_with_the_server() -> None:
     from bench.procs import free_port
 
     server = start_http_ceiling(free_port(), workers=2)
+    # The port answers once one process listens; the second may still be starting: wait, bounded.
+    deadline = time.monotonic() + 10
     pids = process_tree(server.pid)
+    while len(pids) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        pids = process_tree(server.pid)
     assert len(pids) >= 2
     server.stop()
     # Killed processes may take a moment to be reaped by their new parent; wait, bounded.
