@@ -69,7 +69,8 @@ def _layout(header: MessageHeader, message_length: int) -> tuple[int, int]:
 
 
 def plaintext_length(header: MessageHeader, message_length: int) -> int:
-    """Plaintext bytes of a stored message of ``message_length`` bytes."""
+    """Plaintext bytes of a stored message of ``message_length`` bytes, as that length
+    implies: vouched for only once ``final_frame_span`` decrypted."""
     regular, final_length = _layout(header, message_length)
     return regular * header.frame_length + final_length
 
