@@ -156,7 +156,8 @@ def test_no_truncation_or_extension_passes_the_final_frame_check() -> None:
 
 @settings(max_examples=80, deadline=None)
 @given(length=st.integers(1, 3000), frame_length=st.sampled_from([1, 16, 100, 1024]), data=st.data())
-def test_any_range_planned_around_the_final_frame_matches_plaintext(length, frame_length, data) -> None:  # type: ignore[no-untyped-def]
+def test_any_range_planned_around_the_final_frame_matches_plaintext(  # type: ignore[no-untyped-def]
+        length, frame_length, data) -> None:
     plaintext = vector_loader.plaintext_of(length)
     message = encrypt_chunks(MATERIALS, [plaintext], frame_length)
     header, _ = parse_header(message, DecryptPolicy())

@@ -50,9 +50,9 @@ async def open_same_object(gateway: Gateway, key: str, info: StoredObject, start
 
 async def verified_final_frame(gateway: Gateway, key: str, info: StoredObject, header: MessageHeader,
                                data_key: bytes, buffered: bytes | bytearray) -> FinalFrame:
-    """The final frame of the stored object ``info``, once it authenticated
-    where the object's length puts it. ``buffered`` holds the object's first bytes, already
-    read: the frame is taken from there when they include it.
+    """The final frame of the stored object ``info``, once it authenticated where the object's
+    length puts it. ``buffered`` holds the object's first bytes, already read: the frame is
+    taken from there when they include it.
 
     Raises ``DecryptionError`` when the object is not an intact message of its length
     (``RangeUnsupportedError``, a ``ValueError``, for a signed message)."""
