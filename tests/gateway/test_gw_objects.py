@@ -11,6 +11,8 @@ import pytest
 import yarl
 
 from kmsgate.core.principal import account_root
+from kmsgate.envelope import AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384
+from kmsgate.envelope.materials import encrypt_message
 from kmsgate.gateway.headers import CONTEXT_HEADER, KEY_ID_HEADER, encode_context
 from kmsgate.gateway.storage.file import READ_BLOCK_BYTES
 
@@ -171,22 +173,93 @@ async def test_oversize_body_is_413_and_stores_nothing(running_gateway: RunningG
 async def test_tampered_stored_object_is_not_served(running_gateway: RunningGateway,
                                                     http: aiohttp.ClientSession) -> None:
     small, large = os.urandom(3 * FRAME), os.urandom(READ_BLOCK_BYTES + 3 * FRAME)
-    for key, data in (("t", small), ("big", large)):
+    for key, data, at in (("t", small, -30), ("big", large, -30), ("mid", large, len(large) // 2)):
         await put(http, running_gateway, key, data)
         path = running_gateway.gateway.storage.object_path(key)  # type: ignore[attr-defined]
         raw = bytearray(path.read_bytes())
-        raw[-30] ^= 1  # inside the final frames
+        raw[at] ^= 1  # -30: inside the final frames
         path.write_bytes(bytes(raw))
     # Read whole with its header: verified before anything is sent, so a plain 502.
     async with http.get(f"{running_gateway.url}/v1/objects/t") as r:
         assert r.status == 502 and (await r.json())["error"] == "ObjectCorrupt"
-    # Streamed: headers went out before the bad frame was reached, so the connection is aborted.
+    # Streamed: the final frame vouches for the Content-Length before the status line.
+    async with http.get(f"{running_gateway.url}/v1/objects/big") as r:
+        assert r.status == 502 and (await r.json())["error"] == "ObjectCorrupt"
+    # Streamed, with a bad frame in the middle: the headers went out before it was reached,
+    # so the connection is aborted.
     with pytest.raises(aiohttp.ClientError):
-        async with http.get(f"{running_gateway.url}/v1/objects/big") as r:
+        async with http.get(f"{running_gateway.url}/v1/objects/mid") as r:
             assert r.status == 200
             await r.read()
+    # A range is served only once the final frame verified: its size is not vouched for otherwise.
     async with http.get(f"{running_gateway.url}/v1/objects/t", headers={"Range": "bytes=0-10"}) as r:
-        assert r.status == 206 and await r.read() == small[:11]  # untouched frames still verify
+        assert r.status == 502 and (await r.json())["error"] == "ObjectCorrupt"
+
+
+async def test_a_range_outside_a_tampered_frame_still_verifies(running_gateway: RunningGateway,
+                                                               http: aiohttp.ClientSession) -> None:
+    data = os.urandom(3 * FRAME + 100)
+    await put(http, running_gateway, "t", data)
+    path = running_gateway.gateway.storage.object_path("t")  # type: ignore[attr-defined]
+    raw = bytearray(path.read_bytes())
+    raw[-140 - 100] ^= 1  # inside the third regular frame; the first and the final frame are untouched
+    path.write_bytes(bytes(raw))
+    async with http.get(f"{running_gateway.url}/v1/objects/t", headers={"Range": "bytes=0-10"}) as r:
+        assert r.status == 206 and await r.read() == data[:11]
+    async with http.get(f"{running_gateway.url}/v1/objects/t", headers={"Range": "bytes=-100"}) as r:
+        assert r.status == 206 and await r.read() == data[-100:]
+    with pytest.raises(aiohttp.ClientError):  # the range reaches into the bad frame: aborted
+        async with http.get(f"{running_gateway.url}/v1/objects/t", headers={"Range": "bytes=-200"}) as r:
+            assert r.status == 206
+            await r.read()
+
+
+# Stored layout of 3 * FRAME + 100 plaintext bytes: header, three regular frames of FRAME + 32
+# bytes, then the final frame of 100 + 40 bytes.
+TRUNCATIONS = {
+    "at the final frame's start": 140,
+    "inside the final frame": 50,
+    "inside the last regular frame": 140 + 1000,
+    "at the last regular frame's start": 140 + FRAME + 32,
+}
+
+
+def truncate_stored(gw: RunningGateway, key: str, drop: int) -> None:
+    path = gw.gateway.storage.object_path(key)  # type: ignore[attr-defined]
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) - drop])
+
+
+@pytest.mark.parametrize("drop", TRUNCATIONS.values(), ids=TRUNCATIONS.keys())
+@pytest.mark.parametrize("rng", ["bytes=-100", "bytes=-1", "bytes=0-10", f"bytes={FRAME}-"])
+async def test_no_range_of_a_truncated_object_is_served(running_gateway: RunningGateway, http: aiohttp.ClientSession,
+                                                        drop: int, rng: str) -> None:
+    await put(http, running_gateway, "cut", os.urandom(3 * FRAME + 100))
+    truncate_stored(running_gateway, "cut", drop)
+    async with http.get(f"{running_gateway.url}/v1/objects/cut", headers={"Range": rng}) as r:
+        assert r.status == 502
+        assert (await r.json())["error"] == "ObjectCorrupt"
+
+
+@pytest.mark.parametrize("drop", TRUNCATIONS.values(), ids=TRUNCATIONS.keys())
+async def test_head_of_a_truncated_object_states_no_size(running_gateway: RunningGateway,
+                                                         http: aiohttp.ClientSession, drop: int) -> None:
+    await put(http, running_gateway, "cut", os.urandom(3 * FRAME + 100))
+    truncate_stored(running_gateway, "cut", drop)
+    async with http.head(f"{running_gateway.url}/v1/objects/cut") as r:
+        assert r.status == 502
+
+
+@pytest.mark.parametrize("drop", TRUNCATIONS.values(), ids=TRUNCATIONS.keys())
+@pytest.mark.parametrize("size", [3 * FRAME + 100, READ_BLOCK_BYTES + 3 * FRAME + 100], ids=["whole", "streamed"])
+async def test_get_of_a_truncated_object_fails_before_its_body(running_gateway: RunningGateway,
+                                                                http: aiohttp.ClientSession, drop: int,
+                                                                size: int) -> None:
+    await put(http, running_gateway, "cut", os.urandom(size))
+    truncate_stored(running_gateway, "cut", drop)
+    async with http.get(f"{running_gateway.url}/v1/objects/cut") as r:
+        assert r.status == 502
+        assert (await r.json())["error"] == "ObjectCorrupt"
 
 
 async def test_concurrent_writers_of_one_object_share_one_data_key(running_gateway: RunningGateway,
@@ -206,3 +279,45 @@ async def test_each_object_name_has_a_data_key_of_its_own(running_gateway: Runni
     for i in range(3):
         await put(http, running_gateway, f"named/{i}", os.urandom(100))
     assert running_gateway.gateway.materials_for(ROOT).stats.kms_calls == 3
+
+
+async def store_signed(gw: RunningGateway, key: str, data: bytes) -> bytes:
+    """Store ``data`` as a signed message (suite 0x0578), as another Encryption SDK writer would."""
+    message = await encrypt_message(gw.gateway.materials_for(ROOT), data, key_id=gw.key_arn,
+                                    encryption_context={"aws:s3:arn": f"arn:aws:s3:::kmsgate/{key}"},
+                                    suite=AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384, frame_length=FRAME)
+    writer = await gw.gateway.storage.open_write(key)
+    await writer.write(message)
+    await writer.commit()
+    return bytes(message)
+
+
+async def test_signed_objects_state_no_size_and_refuse_ranges(running_gateway: RunningGateway,
+                                                              http: aiohttp.ClientSession) -> None:
+    data = os.urandom(READ_BLOCK_BYTES + 3 * FRAME + 100)
+    await store_signed(running_gateway, "signed", data)
+    async with http.head(f"{running_gateway.url}/v1/objects/signed") as r:
+        assert r.status == 200
+        assert r.headers["Accept-Ranges"] == "none" and "Content-Length" not in r.headers
+    async with http.get(f"{running_gateway.url}/v1/objects/signed", headers={"Range": "bytes=-100"}) as r:
+        assert r.status == 200  # the Range is ignored: only the whole message can be verified
+        assert r.headers["Accept-Ranges"] == "none" and "Content-Range" not in r.headers
+        assert await r.read() == data
+
+
+@pytest.mark.parametrize("size", [3 * FRAME + 100, READ_BLOCK_BYTES + 3 * FRAME + 100], ids=["whole", "streamed"])
+@pytest.mark.parametrize("drop", [1, 200, 300 + FRAME], ids=["signature", "final frame", "frames"])
+async def test_a_truncated_signed_object_is_never_served_complete(running_gateway: RunningGateway,
+                                                                  http: aiohttp.ClientSession,
+                                                                  size: int, drop: int) -> None:
+    await store_signed(running_gateway, "signed", os.urandom(size))
+    truncate_stored(running_gateway, "signed", drop)
+    url = f"{running_gateway.url}/v1/objects/signed"
+    if size <= READ_BLOCK_BYTES:  # read whole with its header: verified before anything is sent
+        async with http.get(url) as r:
+            assert r.status == 502 and (await r.json())["error"] == "ObjectCorrupt"
+        return
+    with pytest.raises(aiohttp.ClientPayloadError):  # streamed as frames verify: no final chunk
+        async with http.get(url) as r:
+            assert r.status == 200 and "Content-Length" not in r.headers
+            await r.read()

@@ -50,6 +50,24 @@ async def test_s3_round_trip_multipart_and_range(s3_gateway: RunningGateway, s3_
             assert r.status == 404
 
 
+@pytest.mark.parametrize("drop", [100 + 40, 100 + 40 + 1000], ids=["at a frame boundary", "inside a frame"])
+async def test_s3_truncated_object_states_no_size_and_serves_no_range(s3_gateway: RunningGateway, s3_admin: Any,
+                                                                       s3_bucket: str, drop: int) -> None:
+    data = os.urandom(5 * 65536 + 100)  # five regular frames, then a final frame of 100 + 40 bytes
+    url = f"{s3_gateway.url}/v1/objects/cut"
+    async with aiohttp.ClientSession() as http:
+        async with http.put(url, data=data) as r:
+            assert r.status == 201
+        stored = s3_admin.get_object(Bucket=s3_bucket, Key="gw/cut")["Body"].read()
+        s3_admin.put_object(Bucket=s3_bucket, Key="gw/cut", Body=stored[: len(stored) - drop])
+        async with http.get(url, headers={"Range": "bytes=-100"}) as r:
+            assert r.status == 502 and (await r.json())["error"] == "ObjectCorrupt"
+        async with http.head(url) as r:
+            assert r.status == 502
+        async with http.get(url) as r:  # more than one read chunk: streamed, once the size is vouched for
+            assert r.status == 502 and (await r.json())["error"] == "ObjectCorrupt"
+
+
 async def test_storage_failure_is_502_and_leaves_nothing(tmp_path: Path, s3_endpoint: str, s3_bucket: str,
                                                          s3_admin: Any) -> None:
     # A bucket that does not exist: every write fails at the real S3 server.

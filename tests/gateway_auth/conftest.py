@@ -134,7 +134,7 @@ class AuthGateway:
         return self.send(method, path, body, headers)
 
     def stored(self, key: str) -> bool:
-        """Whether an object exists (HEAD as the root: no KMS call)."""
+        """Whether an object exists (HEAD as the root, whom every test key's policy allows)."""
         reply = self.as_(self.root, "HEAD", f"/v1/objects/{key}")
         assert reply.status in (200, 404), reply
         return reply.status == 200

@@ -50,6 +50,15 @@ def test_reader_without_decrypt_permission_is_403(gw: AuthGateway) -> None:
     assert gw.as_(ALICE, "GET", f"/v1/objects/{key}").body == b"bob wrote this"
 
 
+def test_head_is_authorized_like_get(gw: AuthGateway) -> None:
+    key_arn = gw.create_key(allow(ALICE, USE), allow(BOB, ["kms:GenerateDataKey"], sid="BobWrites"))
+    key = unique("head")
+    assert gw.as_(BOB, "PUT", f"/v1/objects/{key}", b"bob wrote this", key_id=key_arn).status == 201
+    assert gw.as_(BOB, "HEAD", f"/v1/objects/{key}").status == 403
+    head = gw.as_(ALICE, "HEAD", f"/v1/objects/{key}")
+    assert head.status == 200 and head.headers["Content-Length"] == str(len(b"bob wrote this"))
+
+
 def test_encryption_context_condition_allows_one_context_and_denies_another(gw: AuthGateway) -> None:
     condition = {"StringEquals": {"kms:EncryptionContext:tenant": "blue"}}
     key_arn = gw.create_key(allow(ALICE, USE, Condition=condition))

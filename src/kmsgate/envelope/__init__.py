@@ -14,7 +14,8 @@ No HTTP lives here. The pure, synchronous layer (no I/O, no clock of its own):
   Every failure is a ``DecryptionError`` (report ``DecryptionError.PUBLIC_MESSAGE`` only).
 - ``parse_header(data, policy) -> (MessageHeader | None, consumed_or_needed)``.
 - ``ranges``: ``plaintext_length(header, message_length)``, ``frame_span(header, message_length, first, last)``
-  and ``RangeDecryptor`` for ranged reads of stored messages.
+  and ``RangeDecryptor`` for ranged reads of stored messages; ``final_frame_span(header, message_length)``
+  (decrypt it to vouch for that length) and ``plan_range(final, header, message_length, first, last)``.
 - ``cache``: ``EncryptionMaterialsCache`` / ``DecryptionKeyCache`` with an injected clock.
 
 The async layer (calls the KMS through a ``KmsClient``):

@@ -78,7 +78,7 @@ class Decryptor:
 
     __slots__ = (
         "policy", "header", "_state", "_buf", "_need", "_aead", "_seq", "_aad", "_final_aad",
-        "_frame_length", "_digest", "_public_key", "plaintext_length", "_held",
+        "_frame_length", "_digest", "_public_key", "plaintext_length", "_held", "_final_sequence",
     )
 
     def __init__(self, policy: DecryptPolicy | None = None) -> None:
@@ -96,6 +96,7 @@ class Decryptor:
         self._public_key: ec.EllipticCurvePublicKey | None = None
         self.plaintext_length = 0
         self._held: memoryview | None = None  # body bytes of an immutable input, kept without copying
+        self._final_sequence = MAX_SEQUENCE_NUMBER  # every regular frame's sequence number is below it
 
     @classmethod
     def for_header(cls, header: MessageHeader, policy: DecryptPolicy | None = None) -> Decryptor:
@@ -108,16 +109,23 @@ class Decryptor:
 
     @classmethod
     def for_frames(cls, header: MessageHeader, data_key: bytes, first_sequence: int,
-                   policy: DecryptPolicy | None = None) -> Decryptor:
+                   policy: DecryptPolicy | None = None, *, final_sequence: int | None = None) -> Decryptor:
         """A decryptor for a run of frames starting at ``first_sequence`` of a message whose
         header was parsed separately (ranged reads). Verifies commitment and header
-        authentication now; the footer signature of signing suites is not checked."""
-        if not 1 <= first_sequence <= MAX_SEQUENCE_NUMBER:
+        authentication now; the footer signature of signing suites is not checked.
+
+        ``final_sequence``: the sequence number the final frame must have, when the run ends
+        with it (the message length fixes it). A regular frame with that number, such as the
+        last frame left by a truncation at a frame boundary, then fails before it is
+        decrypted instead of passing for the end of the message."""
+        last = MAX_SEQUENCE_NUMBER if final_sequence is None else final_sequence
+        if not 1 <= first_sequence <= last <= MAX_SEQUENCE_NUMBER:
             raise MalformedFrameError("sequence number out of range")
         decryptor = cls.for_header(header, policy)
         decryptor.set_data_key(data_key)
         decryptor._digest = None
         decryptor._seq = first_sequence
+        decryptor._final_sequence = last
         return decryptor
 
     @property
@@ -303,6 +311,7 @@ class Decryptor:
         pack_aad = _SEQ_LEN.pack_into
         unpack_head = _REGULAR_HEAD.unpack_from
         seq = self._seq
+        final_sequence = self._final_sequence
         pos = opos = 0
         try:
             while pos + 16 <= size:
@@ -336,8 +345,8 @@ class Decryptor:
                 end = pos + regular_size
                 if end > size:
                     break
-                if seq >= MAX_SEQUENCE_NUMBER:
-                    raise MalformedFrameError("too many frames")
+                if seq >= final_sequence:
+                    raise MalformedFrameError("regular frame where the final frame belongs")
                 pack_aad(aad, aad_at, seq, flen)
                 decrypt_into(view[pos + 4 : pos + 16], view[pos + 16 : end], aad, out[opos : opos + flen])
                 opos += flen

@@ -10,6 +10,15 @@ plaintext range (as in an HTTP ``Range`` header) to the span of whole frames to
 fetch; ``RangeDecryptor`` decrypts that span and trims it to the range. Every frame
 decrypted still has its tag, sequence number and IV checked, so a spliced span fails.
 
+The length of a damaged message implies a layout too: truncated at a frame boundary,
+its last complete frame is a regular one where the layout puts the final frame (with
+the final frame's sequence number, since the final frame follows the last regular one).
+So neither the plaintext length nor any range of a stored message is vouched for
+until its final frame authenticated where the length puts it: ``final_frame_span``
+is that frame, which a ``RangeDecryptor`` accepts only as a final frame with the
+sequence number and length the layout gives. ``plan_range`` then serves a range
+from the regular frames it needs plus the final frame's plaintext, already verified.
+
 Only unsigned suites are supported: the footer signature covers the whole message,
 so a ranged read could not check it, and its length is not fixed by the format.
 """
@@ -43,6 +52,7 @@ class FrameSpan:
     length: int  # plaintext bytes of the range
     first: int  # first plaintext byte of the range
     plaintext_length: int  # of the whole message
+    final_sequence: int | None = None  # of the final frame, when the span ends with it
 
 
 def _layout(header: MessageHeader, message_length: int) -> tuple[int, int]:
@@ -59,7 +69,8 @@ def _layout(header: MessageHeader, message_length: int) -> tuple[int, int]:
 
 
 def plaintext_length(header: MessageHeader, message_length: int) -> int:
-    """Plaintext bytes of a stored message of ``message_length`` bytes."""
+    """Plaintext bytes of a stored message of ``message_length`` bytes, as that length
+    implies: vouched for only once ``final_frame_span`` decrypted."""
     regular, final_length = _layout(header, message_length)
     return regular * header.frame_length + final_length
 
@@ -78,9 +89,43 @@ def frame_span(header: MessageHeader, message_length: int, first: int, last: int
     start = header.length + first_index * frame_size
     if last_index < regular:
         end = header.length + (last_index + 1) * frame_size
+        final_sequence = None
     else:
         end = header.length + regular * frame_size + FINAL_OVERHEAD + final_length
-    return FrameSpan(start, end, first_index + 1, first - first_index * flen, last - first + 1, first, total)
+        final_sequence = regular + 1
+    return FrameSpan(start, end, first_index + 1, first - first_index * flen, last - first + 1, first, total,
+                     final_sequence)
+
+
+def final_frame_span(header: MessageHeader, message_length: int) -> FrameSpan:
+    """The final frame of a stored message (all of its plaintext, possibly none), where
+    ``message_length`` puts it: read and decrypt it to vouch for that length."""
+    regular, final_length = _layout(header, message_length)
+    start = header.length + regular * (header.frame_length + REGULAR_OVERHEAD)
+    first = regular * header.frame_length
+    return FrameSpan(start, message_length, regular + 1, 0, final_length, first, first + final_length, regular + 1)
+
+
+@dataclass(frozen=True, slots=True)
+class RangePlan:
+    """How to serve one plaintext range once the final frame verified: decrypt ``frames``
+    (``None`` when the range lies in the final frame), then append the final frame's
+    plaintext ``[tail_start, tail_end)``."""
+
+    frames: FrameSpan | None
+    tail_start: int
+    tail_end: int
+
+
+def plan_range(final: FrameSpan, header: MessageHeader, message_length: int, first: int, last: int) -> RangePlan:
+    """The regular frames and the part of the final frame (``final``, from
+    ``final_frame_span``) that hold plaintext bytes ``first..last`` (inclusive, within the
+    plaintext: as ``frame_span`` clamps them)."""
+    end = min(last, final.plaintext_length - 1) + 1
+    frames = None
+    if first < final.first:
+        frames = frame_span(header, message_length, first, min(end, final.first) - 1)
+    return RangePlan(frames, max(first - final.first, 0), max(end - final.first, 0))
 
 
 class RangeDecryptor:
@@ -90,7 +135,8 @@ class RangeDecryptor:
     def __init__(self, header: MessageHeader, data_key: bytes, span: FrameSpan,
                  policy: DecryptPolicy | None = None) -> None:
         self.span = span
-        self._decryptor = Decryptor.for_frames(header, data_key, span.first_sequence, policy)
+        self._decryptor = Decryptor.for_frames(header, data_key, span.first_sequence, policy,
+                                               final_sequence=span.final_sequence)
         self._remaining_in = span.end - span.start
         self._skip = span.skip
         self._remaining_out = span.length
@@ -107,6 +153,8 @@ class RangeDecryptor:
         out = self._trim(self._decryptor.update(b""))
         if self._remaining_out:
             raise TruncatedMessageError("frame span ended early")
+        if self.span.final_sequence is not None and not self._decryptor.done:
+            raise TruncatedMessageError("frame span ended before its final frame")
         return out
 
     def _trim(self, plaintext: bytearray) -> bytes:
