@@ -22,27 +22,15 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
+from kmsgate.auth.wildcards import glob_match as glob_match  # also part of this module's interface
 from kmsgate.core.errors import MalformedPolicyDocumentError
 
 Context = Mapping[str, tuple[str, ...]]
 MAX_CONDITION_VALUES = 1024
-
-
-@lru_cache(maxsize=4096)
-def glob_regex(pattern: str, ignore_case: bool = False) -> re.Pattern[str]:
-    """``*`` matches any run of characters, ``?`` any one character; nothing else is special."""
-    body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.compile(body, re.DOTALL | (re.IGNORECASE if ignore_case else 0))
-
-
-def glob_match(pattern: str, value: str, ignore_case: bool = False) -> bool:
-    return glob_regex(pattern, ignore_case).fullmatch(value) is not None
 
 
 def _number(text: str) -> float | None:
