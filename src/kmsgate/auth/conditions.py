@@ -7,6 +7,11 @@ operator and every key inside it must hold (AND); the values of one key are alte
   ``<context-key>`` part of ``kms:EncryptionContext:<context-key>``. Values are compared as the
   operator says (``StringEquals`` case-sensitively, ``StringEqualsIgnoreCase`` not).
 * A request context maps lowercase keys to a tuple of string values; single-valued keys hold one.
+* An encryption context may hold keys that differ only in case (``tenant`` and ``TENANT``), as
+  AWS allows. ``kms:EncryptionContext:tenant`` then has one value per such pair, and a condition
+  on it holds only if it holds for each pair on its own (qualifier and negation included): a
+  caller cannot satisfy ``tenant = alice`` with ``TENANT: alice`` beside ``tenant: bob``.
+  ``kms:EncryptionContextKeys`` lists every key as sent.
 * Missing key: a negated operator (``StringNotEquals``…) holds, a positive one does not; ``IfExists``
   makes any operator hold; ``ForAllValues:`` holds and ``ForAnyValue:`` does not; ``Null`` tests it.
 * Without a qualifier a multi-valued key matches when any of its values matches (negated: none).
@@ -31,6 +36,7 @@ from kmsgate.core.errors import MalformedPolicyDocumentError
 
 Context = Mapping[str, tuple[str, ...]]
 MAX_CONDITION_VALUES = 1024
+PER_PAIR_PREFIX = "kms:encryptioncontext:"  # one value per context pair, never a set
 
 
 def _number(text: str) -> float | None:
@@ -155,6 +161,12 @@ class Condition:
             if self.qualifier == "ForAnyValue":
                 return False
             return OPERATORS[self.operator].negated
+        if self.key.startswith(PER_PAIR_PREFIX):
+            # One value per context pair whose key matches ignoring case: each pair must pass.
+            return all(self._holds_on((value,)) for value in actual)
+        return self._holds_on(actual)
+
+    def _holds_on(self, actual: tuple[str, ...]) -> bool:
         op = OPERATORS[self.operator]
 
         def matches(value: str) -> bool:
@@ -223,15 +235,21 @@ ContextValue = str | bool | int | Sequence[str] | None
 
 
 def normalize_context(context: Mapping[str, ContextValue]) -> dict[str, tuple[str, ...]]:
-    """Lowercase keys and make every value a tuple of strings; ``None`` values are left out."""
+    """Lowercase keys and make every value a tuple of strings; ``None`` values are left out.
+
+    Keys that differ only in case (``kms:EncryptionContext:tenant`` and ``…:TENANT``) share one
+    entry holding all their values: none is dropped.
+    """
     normalized: dict[str, tuple[str, ...]] = {}
     for key, value in context.items():
         if value is None:
             continue
         if isinstance(value, bool):
-            normalized[key.lower()] = ("true" if value else "false",)
+            values: tuple[str, ...] = ("true" if value else "false",)
         elif isinstance(value, (str, int)):
-            normalized[key.lower()] = (str(value),)
+            values = (str(value),)
         else:
-            normalized[key.lower()] = tuple(str(v) for v in value)
+            values = tuple(str(v) for v in value)
+        name = key.lower()
+        normalized[name] = normalized.get(name, ()) + values
     return normalized
