@@ -139,6 +139,30 @@ def test_a_context_key_sent_in_two_cases_must_satisfy_the_condition_in_both(auth
     assert error_code(bob.decrypt, CiphertextBlob=blob, EncryptionContext={"tenant": "bob"}) is None
 
 
+def test_a_pattern_built_to_backtrack_is_matched_at_once(authz: AuthzServer) -> None:
+    # As a regular expression, this pattern against a long run of "a" never finishes.
+    pattern = "a*" * 2000 + "b"
+    statement = allow(BOB, "kms:Encrypt", "Backtracking",
+                      Condition={"StringLike": {"kms:EncryptionContext:tenant": pattern}})
+    key_id = _key(authz, key_policy(statement))
+    bob = authz.client(BOB)
+    assert error_code(bob.encrypt, KeyId=key_id, Plaintext=b"x", EncryptionContext={"tenant": "a" * 6000}) == (
+        "AccessDeniedException"
+    )
+    assert error_code(bob.encrypt, KeyId=key_id, Plaintext=b"x", EncryptionContext={"tenant": "a" * 6000 + "b"}) is None
+    assert error_code(authz.client().describe_key, KeyId=key_id) is None
+
+
+def test_an_oversized_encryption_context_is_refused_before_any_policy_reads_it(authz: AuthzServer) -> None:
+    statement = allow(BOB, "kms:Encrypt", "AnyTenant", Condition={"StringLike": {"kms:EncryptionContext:tenant": "*"}})
+    key_id = _key(authz, key_policy(statement))
+    oversized = {"tenant": "a" * 9000}
+    for who in (BOB, CAROL):  # carol has no Allow: the size is checked first all the same
+        assert error_code(authz.client(who).encrypt, KeyId=key_id, Plaintext=b"x", EncryptionContext=oversized) == (
+            "ValidationException"
+        )
+
+
 def test_request_alias_condition(authz: AuthzServer) -> None:
     statement = allow(BOB, ["kms:Encrypt", "kms:DescribeKey"], "ByAliasOnly",
                       Condition={"StringEquals": {"kms:RequestAlias": "alias/authz-by-alias"}})
