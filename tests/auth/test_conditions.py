@@ -123,3 +123,49 @@ def test_malformed_conditions(block, message):
 def test_parse_flattens_with_qualifier_and_if_exists():
     (condition,) = parse_conditions({"ForAnyValue:StringLikeIfExists": {"A:B": ["x", 1, True]}})
     assert condition == Condition("StringLike", "a:b", ("x", "1", "true"), "ForAnyValue", True)
+
+
+EC = "kms:EncryptionContext:"
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        {"StringEquals": {EC + "tenant": "alice"}},
+        {"StringEquals": {EC + "Tenant": "alice"}},
+        {"StringLike": {EC + "tenant": "ali*"}},
+        {"StringNotEquals": {EC + "tenant": "bob"}},
+        {"StringEqualsIfExists": {EC + "tenant": "alice"}},
+        {"ForAnyValue:StringEquals": {EC + "tenant": "alice"}},
+        {"ForAllValues:StringEquals": {EC + "tenant": "alice"}},
+    ],
+)
+@pytest.mark.parametrize(
+    "context",
+    [
+        {EC + "tenant": "bob", EC + "TENANT": "alice"},
+        {EC + "TENANT": "alice", EC + "tenant": "bob"},
+        {EC + "tenant": "alice", EC + "TENANT": "bob"},
+        {EC + "Tenant": "alice", EC + "tenant": "alice", EC + "TENANT": "bob"},
+    ],
+)
+def test_a_context_key_sent_in_several_cases_must_satisfy_the_condition_in_each(block, context):
+    assert not holds(block, context)
+
+
+def test_a_context_key_sent_in_several_cases_passes_when_every_value_satisfies_the_condition():
+    same = {EC + "tenant": "alice", EC + "TENANT": "alice"}
+    assert holds({"StringEquals": {EC + "tenant": "alice"}}, same)
+    assert holds({"StringNotEquals": {EC + "tenant": "bob"}}, same)
+    assert not holds({"StringNotEquals": {EC + "tenant": "alice"}}, same)
+
+
+def test_normalizing_keeps_every_value_of_keys_that_differ_only_in_case():
+    normalized = normalize_context({EC + "tenant": "bob", EC + "TENANT": "alice"})
+    assert sorted(normalized[(EC + "tenant").lower()]) == ["alice", "bob"]
+
+
+def test_context_keys_are_seen_as_sent_when_they_differ_only_in_case():
+    keys = {KEYS: ["tenant", "TENANT"]}
+    assert not holds({"ForAllValues:StringEquals": {KEYS: ["tenant"]}}, keys)
+    assert holds({"ForAnyValue:StringEquals": {KEYS: ["TENANT"]}}, keys)

@@ -43,7 +43,7 @@ def test_encryption_context_subset():
     g = grant(encryption_context_subset={"Tenant": "acme"})
     assert grant_permits(g, "Decrypt", {"Tenant": "acme"})
     assert grant_permits(g, "Decrypt", {"Tenant": "acme", "extra": "x"})
-    assert grant_permits(g, "Decrypt", {"tenant": "acme"})  # keys case-insensitive
+    assert not grant_permits(g, "Decrypt", {"tenant": "acme"})  # keys case-sensitive, as AWS documents
     assert not grant_permits(g, "Decrypt", {"Tenant": "ACME"})  # values case-sensitive
     assert not grant_permits(g, "Decrypt", {"other": "acme"})
     assert not grant_permits(g, "Decrypt", None)
@@ -52,7 +52,7 @@ def test_encryption_context_subset():
 def test_encryption_context_equals():
     g = grant(encryption_context_equals={"Tenant": "acme", "app": "web"})
     assert grant_permits(g, "Encrypt", {"app": "web", "Tenant": "acme"})
-    assert grant_permits(g, "Encrypt", {"APP": "web", "tenant": "acme"})
+    assert not grant_permits(g, "Encrypt", {"APP": "web", "tenant": "acme"})
     assert not grant_permits(g, "Encrypt", {"Tenant": "acme"})
     assert not grant_permits(g, "Encrypt", {"Tenant": "acme", "app": "web", "x": "y"})
     assert not grant_permits(g, "Encrypt", {"Tenant": "acme", "app": "WEB"})
@@ -129,17 +129,73 @@ def test_child_grants_need_subset_operations_and_stricter_constraints():
     assert permits_child_grant(parent, grant(grantee_principal=BOB, operations=["Decrypt"],
                                              encryption_context_subset={"tenant": "acme", "x": "y"}))
     assert permits_child_grant(parent, grant(grantee_principal=BOB, operations=["Decrypt"],
-                                             encryption_context_equals={"Tenant": "acme"}))
+                                             encryption_context_equals={"tenant": "acme"}))
     assert not permits_child_grant(parent, grant(grantee_principal=BOB, operations=["Decrypt"]))
     assert not permits_child_grant(parent, grant(grantee_principal=BOB, operations=["Encrypt"],
                                                  encryption_context_subset={"tenant": "acme"}))
     assert not permits_child_grant(parent, grant(grantee_principal=BOB, operations=["Decrypt"],
                                                  encryption_context_subset={"tenant": "other"}))
     equals_parent = grant(operations=["Decrypt", "CreateGrant"], encryption_context_equals={"a": "b"})
-    assert permits_child_grant(equals_parent, grant(operations=["Decrypt"], encryption_context_equals={"A": "b"}))
+    assert permits_child_grant(equals_parent, grant(operations=["Decrypt"], encryption_context_equals={"a": "b"}))
     assert not permits_child_grant(equals_parent, grant(operations=["Decrypt"], encryption_context_subset={"a": "b"}))
     no_create = grant(operations=["Decrypt"])
     assert not permits_child_grant(no_create, grant(operations=["Decrypt"]))
+
+
+@pytest.mark.parametrize(
+    "context",
+    [
+        {"TENANT": "alice", "tenant": "bob"},
+        {"tenant": "bob", "TENANT": "alice"},
+        {"Tenant": "alice"},
+    ],
+)
+def test_a_key_differing_in_case_does_not_satisfy_a_subset_constraint(context):
+    g = grant(encryption_context_subset={"tenant": "alice"})
+    assert not grant_permits(g, "Encrypt", context)
+
+
+def test_an_equals_constraint_compares_keys_exactly():
+    g = grant(encryption_context_equals={"tenant": "alice"})
+    assert grant_permits(g, "Encrypt", {"tenant": "alice"})
+    assert not grant_permits(g, "Encrypt", {"Tenant": "alice"})
+    assert not grant_permits(g, "Encrypt", {"tenant": "alice", "TENANT": "alice"})
+
+
+@pytest.mark.parametrize(
+    "parent, child, allowed",
+    [
+        # A parent with Equals admits one context: the child must admit only that one.
+        ({"encryption_context_equals": {"a": "1"}}, {"encryption_context_equals": {"a": "1"}}, True),
+        ({"encryption_context_equals": {"a": "1"}}, {"encryption_context_equals": {"A": "1"}}, False),
+        ({"encryption_context_equals": {"a": "1"}}, {"encryption_context_equals": {"a": "1", "A": "1"}}, False),
+        ({"encryption_context_equals": {"a": "1"}}, {"encryption_context_subset": {"a": "1"}}, False),
+        ({"encryption_context_equals": {"a": "1"}}, {}, False),
+        ({"encryption_context_equals": {"a": "1"}},
+         {"encryption_context_equals": {"a": "1"}, "encryption_context_subset": {"a": "1"}}, True),
+        # A parent with Subset: every context the child admits must hold the parent's pairs.
+        ({"encryption_context_subset": {"a": "1"}}, {"encryption_context_subset": {"a": "1", "b": "2"}}, True),
+        ({"encryption_context_subset": {"a": "1"}}, {"encryption_context_equals": {"a": "1", "b": "2"}}, True),
+        ({"encryption_context_subset": {"a": "1"}}, {"encryption_context_subset": {"A": "1"}}, False),
+        ({"encryption_context_subset": {"a": "1"}}, {"encryption_context_equals": {"A": "1"}}, False),
+        ({"encryption_context_subset": {"a": "1"}}, {"encryption_context_subset": {"b": "2"}}, False),
+        ({"encryption_context_subset": {"a": "1"}},
+         {"encryption_context_equals": {"b": "2"}, "encryption_context_subset": {"a": "1"}}, True),
+        ({"encryption_context_subset": {"a": "1"}}, {}, False),
+        # Both on the parent: both must carry over.
+        ({"encryption_context_subset": {"a": "1"}, "encryption_context_equals": {"a": "1", "b": "2"}},
+         {"encryption_context_equals": {"a": "1", "b": "2"}}, True),
+        ({"encryption_context_subset": {"a": "1"}, "encryption_context_equals": {"a": "1", "b": "2"}},
+         {"encryption_context_subset": {"a": "1"}}, False),
+        # An unconstrained parent allows any constraints.
+        ({}, {}, True),
+        ({}, {"encryption_context_subset": {"a": "1"}}, True),
+    ],
+)
+def test_a_child_grant_is_never_looser_than_its_parent(parent, child, allowed):
+    parent_grant = grant(operations=["Decrypt", "CreateGrant"], **parent)
+    child_grant = grant(grantee_principal=BOB, operations=["Decrypt"], **child)
+    assert permits_child_grant(parent_grant, child_grant) is allowed
 
 
 def test_who_may_retire():

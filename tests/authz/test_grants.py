@@ -122,6 +122,37 @@ def test_a_grantee_with_create_grant_may_only_pass_on_narrower_grants(authz: Aut
     assert error_code(carol.encrypt, KeyId=key_id, Plaintext=b"x", EncryptionContext={"tenant": "a"}) is None
 
 
+def test_grant_constraints_do_not_accept_a_context_key_in_another_case(authz: AuthzServer, key_id: str) -> None:
+    root = authz.client()
+    root.create_grant(KeyId=key_id, GranteePrincipal=ALICE.arn, Operations=["Encrypt"],
+                      Constraints={"EncryptionContextSubset": {"tenant": "alice"}})
+    root.create_grant(KeyId=key_id, GranteePrincipal=BOB.arn, Operations=["Decrypt"],
+                      Constraints={"EncryptionContextSubset": {"tenant": "bob"}})
+    alice, bob = authz.client(ALICE), authz.client(BOB)
+    # alice, limited to tenant=alice, cannot make a ciphertext that bob's grant takes for tenant=bob.
+    for forged in ({"tenant": "bob", "TENANT": "alice"}, {"TENANT": "alice", "tenant": "bob"}, {"Tenant": "alice"}):
+        assert error_code(alice.encrypt, KeyId=key_id, Plaintext=b"x", EncryptionContext=forged) == (
+            "AccessDeniedException"
+        )
+    blob = root.encrypt(KeyId=key_id, Plaintext=b"x", EncryptionContext={"TENANT": "bob"})["CiphertextBlob"]
+    assert error_code(bob.decrypt, CiphertextBlob=blob, EncryptionContext={"TENANT": "bob"}) == "AccessDeniedException"
+    assert error_code(alice.encrypt, KeyId=key_id, Plaintext=b"x", EncryptionContext={"tenant": "alice"}) is None
+
+
+def test_a_grantee_cannot_create_a_grant_looser_than_its_own(authz: AuthzServer, key_id: str) -> None:
+    authz.client().create_grant(
+        KeyId=key_id, GranteePrincipal=BOB.arn, Operations=["Decrypt", "CreateGrant"],
+        Constraints={"EncryptionContextEquals": {"tenant": "a"}},
+    )
+    bob = authz.client(BOB)
+    for looser in ({"EncryptionContextEquals": {"TENANT": "a"}}, {"EncryptionContextSubset": {"tenant": "a"}}, None):
+        constraints = {} if looser is None else {"Constraints": looser}
+        assert error_code(bob.create_grant, KeyId=key_id, GranteePrincipal=CAROL.arn, Operations=["Decrypt"],
+                          **constraints) == "AccessDeniedException"
+    assert error_code(bob.create_grant, KeyId=key_id, GranteePrincipal=CAROL.arn, Operations=["Decrypt"],
+                      Constraints={"EncryptionContextEquals": {"tenant": "a"}}) is None
+
+
 def test_name_makes_create_grant_idempotent(authz: AuthzServer, key_id: str) -> None:
     root = authz.client()
     request = dict(KeyId=key_id, GranteePrincipal=BOB.arn, Operations=["Encrypt"], Name="app-encrypt")

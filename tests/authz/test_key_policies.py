@@ -117,6 +117,52 @@ def test_encryption_context_conditions(authz: AuthzServer) -> None:
     assert error_code(carol.encrypt, KeyId=key_id, Plaintext=b"x") == "AccessDeniedException"
 
 
+def test_a_context_key_sent_in_two_cases_must_satisfy_the_condition_in_both(authz: AuthzServer) -> None:
+    alice_writes = allow(ALICE, ["kms:Encrypt", "kms:Decrypt"], "TenantAlice",
+                         Condition={"StringEquals": {"kms:EncryptionContext:tenant": "alice"}})
+    bob_reads = allow(BOB, "kms:Decrypt", "TenantBob",
+                      Condition={"StringEquals": {"kms:EncryptionContext:tenant": "bob"}})
+    key_id = _key(authz, key_policy(alice_writes, bob_reads))
+    alice, bob = authz.client(ALICE), authz.client(BOB)
+    for forged in ({"tenant": "bob", "TENANT": "alice"}, {"TENANT": "alice", "tenant": "bob"}):
+        assert error_code(alice.encrypt, KeyId=key_id, Plaintext=b"x", EncryptionContext=forged) == (
+            "AccessDeniedException"
+        )
+        # Made by the root, such a ciphertext does not pass for tenant=bob either.
+        blob = authz.client().encrypt(KeyId=key_id, Plaintext=b"x", EncryptionContext=forged)["CiphertextBlob"]
+        assert error_code(bob.decrypt, CiphertextBlob=blob, EncryptionContext=forged) == "AccessDeniedException"
+    # Each tenant's own context still works, and a key sent twice with the same value passes.
+    twice = {"tenant": "alice", "Tenant": "alice"}
+    blob = alice.encrypt(KeyId=key_id, Plaintext=b"x", EncryptionContext=twice)["CiphertextBlob"]
+    assert error_code(alice.decrypt, CiphertextBlob=blob, EncryptionContext=twice) is None
+    blob = authz.client().encrypt(KeyId=key_id, Plaintext=b"x", EncryptionContext={"tenant": "bob"})["CiphertextBlob"]
+    assert error_code(bob.decrypt, CiphertextBlob=blob, EncryptionContext={"tenant": "bob"}) is None
+
+
+def test_a_pattern_built_to_backtrack_is_matched_at_once(authz: AuthzServer) -> None:
+    # As a regular expression, this pattern against a long run of "a" never finishes.
+    pattern = "a*" * 2000 + "b"
+    statement = allow(BOB, "kms:Encrypt", "Backtracking",
+                      Condition={"StringLike": {"kms:EncryptionContext:tenant": pattern}})
+    key_id = _key(authz, key_policy(statement))
+    bob = authz.client(BOB)
+    assert error_code(bob.encrypt, KeyId=key_id, Plaintext=b"x", EncryptionContext={"tenant": "a" * 6000}) == (
+        "AccessDeniedException"
+    )
+    assert error_code(bob.encrypt, KeyId=key_id, Plaintext=b"x", EncryptionContext={"tenant": "a" * 6000 + "b"}) is None
+    assert error_code(authz.client().describe_key, KeyId=key_id) is None
+
+
+def test_an_oversized_encryption_context_is_refused_before_any_policy_reads_it(authz: AuthzServer) -> None:
+    statement = allow(BOB, "kms:Encrypt", "AnyTenant", Condition={"StringLike": {"kms:EncryptionContext:tenant": "*"}})
+    key_id = _key(authz, key_policy(statement))
+    oversized = {"tenant": "a" * 9000}
+    for who in (BOB, CAROL):  # carol has no Allow: the size is checked first all the same
+        assert error_code(authz.client(who).encrypt, KeyId=key_id, Plaintext=b"x", EncryptionContext=oversized) == (
+            "ValidationException"
+        )
+
+
 def test_request_alias_condition(authz: AuthzServer) -> None:
     statement = allow(BOB, ["kms:Encrypt", "kms:DescribeKey"], "ByAliasOnly",
                       Condition={"StringEquals": {"kms:RequestAlias": "alias/authz-by-alias"}})

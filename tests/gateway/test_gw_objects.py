@@ -123,6 +123,21 @@ async def test_context_must_match_on_read(running_gateway: RunningGateway, http:
         assert (await r.json())["error"] == "EncryptionContextMismatch"
 
 
+async def test_the_expected_context_must_be_the_whole_context(running_gateway: RunningGateway,
+                                                               http: aiohttp.ClientSession) -> None:
+    ctx = {"tenant": "acme", "TENANT": "evil"}
+    resp = await put(http, running_gateway, "whole", b"secret", {CONTEXT_HEADER: encode_context(ctx)})
+    assert resp.status == 201
+    for partial in ({"tenant": "acme"}, {"TENANT": "evil"}, {"Tenant": "acme", "TENANT": "evil"}):
+        async with http.get(f"{running_gateway.url}/v1/objects/whole",
+                            headers={CONTEXT_HEADER: encode_context(partial)}) as r:
+            assert r.status == 400
+            assert (await r.json())["error"] == "EncryptionContextMismatch"
+    async with http.get(f"{running_gateway.url}/v1/objects/whole",
+                        headers={CONTEXT_HEADER: encode_context(ctx)}) as r:
+        assert r.status == 200 and await r.read() == b"secret"
+
+
 async def test_unknown_key_is_a_client_error(running_gateway: RunningGateway, http: aiohttp.ClientSession) -> None:
     resp = await put(http, running_gateway, "u", b"x", {KEY_ID_HEADER: "alias/does-not-exist"})
     assert resp.status == 400

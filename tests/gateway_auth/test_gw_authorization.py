@@ -117,3 +117,27 @@ def test_root_bearer_token_reads_what_users_wrote(gw: AuthGateway) -> None:
     key = unique("root")
     assert gw.as_(ALICE, "PUT", f"/v1/objects/{key}", b"for root", key_id=key_arn).status == 201
     assert gw.as_(gw.root, "GET", f"/v1/objects/{key}").body == b"for root"
+
+
+def test_a_context_key_in_two_cases_passes_neither_the_key_policy_nor_the_read_check(gw: AuthGateway) -> None:
+    tenant_alice = allow(ALICE, USE, "TenantAlice", Condition={"StringEquals": {"kms:EncryptionContext:tenant": "alice"}})
+    tenant_bob = allow(BOB, USE, "TenantBob", Condition={"StringEquals": {"kms:EncryptionContext:tenant": "bob"}})
+    key_arn = gw.create_key(tenant_alice, tenant_bob, allow(CAROL, USE, "AnyTenant"))
+    for forged in ({"tenant": "bob", "TENANT": "alice"}, {"TENANT": "alice", "tenant": "bob"}):
+        name = unique("forged")
+        put = gw.as_(ALICE, "PUT", f"/v1/objects/{name}", b"forged", key_id=key_arn, context=forged)
+        assert (put.status, put.code) == (403, "AccessDeniedException")
+        assert not gw.stored(name)
+        # Written by carol, who may use any context: not bob's to read as tenant=bob.
+        assert gw.as_(CAROL, "PUT", f"/v1/objects/{name}", b"two tenants", key_id=key_arn, context=forged).status == 201
+        read = gw.as_(BOB, "GET", f"/v1/objects/{name}", context={"tenant": "bob"})
+        assert (read.status, read.code) == (403, "AccessDeniedException")
+        # A reader who may decrypt it learns that the object's context is not the one expected.
+        read = gw.as_(CAROL, "GET", f"/v1/objects/{name}", context={"tenant": "bob"})
+        assert (read.status, read.code) == (400, "EncryptionContextMismatch")
+        assert gw.as_(CAROL, "GET", f"/v1/objects/{name}", context=forged).body == b"two tenants"
+        message = gw.as_(CAROL, "POST", "/v1/encrypt", b"streamed", key_id=key_arn, context=forged)
+        assert message.status == 200
+        read = gw.as_(CAROL, "POST", "/v1/decrypt", message.body, context={"tenant": "bob"})
+        assert (read.status, read.code) == (400, "EncryptionContextMismatch")
+        assert gw.as_(CAROL, "POST", "/v1/decrypt", message.body, context=forged).body == b"streamed"

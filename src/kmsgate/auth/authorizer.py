@@ -34,10 +34,11 @@ import datetime
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from kmsgate.auth.conditions import ContextValue, glob_match, normalize_context
+from kmsgate.auth.conditions import ContextValue, normalize_context
 from kmsgate.auth.grants import Grant, grant_permits, may_retire, permits_child_grant
 from kmsgate.auth.identities import Principal
 from kmsgate.auth.policy import Decision, Evaluation, KeyPolicy, PolicyRequest
+from kmsgate.auth.wildcards import glob_match
 from kmsgate.core.errors import AccessDeniedError, MalformedPolicyDocumentError
 from kmsgate.core.principal import Caller
 

@@ -7,6 +7,11 @@ operator and every key inside it must hold (AND); the values of one key are alte
   ``<context-key>`` part of ``kms:EncryptionContext:<context-key>``. Values are compared as the
   operator says (``StringEquals`` case-sensitively, ``StringEqualsIgnoreCase`` not).
 * A request context maps lowercase keys to a tuple of string values; single-valued keys hold one.
+* An encryption context may hold keys that differ only in case (``tenant`` and ``TENANT``), as
+  AWS allows. ``kms:EncryptionContext:tenant`` then has one value per such pair, and a condition
+  on it holds only if it holds for each pair on its own (qualifier and negation included): a
+  caller cannot satisfy ``tenant = alice`` with ``TENANT: alice`` beside ``tenant: bob``.
+  ``kms:EncryptionContextKeys`` lists every key as sent.
 * Missing key: a negated operator (``StringNotEquals``…) holds, a positive one does not; ``IfExists``
   makes any operator hold; ``ForAllValues:`` holds and ``ForAnyValue:`` does not; ``Null`` tests it.
 * Without a qualifier a multi-valued key matches when any of its values matches (negated: none).
@@ -22,27 +27,16 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
+from kmsgate.auth.wildcards import glob_match as glob_match  # also part of this module's interface
 from kmsgate.core.errors import MalformedPolicyDocumentError
 
 Context = Mapping[str, tuple[str, ...]]
 MAX_CONDITION_VALUES = 1024
-
-
-@lru_cache(maxsize=4096)
-def glob_regex(pattern: str, ignore_case: bool = False) -> re.Pattern[str]:
-    """``*`` matches any run of characters, ``?`` any one character; nothing else is special."""
-    body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.compile(body, re.DOTALL | (re.IGNORECASE if ignore_case else 0))
-
-
-def glob_match(pattern: str, value: str, ignore_case: bool = False) -> bool:
-    return glob_regex(pattern, ignore_case).fullmatch(value) is not None
+PER_PAIR_PREFIX = "kms:encryptioncontext:"  # one value per context pair, never a set
 
 
 def _number(text: str) -> float | None:
@@ -167,6 +161,12 @@ class Condition:
             if self.qualifier == "ForAnyValue":
                 return False
             return OPERATORS[self.operator].negated
+        if self.key.startswith(PER_PAIR_PREFIX):
+            # One value per context pair whose key matches ignoring case: each pair must pass.
+            return all(self._holds_on((value,)) for value in actual)
+        return self._holds_on(actual)
+
+    def _holds_on(self, actual: tuple[str, ...]) -> bool:
         op = OPERATORS[self.operator]
 
         def matches(value: str) -> bool:
@@ -235,15 +235,21 @@ ContextValue = str | bool | int | Sequence[str] | None
 
 
 def normalize_context(context: Mapping[str, ContextValue]) -> dict[str, tuple[str, ...]]:
-    """Lowercase keys and make every value a tuple of strings; ``None`` values are left out."""
+    """Lowercase keys and make every value a tuple of strings; ``None`` values are left out.
+
+    Keys that differ only in case (``kms:EncryptionContext:tenant`` and ``…:TENANT``) share one
+    entry holding all their values: none is dropped.
+    """
     normalized: dict[str, tuple[str, ...]] = {}
     for key, value in context.items():
         if value is None:
             continue
         if isinstance(value, bool):
-            normalized[key.lower()] = ("true" if value else "false",)
+            values: tuple[str, ...] = ("true" if value else "false",)
         elif isinstance(value, (str, int)):
-            normalized[key.lower()] = (str(value),)
+            values = (str(value),)
         else:
-            normalized[key.lower()] = tuple(str(v) for v in value)
+            values = tuple(str(v) for v in value)
+        name = key.lower()
+        normalized[name] = normalized.get(name, ()) + values
     return normalized

@@ -6,8 +6,10 @@ the operations that take an encryption context (``CONTEXT_OPERATIONS``), as AWS 
 * ``EncryptionContextSubset``: every constraint pair is in the request's context.
 * ``EncryptionContextEquals``: the request's context has exactly the constraint's pairs.
 
-As in AWS, context *keys* compare case-insensitively in grant constraints and *values*
-case-sensitively. When both constraints are given, both must hold.
+As AWS documents, keys and values compare exactly (case-sensitively): ``{"Tenant": "acme"}`` does
+not satisfy a constraint on ``tenant``, and a context holding ``tenant`` and ``TENANT`` has two
+distinct pairs. When both constraints are given, both must hold. A grant created under another
+grant (CreateGrant allowed by a grant) is never looser than it (``permits_child_grant``).
 
 Grant token (opaque to clients, base64url without padding)::
 
@@ -68,21 +70,17 @@ class GrantConstraints:
     encryption_context_equals: Mapping[str, str] | None = None
 
     def satisfied_by(self, encryption_context: Mapping[str, str]) -> bool:
-        folded: dict[str, set[str]] = {}
-        for key, value in encryption_context.items():
-            folded.setdefault(key.lower(), set()).add(value)
-        if self.encryption_context_subset is not None:
-            if not _contains(folded, self.encryption_context_subset):
-                return False
-        if self.encryption_context_equals is not None:
-            equals = self.encryption_context_equals
-            if len(encryption_context) != len(equals) or not _contains(folded, equals):
-                return False
+        subset, equals = self.encryption_context_subset, self.encryption_context_equals
+        if subset is not None and not _contains(encryption_context, subset):
+            return False
+        if equals is not None and dict(encryption_context) != dict(equals):
+            return False
         return True
 
 
-def _contains(folded: Mapping[str, set[str]], pairs: Mapping[str, str]) -> bool:
-    return all(value in folded.get(key.lower(), ()) for key, value in pairs.items())
+def _contains(context: Mapping[str, str], pairs: Mapping[str, str]) -> bool:
+    """Whether ``context`` holds every one of ``pairs``, keys and values compared exactly."""
+    return all(key in context and context[key] == value for key, value in pairs.items())
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +207,8 @@ def grant_permits(grant: Grant, operation: str, encryption_context: Mapping[str,
 def permits_child_grant(parent: Grant, child: Grant) -> bool:
     """Whether a grantee holding ``parent`` (with CreateGrant) may create ``child``.
 
-    The child's operations must be among the parent's, and its constraints at least as strict.
+    The child may be no looser than the parent: its operations are among the parent's, and every
+    context its constraints admit, the parent's admit too.
     """
     if "CreateGrant" not in parent.operations or not set(child.operations) <= set(parent.operations):
         return False
@@ -221,18 +220,15 @@ def permits_child_grant(parent: Grant, child: Grant) -> bool:
     child_equals = child.constraints.encryption_context_equals
     parent_subset = parent.constraints.encryption_context_subset
     parent_equals = parent.constraints.encryption_context_equals
-    if parent_equals is not None:
-        if child_equals is None or {k.lower(): v for k, v in child_equals.items()} != {
-            k.lower(): v for k, v in parent_equals.items()
-        }:
-            return False
-    if parent_subset is not None:
-        # Any context the child admits must contain the parent's pairs.
-        strictest = child_equals if child_equals is not None else child_subset
-        if strictest is None or not GrantConstraints(encryption_context_subset=parent_subset).satisfied_by(
-            strictest
-        ):
-            return False
+    # The parent's Equals admits one context: the child must name that very context.
+    if parent_equals is not None and (child_equals is None or dict(child_equals) != dict(parent_equals)):
+        return False
+    # Every context the child admits must hold the parent's Subset pairs: it holds the child's
+    # Equals pairs exactly, and its Subset pairs at least, so either may carry them.
+    if parent_subset is not None and not any(
+        pairs is not None and _contains(pairs, parent_subset) for pairs in (child_equals, child_subset)
+    ):
+        return False
     return True
 
 

@@ -5,10 +5,11 @@ most ``MAX_POLICY_BYTES``. Each statement has an optional ``Sid``, ``Effect`` (`
 exactly one of ``Principal``/``NotPrincipal``, of ``Action``/``NotAction`` and of
 ``Resource``/``NotResource``, and an optional ``Condition`` (see ``kmsgate.auth.conditions``).
 
-Matching, as IAM does it: actions are case-insensitive globs (``kms:*``, ``kms:GenerateDataKey*``);
-resources are case-sensitive globs over the key ARN (``*`` is "this key"); a statement applies
-when its principal, action, resource and every condition match. Any applicable ``Deny`` wins
-(``EXPLICIT_DENY``); else any applicable ``Allow`` gives ``ALLOW``; else ``IMPLICIT_DENY``.
+Matching, as IAM does it (``kmsgate.auth.wildcards``, which never backtracks): actions are
+case-insensitive globs (``kms:*``, ``kms:GenerateDataKey*``); resources are case-sensitive globs
+over the key ARN (``*`` is "this key"); a statement applies when its principal, action, resource
+and every condition match. Any applicable ``Deny`` wins (``EXPLICIT_DENY``); else any applicable
+``Allow`` gives ``ALLOW``; else ``IMPLICIT_DENY``.
 
 Principals: ``"*"``, ``{"AWS": "*"}``, ``{"AWS": ARN | account-id | [...]}`` with IAM user, role or
 root ARNs (an account id means that account's root). ``Service``, ``Federated`` and
@@ -28,7 +29,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kmsgate.auth.conditions import Condition, Context, glob_match, parse_conditions
+from kmsgate.auth.conditions import Condition, Context, parse_conditions
+from kmsgate.auth.wildcards import glob_match
 from kmsgate.core.errors import MalformedPolicyDocumentError
 
 MAX_POLICY_BYTES = 32 * 1024

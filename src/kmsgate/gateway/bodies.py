@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from aiohttp import web
 
 from kmsgate.envelope.cache import CacheEntry
+from kmsgate.envelope.context import RESERVED_PREFIX
 from kmsgate.envelope.encryptor import Encryptor
 from kmsgate.envelope.header import MessageHeader
 from kmsgate.envelope.materials import MaterialsManager
@@ -149,9 +150,19 @@ def key_arn(entry: CacheEntry) -> str:
 
 
 def check_context(header: MessageHeader, expected: Mapping[str, str]) -> None:
-    """Every pair the client named must be in the (authenticated) message context."""
-    actual = header.encryption_context
-    if any(actual.get(k) != v for k, v in expected.items()):
+    """A context the client names must be exactly the message's own (authenticated) context.
+
+    Keys and values compare exactly, and no pair may be left unnamed: a message made under
+    ``{"tenant": "bob", "TENANT": "alice"}`` does not pass for ``{"tenant": "bob"}``. The keys the
+    format reserves for itself (``aws-crypto-``) and the object binding the gateway sets
+    (``aws:s3:arn``, checked on its own) are not the caller's and are left out. Naming no
+    context checks nothing.
+    """
+    if not expected:
+        return
+    actual = {k: v for k, v in header.encryption_context.items()
+              if not k.startswith(RESERVED_PREFIX) and k != OBJECT_ARN_CONTEXT_KEY}
+    if actual != dict(expected):
         raise GatewayError(400, "EncryptionContextMismatch",
                            "The encryption context does not match the one the object was encrypted with.")
 

@@ -46,7 +46,11 @@ class CryptoOperations(ServiceBase):
         encryption_context: Mapping[str, str] | None,
         grant_tokens: Sequence[str],
     ) -> None:
-        """A cryptographic use of ``key`` (named ``key_ref`` in the request): allowed, and the key usable."""
+        """A cryptographic use of ``key`` (named ``key_ref`` in the request): allowed, and the key usable.
+
+        The context's size is checked first: no policy condition is evaluated over an oversized one.
+        """
+        encode_context(encryption_context)
         self._authorize(
             caller,
             action,
