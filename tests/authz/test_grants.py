@@ -88,6 +88,41 @@ def test_grantee_retires_by_key_and_grant_id_when_the_grant_allows(authz: AuthzS
     assert error_code(bob.encrypt, KeyId=key_id, Plaintext=b"x") == "AccessDeniedException"
 
 
+def test_a_principal_cannot_retire_another_principals_grant(authz: AuthzServer, key_id: str) -> None:
+    root, bob, carol = authz.client(), authz.client(BOB), authz.client(CAROL)
+    key_arn = root.describe_key(KeyId=key_id)["KeyMetadata"]["Arn"]
+    bobs = root.create_grant(KeyId=key_id, GranteePrincipal=BOB.arn, Operations=["Encrypt", "RetireGrant"])
+    carols = root.create_grant(KeyId=key_id, GranteePrincipal=CAROL.arn, Operations=["Encrypt", "RetireGrant"])
+    # Bob's grant lets him retire his own grant only, however carol's grant is named.
+    assert error_code(bob.retire_grant, KeyId=key_arn, GrantId=carols["GrantId"]) == "AccessDeniedException"
+    assert error_code(bob.retire_grant, GrantToken=carols["GrantToken"]) == "AccessDeniedException"
+    # A token names one grant: bob's own token does not reach carol's grant.
+    assert error_code(bob.retire_grant, GrantToken=bobs["GrantToken"], GrantId=carols["GrantId"]) == (
+        "ValidationException"
+    )
+    assert error_code(carol.encrypt, KeyId=key_id, Plaintext=b"x") is None
+    assert {g["GrantId"] for g in root.list_grants(KeyId=key_id)["Grants"]} == {bobs["GrantId"], carols["GrantId"]}
+    carol.retire_grant(GrantToken=carols["GrantToken"])
+    bob.retire_grant(KeyId=key_arn, GrantId=bobs["GrantId"])
+    assert root.list_grants(KeyId=key_id)["Grants"] == []
+
+
+def test_the_key_policy_may_allow_retiring_any_grant_on_the_key(authz: AuthzServer) -> None:
+    root = authz.client()
+    policy = key_policy(allow(ALICE, ["kms:RetireGrant"], "GrantJanitor"))
+    key_arn = root.create_key(Policy=policy)["KeyMetadata"]["Arn"]
+    for_bob = root.create_grant(KeyId=key_arn, GranteePrincipal=BOB.arn, Operations=["Encrypt"])
+    for_carol = root.create_grant(KeyId=key_arn, GranteePrincipal=CAROL.arn, Operations=["Decrypt"])
+    alice = authz.client(ALICE)
+    alice.retire_grant(KeyId=key_arn, GrantId=for_bob["GrantId"])
+    alice.retire_grant(GrantToken=for_carol["GrantToken"])
+    assert root.list_grants(KeyId=key_arn)["Grants"] == []
+    # The account root may always retire (kmsgate never locks the root out).
+    again = root.create_grant(KeyId=key_arn, GranteePrincipal=BOB.arn, Operations=["Encrypt"])
+    root.retire_grant(KeyId=key_arn, GrantId=again["GrantId"])
+    assert error_code(authz.client(BOB).encrypt, KeyId=key_arn, Plaintext=b"x") == "AccessDeniedException"
+
+
 def test_revoke_grant_then_denied(authz: AuthzServer, key_id: str) -> None:
     alice, bob = authz.client(ALICE), authz.client(BOB)
     grant_id = alice.create_grant(KeyId=key_id, GranteePrincipal=BOB.arn, Operations=["Encrypt"])["GrantId"]
