@@ -243,6 +243,12 @@ class KeyStore:
         self._reader = _connect(self.path)
         self._version_cursor = self._reader.cursor()  # reused: data_version is read on every request
         self._material_cache: dict[tuple[str, int, bytes], KeyMaterial] = {}
+        self._rows_loaded = 0
+
+    @property
+    def rows_loaded(self) -> int:
+        """How many rows the loads of this store have read so far (what a reload costs)."""
+        return self._rows_loaded
 
     def close(self) -> None:
         self._writer.close()
@@ -308,4 +314,5 @@ class KeyStore:
         finally:
             conn.execute("COMMIT")
         self._material_cache = cache
+        self._rows_loaded += len(keys) + len(aliases) + sum(map(len, grants.values())) + len(materials)
         return Snapshot(keys=keys, aliases=aliases, materials=materials, grants=grants)
