@@ -66,8 +66,8 @@ def _constraint_maps(constraints: Mapping[str, Any] | None) -> tuple[Any, Any]:
 
 
 class GrantOperations(ServiceBase):
-    def _find_grant(self, grant_id: str) -> Grant | None:
-        for grants in self._refresh().grants.values():
+    async def _find_grant(self, grant_id: str) -> Grant | None:
+        for grants in (await self._refresh()).grants.values():
             for grant in grants:
                 if grant.grant_id == grant_id:
                     return grant
@@ -91,7 +91,7 @@ class GrantOperations(ServiceBase):
                 "1 validation error detected: Value null at 'granteePrincipal' failed to satisfy constraint: "
                 "Member must not be null"
             )
-        key = self._resolve(key_id, allow_alias=False)
+        key = await self._resolve(key_id, allow_alias=False)
         subset, equals = _constraint_maps(constraints)
         candidate = new_grant(
             key_arn=key.arn,
@@ -142,7 +142,7 @@ class GrantOperations(ServiceBase):
         grant_id: str | None = None,
         grantee_principal: str | None = None,
     ) -> dict[str, Any]:
-        key = self._resolve(key_id, allow_alias=False)
+        key = await self._resolve(key_id, allow_alias=False)
         self._authorize(caller, "kms:ListGrants", key)
         grants = list(self.grants_for(key.arn))
         if grant_id is not None:
@@ -173,7 +173,7 @@ class GrantOperations(ServiceBase):
             )
         grants = [
             grant
-            for grants in self._refresh().grants.values()
+            for grants in (await self._refresh()).grants.values()
             for grant in grants
             if grant.retiring_principal == retiring_principal
         ]
@@ -198,13 +198,13 @@ class GrantOperations(ServiceBase):
         elif key_id is None or grant_id is None:
             raise ValidationError("Specify a GrantToken, or both a KeyId and a GrantId.")
         if key_id is not None:
-            key = self._resolve(key_id, allow_alias=False)
+            key = await self._resolve(key_id, allow_alias=False)
         _check_grant_id(grant_id)
-        grant = self._find_grant(grant_id)
+        grant = await self._find_grant(grant_id)
         if grant is None or (key is not None and grant.key_arn != key.arn):
             raise NotFoundError(f"Grant ID {grant_id} not found")
         if key is None:
-            key = self._resolve(grant.key_arn, allow_alias=False)
+            key = await self._resolve(grant.key_arn, allow_alias=False)
         if may_retire(grant, caller.arn):
             # The grant itself decides: its retiring principal, or its grantee when it includes
             # RetireGrant. Noted as the key this request concerned for the audit entry.
@@ -220,7 +220,7 @@ class GrantOperations(ServiceBase):
     async def revoke_grant(
         self, *, caller: Caller, key_id: str, grant_id: str, dry_run: bool = False
     ) -> dict[str, Any]:
-        key = self._resolve(key_id, allow_alias=False)
+        key = await self._resolve(key_id, allow_alias=False)
         self._authorize(caller, "kms:RevokeGrant", key)
         _check_grant_id(grant_id)
         grant = next((grant for grant in self.grants_for(key.arn) if grant.grant_id == grant_id), None)
