@@ -167,6 +167,32 @@ def test_name_makes_create_grant_idempotent(authz: AuthzServer, key_id: str) -> 
     assert len(root.list_grants(KeyId=key_id)["Grants"]) == 2
 
 
+def test_create_grant_beyond_500_grants_for_one_grantee_on_a_key_is_limit_exceeded(authz: AuthzServer) -> None:
+    root = authz.client()
+    key_id = root.create_key()["KeyMetadata"]["KeyId"]
+    named = root.create_grant(KeyId=key_id, GranteePrincipal=BOB.arn, Operations=["Encrypt"], Name="first")
+    for _ in range(499):
+        root.create_grant(KeyId=key_id, GranteePrincipal=BOB.arn, Operations=["Encrypt"])
+    try:
+        root.create_grant(KeyId=key_id, GranteePrincipal=BOB.arn, Operations=["Decrypt"])
+    except root.exceptions.LimitExceededException as exc:
+        assert "Grants for a given principal per KMS key (500)" in exc.response["Error"]["Message"]
+    else:
+        raise AssertionError("the 501st grant for one grantee was created")
+    # A named repeat of an existing grant counts nothing; other grantees are not affected.
+    again = root.create_grant(KeyId=key_id, GranteePrincipal=BOB.arn, Operations=["Encrypt"], Name="first")
+    assert again["GrantId"] == named["GrantId"]
+    assert error_code(root.create_grant, KeyId=key_id, GranteePrincipal=CAROL.arn, Operations=["Decrypt"]) is None
+    # Retiring one makes room for one.
+    root.retire_grant(GrantToken=named["GrantToken"])
+    assert error_code(root.create_grant, KeyId=key_id, GranteePrincipal=BOB.arn, Operations=["Decrypt"]) is None
+    assert error_code(root.create_grant, KeyId=key_id, GranteePrincipal=BOB.arn, Operations=["Decrypt"]) == (
+        "LimitExceededException"
+    )
+    listed = root.get_paginator("list_grants").paginate(KeyId=key_id, GranteePrincipal=BOB.arn)
+    assert sum(len(page["Grants"]) for page in listed) == 500
+
+
 def test_list_grants_filters_and_pages(authz: AuthzServer, key_id: str) -> None:
     alice = authz.client(ALICE)
     ids = {

@@ -8,6 +8,11 @@ grant identifies it for RetireGrant.
 
 Key states, as in AWS: CreateGrant needs an Enabled, Disabled or PendingImport key; listing,
 retiring and revoking work in every state.
+
+Quotas, as in AWS: at most ``MAX_GRANTS_PER_KEY`` grants on a key and ``MAX_GRANTS_PER_GRANTEE``
+for one grantee principal on a key (``LimitExceededException``). They are counted in the store's
+indexes inside CreateGrant's write transaction, so workers creating grants at once cannot pass
+them; a named CreateGrant that repeats an existing grant returns it and counts nothing.
 """
 
 from __future__ import annotations
@@ -41,7 +46,9 @@ from kmsgate.kms.model import KeyState, KmsKey
 from kmsgate.kms.pagination import paginate
 from kmsgate.kms.store import Transaction
 
-MAX_GRANTS_PER_KEY = 50_000  # AWS's quota of grants per KMS key
+MAX_GRANTS_PER_KEY = 50_000  # AWS quota "Grants per KMS key"
+MAX_GRANTS_PER_GRANTEE = 500  # AWS quota "Grants for a given principal per KMS key"
+QUOTA_MESSAGE = "The request was rejected because a quota was exceeded: {quota} ({limit})."
 DRY_RUN_MESSAGE = "The request would have succeeded, but the DryRun option is set."
 _GRANT_ID_RE = re.compile(r"[0-9a-f]{64}")
 
@@ -120,12 +127,16 @@ class GrantOperations(ServiceBase):
         def change(tx: Transaction) -> Grant:
             current = self._load_key(tx, key.key_id)
             self._require_state(current, KeyState.ENABLED, KeyState.DISABLED, KeyState.PENDING_IMPORT)
-            existing = tx.grants_of(key.key_id)
-            same = find_same_grant(existing, candidate)
-            if same is not None:
-                return same
-            if len(existing) >= MAX_GRANTS_PER_KEY:
-                raise LimitExceededError(f"A key may have at most {MAX_GRANTS_PER_KEY} grants")
+            if candidate.name is not None:
+                same = find_same_grant(tx.grants_named(key.key_id, candidate.name), candidate)
+                if same is not None:
+                    return same
+            if tx.count_grants(key.key_id) >= MAX_GRANTS_PER_KEY:
+                raise LimitExceededError(QUOTA_MESSAGE.format(quota="Grants per KMS key", limit=MAX_GRANTS_PER_KEY))
+            if tx.count_grants(key.key_id, candidate.grantee_principal) >= MAX_GRANTS_PER_GRANTEE:
+                raise LimitExceededError(
+                    QUOTA_MESSAGE.format(quota="Grants for a given principal per KMS key", limit=MAX_GRANTS_PER_GRANTEE)
+                )
             tx.put_grant(key.key_id, candidate)
             return candidate
 
