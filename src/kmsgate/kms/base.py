@@ -77,7 +77,7 @@ class ServiceBase:
         self._version_current = False  # True until the end of the loop turn that read it
         self._loaded = store.load()  # at start-up, before serving
         self._snapshot = self._loaded.snapshot
-        self._reload: asyncio.Future[None] | None = None
+        self._reload: asyncio.Task[None] | None = None
         self._reloads_started = 0
         self._reloads_finished = 0
         self._usage = UsageRecorder()
@@ -107,7 +107,7 @@ class ServiceBase:
         wanted = self._reloads_started + 1  # the first reload to start after this reading
         while self._reloads_finished < wanted:
             if self._reload is None:
-                self._reload = asyncio.ensure_future(self._run_reload())
+                self._reload = asyncio.get_running_loop().create_task(self._run_reload())
             # Shielded: a request that goes away must not cancel the reload others wait on.
             await asyncio.shield(self._reload)
         return self._snapshot
