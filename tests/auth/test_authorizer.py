@@ -228,6 +228,14 @@ def test_retire_rules():
     assert authorize_retire(CAROL, grant(operations=["Decrypt", "RetireGrant"]))
 
 
+def test_a_grant_with_retire_grant_does_not_authorize_retiring_other_grants():
+    holder = grant(operations=["Decrypt", "RetireGrant"])  # carol's grant
+    with pytest.raises(AccessDeniedError, match="kms:RetireGrant"):
+        authorize(CAROL, "kms:RetireGrant", key(default_key_policy(ACCOUNT), [holder]))
+    allowed = doc(statement("Allow", CAROL.arn, "kms:RetireGrant"))
+    assert authorize(CAROL, "kms:RetireGrant", key(allowed, [holder])).basis == "policy"
+
+
 def test_account_actions():
     alice = Principal(ALICE.arn, ACCOUNT)
     bob = Principal(BOB.arn, ACCOUNT, ("kms:CreateKey", "kms:List*"))

@@ -88,6 +88,41 @@ def test_grantee_retires_by_key_and_grant_id_when_the_grant_allows(authz: AuthzS
     assert error_code(bob.encrypt, KeyId=key_id, Plaintext=b"x") == "AccessDeniedException"
 
 
+def test_a_principal_cannot_retire_another_principals_grant(authz: AuthzServer, key_id: str) -> None:
+    root, bob, carol = authz.client(), authz.client(BOB), authz.client(CAROL)
+    key_arn = root.describe_key(KeyId=key_id)["KeyMetadata"]["Arn"]
+    bobs = root.create_grant(KeyId=key_id, GranteePrincipal=BOB.arn, Operations=["Encrypt", "RetireGrant"])
+    carols = root.create_grant(KeyId=key_id, GranteePrincipal=CAROL.arn, Operations=["Encrypt", "RetireGrant"])
+    # Bob's grant lets him retire his own grant only, however carol's grant is named.
+    assert error_code(bob.retire_grant, KeyId=key_arn, GrantId=carols["GrantId"]) == "AccessDeniedException"
+    assert error_code(bob.retire_grant, GrantToken=carols["GrantToken"]) == "AccessDeniedException"
+    # A token names one grant: bob's own token does not reach carol's grant.
+    assert error_code(bob.retire_grant, GrantToken=bobs["GrantToken"], GrantId=carols["GrantId"]) == (
+        "ValidationException"
+    )
+    assert error_code(carol.encrypt, KeyId=key_id, Plaintext=b"x") is None
+    assert {g["GrantId"] for g in root.list_grants(KeyId=key_id)["Grants"]} == {bobs["GrantId"], carols["GrantId"]}
+    carol.retire_grant(GrantToken=carols["GrantToken"])
+    bob.retire_grant(KeyId=key_arn, GrantId=bobs["GrantId"])
+    assert root.list_grants(KeyId=key_id)["Grants"] == []
+
+
+def test_the_key_policy_may_allow_retiring_any_grant_on_the_key(authz: AuthzServer) -> None:
+    root = authz.client()
+    policy = key_policy(allow(ALICE, ["kms:RetireGrant"], "GrantJanitor"))
+    key_arn = root.create_key(Policy=policy)["KeyMetadata"]["Arn"]
+    for_bob = root.create_grant(KeyId=key_arn, GranteePrincipal=BOB.arn, Operations=["Encrypt"])
+    for_carol = root.create_grant(KeyId=key_arn, GranteePrincipal=CAROL.arn, Operations=["Decrypt"])
+    alice = authz.client(ALICE)
+    alice.retire_grant(KeyId=key_arn, GrantId=for_bob["GrantId"])
+    alice.retire_grant(GrantToken=for_carol["GrantToken"])
+    assert root.list_grants(KeyId=key_arn)["Grants"] == []
+    # The account root may always retire (kmsgate never locks the root out).
+    again = root.create_grant(KeyId=key_arn, GranteePrincipal=BOB.arn, Operations=["Encrypt"])
+    root.retire_grant(KeyId=key_arn, GrantId=again["GrantId"])
+    assert error_code(authz.client(BOB).encrypt, KeyId=key_arn, Plaintext=b"x") == "AccessDeniedException"
+
+
 def test_revoke_grant_then_denied(authz: AuthzServer, key_id: str) -> None:
     alice, bob = authz.client(ALICE), authz.client(BOB)
     grant_id = alice.create_grant(KeyId=key_id, GranteePrincipal=BOB.arn, Operations=["Encrypt"])["GrantId"]
@@ -161,6 +196,32 @@ def test_name_makes_create_grant_idempotent(authz: AuthzServer, key_id: str) -> 
     other = root.create_grant(**{**request, "Operations": ["Decrypt"]})
     assert other["GrantId"] != first["GrantId"]
     assert len(root.list_grants(KeyId=key_id)["Grants"]) == 2
+
+
+def test_create_grant_beyond_500_grants_for_one_grantee_on_a_key_is_limit_exceeded(authz: AuthzServer) -> None:
+    root = authz.client()
+    key_id = root.create_key()["KeyMetadata"]["KeyId"]
+    named = root.create_grant(KeyId=key_id, GranteePrincipal=BOB.arn, Operations=["Encrypt"], Name="first")
+    for _ in range(499):
+        root.create_grant(KeyId=key_id, GranteePrincipal=BOB.arn, Operations=["Encrypt"])
+    try:
+        root.create_grant(KeyId=key_id, GranteePrincipal=BOB.arn, Operations=["Decrypt"])
+    except root.exceptions.LimitExceededException as exc:
+        assert "Grants for a given principal per KMS key (500)" in exc.response["Error"]["Message"]
+    else:
+        raise AssertionError("the 501st grant for one grantee was created")
+    # A named repeat of an existing grant counts nothing; other grantees are not affected.
+    again = root.create_grant(KeyId=key_id, GranteePrincipal=BOB.arn, Operations=["Encrypt"], Name="first")
+    assert again["GrantId"] == named["GrantId"]
+    assert error_code(root.create_grant, KeyId=key_id, GranteePrincipal=CAROL.arn, Operations=["Decrypt"]) is None
+    # Retiring one makes room for one.
+    root.retire_grant(GrantToken=named["GrantToken"])
+    assert error_code(root.create_grant, KeyId=key_id, GranteePrincipal=BOB.arn, Operations=["Decrypt"]) is None
+    assert error_code(root.create_grant, KeyId=key_id, GranteePrincipal=BOB.arn, Operations=["Decrypt"]) == (
+        "LimitExceededException"
+    )
+    listed = root.get_paginator("list_grants").paginate(KeyId=key_id, GranteePrincipal=BOB.arn)
+    assert sum(len(page["Grants"]) for page in listed) == 500
 
 
 def test_list_grants_filters_and_pages(authz: AuthzServer, key_id: str) -> None:

@@ -15,8 +15,10 @@ kmsgate's single-account model, and where it deliberately differs from AWS KMS:
 * Object actions (``s3:GetObject``, ``s3:PutObject``, ``s3:DeleteObject``, ``s3:ListBucket``) are
   decided by the identity policy alone (``authorize_identity_action``): no policy, no access.
 * RetireGrant is decided by the grant (its retiring principal, or its grantee when the grant
-  includes RetireGrant) and the root; ListRetirableGrants lets a non-root caller list only the
-  grants it may retire itself.
+  includes RetireGrant), then by the key policy (an Allow of kms:RetireGrant, as the default
+  policy gives the root; AWS reads that permission from IAM policies, which kmsgate does not
+  have). A grant never lets its grantee retire another grant. ListRetirableGrants lets a non-root
+  caller list only the grants it may retire itself.
 
 The condition context built here (``condition_context``) holds the AWS global keys
 ``aws:PrincipalArn``, ``aws:PrincipalAccount``, ``aws:PrincipalType``, ``aws:username``,
@@ -146,7 +148,10 @@ def authorize(caller: Caller, action: str, key: KeyAccess, facts: RequestFacts =
     if evaluation.decision is Decision.ALLOW:
         return Authorization("policy", sid=evaluation.sid)
     operation = action.removeprefix("kms:")
-    for grant in key.grants:
+    # A grant's RetireGrant operation lets its grantee retire that grant alone (``may_retire``,
+    # decided before the key is consulted), never another grant on the key.
+    grants = () if operation == "RetireGrant" else key.grants
+    for grant in grants:
         if grant.key_arn != key.key_arn or grant.grantee_principal != caller.arn:
             continue
         if operation == "CreateGrant":

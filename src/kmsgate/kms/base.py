@@ -1,17 +1,21 @@
 """State shared by the KMS operations: the in-memory view of the store, key resolution, state rules.
 
-The service serves every read from an in-memory ``Snapshot`` and reloads it whenever the
-database changed (``PRAGMA data_version``), so Encrypt/Decrypt/GenerateDataKey do no database
-or root-key work per request, yet a change made by another worker process is seen on the next
-request. Every change goes through ``_mutate``: one durable transaction in a worker thread,
-then a reload.
+The service serves every read from an in-memory ``Snapshot``, so Encrypt/Decrypt/GenerateDataKey
+do no database or root-key work per request, yet a change made by another worker process is
+seen by the next request. Every change goes through ``_mutate``: one durable transaction in a
+worker thread, then a reload.
 
-The ``data_version`` check is made at most once per event-loop turn: the first ``_refresh`` of a
-turn reads it and schedules (``call_soon``) the end of that reading's validity. A request that
-reaches this process after another process committed is handled in callbacks scheduled after
-its bytes arrived, which run after the expiry of any reading taken before they arrived (the
-ready queue is FIFO), so it still sees the commit; requests handled in the same turn share one
-reading. Outside a running event loop every call checks.
+A request starts with ``await self._refresh()``. It reads ``PRAGMA data_version`` at most once
+per event-loop turn: the first ``_refresh`` of a turn reads it and schedules (``call_soon``) the
+end of that reading's validity. A request that reaches this process after another process
+committed is handled in callbacks scheduled after its bytes arrived, which run after the expiry
+of any reading taken before they arrived (the ready queue is FIFO), so it still sees the commit;
+requests handled in the same turn share one reading.
+
+When the version moved, the request waits for a reload that started after its reading. A reload
+reads only what changed since the view it replaces (``KeyStore.load_changes``), in a worker
+thread, so the event loop keeps serving; one reload runs at a time and every request that needs
+it waits on the same one. The new view is swapped in with one assignment when it is complete.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from kmsgate.kms.audit_context import REQUEST_KEY_ARN
 from kmsgate.kms.clock import Clock
 from kmsgate.kms.keyref import Namespace
 from kmsgate.kms.model import KeyMaterial, KeyState, KmsKey
-from kmsgate.kms.store import KeyStore, Snapshot, Transaction
+from kmsgate.kms.snapshot import Snapshot
+from kmsgate.kms.store import KeyStore, Transaction
 from kmsgate.kms.usage import UsageRecorder
 
 T = TypeVar("T")
@@ -68,11 +73,14 @@ class ServiceBase:
         self.namespace = namespace
         self._clock = clock
         self._authorizer: Authorizer = authorizer or AllowAll()
-        self._version = -1
+        self._version = store.data_version()  # read before the load: a later commit moves it
         self._version_current = False  # True until the end of the loop turn that read it
-        self._snapshot = Snapshot(keys={}, aliases={}, materials={})
+        self._loaded = store.load()  # at start-up, before serving
+        self._snapshot = self._loaded.snapshot
+        self._reload: asyncio.Task[None] | None = None
+        self._reloads_started = 0
+        self._reloads_finished = 0
         self._usage = UsageRecorder()
-        self._refresh()
 
     @property
     def account_id(self) -> str:
@@ -87,20 +95,32 @@ class ServiceBase:
 
     # -- the in-memory view -------------------------------------------------------------
 
-    def _refresh(self) -> Snapshot:
+    async def _refresh(self) -> Snapshot:
+        """The current view: this turn's, or one reloaded after this call read the version."""
         if self._version_current:
             return self._snapshot
         version = self._store.data_version()
-        if version != self._version:
-            self._snapshot = self._store.snapshot()
-            self._version = version
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
+        if version == self._version:
+            self._version_current = True
+            asyncio.get_running_loop().call_soon(self._expire_version)
             return self._snapshot
-        self._version_current = True
-        loop.call_soon(self._expire_version)
+        wanted = self._reloads_started + 1  # the first reload to start after this reading
+        while self._reloads_finished < wanted:
+            if self._reload is None:
+                self._reload = asyncio.get_running_loop().create_task(self._run_reload())
+            # Shielded: a request that goes away must not cancel the reload others wait on.
+            await asyncio.shield(self._reload)
         return self._snapshot
+
+    async def _run_reload(self) -> None:
+        self._reloads_started += 1
+        version = self._store.data_version()
+        try:
+            loaded = await asyncio.to_thread(self._store.load_changes, self._loaded)
+            self._loaded, self._snapshot, self._version = loaded, loaded.snapshot, version
+        finally:
+            self._reloads_finished += 1
+            self._reload = None
 
     def _expire_version(self) -> None:
         self._version_current = False
@@ -108,15 +128,17 @@ class ServiceBase:
     async def _mutate(self, change: Callable[[Transaction], T]) -> T:
         result = await asyncio.to_thread(self._store.mutate, change)
         self._version_current = False
-        self._refresh()
+        await self._refresh()
         return result
 
     # -- resolution -----------------------------------------------------------------------
 
-    def _resolve(self, key_ref: str, *, allow_alias: bool, snapshot: Snapshot | None = None) -> KmsKey:
-        """The key a reference names, from ``snapshot`` (a view this request already refreshed) or a fresh one."""
-        if snapshot is None:
-            snapshot = self._refresh()
+    async def _resolve(self, key_ref: str, *, allow_alias: bool) -> KmsKey:
+        """The key a reference names, in a fresh view."""
+        return self._resolve_in(await self._refresh(), key_ref, allow_alias=allow_alias)
+
+    def _resolve_in(self, snapshot: Snapshot, key_ref: str, *, allow_alias: bool) -> KmsKey:
+        """The key a reference names in ``snapshot`` (a view this request already refreshed)."""
         ref = self.namespace.parse(key_ref, allow_alias=allow_alias)
         key_id = ref.key_id
         if ref.alias_name is not None:

@@ -26,8 +26,8 @@ class MaintenanceReport:
 
 
 class Maintenance(ServiceBase):
-    def _due(self, now: float) -> bool:
-        for key in self._refresh().keys.values():
+    async def _due(self, now: float) -> bool:
+        for key in (await self._refresh()).keys.values():
             if key.state is KeyState.PENDING_DELETION and key.deletion_date is not None and key.deletion_date <= now:
                 return True
             if (
@@ -43,7 +43,7 @@ class Maintenance(ServiceBase):
 
     async def run_due(self) -> MaintenanceReport:
         now = self._clock.now()
-        if not self._due(now):
+        if not await self._due(now):
             return MaintenanceReport()
 
         def change(tx: Transaction) -> MaintenanceReport:

@@ -10,20 +10,21 @@ from kmsgate.kms.base import ServiceBase
 from kmsgate.kms.keyref import check_alias_name
 from kmsgate.kms.model import KeyState, KmsKey
 from kmsgate.kms.pagination import paginate
-from kmsgate.kms.store import Alias, Transaction
+from kmsgate.kms.snapshot import Alias
+from kmsgate.kms.store import Transaction
 
 
 class AliasOperations(ServiceBase):
-    def _alias_target(self, target_key_id: str) -> KmsKey:
+    async def _alias_target(self, target_key_id: str) -> KmsKey:
         """An alias targets a key named by id or ARN, never by another alias."""
-        key = self._resolve(target_key_id, allow_alias=False)
+        key = await self._resolve(target_key_id, allow_alias=False)
         if key.state is KeyState.PENDING_DELETION:
             raise KmsInvalidStateError(f"{key.arn} is pending deletion.")
         return key
 
     async def create_alias(self, *, caller: Caller, alias_name: str, target_key_id: str) -> dict[str, Any]:
         check_alias_name(alias_name)
-        key = self._alias_target(target_key_id)
+        key = await self._alias_target(target_key_id)
         self._authorize(caller, "kms:CreateAlias", key, request_alias=alias_name)
         now = self._clock.now()
 
@@ -38,10 +39,10 @@ class AliasOperations(ServiceBase):
 
     async def update_alias(self, *, caller: Caller, alias_name: str, target_key_id: str) -> dict[str, Any]:
         check_alias_name(alias_name)
-        existing = self._refresh().aliases.get(alias_name)
+        existing = (await self._refresh()).aliases.get(alias_name)
         if existing is None:
             raise NotFoundError(f"Alias {self.namespace.alias_arn(alias_name)} is not found.")
-        key = self._alias_target(target_key_id)
+        key = await self._alias_target(target_key_id)
         old_key = self._snapshot.keys.get(existing.key_id)
         if old_key is not None:
             self._authorize(caller, "kms:UpdateAlias", old_key, request_alias=alias_name)
@@ -61,7 +62,7 @@ class AliasOperations(ServiceBase):
     async def delete_alias(self, *, caller: Caller, alias_name: str) -> dict[str, Any]:
         if not alias_name.startswith("alias/"):
             check_alias_name(alias_name)
-        existing = self._refresh().aliases.get(alias_name)
+        existing = (await self._refresh()).aliases.get(alias_name)
         if existing is None:
             raise NotFoundError(f"Alias {self.namespace.alias_arn(alias_name)} is not found.")
         key = self._snapshot.keys.get(existing.key_id)
@@ -79,10 +80,10 @@ class AliasOperations(ServiceBase):
     async def list_aliases(
         self, *, caller: Caller, key_id: str | None = None, limit: int | None = None, marker: str | None = None
     ) -> dict[str, Any]:
-        snapshot = self._refresh()
+        snapshot = await self._refresh()
         aliases = list(snapshot.aliases.values())
         if key_id is not None:
-            key = self._resolve(key_id, allow_alias=False)
+            key = await self._resolve(key_id, allow_alias=False)
             self._authorize(caller, "kms:ListAliases", None)
             aliases = [alias for alias in aliases if alias.key_id == key.key_id]
         else:

@@ -61,7 +61,7 @@ class CryptoOperations(ServiceBase):
         )
         self._require_usable(key)
 
-    def _open(
+    async def _open(
         self,
         ciphertext_blob: bytes,
         encryption_context: Mapping[str, str] | None,
@@ -72,10 +72,10 @@ class CryptoOperations(ServiceBase):
     ) -> tuple[bytes, KmsKey, KeyMaterial]:
         encoded = encode_context(encryption_context)
         header = blob.read_header(ciphertext_blob)
-        snapshot = self._refresh()
+        snapshot = await self._refresh()
         key = snapshot.keys.get(header.key_id)
         if key_id is not None:
-            named = self._resolve(key_id, allow_alias=True, snapshot=snapshot)
+            named = self._resolve_in(snapshot, key_id, allow_alias=True)
             if key is None or named.key_id != key.key_id:
                 raise IncorrectKeyError(
                     "The key ID in the request does not identify the KMS key that encrypted the ciphertext."
@@ -103,7 +103,7 @@ class CryptoOperations(ServiceBase):
         _check_algorithm(encryption_algorithm, "EncryptionAlgorithm")
         if not 1 <= len(plaintext) <= MAX_PLAINTEXT_BYTES:
             raise ValidationError(f"Plaintext must be 1 to {MAX_PLAINTEXT_BYTES} bytes")
-        key = self._resolve(key_id, allow_alias=True)
+        key = await self._resolve(key_id, allow_alias=True)
         self._authorize_use(caller, "kms:Encrypt", key, key_id, encryption_context, grant_tokens)
         sealed, material = self._seal(key, plaintext, encryption_context)
         self._note_use(key, "Encrypt")
@@ -125,7 +125,7 @@ class CryptoOperations(ServiceBase):
         encryption_algorithm: str | None = None,
     ) -> DecryptResult:
         _check_algorithm(encryption_algorithm, "EncryptionAlgorithm")
-        plaintext, key, material = self._open(
+        plaintext, key, material = await self._open(
             ciphertext_blob, encryption_context, key_id, caller, "kms:Decrypt", grant_tokens
         )
         self._note_use(key, "Decrypt")
@@ -151,8 +151,8 @@ class CryptoOperations(ServiceBase):
     ) -> ReEncryptResult:
         _check_algorithm(source_encryption_algorithm, "SourceEncryptionAlgorithm")
         _check_algorithm(destination_encryption_algorithm, "DestinationEncryptionAlgorithm")
-        destination = self._resolve(destination_key_id, allow_alias=True)
-        plaintext, source, source_material = self._open(
+        destination = await self._resolve(destination_key_id, allow_alias=True)
+        plaintext, source, source_material = await self._open(
             ciphertext_blob, source_encryption_context, source_key_id, caller, "kms:ReEncryptFrom", grant_tokens
         )
         self._authorize_use(
@@ -171,7 +171,7 @@ class CryptoOperations(ServiceBase):
             destination_key_material_id=material.material_id,
         )
 
-    def _data_key(
+    async def _data_key(
         self,
         caller: Caller,
         action: str,
@@ -184,7 +184,7 @@ class CryptoOperations(ServiceBase):
         if (number_of_bytes is None) == (key_spec is None):
             raise ValidationError("Specify either KeySpec or NumberOfBytes, but not both")
         size = _KEY_SPEC_BYTES[key_spec] if key_spec is not None else int(number_of_bytes or 0)
-        key = self._resolve(key_id, allow_alias=True)
+        key = await self._resolve(key_id, allow_alias=True)
         self._authorize_use(caller, action, key, key_id, encryption_context, grant_tokens)
         plaintext = os.urandom(size)
         sealed, material = self._seal(key, plaintext, encryption_context)
@@ -201,7 +201,7 @@ class CryptoOperations(ServiceBase):
         key_spec: str | None = None,
         grant_tokens: Sequence[str] = (),
     ) -> DataKeyResult:
-        key, plaintext, sealed, material = self._data_key(
+        key, plaintext, sealed, material = await self._data_key(
             caller, "kms:GenerateDataKey", key_id, encryption_context, number_of_bytes, key_spec, grant_tokens
         )
         return DataKeyResult(
@@ -218,7 +218,7 @@ class CryptoOperations(ServiceBase):
         key_spec: str | None = None,
         grant_tokens: Sequence[str] = (),
     ) -> DataKeyResult:
-        key, _plaintext, sealed, material = self._data_key(
+        key, _plaintext, sealed, material = await self._data_key(
             caller,
             "kms:GenerateDataKeyWithoutPlaintext",
             key_id,

@@ -8,6 +8,11 @@ grant identifies it for RetireGrant.
 
 Key states, as in AWS: CreateGrant needs an Enabled, Disabled or PendingImport key; listing,
 retiring and revoking work in every state.
+
+Quotas, as in AWS: at most ``MAX_GRANTS_PER_KEY`` grants on a key and ``MAX_GRANTS_PER_GRANTEE``
+for one grantee principal on a key (``LimitExceededException``). They are counted in the store's
+indexes inside CreateGrant's write transaction, so workers creating grants at once cannot pass
+them; a named CreateGrant that repeats an existing grant returns it and counts nothing.
 """
 
 from __future__ import annotations
@@ -41,7 +46,9 @@ from kmsgate.kms.model import KeyState, KmsKey
 from kmsgate.kms.pagination import paginate
 from kmsgate.kms.store import Transaction
 
-MAX_GRANTS_PER_KEY = 50_000  # AWS's quota of grants per KMS key
+MAX_GRANTS_PER_KEY = 50_000  # AWS quota "Grants per KMS key"
+MAX_GRANTS_PER_GRANTEE = 500  # AWS quota "Grants for a given principal per KMS key"
+QUOTA_MESSAGE = "The request was rejected because a quota was exceeded: {quota} ({limit})."
 DRY_RUN_MESSAGE = "The request would have succeeded, but the DryRun option is set."
 _GRANT_ID_RE = re.compile(r"[0-9a-f]{64}")
 
@@ -66,8 +73,8 @@ def _constraint_maps(constraints: Mapping[str, Any] | None) -> tuple[Any, Any]:
 
 
 class GrantOperations(ServiceBase):
-    def _find_grant(self, grant_id: str) -> Grant | None:
-        for grants in self._refresh().grants.values():
+    async def _find_grant(self, grant_id: str) -> Grant | None:
+        for grants in (await self._refresh()).grants.values():
             for grant in grants:
                 if grant.grant_id == grant_id:
                     return grant
@@ -91,7 +98,7 @@ class GrantOperations(ServiceBase):
                 "1 validation error detected: Value null at 'granteePrincipal' failed to satisfy constraint: "
                 "Member must not be null"
             )
-        key = self._resolve(key_id, allow_alias=False)
+        key = await self._resolve(key_id, allow_alias=False)
         subset, equals = _constraint_maps(constraints)
         candidate = new_grant(
             key_arn=key.arn,
@@ -120,12 +127,16 @@ class GrantOperations(ServiceBase):
         def change(tx: Transaction) -> Grant:
             current = self._load_key(tx, key.key_id)
             self._require_state(current, KeyState.ENABLED, KeyState.DISABLED, KeyState.PENDING_IMPORT)
-            existing = tx.grants_of(key.key_id)
-            same = find_same_grant(existing, candidate)
-            if same is not None:
-                return same
-            if len(existing) >= MAX_GRANTS_PER_KEY:
-                raise LimitExceededError(f"A key may have at most {MAX_GRANTS_PER_KEY} grants")
+            if candidate.name is not None:
+                same = find_same_grant(tx.grants_named(key.key_id, candidate.name), candidate)
+                if same is not None:
+                    return same
+            if tx.count_grants(key.key_id) >= MAX_GRANTS_PER_KEY:
+                raise LimitExceededError(QUOTA_MESSAGE.format(quota="Grants per KMS key", limit=MAX_GRANTS_PER_KEY))
+            if tx.count_grants(key.key_id, candidate.grantee_principal) >= MAX_GRANTS_PER_GRANTEE:
+                raise LimitExceededError(
+                    QUOTA_MESSAGE.format(quota="Grants for a given principal per KMS key", limit=MAX_GRANTS_PER_GRANTEE)
+                )
             tx.put_grant(key.key_id, candidate)
             return candidate
 
@@ -142,7 +153,7 @@ class GrantOperations(ServiceBase):
         grant_id: str | None = None,
         grantee_principal: str | None = None,
     ) -> dict[str, Any]:
-        key = self._resolve(key_id, allow_alias=False)
+        key = await self._resolve(key_id, allow_alias=False)
         self._authorize(caller, "kms:ListGrants", key)
         grants = list(self.grants_for(key.arn))
         if grant_id is not None:
@@ -173,7 +184,7 @@ class GrantOperations(ServiceBase):
             )
         grants = [
             grant
-            for grants in self._refresh().grants.values()
+            for grants in (await self._refresh()).grants.values()
             for grant in grants
             if grant.retiring_principal == retiring_principal
         ]
@@ -198,13 +209,13 @@ class GrantOperations(ServiceBase):
         elif key_id is None or grant_id is None:
             raise ValidationError("Specify a GrantToken, or both a KeyId and a GrantId.")
         if key_id is not None:
-            key = self._resolve(key_id, allow_alias=False)
+            key = await self._resolve(key_id, allow_alias=False)
         _check_grant_id(grant_id)
-        grant = self._find_grant(grant_id)
+        grant = await self._find_grant(grant_id)
         if grant is None or (key is not None and grant.key_arn != key.arn):
             raise NotFoundError(f"Grant ID {grant_id} not found")
         if key is None:
-            key = self._resolve(grant.key_arn, allow_alias=False)
+            key = await self._resolve(grant.key_arn, allow_alias=False)
         if may_retire(grant, caller.arn):
             # The grant itself decides: its retiring principal, or its grantee when it includes
             # RetireGrant. Noted as the key this request concerned for the audit entry.
@@ -220,7 +231,7 @@ class GrantOperations(ServiceBase):
     async def revoke_grant(
         self, *, caller: Caller, key_id: str, grant_id: str, dry_run: bool = False
     ) -> dict[str, Any]:
-        key = self._resolve(key_id, allow_alias=False)
+        key = await self._resolve(key_id, allow_alias=False)
         self._authorize(caller, "kms:RevokeGrant", key)
         _check_grant_id(grant_id)
         grant = next((grant for grant in self.grants_for(key.arn) if grant.grant_id == grant_id), None)

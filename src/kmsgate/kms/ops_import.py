@@ -41,7 +41,7 @@ class ImportOperations(ServiceBase):
     async def get_parameters_for_import(
         self, *, caller: Caller, key_id: str, wrapping_algorithm: str, wrapping_key_spec: str
     ) -> dict[str, Any]:
-        key = self._resolve(key_id, allow_alias=False)
+        key = await self._resolve(key_id, allow_alias=False)
         self._authorize(caller, "kms:GetParametersForImport", key)
         self._require_external(key)
         self._require_state(key, KeyState.ENABLED, KeyState.DISABLED, KeyState.PENDING_IMPORT)
@@ -74,7 +74,7 @@ class ImportOperations(ServiceBase):
         key_material_description: str | None = None,
         key_material_id: str | None = None,
     ) -> dict[str, Any]:
-        key = self._resolve(key_id, allow_alias=False)
+        key = await self._resolve(key_id, allow_alias=False)
         self._authorize(caller, "kms:ImportKeyMaterial", key)
         self._require_external(key)
         self._require_state(key, KeyState.ENABLED, KeyState.DISABLED, KeyState.PENDING_IMPORT)
@@ -143,7 +143,7 @@ class ImportOperations(ServiceBase):
     async def delete_imported_key_material(
         self, *, caller: Caller, key_id: str, key_material_id: str | None = None
     ) -> dict[str, Any]:
-        key = self._resolve(key_id, allow_alias=False)
+        key = await self._resolve(key_id, allow_alias=False)
         self._authorize(caller, "kms:DeleteImportedKeyMaterial", key)
         self._require_external(key)
 

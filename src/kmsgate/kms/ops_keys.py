@@ -175,7 +175,7 @@ class KeyOperations(ServiceBase):
             parse_policy(key.policy)
 
     async def describe_key(self, *, caller: Caller, key_id: str, grant_tokens: Sequence[str] = ()) -> dict[str, Any]:
-        key = self._resolve(key_id, allow_alias=True)
+        key = await self._resolve(key_id, allow_alias=True)
         self._authorize(
             caller, "kms:DescribeKey", key, grant_tokens=grant_tokens, request_alias=self._request_alias(key_id)
         )
@@ -183,12 +183,12 @@ class KeyOperations(ServiceBase):
 
     async def list_keys(self, *, caller: Caller, limit: int | None = None, marker: str | None = None) -> dict[str, Any]:
         self._authorize(caller, "kms:ListKeys", None)
-        keys = list(self._refresh().keys.values())
+        keys = list((await self._refresh()).keys.values())
         page, more = paginate(keys, lambda k: k.key_id, limit, marker)
         return {"keys": [{"key_id": k.key_id, "key_arn": k.arn} for k in page], **more}
 
     async def _set_state(self, caller: Caller, key_id: str, action: str, target: KeyState) -> None:
-        key = self._resolve(key_id, allow_alias=False)
+        key = await self._resolve(key_id, allow_alias=False)
         self._authorize(caller, action, key)
 
         def change(tx: Transaction) -> None:
@@ -211,7 +211,7 @@ class KeyOperations(ServiceBase):
     ) -> dict[str, Any]:
         window = DEFAULT_PENDING_WINDOW_DAYS if pending_window_in_days is None else pending_window_in_days
         check_pending_window(window)
-        key = self._resolve(key_id, allow_alias=False)
+        key = await self._resolve(key_id, allow_alias=False)
         self._authorize(caller, "kms:ScheduleKeyDeletion", key)
         deletion_date = self._clock.now() + window * DAY_SECONDS
 
@@ -234,7 +234,7 @@ class KeyOperations(ServiceBase):
         }
 
     async def cancel_key_deletion(self, *, caller: Caller, key_id: str) -> dict[str, Any]:
-        key = self._resolve(key_id, allow_alias=False)
+        key = await self._resolve(key_id, allow_alias=False)
         self._authorize(caller, "kms:CancelKeyDeletion", key)
 
         def change(tx: Transaction) -> None:
@@ -248,7 +248,7 @@ class KeyOperations(ServiceBase):
         return {"key_id": key.arn}
 
     async def update_key_description(self, *, caller: Caller, key_id: str, description: str) -> dict[str, Any]:
-        key = self._resolve(key_id, allow_alias=False)
+        key = await self._resolve(key_id, allow_alias=False)
         self._authorize(caller, "kms:UpdateKeyDescription", key)
 
         def change(tx: Transaction) -> None:
@@ -260,7 +260,7 @@ class KeyOperations(ServiceBase):
         return {}
 
     async def tag_resource(self, *, caller: Caller, key_id: str, tags: Sequence[dict[str, str]]) -> dict[str, Any]:
-        key = self._resolve(key_id, allow_alias=False)
+        key = await self._resolve(key_id, allow_alias=False)
         self._authorize(caller, "kms:TagResource", key)
         new_tags = check_tags(tags)
 
@@ -276,7 +276,7 @@ class KeyOperations(ServiceBase):
         return {}
 
     async def untag_resource(self, *, caller: Caller, key_id: str, tag_keys: Sequence[str]) -> dict[str, Any]:
-        key = self._resolve(key_id, allow_alias=False)
+        key = await self._resolve(key_id, allow_alias=False)
         self._authorize(caller, "kms:UntagResource", key)
 
         def change(tx: Transaction) -> None:
@@ -290,13 +290,13 @@ class KeyOperations(ServiceBase):
     async def list_resource_tags(
         self, *, caller: Caller, key_id: str, limit: int | None = None, marker: str | None = None
     ) -> dict[str, Any]:
-        key = self._resolve(key_id, allow_alias=False)
+        key = await self._resolve(key_id, allow_alias=False)
         self._authorize(caller, "kms:ListResourceTags", key)
         page, more = paginate(list(key.tags.items()), lambda item: item[0], limit, marker)
         return {"tags": [{"tag_key": k, "tag_value": v} for k, v in page], **more}
 
     async def get_key_policy(self, *, caller: Caller, key_id: str, policy_name: str | None = None) -> dict[str, Any]:
-        key = self._resolve(key_id, allow_alias=False)
+        key = await self._resolve(key_id, allow_alias=False)
         self._authorize(caller, "kms:GetKeyPolicy", key)
         self._check_policy_name(policy_name)
         return {"policy": key.policy, "policy_name": DEFAULT_POLICY_NAME}
@@ -304,7 +304,7 @@ class KeyOperations(ServiceBase):
     async def list_key_policies(
         self, *, caller: Caller, key_id: str, limit: int | None = None, marker: str | None = None
     ) -> dict[str, Any]:
-        key = self._resolve(key_id, allow_alias=False)
+        key = await self._resolve(key_id, allow_alias=False)
         self._authorize(caller, "kms:ListKeyPolicies", key)
         page, more = paginate([DEFAULT_POLICY_NAME], lambda name: name, limit, marker)
         return {"policy_names": page, **more}
@@ -318,7 +318,7 @@ class KeyOperations(ServiceBase):
         policy_name: str | None = None,
         bypass_policy_lockout_safety_check: bool = False,
     ) -> dict[str, Any]:
-        key = self._resolve(key_id, allow_alias=False)
+        key = await self._resolve(key_id, allow_alias=False)
         self._authorize(caller, "kms:PutKeyPolicy", key)
         self._check_policy_name(policy_name)
         self._check_new_policy(caller, key.evolve(policy=policy), bypass_policy_lockout_safety_check)

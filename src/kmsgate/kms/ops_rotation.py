@@ -50,7 +50,7 @@ class RotationOperations(ServiceBase):
     async def enable_key_rotation(
         self, *, caller: Caller, key_id: str, rotation_period_in_days: int | None = None
     ) -> dict[str, Any]:
-        key = self._resolve(key_id, allow_alias=False)
+        key = await self._resolve(key_id, allow_alias=False)
         self._authorize(caller, "kms:EnableKeyRotation", key)
         self._rotatable(key)
         period = rotation_period_in_days or DEFAULT_ROTATION_PERIOD_DAYS
@@ -67,7 +67,7 @@ class RotationOperations(ServiceBase):
         return {}
 
     async def disable_key_rotation(self, *, caller: Caller, key_id: str) -> dict[str, Any]:
-        key = self._resolve(key_id, allow_alias=False)
+        key = await self._resolve(key_id, allow_alias=False)
         self._authorize(caller, "kms:DisableKeyRotation", key)
         self._rotatable(key)
 
@@ -80,7 +80,7 @@ class RotationOperations(ServiceBase):
         return {}
 
     async def get_key_rotation_status(self, *, caller: Caller, key_id: str) -> dict[str, Any]:
-        key = self._resolve(key_id, allow_alias=False)
+        key = await self._resolve(key_id, allow_alias=False)
         self._authorize(caller, "kms:GetKeyRotationStatus", key)
         if key.origin == ORIGIN_EXTERNAL:
             raise UnsupportedOperationError(f"{key.arn} has imported key material; kmsgate does not rotate it")
@@ -93,7 +93,7 @@ class RotationOperations(ServiceBase):
         return status
 
     async def rotate_key_on_demand(self, *, caller: Caller, key_id: str) -> dict[str, Any]:
-        key = self._resolve(key_id, allow_alias=False)
+        key = await self._resolve(key_id, allow_alias=False)
         self._authorize(caller, "kms:RotateKeyOnDemand", key)
         self._rotatable(key)
         now = self._clock.now()
@@ -124,7 +124,7 @@ class RotationOperations(ServiceBase):
         limit: int | None = None,
         marker: str | None = None,
     ) -> dict[str, Any]:
-        key = self._resolve(key_id, allow_alias=False)
+        key = await self._resolve(key_id, allow_alias=False)
         self._authorize(caller, "kms:ListKeyRotations", key)
         if key.origin == ORIGIN_EXTERNAL and include_key_material != "ALL_KEY_MATERIAL":
             raise UnsupportedOperationError(f"{key.arn} has imported key material; kmsgate does not rotate it")

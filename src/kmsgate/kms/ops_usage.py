@@ -20,7 +20,7 @@ from kmsgate.kms.usage import latest
 
 class UsageOperations(ServiceBase):
     async def get_key_last_usage(self, *, caller: Caller, key_id: str) -> dict[str, Any]:
-        key = self._resolve(key_id, allow_alias=False)
+        key = await self._resolve(key_id, allow_alias=False)
         self._authorize(caller, "kms:GetKeyLastUsage", key)
         last = latest(self._store.last_usage(key.key_id), self._usage.peek(key.key_id))
         usage = {} if last is None else {"timestamp": last[0], "operation": last[1]}

@@ -4,10 +4,15 @@ Key material is written only wrapped by the root key (``kmsgate.kms.rootkey``); 
 exist only in memory. A commit returns only after SQLite has synced the write-ahead log, so
 whatever a response acknowledged survives a crash or ``kill -9``.
 
-Two connections: a write connection used from worker threads under a lock, inside
-``BEGIN IMMEDIATE`` transactions (several processes may share one data dir, and SQLite's own
-locking serialises them), and a read connection used on the event-loop thread to detect changes
-cheaply (``PRAGMA data_version``) and to load snapshots.
+Every write transaction also records which served entities it changed in the change log
+(``kmsgate.kms.changelog``), in the same commit, so that a reader can load only what changed
+(``kmsgate.kms.loader``).
+
+Connections: a write connection used from worker threads under a lock, inside ``BEGIN
+IMMEDIATE`` transactions (several processes may share one data dir, and SQLite's own locking
+serialises them); a read connection used on the event-loop thread only for cheap reads
+(``PRAGMA data_version``, usage, deletion markers); and the loader's connection, used from one
+worker thread at a time for ``load`` and ``load_changes``.
 """
 
 from __future__ import annotations
@@ -18,16 +23,19 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 import orjson
 
 from kmsgate.auth.grants import Grant
+from kmsgate.kms import changelog
+from kmsgate.kms.changelog import ALIAS, GRANT, KEY, MATERIALS, PURGE
 from kmsgate.kms.grant_records import grant_from_record, grant_to_record
+from kmsgate.kms.loader import Loaded, ViewLoader, material_from_row
 from kmsgate.kms.model import KeyMaterial, KmsKey
 from kmsgate.kms.rootkey import RootKey
+from kmsgate.kms.snapshot import Alias
 
 DB_FILENAME = "kms.sqlite3"
 T = TypeVar("T")
@@ -61,7 +69,9 @@ CREATE TABLE IF NOT EXISTS deleted_keys (
 CREATE TABLE IF NOT EXISTS grants (
     grant_id TEXT PRIMARY KEY,
     key_id TEXT NOT NULL,
-    record BLOB NOT NULL
+    record BLOB NOT NULL,
+    grantee_principal TEXT NOT NULL DEFAULT '',
+    name TEXT
 );
 CREATE INDEX IF NOT EXISTS grants_by_key ON grants (key_id);
 CREATE TABLE IF NOT EXISTS key_usage (
@@ -74,25 +84,12 @@ CREATE TABLE IF NOT EXISTS settings (
     value TEXT NOT NULL
 );
 """
+# Created after ``_add_grant_columns`` (a store made by an older kmsgate lacks the columns).
+_GRANT_INDEXES = """
+CREATE INDEX IF NOT EXISTS grants_by_grantee ON grants (key_id, grantee_principal);
+CREATE INDEX IF NOT EXISTS grants_by_name ON grants (key_id, name);
+"""
 USAGE_TRACKING_START = "usage_tracking_start"
-
-
-@dataclass(frozen=True, slots=True)
-class Alias:
-    alias_name: str
-    key_id: str
-    created: float
-    updated: float
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """Everything the service serves from memory."""
-
-    keys: dict[str, KmsKey]
-    aliases: dict[str, Alias]
-    materials: dict[tuple[str, int], KeyMaterial]
-    grants: dict[str, tuple[Grant, ...]] = field(default_factory=dict)  # by key id
 
 
 class Transaction:
@@ -101,6 +98,10 @@ class Transaction:
     def __init__(self, conn: sqlite3.Connection, root_key: RootKey) -> None:
         self._conn = conn
         self._root_key = root_key
+        self.changed: set[changelog.Change] = set()  # the change-log rows this transaction adds
+
+    def _note(self, kind: str, key_id: str, name: str = "") -> None:
+        self.changed.add((kind, key_id, name))
 
     def get_key(self, key_id: str) -> KmsKey | None:
         row = self._conn.execute("SELECT record FROM keys WHERE key_id = ?", (key_id,)).fetchone()
@@ -111,6 +112,7 @@ class Transaction:
             "INSERT OR REPLACE INTO keys (key_id, record) VALUES (?, ?)",
             (key.key_id, orjson.dumps(key.to_record())),
         )
+        self._note(KEY, key.key_id)
 
     def delete_key(self, key_id: str, deleted: float) -> None:
         """Delete a key for good: its metadata, aliases and every version of its material.
@@ -124,6 +126,7 @@ class Transaction:
         self._conn.execute("DELETE FROM grants WHERE key_id = ?", (key_id,))
         self._conn.execute("DELETE FROM key_usage WHERE key_id = ?", (key_id,))
         self._conn.execute("INSERT OR REPLACE INTO deleted_keys VALUES (?, ?)", (key_id, deleted))
+        self._note(PURGE, key_id)
 
     def put_material(self, material: KeyMaterial) -> None:
         wrapped = self._root_key.wrap_material(material.key_id, material.version, material.secret)
@@ -139,15 +142,17 @@ class Transaction:
                 material.origin,
             ),
         )
+        self._note(MATERIALS, material.key_id)
 
     def get_material(self, key_id: str, version: int) -> KeyMaterial | None:
         row = self._conn.execute(
             "SELECT * FROM materials WHERE key_id = ? AND version = ?", (key_id, version)
         ).fetchone()
-        return None if row is None else _material_from_row(row, self._root_key)
+        return None if row is None else material_from_row(row, self._root_key)
 
     def delete_materials(self, key_id: str) -> None:
         self._conn.execute("DELETE FROM materials WHERE key_id = ?", (key_id,))
+        self._note(MATERIALS, key_id)
 
     def get_alias(self, alias_name: str) -> Alias | None:
         row = self._conn.execute("SELECT * FROM aliases WHERE alias_name = ?", (alias_name,)).fetchone()
@@ -158,9 +163,11 @@ class Transaction:
             "INSERT OR REPLACE INTO aliases VALUES (?, ?, ?, ?)",
             (alias.alias_name, alias.key_id, alias.created, alias.updated),
         )
+        self._note(ALIAS, "", alias.alias_name)
 
     def delete_alias(self, alias_name: str) -> None:
         self._conn.execute("DELETE FROM aliases WHERE alias_name = ?", (alias_name,))
+        self._note(ALIAS, "", alias_name)
 
     def aliases_of(self, key_id: str) -> list[str]:
         rows = self._conn.execute("SELECT alias_name FROM aliases WHERE key_id = ?", (key_id,))
@@ -172,9 +179,10 @@ class Transaction:
 
     def put_grant(self, key_id: str, grant: Grant) -> None:
         self._conn.execute(
-            "INSERT OR REPLACE INTO grants (grant_id, key_id, record) VALUES (?, ?, ?)",
-            (grant.grant_id, key_id, orjson.dumps(grant_to_record(grant))),
+            "INSERT OR REPLACE INTO grants (grant_id, key_id, record, grantee_principal, name) VALUES (?, ?, ?, ?, ?)",
+            (grant.grant_id, key_id, orjson.dumps(grant_to_record(grant)), grant.grantee_principal, grant.name),
         )
+        self._note(GRANT, key_id, grant.grant_id)
 
     def get_grant(self, grant_id: str) -> Grant | None:
         row = self._conn.execute("SELECT record FROM grants WHERE grant_id = ?", (grant_id,)).fetchone()
@@ -184,12 +192,26 @@ class Transaction:
         rows = self._conn.execute("SELECT record FROM grants WHERE key_id = ?", (key_id,))
         return [grant_from_record(orjson.loads(row[0])) for row in rows]
 
-    def count_grants(self, key_id: str) -> int:
-        row = self._conn.execute("SELECT COUNT(*) FROM grants WHERE key_id = ?", (key_id,)).fetchone()
+    def grants_named(self, key_id: str, name: str) -> list[Grant]:
+        rows = self._conn.execute("SELECT record FROM grants WHERE key_id = ? AND name = ?", (key_id, name))
+        return [grant_from_record(orjson.loads(row[0])) for row in rows]
+
+    def count_grants(self, key_id: str, grantee_principal: str | None = None) -> int:
+        """A key's grants, or only those for one grantee principal (counted in the index)."""
+        if grantee_principal is None:
+            row = self._conn.execute("SELECT COUNT(*) FROM grants WHERE key_id = ?", (key_id,)).fetchone()
+        else:
+            row = self._conn.execute(
+                "SELECT COUNT(*) FROM grants WHERE key_id = ? AND grantee_principal = ?", (key_id, grantee_principal)
+            ).fetchone()
         return int(row[0])
 
     def delete_grant(self, grant_id: str) -> None:
+        row = self._conn.execute("SELECT key_id FROM grants WHERE grant_id = ?", (grant_id,)).fetchone()
+        if row is None:
+            return
         self._conn.execute("DELETE FROM grants WHERE grant_id = ?", (grant_id,))
+        self._note(GRANT, row[0], grant_id)
 
     def record_usage(self, key_id: str, used: float, operation: str) -> None:
         """Keep the latest use of a live key (several processes flush; the newest wins)."""
@@ -202,19 +224,6 @@ class Transaction:
         )
 
 
-def _material_from_row(row: tuple, root_key: RootKey) -> KeyMaterial:  # type: ignore[type-arg]
-    key_id, version, material_id, wrapped, created, rotation_type, origin = row
-    return KeyMaterial(
-        key_id=key_id,
-        version=version,
-        material_id=material_id,
-        secret=root_key.unwrap_material(key_id, version, wrapped),
-        created=created,
-        rotation_type=rotation_type,
-        origin=origin,
-    )
-
-
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -222,8 +231,29 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _add_grant_columns(conn: sqlite3.Connection) -> None:
+    """Give a grants table made by an older kmsgate its grantee and name columns, filled from the records."""
+    if "grantee_principal" in {row[1] for row in conn.execute("PRAGMA table_info(grants)")}:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if "grantee_principal" not in {row[1] for row in conn.execute("PRAGMA table_info(grants)")}:
+            conn.execute("ALTER TABLE grants ADD COLUMN grantee_principal TEXT NOT NULL DEFAULT ''")
+            conn.execute("ALTER TABLE grants ADD COLUMN name TEXT")
+            for grant_id, record in conn.execute("SELECT grant_id, record FROM grants").fetchall():
+                grant = grant_from_record(orjson.loads(record))
+                conn.execute(
+                    "UPDATE grants SET grantee_principal = ?, name = ? WHERE grant_id = ?",
+                    (grant.grantee_principal, grant.name, grant_id),
+                )
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 class KeyStore:
-    """SQLite-backed persistence. Blocking: call ``mutate`` from a worker thread."""
+    """SQLite-backed persistence. Blocking: call ``mutate``, ``load`` and ``load_changes`` from a worker thread."""
 
     def __init__(self, data_dir: Path, root_key: RootKey) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -236,17 +266,25 @@ class KeyStore:
             # -wal and -shm files the same mode.
             os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         self._writer = _connect(self.path)
-        self._writer.executescript(_SCHEMA)
+        self._writer.executescript(_SCHEMA + changelog.SCHEMA)
+        _add_grant_columns(self._writer)
+        self._writer.executescript(_GRANT_INDEXES)
         self._writer.execute(
             "INSERT OR IGNORE INTO settings (name, value) VALUES (?, ?)", (USAGE_TRACKING_START, repr(time.time()))
         )
         self._reader = _connect(self.path)
         self._version_cursor = self._reader.cursor()  # reused: data_version is read on every request
-        self._material_cache: dict[tuple[str, int, bytes], KeyMaterial] = {}
+        self._loader = ViewLoader(_connect(self.path), root_key)
+
+    @property
+    def rows_loaded(self) -> int:
+        """How many rows the loads of this store have read so far (what a reload costs)."""
+        return self._loader.rows_read
 
     def close(self) -> None:
         self._writer.close()
         self._reader.close()
+        self._loader.close()
 
     def data_version(self) -> int:
         """Changes whenever another connection (any process, or our writer) commits."""
@@ -273,7 +311,9 @@ class KeyStore:
         with self._write_lock:
             self._writer.execute("BEGIN IMMEDIATE")
             try:
-                yield Transaction(self._writer, self._root_key)
+                tx = Transaction(self._writer, self._root_key)
+                yield tx
+                changelog.append(self._writer, tx.changed, time.time())
             except BaseException:
                 self._writer.execute("ROLLBACK")
                 raise
@@ -284,28 +324,15 @@ class KeyStore:
         with self._transaction() as tx:
             return change(tx)
 
-    def snapshot(self) -> Snapshot:
-        """Load every key, alias and (unwrapped) material version."""
-        conn = self._reader
-        conn.execute("BEGIN")
-        try:
-            keys = {
-                key_id: KmsKey.from_record(orjson.loads(record))
-                for key_id, record in conn.execute("SELECT key_id, record FROM keys")
-            }
-            aliases = {row[0]: Alias(*row) for row in conn.execute("SELECT * FROM aliases")}
-            grouped: dict[str, list[Grant]] = {}
-            for key_id, record in conn.execute("SELECT key_id, record FROM grants"):
-                grouped.setdefault(key_id, []).append(grant_from_record(orjson.loads(record)))
-            grants = {key_id: tuple(items) for key_id, items in grouped.items()}
-            materials: dict[tuple[str, int], KeyMaterial] = {}
-            cache: dict[tuple[str, int, bytes], KeyMaterial] = {}
-            for row in conn.execute("SELECT * FROM materials"):
-                cache_key = (row[0], row[1], bytes(row[3]))
-                material = self._material_cache.get(cache_key) or _material_from_row(row, self._root_key)
-                cache[cache_key] = material
-                materials[(row[0], row[1])] = material
-        finally:
-            conn.execute("COMMIT")
-        self._material_cache = cache
-        return Snapshot(keys=keys, aliases=aliases, materials=materials, grants=grants)
+    def prune_changes(self, older_than: float) -> None:
+        """Drop the change-log rows written before ``older_than`` (POSIX seconds) now."""
+        with self._transaction():
+            changelog.prune(self._writer, older_than)
+
+    def load(self) -> Loaded:
+        """Every key, alias, grant and (unwrapped) material version."""
+        return self._loader.load()
+
+    def load_changes(self, held: Loaded) -> Loaded:
+        """``held`` brought up to date by reading only what changed since; in full if the log was pruned past it."""
+        return self._loader.load_changes(held)
