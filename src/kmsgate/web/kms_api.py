@@ -37,7 +37,7 @@ from kmsgate.core.errors import (
     ValidationError,
 )
 from kmsgate.core.principal import Caller, account_root
-from kmsgate.kms.audit_context import REQUEST_KEY_ARN
+from kmsgate.kms.audit_context import REQUEST_AUTHORIZATION, REQUEST_KEY_ARN
 from kmsgate.web import awsjson
 
 log = logging.getLogger("kmsgate.kms")
@@ -133,6 +133,7 @@ class KmsApi:
         caller: Caller | None = None
         kwargs: dict[str, Any] = {}
         REQUEST_KEY_ARN.set(None)
+        REQUEST_AUTHORIZATION.set(None)
         try:
             if not target.startswith(TARGET_PREFIX):
                 raise UnknownOperationError(f"Unknown operation {target or '(missing X-Amz-Target)'}")
@@ -190,6 +191,7 @@ class KmsApi:
                 },
             )
         if self._audit is not None:
+            authorization = REQUEST_AUTHORIZATION.get()
             self._audit.record(
                 {
                     "request_id": request_id,
@@ -201,6 +203,8 @@ class KmsApi:
                     "encryption_context": kwargs.get("encryption_context"),
                     "error_code": code,
                     "access_key_id": _claimed_access_key_id(request) if caller is None else None,
+                    "authorized_by": authorization.basis if authorization is not None else None,
+                    "grant_id": authorization.grant_id if authorization is not None else None,
                 }
             )
         return response
