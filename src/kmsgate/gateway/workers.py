@@ -8,7 +8,9 @@
 * It creates the Prometheus multi-process directory, exports it as
   ``PROMETHEUS_MULTIPROC_DIR`` and forks N workers. Each worker installs uvloop, builds its
   application by calling ``app_factory()`` *in the worker* (so no event loop, thread or
-  connection crosses the fork), binds its own ``SO_REUSEPORT`` listening socket and serves.
+  connection crosses the fork), binds its own ``SO_REUSEPORT`` listening socket and serves
+  it within ``ConnectionLimits`` (``kmsgate.gateway.connections``: header, body-read and idle
+  deadlines, a cap on open connections).
   The kernel spreads new connections over the workers' sockets.
 * A worker that dies is reaped, its live gauges are dropped from the metrics merge, and a
   new worker replaces it. A worker that dies within ``QUICK_DEATH_SECONDS`` of starting
@@ -42,6 +44,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from kmsgate.gateway.connections import ConnectionLimits, LimitedSite
 from kmsgate.gateway.inflight import IN_FLIGHT, InFlight
 from kmsgate.gateway.metrics import mark_worker_dead
 
@@ -91,7 +94,8 @@ def _write_port_file(path: str, port: int) -> None:
     os.replace(tmp, path)
 
 
-async def _serve_async(app_factory: AppFactory, host: str, port: int, drain_timeout: float) -> None:
+async def _serve_async(app_factory: AppFactory, host: str, port: int, drain_timeout: float,
+                       limits: ConnectionLimits) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in _STOP_SIGNALS:
@@ -107,7 +111,7 @@ async def _serve_async(app_factory: AppFactory, host: str, port: int, drain_time
     try:
         sock = bind_reuseport(host, port)
         sock.listen(LISTEN_BACKLOG)
-        site = web.SockSite(runner, sock, backlog=LISTEN_BACKLOG)
+        site = LimitedSite(runner, sock, limits, backlog=LISTEN_BACKLOG)
         await site.start()
         await stop.wait()
         await site.stop()  # stop accepting; connections already open keep being served
@@ -116,12 +120,13 @@ async def _serve_async(app_factory: AppFactory, host: str, port: int, drain_time
         await runner.cleanup()  # closes idle connections, cancels what is left, runs app cleanup
 
 
-def run_worker(app_factory: AppFactory, *, host: str, port: int, drain_timeout: float) -> None:
+def run_worker(app_factory: AppFactory, *, host: str, port: int, drain_timeout: float,
+               limits: ConnectionLimits = ConnectionLimits()) -> None:
     """Serve until SIGTERM/SIGINT, then drain; runs uvloop in the calling process."""
     import uvloop
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(_serve_async(app_factory, host, port, drain_timeout))
+        runner.run(_serve_async(app_factory, host, port, drain_timeout, limits))
 
 
 @dataclass
@@ -132,6 +137,7 @@ class _Supervisor:
     workers: int
     drain_timeout: float
     metrics_dir: str
+    limits: ConnectionLimits
     children: dict[int, float] = field(default_factory=dict)  # pid -> start time
     quick_deaths: int = 0
     pending_starts: list[float] = field(default_factory=list)  # monotonic due times
@@ -146,7 +152,7 @@ class _Supervisor:
                 for sig in _SUPERVISOR_SIGNALS:
                     signal.signal(sig, signal.SIG_DFL)
                 run_worker(self.app_factory, host=self.host, port=self.port,
-                           drain_timeout=self.drain_timeout)
+                           drain_timeout=self.drain_timeout, limits=self.limits)
             except BaseException:  # a worker must never return into the supervisor's stack
                 log.exception("worker %d failed", os.getpid())
                 code = 1
@@ -233,6 +239,7 @@ def serve(
     workers: int,
     drain_timeout: float = 30.0,
     port_file: str | None = None,
+    limits: ConnectionLimits = ConnectionLimits(),
 ) -> int:
     """Serve ``app_factory()`` on ``host:port`` with ``workers`` processes; returns an exit code.
 
@@ -247,7 +254,7 @@ def serve(
         reservation.close()
         if port_file:
             _write_port_file(port_file, bound_port)
-        run_worker(app_factory, host=host, port=bound_port, drain_timeout=drain_timeout)
+        run_worker(app_factory, host=host, port=bound_port, drain_timeout=drain_timeout, limits=limits)
         return 0
     metrics_dir = tempfile.mkdtemp(prefix="kmsgate-metrics-")
     previous = os.environ.get(MULTIPROC_ENV)
@@ -257,7 +264,7 @@ def serve(
         if port_file:
             _write_port_file(port_file, bound_port)
         log.info("serving on %s:%d with %d workers", host, bound_port, workers)
-        supervisor = _Supervisor(app_factory, host, bound_port, workers, drain_timeout, metrics_dir)
+        supervisor = _Supervisor(app_factory, host, bound_port, workers, drain_timeout, metrics_dir, limits)
         return supervisor.run()
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _SUPERVISOR_SIGNALS)

@@ -31,12 +31,15 @@ from aiohttp import web
 from kmsgate.core.errors import (
     KmsError,
     KmsInternalError,
+    RequestTimeoutError,
     SerializationError,
     UnknownOperationError,
+    UnsupportedMediaTypeError,
     UnsupportedOperationError,
     ValidationError,
 )
 from kmsgate.core.principal import Caller, account_root
+from kmsgate.gateway.connections import BodyReadTimeout, uncompressed
 from kmsgate.kms.audit_context import REQUEST_AUTHORIZATION, REQUEST_KEY_ARN
 from kmsgate.web import awsjson
 
@@ -222,7 +225,21 @@ class KmsApi:
 
 
 async def _read_body(request: web.Request) -> bytes:
-    """The whole request body, however many reads it arrives in; at most ``MAX_REQUEST_BYTES``."""
+    """The whole request body, however many reads it arrives in; at most ``MAX_REQUEST_BYTES``.
+
+    A compressed body is refused unread (its inflated size would escape the cap), and a body that
+    stops arriving fails with ``RequestTimeoutException`` (each read has a deadline, see
+    ``kmsgate.gateway.connections``).
+    """
+    if not uncompressed(request.headers):
+        raise UnsupportedMediaTypeError("Compressed request bodies (Content-Encoding) are not accepted.")
+    try:
+        return await _read_capped(request)
+    except BodyReadTimeout:
+        raise RequestTimeoutError(BodyReadTimeout.MESSAGE) from None
+
+
+async def _read_capped(request: web.Request) -> bytes:
     declared = request.content_length
     if declared is not None and declared > MAX_REQUEST_BYTES:
         raise ValidationError(f"Request body is larger than {MAX_REQUEST_BYTES} bytes")
