@@ -168,6 +168,15 @@ class KmsAuditSink:
         self._log = log
         self._clock = clock
 
+    @property
+    def writable(self) -> bool:
+        """Whether records are accepted now (see ``AuditLog.writable``)."""
+        return self._log.writable
+
+    @property
+    def failed_writes(self) -> int:
+        return self._log.failed_writes
+
     def to_record(self, entry: Mapping[str, Any]) -> AuditRecord:
         caller = entry.get("caller")
         context = entry.get("encryption_context")

@@ -143,6 +143,14 @@ class GatewayMetrics:
             "kms_call_duration_seconds", "Latency of KMS calls made by the gateway.",
             ["operation"], namespace=ns, registry=reg, buckets=LATENCY_BUCKETS_SECONDS,
         )
+        self.audit_writable = Gauge(
+            "audit_log_writable", "1 while the audit log can be written; 0 after a failed write until a retry succeeds "
+            "(KMS requests are refused meanwhile).", namespace=ns, registry=reg, multiprocess_mode="livemin",
+        )
+        self.audit_write_failures = Counter(
+            "audit_log_write_failures", "Audit log write attempts that failed (disk full, I/O error).",
+            namespace=ns, registry=reg,
+        )
         self._request_children: dict[tuple[str, str, int], _RequestChildren] = {}
         self._kms_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         self._pending_requests: dict[_RequestChildren, list[int]] = {}  # children -> [requests, in, out]

@@ -103,6 +103,7 @@ async def _build_gateway(config: Config, app: web.Application) -> Gateway:
         kms_for=kms_for,
         authenticator=authenticator,
         audit=app[AUDIT_SINK].record if config.kms_endpoint is None else None,
+        audit_status=app[AUDIT_SINK],
         metrics=GatewayMetrics(metrics_dir_from_env()),
         settings=settings,
         on_close=on_close,

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import orjson
 from aiohttp import web
 
+from kmsgate.auth.authorizer import Authorization
 from kmsgate.core.errors import (
     KmsError,
     KmsInternalError,
@@ -69,6 +70,11 @@ class TrustingAuthenticator:
 
 
 class AuditSink(Protocol):
+    @property
+    def writable(self) -> bool:
+        """False while the audit log cannot be written: requests are then refused, not served unaudited."""
+        ...
+
     def record(self, entry: dict[str, Any]) -> None: ...
 
 
@@ -168,6 +174,8 @@ class KmsApi:
                         del kwargs[name]
                         continue
                     raise UnsupportedOperationError(f"kmsgate does not support the {name} parameter of {operation_name}")
+            if self._audit is not None and not self._audit.writable:
+                raise KmsInternalError("The audit log cannot be written; the request was not carried out.")
             result = await method(caller=caller, **kwargs)
             response = _response(200, orjson.dumps(op.codec.encode(result)), request_id)
             code = None
@@ -195,6 +203,15 @@ class KmsApi:
             )
         if self._audit is not None:
             authorization = REQUEST_AUTHORIZATION.get()
+            try:
+                self._audit_record(request, request_id, operation_name, caller, kwargs, code, authorization)
+            except KmsError as exc:  # the log failed meanwhile: the answer is withheld, as for a refusal
+                response = _error_response(exc, request_id)
+        return response
+
+    def _audit_record(self, request: web.Request, request_id: str, operation_name: str, caller: Caller | None,
+                      kwargs: dict[str, Any], code: str | None, authorization: Authorization | None) -> None:
+        if self._audit is not None:
             self._audit.record(
                 {
                     "request_id": request_id,
@@ -210,7 +227,6 @@ class KmsApi:
                     "grant_id": authorization.grant_id if authorization is not None else None,
                 }
             )
-        return response
 
     def _operation(self, operation_name: str) -> _Operation:
         """Resolve and keep an operation (``UnknownOperationError`` for a name AWS does not have)."""
