@@ -311,6 +311,7 @@ def serve(config: Config) -> int:
         port=config.port,
         workers=config.workers,
         drain_timeout=config.drain_timeout_seconds,
+        liveness_timeout=config.liveness_timeout_seconds,
         limits=ConnectionLimits(
             header_timeout_seconds=config.header_timeout_seconds,
             body_read_timeout_seconds=config.body_read_timeout_seconds,

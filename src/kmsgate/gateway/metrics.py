@@ -231,3 +231,14 @@ class GatewayMetrics:
             multiprocess.MultiProcessCollector(registry, path=os.fspath(self.multiprocess_dir))
             return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self._own_registry), CONTENT_TYPE_LATEST
+
+
+class SupervisorMetrics:
+    """What the worker supervisor counts, in the same multi-process directory as the workers' metrics."""
+
+    def __init__(self, multiprocess_dir: str | os.PathLike[str]) -> None:
+        enable_multiprocess(multiprocess_dir)
+        self.killed_unresponsive = Counter(
+            "workers_killed_unresponsive", "Workers killed and replaced because their event loop stopped answering.",
+            namespace=NAMESPACE, registry=CollectorRegistry(auto_describe=True),
+        )
