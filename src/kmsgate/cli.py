@@ -25,6 +25,7 @@ from kmsgate.auth.identities import ROOT_TOKEN_FILE_NAME, IdentitiesError, load_
 from kmsgate.bootstrap import ensure_default_key
 from kmsgate.config import Config
 from kmsgate.gateway import workers
+from kmsgate.gateway.connections import ConnectionLimits
 from kmsgate.kms.rootkey_source import load_root_key
 from kmsgate.kms.store import KeyStore
 from kmsgate.logs import configure_logging
@@ -120,6 +121,28 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
                        default=_env_number(environ, "DRAIN_TIMEOUT", float, defaults.drain_timeout_seconds),
                        help="seconds SIGTERM waits for in-flight requests before exiting [KMSGATE_DRAIN_TIMEOUT] "
                        "(default: %(default)s)")
+    serve.add_argument("--liveness-timeout", type=float,
+                       default=_env_number(environ, "LIVENESS_TIMEOUT", float, defaults.liveness_timeout_seconds),
+                       help="seconds a worker's event loop may go without a heartbeat before the supervisor kills "
+                       "and replaces the worker; 0 turns this off [KMSGATE_LIVENESS_TIMEOUT] (default: %(default)s)")
+    connections = serve.add_argument_group("connections (per worker)")
+    connections.add_argument("--header-timeout", type=float,
+                             default=_env_number(environ, "HEADER_TIMEOUT", float, defaults.header_timeout_seconds),
+                             help="seconds from a request's first byte to the end of its headers; later is 408 and "
+                             "the connection is closed [KMSGATE_HEADER_TIMEOUT] (default: %(default)s)")
+    connections.add_argument("--body-read-timeout", type=float,
+                             default=_env_number(environ, "BODY_READ_TIMEOUT", float,
+                                                 defaults.body_read_timeout_seconds),
+                             help="seconds a request body may stall (no bytes while kmsgate waits for them); then "
+                             "the request is 408 [KMSGATE_BODY_READ_TIMEOUT] (default: %(default)s)")
+    connections.add_argument("--idle-timeout", type=float,
+                             default=_env_number(environ, "IDLE_TIMEOUT", float, defaults.idle_timeout_seconds),
+                             help="seconds a connection may stay open without a request [KMSGATE_IDLE_TIMEOUT] "
+                             "(default: %(default)s)")
+    connections.add_argument("--max-connections", type=int,
+                             default=_env_number(environ, "MAX_CONNECTIONS", int, defaults.max_connections),
+                             help="open connections per worker; one more is answered 503 and closed at once "
+                             "[KMSGATE_MAX_CONNECTIONS] (default: %(default)s)")
     gateway = serve.add_argument_group("gateway")
     gateway.add_argument("--max-object-size", type=int,
                          default=_env_number(environ, "MAX_OBJECT_SIZE", int, defaults.max_object_size),
@@ -184,11 +207,15 @@ def config_from_args(args: argparse.Namespace) -> Config:
                          "and '-', starting and ending with a letter or digit)")
     if args.storage == "s3" and not args.s3_bucket:
         raise SystemExit("kmsgate: --storage s3 needs --s3-bucket")
-    for name in ("max_object_size", "max_in_flight", "cache_max_messages", "cache_max_bytes", "cache_capacity"):
+    for name in ("max_object_size", "max_in_flight", "cache_max_messages", "cache_max_bytes", "cache_capacity",
+                 "max_connections"):
         if getattr(args, name) < 1:
             raise SystemExit(f"kmsgate: --{name.replace('_', '-')} must be at least 1")
-    if args.cache_max_age <= 0 or args.kms_timeout <= 0:
-        raise SystemExit("kmsgate: --cache-max-age and --kms-timeout must be positive")
+    for name in ("cache_max_age", "kms_timeout", "header_timeout", "body_read_timeout", "idle_timeout"):
+        if getattr(args, name) <= 0:
+            raise SystemExit(f"kmsgate: --{name.replace('_', '-')} must be positive")
+    if args.liveness_timeout < 0:
+        raise SystemExit("kmsgate: --liveness-timeout must be 0 (off) or positive")
     return Config(
         host=args.host,
         port=args.port,
@@ -204,6 +231,11 @@ def config_from_args(args: argparse.Namespace) -> Config:
         workers=args.workers,
         drain_timeout_seconds=args.drain_timeout,
         default_bucket=args.default_bucket,
+        liveness_timeout_seconds=args.liveness_timeout,
+        header_timeout_seconds=args.header_timeout,
+        body_read_timeout_seconds=args.body_read_timeout,
+        idle_timeout_seconds=args.idle_timeout,
+        max_connections=args.max_connections,
         max_object_size=args.max_object_size,
         max_in_flight=args.max_in_flight,
         storage=args.storage,
@@ -289,6 +321,13 @@ def serve(config: Config) -> int:
         port=config.port,
         workers=config.workers,
         drain_timeout=config.drain_timeout_seconds,
+        liveness_timeout=config.liveness_timeout_seconds,
+        limits=ConnectionLimits(
+            header_timeout_seconds=config.header_timeout_seconds,
+            body_read_timeout_seconds=config.body_read_timeout_seconds,
+            idle_timeout_seconds=config.idle_timeout_seconds,
+            max_connections=config.max_connections,
+        ),
     )
 
 

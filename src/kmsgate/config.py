@@ -22,6 +22,12 @@ class Config:
     audit_stdout: bool = False
     workers: int = 1
     drain_timeout_seconds: float = 30.0
+    liveness_timeout_seconds: float = 30.0  # 0: the supervisor never kills an unresponsive worker
+    # Connections (per worker)
+    header_timeout_seconds: float = 20.0
+    body_read_timeout_seconds: float = 30.0
+    idle_timeout_seconds: float = 75.0
+    max_connections: int = 4096
     # Gateway
     default_key_alias: str = "alias/kmsgate-default"
     default_bucket: str = "kmsgate"  # the bucket of the /v1/objects API (object ARNs, access policies)

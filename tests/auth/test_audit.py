@@ -183,3 +183,118 @@ async def test_awaited_write_does_not_wait_out_the_linger(tmp_path: Path, monkey
     await asyncio.wait_for(log.write(record(request_id="awaited")), timeout=10.0)
     assert [line["request_id"] for line in lines(path)] == ["queued", "awaited"]
     await log.close()
+
+
+# -- a full disk, for real: a small tmpfs holds the audit log of a running server -----------------
+
+FULL_DISK_WAIT_S = 60.0  # bound on waiting for the server to notice a full or freed disk
+
+
+@pytest.fixture
+def small_filesystem(tmp_path: Path):
+    """A 64 KiB tmpfs mounted for the test (needs root, or the test is skipped)."""
+    import subprocess
+
+    mount_point = tmp_path / "small-fs"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)],
+                             capture_output=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs to fill (needs root): {mounted.stderr.decode(errors='replace').strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def _fill(directory: Path) -> Path:
+    filler = directory / "filler"
+    with open(filler, "wb", buffering=0) as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 512)
+        except OSError:  # ENOSPC: the filesystem is full
+            pass
+    return filler
+
+
+def _get(url: str) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def _until(condition, what: str):
+    import time
+
+    deadline = time.monotonic() + FULL_DISK_WAIT_S
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        time.sleep(0.05)
+
+
+def _metric(text: str, name: str) -> float:
+    import re
+
+    match = re.search(rf"^{name}(?:\{{[^}}]*\}})? (\S+)$", text, re.MULTILINE)
+    assert match is not None, f"{name} not exposed"
+    return float(match.group(1))
+
+
+def test_a_full_disk_refuses_kms_requests_until_space_returns_then_recovers(tmp_path: Path, small_filesystem: Path):
+    from botocore.exceptions import ClientError
+
+    from tests.conftest import start_server
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(mode=0o700)
+    (data_dir / "audit.log").symlink_to(small_filesystem / "audit.log")
+    server = start_server(data_dir)
+    try:
+        kms = server.kms_client()
+        before = kms.list_keys()["ResponseMetadata"]["RequestId"]
+        filler = _fill(small_filesystem)
+
+        answered: list[str] = []  # requests answered before the failed write was known
+
+        def refused() -> bool:
+            try:
+                answered.append(kms.list_keys()["ResponseMetadata"]["RequestId"])
+                return False
+            except ClientError as exc:
+                assert exc.response["Error"]["Code"] == "KMSInternalException"
+                return True
+
+        _until(refused, "a KMS request is refused for want of an audit log")
+        status, body = _get(f"{server.endpoint_url}/readyz")
+        assert status == 503 and json.loads(body)["checks"]["audit"] == "failed"
+        metrics = _get(f"{server.endpoint_url}/metrics")[1]
+        assert _metric(metrics, "kmsgate_audit_log_writable") == 0
+        assert _metric(metrics, "kmsgate_audit_log_write_failures_total") >= 1
+
+        filler.unlink()
+        _until(lambda: _get(f"{server.endpoint_url}/readyz")[0] == 200, "the audit log is writable again")
+        after = kms.list_keys()["ResponseMetadata"]["RequestId"]
+        assert _metric(_get(f"{server.endpoint_url}/metrics")[1], "kmsgate_audit_log_writable") == 1
+
+        def logged() -> set[str]:
+            ids = set()
+            for line in (small_filesystem / "audit.log").read_text().splitlines():
+                try:
+                    ids.add(json.loads(line)["request_id"])
+                except ValueError:
+                    continue  # the fragment of a line the full disk cut (written again whole after it)
+            return ids if {before, after, *answered} <= ids else set()
+
+        _until(logged, "every answered request is in the audit log")
+    finally:
+        server.stop()

@@ -134,3 +134,24 @@ def test_no_secret_material_reaches_the_audit_or_server_log(authz: AuthzServer) 
         assert secret not in audit
         assert secret not in server_log
     assert authz.audit_path.stat().st_mode & 0o777 == 0o600
+
+
+def test_audit_lines_say_what_authorized_each_call(authz: AuthzServer) -> None:
+    root = authz.client()
+    key_id = root.create_key(Policy=key_policy(allow(BOB, ["kms:Encrypt"], sid="BobEncrypts")))["KeyMetadata"]["KeyId"]
+    grant_id = root.create_grant(KeyId=key_id, GranteePrincipal=CAROL.arn, Operations=["Encrypt"])["GrantId"]
+
+    by_root = _request_id(root.encrypt, KeyId=key_id, Plaintext=b"x")
+    by_policy = _request_id(authz.client(BOB).encrypt, KeyId=key_id, Plaintext=b"x")
+    by_grant = _request_id(authz.client(CAROL).encrypt, KeyId=key_id, Plaintext=b"x")
+    denied = _request_id(authz.client(CAROL).decrypt,
+                         CiphertextBlob=root.encrypt(KeyId=key_id, Plaintext=b"x")["CiphertextBlob"])
+
+    root_line = _wait_for_line(authz, lambda l: l["request_id"] == by_root)
+    assert (root_line["outcome"], root_line["authorized_by"], root_line["grant_id"]) == ("success", "root", None)
+    policy_line = _wait_for_line(authz, lambda l: l["request_id"] == by_policy)
+    assert (policy_line["outcome"], policy_line["authorized_by"], policy_line["grant_id"]) == ("success", "policy", None)
+    grant_line = _wait_for_line(authz, lambda l: l["request_id"] == by_grant)
+    assert (grant_line["outcome"], grant_line["authorized_by"], grant_line["grant_id"]) == ("success", "grant", grant_id)
+    denied_line = _wait_for_line(authz, lambda l: l["request_id"] == denied)
+    assert (denied_line["outcome"], denied_line["authorized_by"], denied_line["grant_id"]) == ("denied", None, None)

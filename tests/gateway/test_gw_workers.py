@@ -122,3 +122,41 @@ async def test_supervisor_removes_its_metrics_dir(served: Served) -> None:
     served.proc.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(served.proc.wait, 30) == 0
     assert not metrics_dir.exists()
+
+
+async def test_a_worker_whose_event_loop_is_blocked_is_killed_and_replaced(tmp_path: Path) -> None:
+    port_file = tmp_path / "port"
+    s = start_script(APP, [str(port_file), "1", "5", "2"], port_file)  # one worker, liveness timeout 2 s
+    try:
+        frozen = int((await fetch_pid(s.url))["pid"])  # type: ignore[call-overload]
+        freezing = asyncio.ensure_future(_get_quietly(s.url + "/freeze"))
+        answered: dict[str, object] = {}
+        for _ in range(600):  # until a worker answers again (each attempt bounded), at most about a minute
+            try:
+                async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True),
+                                                 timeout=aiohttp.ClientTimeout(total=1)) as session:
+                    async with session.get(s.url + "/pid") as resp:
+                        answered = dict(await resp.json())
+                if answered["pid"] != frozen:
+                    break
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                await asyncio.sleep(0.05)
+        assert answered.get("pid") not in (None, frozen)
+        assert frozen not in _alive(s)  # killed and reaped, not left behind
+        await freezing
+        async with aiohttp.ClientSession() as session:
+            async with session.get(s.url + "/metrics") as resp:
+                metrics = await resp.text()
+        assert "kmsgate_workers_killed_unresponsive_total 1.0" in metrics
+    finally:
+        stop(s)
+
+
+async def _get_quietly(url: str) -> None:
+    """A request that never gets an answer: the worker serving it is killed under it."""
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
+            async with session.get(url) as resp:
+                await resp.read()
+    except (aiohttp.ClientError, asyncio.TimeoutError):
+        return

@@ -1,6 +1,9 @@
 """A tiny application served through ``kmsgate.gateway.workers`` by the worker tests.
 
-Usage: python worker_app.py PORT_FILE WORKERS DRAIN_TIMEOUT
+Usage: python worker_app.py PORT_FILE WORKERS DRAIN_TIMEOUT [LIVENESS_TIMEOUT]
+
+``/freeze`` blocks the worker's event loop for good (as a runaway regular expression would);
+``/metrics`` renders the metrics merged over the workers and the supervisor.
 """
 
 from __future__ import annotations
@@ -9,10 +12,12 @@ import asyncio
 import logging
 import os
 import sys
+import time
 
 from aiohttp import web
 
-from kmsgate.gateway.workers import metrics_dir_from_env, serve
+from kmsgate.gateway.metrics import GatewayMetrics
+from kmsgate.gateway.workers import DEFAULT_LIVENESS_TIMEOUT_SECONDS, metrics_dir_from_env, serve
 
 
 def build() -> web.Application:
@@ -25,12 +30,25 @@ def build() -> web.Application:
         await asyncio.sleep(float(request.query.get("seconds", "1")))
         return web.Response(text="done")
 
+    async def freeze(request: web.Request) -> web.Response:
+        while True:
+            time.sleep(3600)  # blocks the event loop: nothing else in this worker runs again
+
+    metrics_of_workers = GatewayMetrics(metrics_dir_from_env())
+
+    async def metrics(request: web.Request) -> web.Response:
+        body, content_type = metrics_of_workers.render()
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
     app.router.add_get("/pid", pid)
     app.router.add_get("/slow", slow)
+    app.router.add_get("/freeze", freeze)
+    app.router.add_get("/metrics", metrics)
     return app
 
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
+    liveness = float(sys.argv[4]) if len(sys.argv) > 4 else DEFAULT_LIVENESS_TIMEOUT_SECONDS
     sys.exit(serve(build, host="127.0.0.1", port=0, workers=int(sys.argv[2]),
-                   drain_timeout=float(sys.argv[3]), port_file=sys.argv[1]))
+                   drain_timeout=float(sys.argv[3]), port_file=sys.argv[1], liveness_timeout=liveness))

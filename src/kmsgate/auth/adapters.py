@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from kmsgate.auth.audit import AuditLog, AuditRecord, audit_line, outcome_of_code
 from kmsgate.auth.authorizer import (
+    Authorization,
     KeyAccess,
     RequestFacts,
     authorize,
@@ -35,6 +36,7 @@ from kmsgate.core.errors import MissingAuthenticationTokenError, UnrecognizedCli
 from kmsgate.core.principal import Caller
 
 POLICY_CACHE_ENTRIES = 1024
+ROOT_AUTHORIZATION = Authorization("root")
 BEARER_PREFIX = "bearer "
 
 
@@ -129,13 +131,14 @@ class KeyPolicyAuthorizer:
             self._policies.popitem(last=False)
         return parsed
 
-    def authorize(self, caller: Caller, action: str, key: KeyLike | None, conditions: Mapping[str, Any]) -> None:
+    def authorize(
+        self, caller: Caller, action: str, key: KeyLike | None, conditions: Mapping[str, Any]
+    ) -> Authorization:
         check_grant_tokens(tuple(conditions.get("grant_tokens") or ()))
         if key is None:
-            authorize_account_action(caller, action, self._directory.principal(caller.arn))
-            return
+            return authorize_account_action(caller, action, self._directory.principal(caller.arn))
         if caller.is_account_root:
-            return
+            return ROOT_AUTHORIZATION
         facts = RequestFacts(
             encryption_context=conditions.get("encryption_context"),
             request_alias=conditions.get("request_alias"),
@@ -144,7 +147,7 @@ class KeyPolicyAuthorizer:
             extra=conditions.get("extra") or {},
         )
         access = KeyAccess(key.arn, self.policy(key.policy), tuple(self._grants_for(key.arn)))
-        authorize(caller, action, access, facts)
+        return authorize(caller, action, access, facts)
 
     def check_new_policy(self, caller: Caller, key_arn: str, policy: str, bypass: bool) -> KeyPolicy:
         """Validate a policy for CreateKey/PutKeyPolicy and apply the lockout safety check."""
@@ -164,6 +167,15 @@ class KmsAuditSink:
     def __init__(self, log: AuditLog, clock: Callable[[], float] = time.time) -> None:
         self._log = log
         self._clock = clock
+
+    @property
+    def writable(self) -> bool:
+        """Whether records are accepted now (see ``AuditLog.writable``)."""
+        return self._log.writable
+
+    @property
+    def failed_writes(self) -> int:
+        return self._log.failed_writes
 
     def to_record(self, entry: Mapping[str, Any]) -> AuditRecord:
         caller = entry.get("caller")

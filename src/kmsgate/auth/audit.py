@@ -38,10 +38,18 @@ one ``fsync`` carry many requests: under light load each request would otherwise
 hand-off, a write and an ``fsync`` of its own, which costs more CPU than the request itself.
 
 A crash can leave a torn last line. Readers skip a final line without ``\\n``; on reopening, the
-writer first ends such a line so the next record starts on a line of its own. If a write fails
-(disk full…), awaiting callers get ``KmsInternalError`` and the error is kept: the service should
-fail closed rather than serve unaudited requests. The file is created with mode 0600 and only
-appended to; rotation is left to the operator (copy-truncate is safe with O_APPEND).
+writer first ends such a line so the next record starts on a line of its own. The file is created
+with mode 0600 and only appended to; rotation is left to the operator (copy-truncate is safe with
+O_APPEND).
+
+A failed write (disk full…) fails closed but not for good: the callers awaiting that batch get
+``KmsInternalError``, and so does every new record while the log is not ``writable`` (the KMS
+refuses requests rather than serve them unaudited). The lines of the failed batch are kept and the
+writer retries them, after ``RETRY_SECONDS`` and then twice as long each time up to
+``MAX_RETRY_SECONDS``, until a write succeeds; then the log is writable again. A line the failure
+cut in two is ended with ``\\n`` and written again whole, so a reader may find one fragment line
+before it (as after a crash). ``failed_writes`` counts failed attempts for the metrics, and
+``writable`` is what readiness reports.
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -64,6 +73,10 @@ AUDIT_FILE_NAME = "audit.log"
 FSYNC_POLICIES = ("batch", "none")
 LINGER_SECONDS = 0.01  # longest wait for more queued records before a batch is written
 MAX_LINGER_RECORDS = 1024  # a batch this large is written without waiting out the linger
+RETRY_SECONDS = 0.1  # first wait before a failed batch is written again
+MAX_RETRY_SECONDS = 5.0  # longest wait between attempts while the log cannot be written
+
+log = logging.getLogger(__name__)
 
 # Authentication failures count as denials, like AccessDeniedException.
 DENIAL_CODES = frozenset(
@@ -179,6 +192,27 @@ def outcome_of(error: BaseException | None) -> tuple[str, str | None]:
     return outcome_of_code(code), code
 
 
+class _WriteFailed(Exception):
+    """A batch write failed; ``remaining`` is what must still be written (see ``_unwritten_lines``)."""
+
+    def __init__(self, remaining: bytes) -> None:
+        super().__init__("audit write failed")
+        self.remaining = remaining
+
+
+def _unwritten_lines(data: bytes, written: int) -> bytes:
+    """What to write again after the first ``written`` bytes of ``data`` reached the file: the rest,
+    or, when the failure cut a line, ``\\n`` to end the fragment and that whole line onwards."""
+    if written <= 0:
+        return data
+    if written >= len(data):
+        return b""
+    start = data.rfind(b"\n", 0, written) + 1
+    if start == written:
+        return data[written:]
+    return b"\n" + data[start:]
+
+
 class AuditLog:
     """Append-only JSON-lines audit file with group-committed writes off the event loop.
 
@@ -205,11 +239,24 @@ class AuditLog:
         self._urgent = asyncio.Event()  # set when a batch must not linger (awaited record, size, close)
         self._task: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
+        self._unwritten = b""  # what a failed write left to write again, ahead of anything queued
+        self._failed_writes = 0
+        self._retry_seconds = RETRY_SECONDS
         self._closing = False
 
     @property
     def path(self) -> Path:
         return self._path
+
+    @property
+    def writable(self) -> bool:
+        """False from a failed write until a retry succeeds; records are refused meanwhile."""
+        return self._failure is None
+
+    @property
+    def failed_writes(self) -> int:
+        """Write attempts that failed since the log was opened."""
+        return self._failed_writes
 
     async def start(self) -> None:
         self._fd = await asyncio.to_thread(self._open)
@@ -260,35 +307,59 @@ class AuditLog:
             self._wakeup.clear()
             self._urgent.clear()
             await self._flush()
+            if self._failure is not None:
+                if self._closing:  # the last attempt failed too: what is left cannot be written
+                    log.error("audit log closed with unwritten lines", extra={"bytes": len(self._unwritten)})
+                    return
+                with contextlib.suppress(TimeoutError):  # close() cuts the wait short
+                    async with asyncio.timeout(self._retry_seconds):
+                        await self._urgent.wait()
+                self._retry_seconds = min(self._retry_seconds * 2, MAX_RETRY_SECONDS)
+                self._wakeup.set()
+                continue
             if self._closing and not self._pending:
                 return
 
     async def _flush(self) -> None:
         batch, self._pending = self._pending, []
-        if not batch:
+        if not batch and self._failure is None:
             return
-        data = b"".join(line for line, _ in batch)
+        data = self._unwritten + b"".join(line for line, _ in batch)
         try:
             await asyncio.to_thread(self._write_all, data)
-        except OSError as exc:
-            self._failure = exc
+        except _WriteFailed as failed:
+            self._unwritten = failed.remaining
+            self._failed_writes += 1
+            if self._failure is None:
+                log.error("audit log write failed; refusing KMS requests and retrying",
+                          extra={"error": str(failed.__cause__)})
+            self._failure = failed.__cause__ or failed
             for _, future in batch:
                 if future is not None and not future.done():
                     future.set_exception(KmsInternalError("The audit log cannot be written."))
             return
+        self._unwritten = b""
+        if self._failure is not None:
+            log.warning("audit log writable again", extra={"failed_writes": self._failed_writes})
+            self._failure = None
+            self._retry_seconds = RETRY_SECONDS
         for _, future in batch:
             if future is not None and not future.done():
                 future.set_result(None)
 
     def _write_all(self, data: bytes) -> None:
-        if self._fd is None:
-            raise OSError("audit log is closed")
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-        if self._fsync == "batch":
-            os.fsync(self._fd)
+        """Append ``data`` (and fsync under ``batch``); ``_WriteFailed`` says what is left to write."""
+        written = 0
+        try:
+            if self._fd is None:
+                raise OSError("audit log is closed")
+            view = memoryview(data)
+            while written < len(data):
+                written += os.write(self._fd, view[written:])
+            if self._fsync == "batch":
+                os.fsync(self._fd)
+        except OSError as exc:
+            raise _WriteFailed(_unwritten_lines(data, written)) from exc
         if self._echo is not None:
             self._echo(data)
 

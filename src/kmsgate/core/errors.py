@@ -138,6 +138,20 @@ class DryRunOperationError(ClientError):
     code = "DryRunOperationException"
 
 
+class RequestTimeoutError(ClientError):
+    """The client stopped sending its request body (see ``kmsgate.gateway.connections``)."""
+
+    code = "RequestTimeoutException"
+    status = 408
+
+
+class UnsupportedMediaTypeError(ClientError):
+    """A compressed request body: kmsgate reads bodies as sent and never inflates them."""
+
+    code = "UnsupportedMediaTypeException"
+    status = 415
+
+
 class KmsInternalError(KmsError):
     code = "KMSInternalException"
     status = 500

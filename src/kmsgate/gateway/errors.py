@@ -13,7 +13,9 @@ Every failure a gateway route reports goes through ``to_gateway_error`` and is r
       object action (``kmsgate.gateway.object_access``), ``AccessDeniedException`` from the
       KMS when its key policy or grants do not allow the operation under this key and context
 404   no such object
+408   the client stopped sending its body (``--body-read-timeout``)
 413   body larger than the configured maximum
+415   a compressed body (``Content-Encoding``); bodies are never inflated
 416   range not satisfiable
 502   the storage backend failed
 503   the KMS is unavailable, or the gateway is saturated (always with ``Retry-After``)
@@ -32,6 +34,7 @@ import orjson
 from aiohttp import web
 
 from kmsgate.core.errors import AccessDeniedError, ClientError, KmsError
+from kmsgate.gateway.connections import BodyReadTimeout
 from kmsgate.envelope.errors import DataKeyUnavailableError, DecryptionError, EncryptionError
 from kmsgate.envelope.pool import PoolSaturated
 from kmsgate.gateway.headers import HeaderError
@@ -62,6 +65,10 @@ def saturated() -> GatewayError:
     return GatewayError(503, "SlowDown", "The gateway is saturated; retry later.", retry_after=RETRY_AFTER_SECONDS)
 
 
+def compressed_body() -> GatewayError:
+    return GatewayError(415, "UnsupportedMediaType", "Compressed request bodies (Content-Encoding) are not accepted.")
+
+
 def bad_request(code: str, message: str) -> GatewayError:
     return GatewayError(400, code, message)
 
@@ -90,6 +97,8 @@ def to_gateway_error(exc: BaseException) -> GatewayError:
         return GatewayError(403, exc.code, exc.message)
     if isinstance(exc, ClientError):
         return GatewayError(400, exc.code, exc.message)
+    if isinstance(exc, BodyReadTimeout):
+        return GatewayError(408, "RequestTimeout", BodyReadTimeout.MESSAGE)
     if isinstance(exc, (KmsError, KmsUnavailableError, TimeoutError)):
         code = exc.code if isinstance(exc, KmsError) else "KMSUnavailable"
         return GatewayError(503, code, "The KMS is unavailable; retry later.", retry_after=RETRY_AFTER_SECONDS)

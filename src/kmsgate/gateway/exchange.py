@@ -2,14 +2,19 @@
 
 ``endpoint(route, handler)`` wraps a handler ``(request, gateway, exchange) -> response``:
 
-* When the process already handles ``max_in_flight`` requests, it answers 503 ``SlowDown``
-  with ``Retry-After`` at once, before reading anything.
+* A compressed body (``Content-Encoding`` other than ``identity``) is refused with 415
+  ``UnsupportedMediaType`` before anything is read: bodies are never inflated, so every size
+  limit applies to the bytes received.
 * Unless the route is open (``auth=False``: health, readiness, metrics), the request is then
   authenticated (``kmsgate.gateway.auth``) from its headers (and, only for a signature over
   an undeclared body hash, a body of at most ``MAX_HASHED_BODY_BYTES``): a failure is 401
   before the handler runs, so nothing is stored and no KMS call is made. The caller, and the
   check a signed body must pass, are kept on the ``Exchange``; handlers act as
   ``exchange.caller``.
+* Only then, when the process already handles ``max_in_flight`` authenticated requests, it
+  answers 503 ``SlowDown`` with ``Retry-After``. Requests still authenticating are not counted:
+  clients that never authenticate cannot take the slots of those that do (connections, header
+  and body reads are bounded per connection instead, ``kmsgate.gateway.connections``).
 * A failure before the response has started is rendered as the JSON error shape
   (``kmsgate.gateway.errors``). A failure after it started (a streamed body that fails to
   decrypt, a client that sends too much) aborts the connection: no final chunk and no
@@ -36,7 +41,8 @@ from aiohttp import web
 from kmsgate.core.principal import Caller
 from kmsgate.gateway.access import AccessLog
 from kmsgate.gateway.auth import PayloadCheck, authenticate
-from kmsgate.gateway.errors import error_response, saturated, to_gateway_error
+from kmsgate.gateway.connections import uncompressed
+from kmsgate.gateway.errors import compressed_body, error_response, saturated, to_gateway_error
 from kmsgate.gateway.inflight import IN_FLIGHT
 from kmsgate.gateway.service import GATEWAY, Gateway
 
@@ -98,6 +104,11 @@ def endpoint(route: str, handler: Handler, *, shed: bool = True,
         in_flight = request.app[IN_FLIGHT]
         in_flight.enter()
         try:
+            if not uncompressed(request.headers):
+                raise compressed_body()
+            if auth:  # before counting: a client that never authenticates holds no slot of max_in_flight
+                who = await authenticate(gateway.authenticator, request, gateway.bearer_callers)
+                exchange.authenticated, exchange.payload_check, exchange.body = who.caller, who.payload_check, who.body
             if shed and gateway.in_flight >= gateway.settings.max_in_flight:
                 gateway.metrics.rejected.labels("in_flight").inc()
                 err = saturated()
@@ -106,9 +117,6 @@ def endpoint(route: str, handler: Handler, *, shed: bool = True,
             gateway.in_flight += 1
             gateway.schedule_metrics_sync()
             counted = True
-            if auth:  # counted first: a small body read to verify a signature is bounded by max_in_flight
-                who = await authenticate(gateway.authenticator, request, gateway.bearer_callers)
-                exchange.authenticated, exchange.payload_check, exchange.body = who.caller, who.payload_check, who.body
             response = await handler(request, gateway, exchange)
             status = response.status
             if isinstance(response, web.Response) and response.body is not None:

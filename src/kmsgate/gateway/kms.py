@@ -7,7 +7,8 @@ The outcome is ``ok``, ``timeout``, or the AWS error code of the failure; never 
 
 ``AuditedKmsClient`` records each in-process KMS call a caller's request causes, allowed or
 denied, through the same audit sink as the KMS API (``KmsAuditSink.record``): request id,
-operation, caller, source address, key ARN, encryption context and error code. Plaintext and
+operation, caller, source address, key ARN, encryption context, error code and what authorized
+the call. Plaintext and
 data keys are never handed to the sink. Cache hits make no KMS call and so no audit entry,
 as with AWS KMS behind a caching client.
 """
@@ -25,7 +26,7 @@ from kmsgate.core.principal import Caller
 from kmsgate.envelope.kms_client import GeneratedDataKey, KmsClient, UnwrappedKey, WrappedKey
 from kmsgate.gateway.errors import KmsUnavailableError
 from kmsgate.gateway.metrics import GatewayMetrics
-from kmsgate.kms.audit_context import REQUEST_KEY_ARN
+from kmsgate.kms.audit_context import REQUEST_AUTHORIZATION, REQUEST_KEY_ARN
 
 T = TypeVar("T")
 DEFAULT_KMS_TIMEOUT_SECONDS = 5.0
@@ -90,7 +91,8 @@ class AuditedKmsClient:
 
     async def _call(self, operation: str, call: Callable[[], Awaitable[T]], key_id: str | None,
                     encryption_context: Mapping[str, str] | None) -> T:
-        REQUEST_KEY_ARN.set(None)  # the service sets it when it resolves the key
+        REQUEST_KEY_ARN.set(None)  # the service sets both as it resolves the key and authorizes
+        REQUEST_AUTHORIZATION.set(None)
         code: str | None = None
         try:
             return await call()
@@ -101,10 +103,13 @@ class AuditedKmsClient:
             code = "KMSInternalException"
             raise
         finally:
+            authorization = REQUEST_AUTHORIZATION.get()
             self._record({
                 "request_id": str(uuid.uuid4()), "operation": operation, "caller": self.caller,
                 "source_ip": self.caller.source_ip, "key_arn": REQUEST_KEY_ARN.get(), "key_id": key_id,
                 "encryption_context": encryption_context, "error_code": code,
+                "authorized_by": authorization.basis if authorization is not None else None,
+                "grant_id": authorization.grant_id if authorization is not None else None,
             })
 
     async def generate_data_key(self, *, key_id: str, encryption_context: Mapping[str, str] | None,

@@ -143,6 +143,14 @@ class GatewayMetrics:
             "kms_call_duration_seconds", "Latency of KMS calls made by the gateway.",
             ["operation"], namespace=ns, registry=reg, buckets=LATENCY_BUCKETS_SECONDS,
         )
+        self.audit_writable = Gauge(
+            "audit_log_writable", "1 while the audit log can be written; 0 after a failed write until a retry succeeds "
+            "(KMS requests are refused meanwhile).", namespace=ns, registry=reg, multiprocess_mode="livemin",
+        )
+        self.audit_write_failures = Counter(
+            "audit_log_write_failures", "Audit log write attempts that failed (disk full, I/O error).",
+            namespace=ns, registry=reg,
+        )
         self._request_children: dict[tuple[str, str, int], _RequestChildren] = {}
         self._kms_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         self._pending_requests: dict[_RequestChildren, list[int]] = {}  # children -> [requests, in, out]
@@ -223,3 +231,14 @@ class GatewayMetrics:
             multiprocess.MultiProcessCollector(registry, path=os.fspath(self.multiprocess_dir))
             return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self._own_registry), CONTENT_TYPE_LATEST
+
+
+class SupervisorMetrics:
+    """What the worker supervisor counts, in the same multi-process directory as the workers' metrics."""
+
+    def __init__(self, multiprocess_dir: str | os.PathLike[str]) -> None:
+        enable_multiprocess(multiprocess_dir)
+        self.killed_unresponsive = Counter(
+            "workers_killed_unresponsive", "Workers killed and replaced because their event loop stopped answering.",
+            namespace=NAMESPACE, registry=CollectorRegistry(auto_describe=True),
+        )

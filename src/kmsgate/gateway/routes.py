@@ -10,7 +10,7 @@ path                        method   handler
 /v1/encrypt                 POST     ``streams.encrypt_stream``
 /v1/decrypt                 POST     ``streams.decrypt_stream``
 /healthz                    GET      alive (no dependency checked)
-/readyz                     GET      storage and KMS reachable, else 503
+/readyz                     GET      storage and KMS reachable, audit log writable, else 503
 /metrics                    GET      Prometheus text exposition
 ==========================  =======  =========================================
 
@@ -65,9 +65,12 @@ async def readyz(request: web.Request, gateway: Gateway, exchange: Exchange) -> 
         check("storage", asyncio.ensure_future(gateway.storage.check())),
         check("kms", asyncio.ensure_future(_probe_kms(gateway))),
     )
+    if gateway.audit_status is not None:
+        checks["audit"] = "ok" if gateway.audit_status.writable else "failed"
     ready = all(v == "ok" for v in checks.values())
     body = {"status": "ready", "checks": checks} if ready else {
-        "error": "NotReady", "message": "A dependency is unreachable.", "checks": checks}
+        "error": "NotReady", "message": "A dependency is unreachable or the audit log cannot be written.",
+        "checks": checks}
     headers = None if ready else {"Retry-After": str(gateway.settings.retry_after_seconds)}
     return web.Response(status=200 if ready else 503, body=orjson.dumps(body),
                         content_type="application/json", headers=headers)

@@ -17,7 +17,8 @@ Who the KMS sees:
   write or read under which key and context, and each caller has caches of its own
   (``kmsgate.gateway.principals``). ``kms`` is the gateway's own identity, used only by the
   readiness probe. With ``audit`` (``KmsAuditSink.record``) each of these calls leaves an
-  audit entry, as a KMS API request does.
+  audit entry, as a KMS API request does; ``audit_status`` (the same sink) puts the audit log's
+  state in readiness and the metrics.
 * ``kms_for`` absent (a remote KMS): every call uses ``kms`` and its credentials, so the remote
   KMS sees the gateway's identity, not the caller's; callers are still authenticated, and any
   of them may use what the gateway's identity may. Callers share one cache.
@@ -34,6 +35,7 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from aiohttp import web
 
@@ -93,6 +95,16 @@ class GatewaySettings:
 KmsProbe = Callable[[], Awaitable[None]]
 
 
+class AuditStatus(Protocol):
+    """The state of the audit log the gateway's KMS calls are recorded in (``KmsAuditSink``)."""
+
+    @property
+    def writable(self) -> bool: ...
+
+    @property
+    def failed_writes(self) -> int: ...
+
+
 def _instrumented(kms_for: KmsClientFactory, metrics: GatewayMetrics, timeout: float,
                   audit: AuditRecorder | None) -> KmsClientFactory:
     def client(caller: Caller) -> KmsClient:
@@ -110,7 +122,7 @@ class Gateway:
     def __init__(self, *, storage: Storage, kms: KmsClient, metrics: GatewayMetrics,
                  authenticator: RequestAuthenticator, object_access: ObjectAccess | None = None,
                  kms_for: KmsClientFactory | None = None,
-                 audit: AuditRecorder | None = None,
+                 audit: AuditRecorder | None = None, audit_status: AuditStatus | None = None,
                  settings: GatewaySettings | None = None, kms_probe: KmsProbe | None = None,
                  on_close: Callable[[], Awaitable[None]] | None = None) -> None:
         self.settings = settings or GatewaySettings()
@@ -134,6 +146,8 @@ class Gateway:
             on_depth=metrics.pool_queue_depth.set,
         )
         self.kms_probe = kms_probe
+        self.audit_status = audit_status
+        self._audit_failures_synced = 0
         self.in_flight = 0
         self._on_close = on_close
         self._sync_handle: asyncio.TimerHandle | None = None
@@ -158,6 +172,12 @@ class Gateway:
         from the pure core) into the Prometheus metrics."""
         self.metrics.flush()
         self.metrics.in_flight.set(self.in_flight)
+        if self.audit_status is not None:
+            self.metrics.audit_writable.set(1 if self.audit_status.writable else 0)
+            failures = self.audit_status.failed_writes
+            if failures > self._audit_failures_synced:
+                self.metrics.audit_write_failures.inc(failures - self._audit_failures_synced)
+                self._audit_failures_synced = failures
         delta = self.caller_materials.take_stats()
         if delta.hits:
             self.metrics.cache_hit(delta.hits)

@@ -8,12 +8,23 @@
 * It creates the Prometheus multi-process directory, exports it as
   ``PROMETHEUS_MULTIPROC_DIR`` and forks N workers. Each worker installs uvloop, builds its
   application by calling ``app_factory()`` *in the worker* (so no event loop, thread or
-  connection crosses the fork), binds its own ``SO_REUSEPORT`` listening socket and serves.
+  connection crosses the fork), binds its own ``SO_REUSEPORT`` listening socket and serves
+  it within ``ConnectionLimits`` (``kmsgate.gateway.connections``: header, body-read and idle
+  deadlines, a cap on open connections).
   The kernel spreads new connections over the workers' sockets.
 * A worker that dies is reaped, its live gauges are dropped from the metrics merge, and a
   new worker replaces it. A worker that dies within ``QUICK_DEATH_SECONDS`` of starting
   is restarted after an exponential back-off; ``MAX_QUICK_DEATHS`` such deaths in a row
   (a port in use, a broken configuration) make the supervisor give up with exit code 1.
+* Each worker proves its event loop runs: a callback on the loop bumps the worker's counter in
+  memory shared with the supervisor every ``HEARTBEAT_SECONDS``. A worker whose counter has not
+  moved for ``liveness_timeout`` seconds (a handler that blocks the loop for good: a runaway
+  regular expression, a blocking call) answers nobody, yet keeps its listening socket and so its
+  share of new connections; the supervisor logs it, kills it (SIGKILL, since it cannot run a
+  signal handler) and starts a replacement, and counts it in
+  ``kmsgate_workers_killed_unresponsive_total``. The default, 30 s, is far above any pause of a
+  healthy loop (garbage collection, a busy machine: well under a second) and bounds how long a
+  frozen worker swallows connections. ``0`` turns the check off.
 * SIGTERM or SIGINT to the supervisor is forwarded to every worker. A worker stops
   accepting, lets in-flight requests finish for up to ``drain_timeout`` seconds (counted by
   ``kmsgate.gateway.inflight``), cancels what is left, runs the application's cleanup and exits 0.
@@ -31,10 +42,12 @@ import asyncio
 import ctypes
 import inspect
 import logging
+import mmap
 import os
 import shutil
 import signal
 import socket
+import struct
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -42,8 +55,9 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from kmsgate.gateway.connections import ConnectionLimits, LimitedSite
 from kmsgate.gateway.inflight import IN_FLIGHT, InFlight
-from kmsgate.gateway.metrics import mark_worker_dead
+from kmsgate.gateway.metrics import SupervisorMetrics, mark_worker_dead
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +69,9 @@ MAX_QUICK_DEATHS = 5
 MAX_BACKOFF_SECONDS = 5.0
 KILL_GRACE_SECONDS = 5.0
 LISTEN_BACKLOG = 1024
+HEARTBEAT_SECONDS = 0.5
+DEFAULT_LIVENESS_TIMEOUT_SECONDS = 30.0
+_BEAT = struct.Struct("=Q")
 _PR_SET_PDEATHSIG = 1
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _SUPERVISOR_SIGNALS = {signal.SIGCHLD, *_STOP_SIGNALS}
@@ -84,6 +101,32 @@ def _exit_with_parent() -> None:
         return
 
 
+class Heartbeats:
+    """One counter per worker slot in memory shared across fork: workers bump, the supervisor reads.
+
+    An aligned 8-byte store is atomic on the platforms kmsgate runs on; a torn read could only
+    look like a change, which delays a kill by one check, never causes one.
+    """
+
+    def __init__(self, slots: int) -> None:
+        self._memory = mmap.mmap(-1, _BEAT.size * max(slots, 1))  # anonymous and shared: survives fork
+
+    def read(self, slot: int) -> int:
+        return int(_BEAT.unpack_from(self._memory, slot * _BEAT.size)[0])
+
+    def bump(self, slot: int) -> None:
+        offset = slot * _BEAT.size
+        _BEAT.pack_into(self._memory, offset, (_BEAT.unpack_from(self._memory, offset)[0] + 1) & 0xFFFFFFFFFFFFFFFF)
+
+    def beat_from(self, loop: asyncio.AbstractEventLoop, slot: int) -> None:
+        """Bump ``slot`` from ``loop`` every ``HEARTBEAT_SECONDS`` for as long as the loop runs callbacks."""
+        def beat() -> None:
+            self.bump(slot)
+            loop.call_later(HEARTBEAT_SECONDS, beat)
+
+        beat()
+
+
 def _write_port_file(path: str, port: int) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w", encoding="ascii") as fh:
@@ -91,8 +134,11 @@ def _write_port_file(path: str, port: int) -> None:
     os.replace(tmp, path)
 
 
-async def _serve_async(app_factory: AppFactory, host: str, port: int, drain_timeout: float) -> None:
+async def _serve_async(app_factory: AppFactory, host: str, port: int, drain_timeout: float,
+                       limits: ConnectionLimits, heartbeat: tuple[Heartbeats, int] | None) -> None:
     loop = asyncio.get_running_loop()
+    if heartbeat is not None:
+        heartbeat[0].beat_from(loop, heartbeat[1])
     stop = asyncio.Event()
     for sig in _STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
@@ -107,7 +153,7 @@ async def _serve_async(app_factory: AppFactory, host: str, port: int, drain_time
     try:
         sock = bind_reuseport(host, port)
         sock.listen(LISTEN_BACKLOG)
-        site = web.SockSite(runner, sock, backlog=LISTEN_BACKLOG)
+        site = LimitedSite(runner, sock, limits, backlog=LISTEN_BACKLOG)
         await site.start()
         await stop.wait()
         await site.stop()  # stop accepting; connections already open keep being served
@@ -116,12 +162,17 @@ async def _serve_async(app_factory: AppFactory, host: str, port: int, drain_time
         await runner.cleanup()  # closes idle connections, cancels what is left, runs app cleanup
 
 
-def run_worker(app_factory: AppFactory, *, host: str, port: int, drain_timeout: float) -> None:
-    """Serve until SIGTERM/SIGINT, then drain; runs uvloop in the calling process."""
+def run_worker(app_factory: AppFactory, *, host: str, port: int, drain_timeout: float,
+               limits: ConnectionLimits = ConnectionLimits(),
+               heartbeat: tuple[Heartbeats, int] | None = None) -> None:
+    """Serve until SIGTERM/SIGINT, then drain; runs uvloop in the calling process.
+
+    With ``heartbeat`` (the shared counters and this worker's slot) the loop proves it runs.
+    """
     import uvloop
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(_serve_async(app_factory, host, port, drain_timeout))
+        runner.run(_serve_async(app_factory, host, port, drain_timeout, limits, heartbeat))
 
 
 @dataclass
@@ -132,11 +183,23 @@ class _Supervisor:
     workers: int
     drain_timeout: float
     metrics_dir: str
+    limits: ConnectionLimits
+    liveness_timeout: float
     children: dict[int, float] = field(default_factory=dict)  # pid -> start time
     quick_deaths: int = 0
     pending_starts: list[float] = field(default_factory=list)  # monotonic due times
+    slots: dict[int, int] = field(default_factory=dict)  # pid -> heartbeat slot
+    last_beats: dict[int, tuple[int, float]] = field(default_factory=dict)  # pid -> (count, when it last moved)
+    heartbeats: Heartbeats = field(init=False)
+    metrics: SupervisorMetrics = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.heartbeats = Heartbeats(self.workers)
+        self.metrics = SupervisorMetrics(self.metrics_dir)
 
     def spawn(self) -> None:
+        slot = min(set(range(self.workers)) - set(self.slots.values()), default=self.workers)
+        heartbeat = (self.heartbeats, slot) if slot < self.workers else None
         pid = os.fork()
         if pid == 0:  # the worker
             code = 0
@@ -146,7 +209,7 @@ class _Supervisor:
                 for sig in _SUPERVISOR_SIGNALS:
                     signal.signal(sig, signal.SIG_DFL)
                 run_worker(self.app_factory, host=self.host, port=self.port,
-                           drain_timeout=self.drain_timeout)
+                           drain_timeout=self.drain_timeout, limits=self.limits, heartbeat=heartbeat)
             except BaseException:  # a worker must never return into the supervisor's stack
                 log.exception("worker %d failed", os.getpid())
                 code = 1
@@ -154,7 +217,29 @@ class _Supervisor:
                 logging.shutdown()
                 os._exit(code)
         self.children[pid] = time.monotonic()
+        if heartbeat is not None:
+            self.slots[pid] = slot
+            self.last_beats[pid] = (self.heartbeats.read(slot), time.monotonic())
         log.info("worker %d started", pid)
+
+    def kill_unresponsive(self) -> None:
+        """SIGKILL every worker whose heartbeat has not moved for ``liveness_timeout`` (reaped as any death)."""
+        if self.liveness_timeout <= 0:
+            return
+        now = time.monotonic()
+        for pid, slot in list(self.slots.items()):
+            count = self.heartbeats.read(slot)
+            last_count, since = self.last_beats[pid]
+            if count != last_count:
+                self.last_beats[pid] = (count, now)
+            elif now - since > self.liveness_timeout:
+                log.error("worker %d has not answered for %.0f s; killing it", pid, now - since)
+                self.last_beats[pid] = (count, float("inf"))  # killed once; reaped like any death
+                self.metrics.killed_unresponsive.inc()
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
     def reap(self) -> None:
         while self.children:
@@ -165,6 +250,8 @@ class _Supervisor:
             if pid == 0:
                 return
             started = self.children.pop(pid, None)
+            self.slots.pop(pid, None)
+            self.last_beats.pop(pid, None)
             if started is None:
                 continue
             mark_worker_dead(self.metrics_dir, pid)
@@ -192,6 +279,7 @@ class _Supervisor:
             if info is not None and info.si_signo in _STOP_SIGNALS:
                 return self.stop()
             self.reap()
+            self.kill_unresponsive()
             if self.quick_deaths >= MAX_QUICK_DEATHS:
                 log.error("workers keep dying at start; giving up")
                 self.stop()
@@ -233,6 +321,8 @@ def serve(
     workers: int,
     drain_timeout: float = 30.0,
     port_file: str | None = None,
+    limits: ConnectionLimits = ConnectionLimits(),
+    liveness_timeout: float = DEFAULT_LIVENESS_TIMEOUT_SECONDS,
 ) -> int:
     """Serve ``app_factory()`` on ``host:port`` with ``workers`` processes; returns an exit code.
 
@@ -247,7 +337,7 @@ def serve(
         reservation.close()
         if port_file:
             _write_port_file(port_file, bound_port)
-        run_worker(app_factory, host=host, port=bound_port, drain_timeout=drain_timeout)
+        run_worker(app_factory, host=host, port=bound_port, drain_timeout=drain_timeout, limits=limits)
         return 0
     metrics_dir = tempfile.mkdtemp(prefix="kmsgate-metrics-")
     previous = os.environ.get(MULTIPROC_ENV)
@@ -257,7 +347,8 @@ def serve(
         if port_file:
             _write_port_file(port_file, bound_port)
         log.info("serving on %s:%d with %d workers", host, bound_port, workers)
-        supervisor = _Supervisor(app_factory, host, bound_port, workers, drain_timeout, metrics_dir)
+        supervisor = _Supervisor(app_factory, host, bound_port, workers, drain_timeout, metrics_dir, limits,
+                                 liveness_timeout)
         return supervisor.run()
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _SUPERVISOR_SIGNALS)

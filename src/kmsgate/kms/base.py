@@ -30,9 +30,10 @@ from kmsgate.core.errors import (
     KmsInvalidStateError,
     NotFoundError,
 )
+from kmsgate.auth.authorizer import Authorization
 from kmsgate.auth.grants import Grant
 from kmsgate.core.principal import Caller
-from kmsgate.kms.audit_context import REQUEST_KEY_ARN
+from kmsgate.kms.audit_context import REQUEST_AUTHORIZATION, REQUEST_KEY_ARN
 from kmsgate.kms.clock import Clock
 from kmsgate.kms.keyref import Namespace
 from kmsgate.kms.model import KeyMaterial, KeyState, KmsKey
@@ -48,12 +49,13 @@ class Authorizer(Protocol):
 
     ``key`` is ``None`` for account-level actions (CreateKey, ListKeys, ListAliases…).
     ``conditions`` carries request facts for policy conditions (encryption context, alias…).
-    Raises ``AccessDeniedError``.
+    Returns what allowed the action (``None``: an authorizer that does not say) or raises
+    ``AccessDeniedError``.
     """
 
     def authorize(
         self, caller: Caller, action: str, key: KmsKey | None, conditions: Mapping[str, Any]
-    ) -> None: ...
+    ) -> Authorization | None: ...
 
 
 class AllowAll:
@@ -61,7 +63,7 @@ class AllowAll:
 
     def authorize(
         self, caller: Caller, action: str, key: KmsKey | None, conditions: Mapping[str, Any]
-    ) -> None:
+    ) -> Authorization | None:
         return None
 
 
@@ -187,7 +189,8 @@ class ServiceBase:
     ) -> None:
         if key is not None:
             REQUEST_KEY_ARN.set(key.arn)
-        self._authorizer.authorize(caller, action, key, conditions)
+        REQUEST_AUTHORIZATION.set(None)  # a denial leaves none, even after an earlier allowed action
+        REQUEST_AUTHORIZATION.set(self._authorizer.authorize(caller, action, key, conditions))
 
     def _request_alias(self, key_ref: str | None) -> str | None:
         """The alias name a request used to name its key (``kms:RequestAlias``), if any."""

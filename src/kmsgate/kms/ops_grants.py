@@ -30,6 +30,7 @@ from kmsgate.auth.grants import (
     may_retire,
     new_grant,
 )
+from kmsgate.auth.authorizer import Authorization
 from kmsgate.core.errors import (
     AccessDeniedError,
     DryRunOperationError,
@@ -40,7 +41,7 @@ from kmsgate.core.errors import (
     ValidationError,
 )
 from kmsgate.core.principal import Caller
-from kmsgate.kms.audit_context import REQUEST_KEY_ARN
+from kmsgate.kms.audit_context import REQUEST_AUTHORIZATION, REQUEST_KEY_ARN
 from kmsgate.kms.base import ServiceBase
 from kmsgate.kms.model import KeyState, KmsKey
 from kmsgate.kms.pagination import paginate
@@ -219,7 +220,7 @@ class GrantOperations(ServiceBase):
         if may_retire(grant, caller.arn):
             # The grant itself decides: its retiring principal, or its grantee when it includes
             # RetireGrant. Noted as the key this request concerned for the audit entry.
-            self._authorize_by_grant(key)
+            self._authorize_by_grant(key, grant)
         else:
             tokens = () if grant_token is None else (grant_token,)
             self._authorize(caller, "kms:RetireGrant", key, grant_tokens=tokens)
@@ -243,8 +244,9 @@ class GrantOperations(ServiceBase):
         return {}
 
     @staticmethod
-    def _authorize_by_grant(key: KmsKey) -> None:
+    def _authorize_by_grant(key: KmsKey, grant: Grant) -> None:
         REQUEST_KEY_ARN.set(key.arn)
+        REQUEST_AUTHORIZATION.set(Authorization("grant", grant_id=grant.grant_id))
 
     async def _delete_grant(self, grant: Grant) -> None:
         def change(tx: Transaction) -> None:

@@ -106,6 +106,7 @@ async def _build_gateway(config: Config, app: web.Application) -> Gateway:
         authenticator=authenticator,
         object_access=ObjectAccess(app[IDENTITIES]),
         audit=app[AUDIT_SINK].record if config.kms_endpoint is None else None,
+        audit_status=app[AUDIT_SINK],
         metrics=GatewayMetrics(metrics_dir_from_env()),
         settings=settings,
         on_close=on_close,

@@ -28,16 +28,20 @@ from typing import Any, Protocol
 import orjson
 from aiohttp import web
 
+from kmsgate.auth.authorizer import Authorization
 from kmsgate.core.errors import (
     KmsError,
     KmsInternalError,
+    RequestTimeoutError,
     SerializationError,
     UnknownOperationError,
+    UnsupportedMediaTypeError,
     UnsupportedOperationError,
     ValidationError,
 )
 from kmsgate.core.principal import Caller, account_root
-from kmsgate.kms.audit_context import REQUEST_KEY_ARN
+from kmsgate.gateway.connections import BodyReadTimeout, uncompressed
+from kmsgate.kms.audit_context import REQUEST_AUTHORIZATION, REQUEST_KEY_ARN
 from kmsgate.web import awsjson
 
 log = logging.getLogger("kmsgate.kms")
@@ -66,6 +70,11 @@ class TrustingAuthenticator:
 
 
 class AuditSink(Protocol):
+    @property
+    def writable(self) -> bool:
+        """False while the audit log cannot be written: requests are then refused, not served unaudited."""
+        ...
+
     def record(self, entry: dict[str, Any]) -> None: ...
 
 
@@ -133,6 +142,7 @@ class KmsApi:
         caller: Caller | None = None
         kwargs: dict[str, Any] = {}
         REQUEST_KEY_ARN.set(None)
+        REQUEST_AUTHORIZATION.set(None)
         try:
             if not target.startswith(TARGET_PREFIX):
                 raise UnknownOperationError(f"Unknown operation {target or '(missing X-Amz-Target)'}")
@@ -164,6 +174,8 @@ class KmsApi:
                         del kwargs[name]
                         continue
                     raise UnsupportedOperationError(f"kmsgate does not support the {name} parameter of {operation_name}")
+            if self._audit is not None and not self._audit.writable:
+                raise KmsInternalError("The audit log cannot be written; the request was not carried out.")
             result = await method(caller=caller, **kwargs)
             response = _response(200, orjson.dumps(op.codec.encode(result)), request_id)
             code = None
@@ -190,6 +202,16 @@ class KmsApi:
                 },
             )
         if self._audit is not None:
+            authorization = REQUEST_AUTHORIZATION.get()
+            try:
+                self._audit_record(request, request_id, operation_name, caller, kwargs, code, authorization)
+            except KmsError as exc:  # the log failed meanwhile: the answer is withheld, as for a refusal
+                response = _error_response(exc, request_id)
+        return response
+
+    def _audit_record(self, request: web.Request, request_id: str, operation_name: str, caller: Caller | None,
+                      kwargs: dict[str, Any], code: str | None, authorization: Authorization | None) -> None:
+        if self._audit is not None:
             self._audit.record(
                 {
                     "request_id": request_id,
@@ -201,9 +223,10 @@ class KmsApi:
                     "encryption_context": kwargs.get("encryption_context"),
                     "error_code": code,
                     "access_key_id": _claimed_access_key_id(request) if caller is None else None,
+                    "authorized_by": authorization.basis if authorization is not None else None,
+                    "grant_id": authorization.grant_id if authorization is not None else None,
                 }
             )
-        return response
 
     def _operation(self, operation_name: str) -> _Operation:
         """Resolve and keep an operation (``UnknownOperationError`` for a name AWS does not have)."""
@@ -218,7 +241,21 @@ class KmsApi:
 
 
 async def _read_body(request: web.Request) -> bytes:
-    """The whole request body, however many reads it arrives in; at most ``MAX_REQUEST_BYTES``."""
+    """The whole request body, however many reads it arrives in; at most ``MAX_REQUEST_BYTES``.
+
+    A compressed body is refused unread (its inflated size would escape the cap), and a body that
+    stops arriving fails with ``RequestTimeoutException`` (each read has a deadline, see
+    ``kmsgate.gateway.connections``).
+    """
+    if not uncompressed(request.headers):
+        raise UnsupportedMediaTypeError("Compressed request bodies (Content-Encoding) are not accepted.")
+    try:
+        return await _read_capped(request)
+    except BodyReadTimeout:
+        raise RequestTimeoutError(BodyReadTimeout.MESSAGE) from None
+
+
+async def _read_capped(request: web.Request) -> bytes:
     declared = request.content_length
     if declared is not None and declared > MAX_REQUEST_BYTES:
         raise ValidationError(f"Request body is larger than {MAX_REQUEST_BYTES} bytes")
