@@ -180,7 +180,8 @@ class SigV4Verifier:
     ``service`` is the signing name clients use (``kms`` for the KMS API, ``s3`` for S3-style
     gateway clients; ``s3`` also selects S3's path rules). ``clock`` returns seconds since the
     epoch. ``UNSIGNED-PAYLOAD`` and chunk-signed ``STREAMING-*`` payloads are refused unless
-    allowed.
+    allowed. ``path_rules`` overrides the service's own path rules (for test suites that sign
+    with another service name).
     """
 
     def __init__(
@@ -192,6 +193,7 @@ class SigV4Verifier:
         *,
         allow_unsigned_payload: bool = False,
         allow_streaming_payload: bool = False,
+        path_rules: PathRules | None = None,
     ) -> None:
         self._directory = directory
         self._region = region
@@ -199,7 +201,7 @@ class SigV4Verifier:
         self._clock = clock
         self._allow_unsigned_payload = allow_unsigned_payload
         self._allow_streaming_payload = allow_streaming_payload
-        self._path_rules = PathRules.for_service(service)
+        self._path_rules = path_rules or PathRules.for_service(service)
         self._signing_keys = SigningKeys()
         self._callers: dict[tuple[str, str | None], tuple[Principal, Caller]] = {}
 
@@ -254,7 +256,7 @@ class SigV4Verifier:
             raise AccessDeniedError("Request is not yet valid.")
         if now > claim.signed_at + claim.expires_seconds:
             raise AccessDeniedError("Request has expired.")
-        if declared is None and self._path_rules is PathRules.S3:
+        if declared is None and self._service == "s3":
             declared = UNSIGNED_PAYLOAD  # S3 presigned URLs never sign the payload
         signed_pairs = [(name, value) for name, value in pairs if name != SIGNATURE_PARAMETER]
         return self._pending(principal, claim.credential, secret, source_ip, method, path, signed_pairs, received,
