@@ -149,7 +149,12 @@ def header_value(values: Sequence[str]) -> str:
 
 def canonical_headers(names: Sequence[str], received: Mapping[str, Sequence[str]]) -> str:
     """``name:value\\n`` for each of ``names`` (sorted, lower-case, all present in ``received``)."""
-    return "".join(f"{name}:{header_value(received[name])}\n" for name in names)
+    lines = []
+    for name in names:
+        values = received[name]
+        value = " ".join(values[0].split()) if len(values) == 1 else header_value(values)
+        lines.append(f"{name}:{value}\n")
+    return "".join(lines)
 
 
 def canonical_request(
