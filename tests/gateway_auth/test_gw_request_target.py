@@ -58,9 +58,8 @@ def test_an_invalid_percent_escape_in_the_path_is_refused(gw: AuthGateway) -> No
     signed["Host"] = urlsplit(gw.url).netloc
     status, document = send_raw_target(gw, "GET", "/v1/objects/%FF", signed)
     assert (status, document.get("error")) == (400, "InvalidURI")
-    for target in ("/v1/objects/a%G1", "/v1/objects/a%FF", "/v1/objects/a%E1%88"):
-        status, document = send_raw_target(gw, "GET", target, {"Host": urlsplit(gw.url).netloc,
-                                                                "Authorization": f"Bearer {gw.root.token}"})
+    for target in ("/v1/objects/a%G1", "/v1/objects/a%FF", "/v1/objects/a%E1%88", "/v1/objects/a?x=%FF"):
+        status, document = send_raw_target(gw, "GET", target, signed)
         assert (status, document.get("error")) == (400, "InvalidURI"), target
 
 

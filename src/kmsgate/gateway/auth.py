@@ -10,9 +10,9 @@ Every ``/v1/...`` request carries one of:
 
 A failure is answered 401 with the AWS code (``MissingAuthenticationTokenException``,
 ``UnrecognizedClientException``, ``InvalidSignatureException``, ``IncompleteSignatureException``)
-and a ``WWW-Authenticate`` challenge. A request target the router cannot route unambiguously (a
-``#`` fragment, an invalid percent-escape such as ``%FF`` or ``%G1``) is answered 400
-``InvalidURI`` first, whatever the credentials: the signature covers exactly the routed path.
+and a ``WWW-Authenticate`` challenge. A SigV4 request whose target the router cannot route
+unambiguously (a ``#`` fragment, an invalid percent-escape such as ``%FF`` or ``%G1``) is answered
+400 ``InvalidURI`` before anything else: the signature covers exactly the routed path.
 
 A SigV4 request is checked in two phases (``kmsgate.auth.sigv4``): first its headers alone
 (credential syntax, access key, session token, scope, date, signed headers), so a request from an
@@ -47,7 +47,7 @@ from typing import Any, Protocol
 from kmsgate.auth.adapters import GatewayAuthenticator
 from kmsgate.auth.identities import IdentityDirectory
 from kmsgate.auth.sigv4 import SigV4Verifier
-from kmsgate.auth.sigv4_canonical import UNSIGNED_PAYLOAD, check_request_target
+from kmsgate.auth.sigv4_canonical import UNSIGNED_PAYLOAD
 from kmsgate.core.errors import IncompleteSignatureError, InvalidUriError, KmsError
 from kmsgate.core.principal import Caller
 from kmsgate.gateway.errors import GatewayError
@@ -175,21 +175,12 @@ def _is_bearer(authorization: str) -> bool:
     return authorization[:7].lower() == "bearer "
 
 
-def _check_target(request: Any) -> None:
-    path, _, query = request.raw_path.partition("?")
-    try:
-        check_request_target(path, query)
-    except InvalidUriError as exc:
-        raise GatewayError(400, exc.code, exc.message) from None
-
-
 async def authenticate(authenticator: RequestAuthenticator, request: Any,
                        bearer_callers: BearerCallers | None = None) -> Authenticated:
     """The caller of ``request`` and the check its body must pass, or a 401 ``GatewayError``.
 
     With ``bearer_callers`` (see ``BearerCallers``), a bearer-token request is answered from it.
     """
-    _check_target(request)
     authorization = request.headers.get("Authorization", "")
     if bearer_callers is not None and _is_bearer(authorization):
         return bearer_callers.authenticate(authenticator, request, authorization)
@@ -206,6 +197,8 @@ async def authenticate(authenticator: RequestAuthenticator, request: Any,
             body = await _read_small_body(request)
             return Authenticated(pending.verify_body(body), body=body)
         caller = pending.verify_declared_payload()
+    except InvalidUriError as exc:  # the routed path is not what a signature could cover
+        raise GatewayError(400, exc.code, exc.message) from None
     except KmsError as exc:
         raise unauthorized(exc.code, exc.message) from None
     declared = declared.strip()
