@@ -42,7 +42,7 @@ def send_raw_target(gw: AuthGateway, method: str, target: str, headers: dict[str
         conn.close()
 
 
-def test_a_signature_for_object_k_hash_y_is_not_served_as_object_k(gw: AuthGateway) -> None:
+def test_a_signature_for_object_k_hash_y_replayed_with_a_raw_fragment_is_refused_400(gw: AuthGateway) -> None:
     key = unique("K")
     assert gw.as_(gw.root, "PUT", f"/v1/objects/{key}", b"the content of K").status == 201
     # Signed for the object named "<key>#y" (sent as %23), then replayed with a raw '#'.
