@@ -84,9 +84,14 @@ def _app(verifiers: dict[str, SigV4Verifier], server: VerifyingServer) -> web.Ap
         path, _, query = request.raw_path.partition("?")
         service = "s3" if request.method in ("PUT", "GET") and path.startswith("/v1/") else "kms"
         try:
-            caller = verifiers[service].verify(
-                request.method, path, query, request.headers.items(), body, source_ip=request.remote
-            )
+            if "X-Amz-Signature=" in query:  # a presigned URL
+                caller = verifiers[service].check_presigned(
+                    request.method, path, query, request.headers.items(), source_ip=request.remote
+                ).verify_body(body)
+            else:
+                caller = verifiers[service].verify(
+                    request.method, path, query, request.headers.items(), body, source_ip=request.remote
+                )
         except KmsError as exc:
             return web.json_response({"__type": exc.code, "message": exc.message}, status=exc.status)
         server.callers.append(caller)

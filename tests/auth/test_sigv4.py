@@ -278,3 +278,13 @@ def test_errors_never_contain_secret(verifier):
     with pytest.raises(InvalidSignatureError) as info:
         verifier.verify("POST", "/", "", headers, BODY)
     assert ALICE_SECRET not in str(info.value) and "y" * 40 not in str(info.value)
+
+
+@pytest.mark.parametrize("path, query", [("/#x", ""), ("/", "a=1#x"), ("/%FF", ""), ("/a%G1", ""), ("/", "a=%E1%88"),
+                                         ("/%", "")])
+def test_a_fragment_or_invalid_escape_in_the_target_is_refused_before_anything_else(verifier, path, query):
+    from kmsgate.core.errors import InvalidUriError
+
+    with pytest.raises(InvalidUriError) as info:
+        verifier.verify("POST", path, query, {}, BODY)  # not even an Authorization header
+    assert info.value.status == 400 and info.value.code == "InvalidURI"

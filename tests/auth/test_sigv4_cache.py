@@ -1,4 +1,4 @@
-"""SigV4 verification's caches: signers per access key, signing keys per day, parsed timestamps."""
+"""SigV4 verification's caches: signing keys per secret and day, parsed timestamps and headers."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import pytest
 from botocore.auth import SigV4Auth
 from botocore.credentials import Credentials
 
-from kmsgate.auth import sigv4
-from kmsgate.auth.sigv4 import SIGNER_CACHE_ENTRIES, SIGNING_KEY_DAYS, SigV4Verifier
+from kmsgate.auth import sigv4_authorization
+from kmsgate.auth.sigv4 import SigV4Verifier
+from kmsgate.auth.sigv4_canonical import SigningKeys, signature
 from kmsgate.core.errors import IncompleteSignatureError, InvalidSignatureError
 
 from .conftest import ALICE_AKID, ALICE_ARN, ALICE_SECRET, REGION
@@ -17,35 +18,39 @@ from .test_sigv4 import BODY, sign
 
 
 class _Stamped:
-    """The two attributes ``SigV4Auth.signature`` reads of a request."""
+    """The one attribute ``SigV4Auth.signature`` reads of a request."""
 
     def __init__(self, stamp: str) -> None:
         self.context = {"timestamp": stamp}
 
 
 @pytest.mark.parametrize("service_name", ["kms", "s3"])
-def test_cached_signing_keys_give_botocore_signatures(directory, service_name):
-    verifier = SigV4Verifier(directory, REGION, service_name)
-    signer = verifier._signer(ALICE_AKID, ALICE_SECRET)
+def test_cached_signing_keys_give_botocore_signatures(service_name):
+    keys = SigningKeys(capacity=3)
     stock = SigV4Auth(Credentials(ALICE_AKID, ALICE_SECRET), service_name, REGION)
     for day in range(1, 10):
-        request = _Stamped(f"202601{day:02d}T120000Z")
+        stamp = f"202601{day:02d}T120000Z"
         for string_to_sign in ("a", "AWS4-HMAC-SHA256\n20260101T120000Z\nscope\nhash"):
-            assert signer.signature(string_to_sign, request) == stock.signature(string_to_sign, request)
-        assert len(signer._signing_keys) <= SIGNING_KEY_DAYS
+            for _ in range(2):  # derived, then from the cache
+                key = keys.get(ALICE_SECRET, stamp[:8], REGION, service_name)
+                assert signature(key, string_to_sign) == stock.signature(string_to_sign, _Stamped(stamp))
+        assert len(keys) <= 3
 
 
-def test_one_signer_per_access_key_and_secret(directory):
-    verifier = SigV4Verifier(directory, REGION, "kms")
-    assert verifier._signer(ALICE_AKID, ALICE_SECRET) is verifier._signer(ALICE_AKID, ALICE_SECRET)
-    assert verifier._signer(ALICE_AKID, ALICE_SECRET) is not verifier._signer(ALICE_AKID, "another-secret")
+def test_one_signing_key_per_secret_day_region_and_service():
+    keys = SigningKeys()
+    first = keys.get(ALICE_SECRET, "20260101", REGION, "kms")
+    assert keys.get(ALICE_SECRET, "20260101", REGION, "kms") is first
+    for other in (("another-secret", "20260101", REGION, "kms"), (ALICE_SECRET, "20260102", REGION, "kms"),
+                  (ALICE_SECRET, "20260101", "eu-west-1", "kms"), (ALICE_SECRET, "20260101", REGION, "s3")):
+        assert keys.get(*other) != first
 
 
-def test_signer_cache_is_bounded(directory):
-    verifier = SigV4Verifier(directory, REGION, "kms")
-    for n in range(SIGNER_CACHE_ENTRIES + 10):
-        verifier._signer(f"AKIA{n:016d}", "secret")
-    assert len(verifier._signers) == SIGNER_CACHE_ENTRIES
+def test_signing_key_cache_is_bounded():
+    keys = SigningKeys(capacity=100)
+    for n in range(250):
+        keys.get(f"secret-{n}", "20260101", REGION, "kms")
+        assert len(keys) <= 100
 
 
 def test_repeated_requests_verify_with_cached_state(directory, clock):
@@ -70,7 +75,7 @@ def test_invalid_timestamps_stay_invalid_when_seen_again(verifier_factory, stamp
 
 def test_clock_skew_limits_are_exact(directory):
     headers = sign()
-    signed_at = datetime.datetime.strptime(headers["X-Amz-Date"], sigv4.SIGV4_TIMESTAMP).replace(
+    signed_at = datetime.datetime.strptime(headers["X-Amz-Date"], sigv4_authorization.SIGV4_TIMESTAMP).replace(
         tzinfo=datetime.timezone.utc
     ).timestamp()
     for offset, accepted in ((300, True), (300.5, False), (-300, True), (-300.5, False)):
@@ -98,7 +103,7 @@ def verifier_factory(directory, clock):
     ],
 )
 def test_usual_and_general_authorization_parsing_agree(value):
-    assert sigv4._parse_authorization(value) == sigv4._parse_authorization_fields(value)
+    assert sigv4_authorization.parse_authorization(value) == sigv4_authorization.parse_authorization_fields(value)
 
 
 @pytest.mark.parametrize(
@@ -112,4 +117,4 @@ def test_usual_and_general_authorization_parsing_agree(value):
 )
 def test_malformed_authorization_keeps_its_message(value, message):
     with pytest.raises(IncompleteSignatureError, match=message):
-        sigv4._parse_authorization(value)
+        sigv4_authorization.parse_authorization(value)

@@ -71,6 +71,29 @@ def test_boto3_s3_put_with_signed_payload(verifying_server):
     assert verifying_server.callers[-1].arn == ALICE_ARN
 
 
+def test_boto3_presigned_url_is_verified(verifying_server, clock):
+    import urllib.error
+    import urllib.request
+
+    s3 = boto3.client(
+        "s3", endpoint_url=verifying_server.url + "/v1", region_name=REGION,
+        aws_access_key_id=ALICE_AKID, aws_secret_access_key=ALICE_SECRET,
+        config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"),
+    )
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": "objects", "Key": "dir/a b+\u1234.txt"},
+                                    ExpiresIn=60)
+    assert "X-Amz-Signature=" in url
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.status == 200 and response.headers["X-Caller"] == ALICE_ARN
+    with pytest.raises(urllib.error.HTTPError) as info:  # another key, same signature
+        urllib.request.urlopen(url.replace("a%20b", "a%20c"), timeout=10)
+    assert json.loads(info.value.read())["__type"] == "InvalidSignatureException"
+    clock.offset = 61
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(url, timeout=10)
+    assert json.loads(info.value.read())["__type"] == "AccessDeniedException"
+
+
 def aws(env, *args):
     return subprocess.run([*AWS_CLI, *args], env=env, capture_output=True, text=True, timeout=60)
 

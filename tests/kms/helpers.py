@@ -63,6 +63,14 @@ def _in_pieces(body: bytes, pieces: int, pause_s: float) -> Iterator[bytes]:
         yield body[start : start + step]
 
 
+def signed_headers(server: Any, body: bytes, headers: dict[str, str]) -> dict[str, str]:
+    """``headers`` plus a SigV4 signature of ``POST /`` with ``body``, as any AWS client signs it."""
+    request = AWSRequest(method="POST", url=server.endpoint_url + "/", data=body, headers=headers)
+    credentials = Credentials(server.access_key_id, server.secret_access_key)
+    SigV4Auth(credentials, "kms", server.region).add_auth(request)
+    return dict(request.headers.items())
+
+
 def signed_post(
     server: Any, body: bytes, target: str | None, *, content_type: str = "application/x-amz-json-1.1", conn: Any = None,
     pieces: int = 1,

@@ -14,7 +14,7 @@ import pytest
 from kmsgate.web import awsjson
 from kmsgate.web.kms_api import MAX_REQUEST_BYTES
 
-from .helpers import signed_post
+from .helpers import signed_headers, signed_post
 
 JSON = "application/x-amz-json-1.1"
 
@@ -186,7 +186,8 @@ def test_a_body_that_arrives_in_several_reads_is_read_whole(kmsgate_server: Any)
 def test_a_body_over_the_limit_is_refused_whatever_its_framing(kmsgate_server: Any, declared: bool) -> None:
     body = b'{"KeyId": "' + b"k" * (MAX_REQUEST_BYTES + 10) + b'"}'
     connection = http.client.HTTPConnection("127.0.0.1", kmsgate_server.port, timeout=30)
-    headers = {"Content-Type": JSON, "X-Amz-Target": "TrentService.DescribeKey"}
+    # Signed: an unsigned request is refused from its headers, before any body is read.
+    headers = signed_headers(kmsgate_server, body, {"Content-Type": JSON, "X-Amz-Target": "TrentService.DescribeKey"})
     try:
         if declared:
             connection.request("POST", "/", body=body, headers=headers)

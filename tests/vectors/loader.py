@@ -78,3 +78,96 @@ def plaintext_of(length: int) -> bytes:
         out += hashlib.sha256(counter.to_bytes(8, "big")).digest()
         counter += 1
     return bytes(out[:length])
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """A request as written in the SigV4 suite: the target as sent, headers in order, the body."""
+
+    method: str
+    path: str
+    query: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Sigv4Signed:
+    """One signed form of a case (``header`` or ``query``) and what a verifier must derive from it."""
+
+    request: HttpRequest
+    canonical_request: str
+    string_to_sign: str
+    signature: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sigv4Case:
+    name: str
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None
+    region: str
+    service: str
+    timestamp: float
+    normalize: bool
+    expires_seconds: int
+    unsigned: HttpRequest
+    header: Sigv4Signed
+    query: Sigv4Signed
+
+
+def parse_http_request(text: str) -> HttpRequest:
+    """The suite's request format: request line, ``Name:value`` lines (indented lines continue
+    the previous value), an empty line, the body."""
+    head, _, body = text.partition("\n\n")
+    lines = head.split("\n")
+    request_line = lines[0]
+    method = request_line[: request_line.index(" ")]
+    target = request_line[len(method) + 1 : request_line.rindex(" ")]  # may hold spaces (get-space-*)
+    headers: list[list[str]] = []
+    for line in lines[1:]:
+        if not line:
+            continue
+        if line[0] in " \t":
+            headers[-1][1] += " " + line.strip()
+            continue
+        name, _, value = line.partition(":")
+        headers.append([name, value])
+    path, _, query = target.partition("?")
+    return HttpRequest(method, path, query, tuple((n, v) for n, v in headers), body.encode())
+
+
+def load_sigv4_cases() -> list[Sigv4Case]:
+    import datetime
+
+    cases = []
+    for folder in sorted(p for p in (HERE / "sigv4").iterdir() if p.is_dir()):
+        context: dict[str, Any] = json.loads((folder / "context.json").read_text())
+        credentials = context["credentials"]
+        stamp = datetime.datetime.strptime(context["timestamp"], "%Y-%m-%dT%H:%M:%SZ")
+
+        def signed(form: str, folder: Path = folder) -> Sigv4Signed:
+            return Sigv4Signed(
+                parse_http_request((folder / f"{form}-signed-request.txt").read_text()),
+                (folder / f"{form}-canonical-request.txt").read_text(),
+                (folder / f"{form}-string-to-sign.txt").read_text(),
+                (folder / f"{form}-signature.txt").read_text().strip(),
+            )
+
+        cases.append(Sigv4Case(
+            name=folder.name, access_key_id=credentials["access_key_id"],
+            secret_access_key=credentials["secret_access_key"], session_token=credentials.get("token"),
+            region=context["region"], service=context["service"],
+            timestamp=stamp.replace(tzinfo=datetime.timezone.utc).timestamp(), normalize=context["normalize"],
+            expires_seconds=context["expiration_in_seconds"],
+            unsigned=parse_http_request((folder / "request.txt").read_text()),
+            header=signed("header"), query=signed("query"),
+        ))
+    return cases
+
+
+def load_sigv4_streaming() -> dict[str, Any]:
+    """The chunked-upload example of AWS's S3 API reference (see ``sigv4-streaming.json``)."""
+    document: dict[str, Any] = json.loads((HERE / "sigv4-streaming.json").read_text())
+    return document

@@ -1,6 +1,9 @@
 """Authentication and authorization: identities, SigV4, key policies, grants and the audit log.
 
-Modules: ``identities`` (who may sign), ``sigv4`` (verifying signed requests), ``conditions`` and
+Modules: ``identities`` (who may sign), ``sigv4`` (verifying signed requests, in two phases:
+headers, then payload), ``sigv4_canonical`` (canonical requests, strings to sign, signing keys),
+``sigv4_authorization`` (parsing what a request claims), ``sigv4_chunked`` (chunk-signed
+bodies), ``conditions`` and
 ``policy`` (key policy documents), ``key_policies`` (the policies kmsgate writes), ``grants``,
 ``authorizer`` (the one decision point), ``audit`` (the audit file) and ``adapters`` (the same
 pieces shaped for the KMS adapter, the service and the gateway).
@@ -15,8 +18,10 @@ Where kmsgate deliberately differs from AWS KMS:
   ListRetirableGrants (own grants only) and GenerateRandom.
 * Principals are IAM users and roles of the one account, declared in a file; there is no STS, so
   session tokens are refused and ``Service``/``Federated`` policy principals never match.
-* SigV4: header signatures only (no presigned URLs, no chunk-signed streaming uploads); every
-  ``x-amz-*`` header present must be signed; the KMS API never accepts ``UNSIGNED-PAYLOAD``.
+* SigV4: the KMS API and the gateway accept header signatures only; presigned URLs and
+  chunk-signed uploads are verified by ``sigv4`` but no route takes them yet. Every ``x-amz-*``
+  header present must be signed; the KMS API never accepts ``UNSIGNED-PAYLOAD``; a request
+  target with a ``#`` fragment or an invalid percent-escape is refused (``InvalidURI``).
 * Policy conditions: no policy variables (``${aws:username}``), no ``Binary*`` operators;
   ``kms:GrantIsForAWSResource`` is always false and ``kms:ViaService`` is never present.
 * Grants take effect as soon as CreateGrant returns; grant tokens are accepted but never needed.

@@ -1,8 +1,10 @@
 """The auth pieces shaped for the service and protocol seams that call them.
 
-* ``SigV4Authenticator`` — ``authenticate(request, body) -> Caller`` for the KMS JSON adapter.
-* ``GatewayAuthenticator`` — the same for gateway routes, also accepting ``Authorization: Bearer``
-  tokens declared in the identities file.
+* ``SigV4Authenticator`` — ``check_headers(request)`` (phase 1: headers only) returning what
+  verifies the body (``verify_body``), for the KMS JSON adapter.
+* ``GatewayAuthenticator`` — ``authenticate(request, body) -> Caller`` for gateway routes, also
+  accepting ``Authorization: Bearer`` tokens declared in the identities file, and the same
+  ``check_headers`` for SigV4 requests whose body must be read to verify them.
 * ``KeyPolicyAuthorizer`` — ``authorize(caller, action, key, conditions)`` for ``KmsService``: key
   policies and grants for key actions, ``account_actions`` for account actions; plus
   ``check_new_policy`` for CreateKey/PutKeyPolicy.
@@ -31,7 +33,7 @@ from kmsgate.auth.authorizer import (
 from kmsgate.auth.grants import Grant, check_grant_tokens
 from kmsgate.auth.identities import IdentityDirectory
 from kmsgate.auth.policy import KeyPolicy, parse_policy
-from kmsgate.auth.sigv4 import SigV4Verifier
+from kmsgate.auth.sigv4 import PendingSignature, SigV4Verifier
 from kmsgate.core.errors import MissingAuthenticationTokenError, UnrecognizedClientError
 from kmsgate.core.principal import Caller
 
@@ -71,9 +73,12 @@ class SigV4Authenticator:
     def __init__(self, verifier: SigV4Verifier) -> None:
         self._verifier = verifier
 
-    def authenticate(self, request: ReceivedRequest, body: bytes) -> Caller:
+    def check_headers(self, request: ReceivedRequest) -> PendingSignature:
         path, query, headers = _parts(request)
-        return self._verifier.verify(request.method, path, query, headers, body, source_ip=request.remote)
+        return self._verifier.check_headers(request.method, path, query, headers, source_ip=request.remote)
+
+    def authenticate(self, request: ReceivedRequest, body: bytes) -> Caller:
+        return self.check_headers(request).verify_body(body)
 
 
 class GatewayAuthenticator:
@@ -94,10 +99,14 @@ class GatewayAuthenticator:
             if principal is None:
                 raise UnrecognizedClientError("The security token included in the request is invalid.")
             return principal.caller(source_ip=request.remote)
-        if authorization is None:
+        return self.check_headers(request).verify_body(body)
+
+    def check_headers(self, request: ReceivedRequest) -> PendingSignature:
+        """Phase 1 of a SigV4 request: its headers alone (``MissingAuthenticationTokenError`` without any)."""
+        if request.headers.get("Authorization") is None:
             raise MissingAuthenticationTokenError("Missing Authentication Token")
         path, query, headers = _parts(request)
-        return self._verifier.verify(request.method, path, query, headers, body, source_ip=request.remote)
+        return self._verifier.check_headers(request.method, path, query, headers, source_ip=request.remote)
 
 
 class KeyPolicyAuthorizer:

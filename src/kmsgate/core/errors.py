@@ -126,6 +126,12 @@ class IncompleteSignatureError(ClientError):
     code = "IncompleteSignatureException"
 
 
+class InvalidUriError(ClientError):
+    """A request target that cannot be routed unambiguously (a fragment, a bad percent-escape)."""
+
+    code = "InvalidURI"
+
+
 class SerializationError(ClientError):
     code = "SerializationException"
 

@@ -10,7 +10,14 @@ Every ``/v1/...`` request carries one of:
 
 A failure is answered 401 with the AWS code (``MissingAuthenticationTokenException``,
 ``UnrecognizedClientException``, ``InvalidSignatureException``, ``IncompleteSignatureException``)
-and a ``WWW-Authenticate`` challenge; nothing of the body has been read by then.
+and a ``WWW-Authenticate`` challenge. A SigV4 request whose target the router cannot route
+unambiguously (a ``#`` fragment, an invalid percent-escape such as ``%FF`` or ``%G1``) is answered
+400 ``InvalidURI`` before anything else: the signature covers exactly the routed path.
+
+A SigV4 request is checked in two phases (``kmsgate.auth.sigv4``): first its headers alone
+(credential syntax, access key, session token, scope, date, signed headers), so a request from an
+unknown key or with a bad scope or date is answered without a byte of its body read; then its
+signature over the payload hash.
 
 The payload of a signed request is never buffered to check its hash. ``x-amz-content-sha256``
 (required, single and signed whenever the request has a body) is one of:
@@ -25,25 +32,23 @@ The payload of a signed request is never buffered to check its hash. ``x-amz-con
   request, which is no more than ``UNSIGNED-PAYLOAD`` (accepted) allows.
 * ``STREAMING-*`` (chunk-signed uploads) is refused.
 * Absent (older ``curl --aws-sigv4``): the signature covers the body's SHA-256 but nothing
-  declares it, so the body is read first (at most ``MAX_HASHED_BODY_BYTES``, with a
-  Content-Length; a larger one is refused 401 asking for the header), the signature verified
-  over it, and only then is anything done with it.
+  declares it, so once the headers passed, the body is read (at most ``MAX_HASHED_BODY_BYTES``,
+  with a Content-Length; a larger one is refused 401 asking for the header), the signature
+  verified over it, and only then is anything done with it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 from dataclasses import dataclass
 from typing import Any, Protocol
-
-from botocore.auth import UNSIGNED_PAYLOAD
 
 from kmsgate.auth.adapters import GatewayAuthenticator
 from kmsgate.auth.identities import IdentityDirectory
 from kmsgate.auth.sigv4 import SigV4Verifier
-from kmsgate.core.errors import IncompleteSignatureError, KmsError
+from kmsgate.auth.sigv4_canonical import UNSIGNED_PAYLOAD
+from kmsgate.core.errors import IncompleteSignatureError, InvalidUriError, KmsError
 from kmsgate.core.principal import Caller
 from kmsgate.gateway.errors import GatewayError
 
@@ -53,44 +58,31 @@ SIGNING_SERVICE = "s3"
 MAX_HASHED_BODY_BYTES = 1024 * 1024
 """Largest body read whole to verify a signature that covers it without declaring its hash."""
 WWW_AUTHENTICATE = f'Bearer realm="kmsgate", {SIGV4_ALGORITHM} realm="kmsgate"'
-_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+class PendingSignature(Protocol):
+    """A SigV4 request whose headers passed; its signature is verified over the payload hash."""
+
+    def verify_body(self, body: bytes) -> Caller: ...
+
+    def verify_declared_payload(self) -> Caller: ...
 
 
 class RequestAuthenticator(Protocol):
     """Turns a received request into its caller or raises a ``KmsError`` saying why not.
 
-    ``body`` is ``b""`` unless the signature covers an undeclared body hash; the gateway checks
-    a declared payload hash itself.
+    ``authenticate`` takes ``body`` ``b""`` (bearer tokens, bodiless requests);
+    ``check_headers`` is phase 1 of a SigV4 request, reading nothing but its headers.
     """
 
     def authenticate(self, request: Any, body: bytes) -> Caller: ...
 
-
-class StreamingPayloadVerifier(SigV4Verifier):
-    """A SigV4 verifier that checks the declared payload hash's form, not the body.
-
-    The signature is computed over the signed ``x-amz-content-sha256`` value (botocore uses the
-    header when present), so it is valid for exactly the body whose hash is declared; the
-    gateway compares that hash with the streamed body (``PayloadCheck``).
-    """
-
-    def _check_payload_hash(self, pairs: list[tuple[str, str]], signed: set[str], body: bytes) -> None:
-        declared = [value.strip() for name, value in pairs if name == PAYLOAD_HASH_HEADER]
-        if not declared:
-            return
-        if len(declared) > 1 or PAYLOAD_HASH_HEADER not in signed:
-            raise IncompleteSignatureError("x-amz-content-sha256 must be a single, signed header.")
-        value = declared[0]
-        if value == UNSIGNED_PAYLOAD or _HEX64.fullmatch(value):
-            return
-        if value.startswith("STREAMING-"):
-            raise IncompleteSignatureError("Streaming (chunk-signed) payloads are not supported.")
-        raise IncompleteSignatureError("x-amz-content-sha256 must be UNSIGNED-PAYLOAD or a SHA-256 hex digest.")
+    def check_headers(self, request: Any) -> PendingSignature: ...
 
 
 def gateway_authenticator(directory: IdentityDirectory, region: str) -> GatewayAuthenticator:
     """Bearer tokens and S3-style SigV4 (unsigned payloads allowed) against ``directory``."""
-    verifier = StreamingPayloadVerifier(directory, region, SIGNING_SERVICE, allow_unsigned_payload=True)
+    verifier = SigV4Verifier(directory, region, SIGNING_SERVICE, allow_unsigned_payload=True)
     return GatewayAuthenticator(directory, verifier)
 
 
@@ -192,17 +184,22 @@ async def authenticate(authenticator: RequestAuthenticator, request: Any,
     authorization = request.headers.get("Authorization", "")
     if bearer_callers is not None and _is_bearer(authorization):
         return bearer_callers.authenticate(authenticator, request, authorization)
-    signed = authorization.lstrip().startswith(SIGV4_ALGORITHM)
     declared = request.headers.get(PAYLOAD_HASH_HEADER)
     try:
-        if signed and declared is None and _has_body(request):
+        if not authorization.lstrip().startswith(SIGV4_ALGORITHM):
+            return Authenticated(authenticator.authenticate(request, b""))
+        pending = authenticator.check_headers(request)  # headers only: nothing of the body is read yet
+        if declared is None:
+            if not _has_body(request):
+                return Authenticated(pending.verify_body(b""))
             # The signature covers the body's hash and no header declares it: only the body
-            # itself can tell, so a small one is read first; nothing acts on it unverified.
+            # itself can tell, so a small one is read; nothing acts on it unverified.
             body = await _read_small_body(request)
-            return Authenticated(authenticator.authenticate(request, body), body=body)
-        caller = authenticator.authenticate(request, b"")
+            return Authenticated(pending.verify_body(body), body=body)
+        caller = pending.verify_declared_payload()
+    except InvalidUriError as exc:  # the routed path is not what a signature could cover
+        raise GatewayError(400, exc.code, exc.message) from None
     except KmsError as exc:
         raise unauthorized(exc.code, exc.message) from None
-    if signed and declared is not None and declared.strip() != UNSIGNED_PAYLOAD:
-        return Authenticated(caller, PayloadCheck(declared.strip()))
-    return Authenticated(caller)
+    declared = declared.strip()
+    return Authenticated(caller, None if declared == UNSIGNED_PAYLOAD else PayloadCheck(declared))

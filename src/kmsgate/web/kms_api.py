@@ -1,7 +1,8 @@
 """The AWS KMS wire protocol (JSON 1.1 over ``POST /``) as a thin adapter over ``KmsService``.
 
-Request path: operation from ``X-Amz-Target`` -> body size cap -> authentication (a pluggable
-``Authenticator``) -> JSON decode -> validation against the service model -> the service method
+Request path: operation from ``X-Amz-Target`` -> authentication from the headers alone (a
+pluggable ``Authenticator``: an unknown access key, a bad scope or date is answered without
+reading the body) -> the body, capped -> its signature -> JSON decode -> validation against the service model -> the service method
 (which authorizes per key) -> JSON encode. Every ``KmsError`` is rendered here and only here, as
 ``{"__type": code, "message": message}`` with its HTTP status; anything else is a logged
 ``KMSInternalException`` that tells the caller nothing about internals.
@@ -53,10 +54,33 @@ _IGNORED_WHEN_FALSE = frozenset({"dry_run"})
 _ACCESS_KEY_ID_RE = re.compile(r"[A-Z0-9]{16,128}")
 
 
-class Authenticator(Protocol):
-    """Turns a received request into the principal it acts as, or raises a ``KmsError``."""
+class PendingAuthentication(Protocol):
+    """A request whose headers passed authentication; the body decides the rest."""
 
-    def authenticate(self, request: web.Request, body: bytes) -> Caller: ...
+    def verify_body(self, body: bytes) -> Caller: ...
+
+
+class Authenticator(Protocol):
+    """Turns a received request into the principal it acts as, or raises a ``KmsError``.
+
+    ``check_headers`` reads nothing but the request line and headers; only when it passes is the
+    body read and handed to ``verify_body`` of what it returned.
+    """
+
+    def check_headers(self, request: web.Request) -> PendingAuthentication: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Trusted:
+    """A caller known from the headers alone, whatever the body."""
+
+    caller: Caller
+
+    def verify_body(self, body: bytes) -> Caller:
+        return self.caller
+
+    def verify_declared_payload(self) -> Caller:
+        return self.caller
 
 
 class TrustingAuthenticator:
@@ -65,8 +89,11 @@ class TrustingAuthenticator:
     def __init__(self, account_id: str) -> None:
         self._caller = account_root(account_id)
 
+    def check_headers(self, request: web.Request) -> Trusted:
+        return Trusted(Caller(arn=self._caller.arn, account_id=self._caller.account_id, source_ip=request.remote))
+
     def authenticate(self, request: web.Request, body: bytes) -> Caller:
-        return Caller(arn=self._caller.arn, account_id=self._caller.account_id, source_ip=request.remote)
+        return self.check_headers(request).caller
 
 
 class AuditSink(Protocol):
@@ -147,8 +174,9 @@ class KmsApi:
             if not target.startswith(TARGET_PREFIX):
                 raise UnknownOperationError(f"Unknown operation {target or '(missing X-Amz-Target)'}")
             op = self._operations.get(operation_name) or self._operation(operation_name)
+            pending = self._authenticator.check_headers(request)
             body = await _read_body(request)
-            caller = self._authenticator.authenticate(request, body)
+            caller = pending.verify_body(body)
             try:
                 document = orjson.loads(body) if body and not body.isspace() else {}
             except orjson.JSONDecodeError:
