@@ -17,10 +17,11 @@ TOKEN = "a" * 40
 
 @dataclass
 class Request:
-    """The two request attributes authentication reads (no network needed for this unit)."""
+    """The request attributes authentication reads (no network needed for this unit)."""
 
     headers: dict[str, str]
     remote: str | None = "127.0.0.1"
+    raw_path: str = "/v1/objects/k"
     content_length: int | None = None
 
 

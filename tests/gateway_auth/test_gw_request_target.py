@@ -52,6 +52,17 @@ def test_a_signature_for_object_k_hash_y_replayed_with_a_raw_fragment_is_refused
     assert (status, document.get("error")) == (400, "InvalidURI")
 
 
+@pytest.mark.parametrize("suffix", ["#y", "%FF", "%G1"])
+def test_a_bearer_request_with_an_ambiguous_target_is_refused_too(gw: AuthGateway, suffix: str) -> None:
+    key = unique("K")
+    assert gw.as_(gw.root, "PUT", f"/v1/objects/{key}", b"the content of K").status == 201
+    headers = {"Host": urlsplit(gw.url).netloc, "Authorization": f"Bearer {gw.root.token}"}
+    for method in ("GET", "DELETE"):
+        status, document = send_raw_target(gw, method, f"/v1/objects/{key}{suffix}", headers)
+        assert (status, document.get("error")) == (400, "InvalidURI"), method
+    assert gw.as_(gw.root, "GET", f"/v1/objects/{key}").body == b"the content of K"
+
+
 def test_an_invalid_percent_escape_in_the_path_is_refused(gw: AuthGateway) -> None:
     # %FF is no UTF-8: a decoder reads it as U+FFFD, while the router keeps the three characters.
     signed = sigv4_headers(gw.root, "GET", f"{gw.url}/v1/objects/%EF%BF%BD", b"")

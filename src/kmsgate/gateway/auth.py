@@ -47,7 +47,7 @@ from typing import Any, Protocol
 from kmsgate.auth.adapters import GatewayAuthenticator
 from kmsgate.auth.identities import IdentityDirectory
 from kmsgate.auth.sigv4 import SigV4Verifier
-from kmsgate.auth.sigv4_canonical import UNSIGNED_PAYLOAD
+from kmsgate.auth.sigv4_canonical import UNSIGNED_PAYLOAD, check_request_target
 from kmsgate.core.errors import IncompleteSignatureError, InvalidUriError, KmsError
 from kmsgate.core.principal import Caller
 from kmsgate.gateway.errors import GatewayError
@@ -181,6 +181,11 @@ async def authenticate(authenticator: RequestAuthenticator, request: Any,
 
     With ``bearer_callers`` (see ``BearerCallers``), a bearer-token request is answered from it.
     """
+    path, _, query = request.raw_path.partition("?")
+    try:  # every credential, bearer tokens too: what is routed must be what the client meant
+        check_request_target(path, query)
+    except InvalidUriError as exc:
+        raise GatewayError(400, exc.code, exc.message) from None
     authorization = request.headers.get("Authorization", "")
     if bearer_callers is not None and _is_bearer(authorization):
         return bearer_callers.authenticate(authenticator, request, authorization)
