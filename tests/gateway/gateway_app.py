@@ -16,7 +16,8 @@ from gateway_harness import TrustAsRoot
 from kmsgate.core.principal import account_root
 from kmsgate.envelope.kms_client import InProcessKmsClient
 from kmsgate.gateway.metrics import GatewayMetrics
-from kmsgate.gateway.service import DEFAULT_KEY_ALIAS, Gateway, GatewaySettings, setup_gateway
+from kmsgate.gateway.routes import setup_gateway
+from kmsgate.gateway.service import DEFAULT_KEY_ALIAS, Gateway, GatewaySettings
 from kmsgate.gateway.storage.file import FileStorage
 from kmsgate.gateway.workers import metrics_dir_from_env, serve
 from kmsgate.kms.rootkey import RootKey

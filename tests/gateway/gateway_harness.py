@@ -12,7 +12,9 @@ from aiohttp import web
 from kmsgate.core.principal import Caller, account_root
 from kmsgate.envelope.kms_client import InProcessKmsClient
 from kmsgate.gateway.metrics import GatewayMetrics
-from kmsgate.gateway.service import DEFAULT_KEY_ALIAS, GATEWAY, Gateway, GatewaySettings, setup_gateway
+from kmsgate.gateway.exchange import GATEWAY
+from kmsgate.gateway.routes import setup_gateway
+from kmsgate.gateway.service import DEFAULT_KEY_ALIAS, Gateway, GatewaySettings
 from kmsgate.gateway.storage.base import Storage
 from kmsgate.kms.rootkey import RootKey
 from kmsgate.kms.service import KmsService, open_service

@@ -8,7 +8,7 @@ import pytest
 
 from kmsgate.envelope.header import MessageHeader
 from kmsgate.envelope.suites import AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384
-from kmsgate.gateway.bodies import check_context
+from kmsgate.gateway.encryption import check_context
 from kmsgate.gateway.errors import GatewayError
 
 

@@ -26,7 +26,8 @@ from kmsgate.gateway.auth import RequestAuthenticator, gateway_authenticator
 from kmsgate.gateway.headers import CONTEXT_HEADER, encode_context
 from kmsgate.gateway.metrics import GatewayMetrics
 from kmsgate.gateway.object_access import ObjectAccess
-from kmsgate.gateway.service import Gateway, GatewaySettings, setup_gateway
+from kmsgate.gateway.routes import setup_gateway
+from kmsgate.gateway.service import Gateway, GatewaySettings
 from kmsgate.gateway.storage.file import FileStorage
 
 

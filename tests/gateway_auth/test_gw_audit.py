@@ -28,7 +28,9 @@ from kmsgate.gateway.auth import gateway_authenticator
 from kmsgate.gateway.headers import CONTEXT_HEADER, KEY_ID_HEADER, encode_context
 from kmsgate.gateway.metrics import GatewayMetrics
 from kmsgate.gateway.object_access import ObjectAccess
-from kmsgate.gateway.service import GATEWAY, Gateway, GatewaySettings, setup_gateway
+from kmsgate.gateway.exchange import GATEWAY
+from kmsgate.gateway.routes import setup_gateway
+from kmsgate.gateway.service import Gateway, GatewaySettings
 from kmsgate.gateway.storage.file import FileStorage
 from kmsgate.kms.rootkey import RootKey
 from kmsgate.kms.service import open_service

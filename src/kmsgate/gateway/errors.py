@@ -1,7 +1,8 @@
-"""Gateway errors and their one JSON shape: ``{"error": "<Code>", "message": "..."}``.
+"""Gateway errors: one tree with each failure's code and HTTP status, for every front to render.
 
-Every failure a gateway route reports goes through ``to_gateway_error`` and is rendered by
-``error_response``; nothing else formats an error body. Status codes:
+Every failure the gateway's services report goes through ``to_gateway_error``; the ``/v1``
+routes render it as ``{"error": "<Code>", "message": "..."}`` in one place
+(``kmsgate.gateway.exchange.error_response``). Status codes:
 
 ====  ==================================================================================
 401   no, unknown or invalid credentials (the AWS code, e.g. ``InvalidSignatureException``;
@@ -29,9 +30,6 @@ single ``DecryptionError.PUBLIC_MESSAGE``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-
-import orjson
-from aiohttp import web
 
 from kmsgate.core.errors import AccessDeniedError, ClientError, KmsError
 from kmsgate.gateway.connections import BodyReadTimeout
@@ -103,11 +101,3 @@ def to_gateway_error(exc: BaseException) -> GatewayError:
         code = exc.code if isinstance(exc, KmsError) else "KMSUnavailable"
         return GatewayError(503, code, "The KMS is unavailable; retry later.", retry_after=RETRY_AFTER_SECONDS)
     return GatewayError(500, "InternalError", "Internal error.")
-
-
-def error_response(err: GatewayError) -> web.Response:
-    headers = dict(err.headers)
-    if err.retry_after is not None:
-        headers["Retry-After"] = str(err.retry_after)
-    body = orjson.dumps({"error": err.code, "message": err.message})
-    return web.Response(status=err.status, body=body, content_type="application/json", headers=headers)

@@ -36,18 +36,29 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import orjson
 from aiohttp import web
 
 from kmsgate.core.principal import Caller
 from kmsgate.gateway.access import AccessLog
 from kmsgate.gateway.auth import PayloadCheck, authenticate
 from kmsgate.gateway.connections import uncompressed
-from kmsgate.gateway.errors import compressed_body, error_response, saturated, to_gateway_error
+from kmsgate.gateway.errors import GatewayError, compressed_body, saturated, to_gateway_error
 from kmsgate.gateway.inflight import IN_FLIGHT
-from kmsgate.gateway.service import GATEWAY, Gateway
+from kmsgate.gateway.service import Gateway
 
 log = logging.getLogger(__name__)
 CLIENT_CLOSED_STATUS = 499  # the client went away before the response was complete
+GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway", Gateway)
+
+
+def error_response(err: GatewayError) -> web.Response:
+    """The one JSON error shape of the gateway's own routes: ``{"error": code, "message": ...}``."""
+    headers = dict(err.headers)
+    if err.retry_after is not None:
+        headers["Retry-After"] = str(err.retry_after)
+    body = orjson.dumps({"error": err.code, "message": err.message})
+    return web.Response(status=err.status, body=body, content_type="application/json", headers=headers)
 
 
 @dataclass(slots=True)

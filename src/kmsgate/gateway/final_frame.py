@@ -21,12 +21,15 @@ the whole message (see ``kmsgate.gateway.objects``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kmsgate.envelope.header import MessageHeader
 from kmsgate.envelope.ranges import FrameSpan, RangeDecryptor, final_frame_span
 from kmsgate.gateway.errors import RETRY_AFTER_SECONDS, GatewayError
-from kmsgate.gateway.service import Gateway
 from kmsgate.gateway.storage.base import ObjectReader, StoredObject
+
+if TYPE_CHECKING:
+    from kmsgate.gateway.service import Gateway
 
 
 @dataclass(frozen=True, slots=True)

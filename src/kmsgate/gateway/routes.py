@@ -22,12 +22,14 @@ never shed under load, so operators and probes can always see in.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import orjson
 from aiohttp import web
 
 from kmsgate.core.errors import ClientError
-from kmsgate.gateway.exchange import Exchange, endpoint
+from kmsgate.gateway.exchange import GATEWAY, Exchange, endpoint
+from kmsgate.gateway.inflight import counted_by_handlers
 from kmsgate.gateway.objects import delete_object, get_object, head_object, put_object
 from kmsgate.gateway.service import Gateway
 from kmsgate.gateway.streams import decrypt_stream, encrypt_stream
@@ -93,3 +95,24 @@ def add_routes(app: web.Application) -> None:
     router.add_route("GET", "/healthz", endpoint("healthz", healthz, shed=False, auth=False))
     router.add_route("GET", "/readyz", endpoint("readyz", readyz, shed=False, auth=False))
     router.add_route("GET", "/metrics", endpoint("metrics", metrics, shed=False, auth=False))
+
+
+GatewayFactory = Callable[[web.Application], Awaitable[Gateway]]
+
+
+def setup_gateway(app: web.Application, factory: GatewayFactory) -> None:
+    """Add the gateway routes to ``app``; build the ``Gateway`` at startup via ``factory``
+    (after any earlier cleanup contexts, so an in-process KMS service opened there is
+    available) and close it at shutdown, after in-flight requests have drained."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        gateway = await factory(app)
+        app[GATEWAY] = gateway
+        try:
+            yield
+        finally:
+            await gateway.close()
+
+    app.cleanup_ctx.append(context)
+    counted_by_handlers(app)  # every gateway route counts itself in
+    add_routes(app)

@@ -1,14 +1,12 @@
-"""The gateway service object: settings, resources, and the one place they are wired into an app.
-
-``setup_gateway(app, factory)`` registers the gateway routes on ``app`` and a cleanup
-context that, at startup, awaits ``factory(app)`` to build the ``Gateway`` (after any
-earlier cleanup contexts, so an in-process KMS service opened there is available) and
-closes it at shutdown, after in-flight requests have drained.
+"""The gateway's resources and settings, and the services over them; no HTTP here.
 
 A ``Gateway`` owns the request authenticator, the object access checks
 (``kmsgate.gateway.object_access``), the storage backend, the KMS client (wrapped
 with timeouts and metrics), the data-key caches (``CallerMaterials``), the crypto thread pool
-and the metrics. It is per process: each worker builds its own.
+and the metrics. It is per process: each worker builds its own. Its services, ``objects``
+(``kmsgate.gateway.object_service``) and ``streams`` (``kmsgate.gateway.stream_service``),
+are what every front (``/v1``, S3) calls; ``kmsgate.gateway.routes`` wires a ``Gateway``
+into an aiohttp application.
 
 Who the KMS sees:
 
@@ -33,11 +31,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
-
-from aiohttp import web
 
 from kmsgate.envelope.cache import CacheLimits, DecryptCacheLimits
 from kmsgate.envelope.encryptor import FRAME_LENGTH
@@ -48,12 +44,13 @@ from kmsgate.envelope.materials import MaterialsManager
 from kmsgate.envelope.pool import THRESHOLD_BYTES, CryptoPool
 from kmsgate.auth.adapters import GatewayAuthenticator
 from kmsgate.gateway.auth import BearerCallers, RequestAuthenticator
-from kmsgate.gateway.inflight import counted_by_handlers
 from kmsgate.gateway.kms import DEFAULT_KMS_TIMEOUT_SECONDS, AuditedKmsClient, AuditRecorder, InstrumentedKmsClient
 from kmsgate.gateway.metrics import GatewayMetrics
 from kmsgate.gateway.object_access import ObjectAccess
+from kmsgate.gateway.object_service import ObjectService
 from kmsgate.gateway.principals import DEFAULT_MAX_IDENTITIES, CallerMaterials, KmsClientFactory
 from kmsgate.gateway.storage.base import Storage
+from kmsgate.gateway.stream_service import StreamService
 
 DEFAULT_KEY_ALIAS = "alias/kmsgate-default"
 DEFAULT_BUCKET = "kmsgate"
@@ -130,6 +127,8 @@ class Gateway:
         self.metrics = metrics
         self.authenticator = authenticator
         self.object_access = object_access or ObjectAccess(None)
+        self.objects = ObjectService(self)
+        self.streams = StreamService(self)
         # Bearer callers are remembered only over an immutable identity directory.
         self.bearer_callers = BearerCallers() if isinstance(authenticator, GatewayAuthenticator) else None
         timeout = self.settings.kms_timeout_seconds
@@ -197,24 +196,3 @@ class Gateway:
         await self.storage.close()
         if self._on_close is not None:
             await self._on_close()
-
-
-GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway", Gateway)
-GatewayFactory = Callable[[web.Application], Awaitable[Gateway]]
-
-
-def setup_gateway(app: web.Application, factory: GatewayFactory) -> None:
-    """Add the gateway routes to ``app``; build the ``Gateway`` at startup via ``factory``."""
-    from kmsgate.gateway.routes import add_routes
-
-    async def context(app: web.Application) -> AsyncIterator[None]:
-        gateway = await factory(app)
-        app[GATEWAY] = gateway
-        try:
-            yield
-        finally:
-            await gateway.close()
-
-    app.cleanup_ctx.append(context)
-    counted_by_handlers(app)  # every gateway route counts itself in
-    add_routes(app)

@@ -1,4 +1,4 @@
-"""``POST /v1/encrypt`` and ``POST /v1/decrypt``: message streams in, message streams out.
+"""``POST /v1/encrypt`` and ``POST /v1/decrypt``: a thin adapter over ``StreamService``.
 
 Encrypt: plaintext in, an AWS Encryption SDK message out, with the same key and context
 headers as PUT. When the request declares its Content-Length the response declares the
@@ -9,8 +9,8 @@ response started aborts the connection.
 Decrypt: a message in, plaintext out (chunked). Nothing is sent before the header, the
 data key and the first frames check out, so most failures are plain 4xx/5xx answers;
 a failure later (a tampered or truncated frame) aborts the connection, and the final
-chunk is written only after ``Decryptor.finalize`` confirmed the whole message. An
-optional context header must match the message's context.
+chunk is written only after the whole message verified. An optional context header must
+match the message's context.
 
 A small request (Content-Length at most ``io_block_bytes``) is read whole, encrypted or
 decrypted in one inline call and answered with one ``web.Response`` carrying its exact
@@ -22,21 +22,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from kmsgate.envelope.decryptor import Decryptor
-from kmsgate.envelope.errors import TruncatedMessageError
-from kmsgate.envelope.frames import body_size
-from kmsgate.envelope.header import parse_header
 from kmsgate.gateway.bodies import (
-    body_blocks,
-    check_context,
-    check_declared_length,
-    encrypt_body,
-    key_arn,
-    open_encryptor,
+    declared_length,
     read_whole_body,
+    request_blocks,
     requested_key_and_context,
     whole_body_length,
 )
+from kmsgate.gateway.encryption import check_length
 from kmsgate.gateway.exchange import Exchange
 from kmsgate.gateway.headers import KEY_ID_HEADER, parse_context
 from kmsgate.gateway.service import Gateway
@@ -45,28 +38,25 @@ MESSAGE_TYPE = "application/octet-stream"
 
 
 async def encrypt_stream(request: web.Request, gateway: Gateway, exchange: Exchange) -> web.StreamResponse:
-    key_id, context = requested_key_and_context(request, gateway)
-    length = check_declared_length(request, gateway.settings.max_object_bytes)
-    materials = gateway.materials_for(exchange.caller)
-    entry, encryptor = await open_encryptor(gateway, materials, key_id, context, length)
-    headers = {"Content-Type": MESSAGE_TYPE, KEY_ID_HEADER: key_arn(entry)}
+    key_id, context = requested_key_and_context(request)
+    length = declared_length(request)
+    encryption = await gateway.streams.open_encryption(exchange.caller, key_id=key_id, encryption_context=context,
+                                                       length=length)
+    headers = {"Content-Type": MESSAGE_TYPE, KEY_ID_HEADER: encryption.kms_key_arn}
     if whole_body_length(request, gateway) is not None and length is not None:
         body = await read_whole_body(request, exchange, length)
-        materials.cache.record_bytes(entry, len(body))
-        return web.Response(status=200, body=encryptor.encrypt(body), headers=headers)
+        return web.Response(status=200, body=encryption.encrypt_whole(body), headers=headers)
     response = web.StreamResponse(status=200, headers=headers)
-    if length is not None and not encryptor.header.suite.signed:
-        response.content_length = encryptor.header.length + body_size(length, encryptor.header.frame_length)
+    message_length = encryption.message_length(length)
+    if message_length is not None:
+        response.content_length = message_length
     else:
         response.enable_chunked_encoding()
-
-    async def sink(data: bytes | bytearray) -> None:
+    async for data in encryption.stream(request_blocks(request, gateway, exchange)):
         if exchange.response is None:
             await exchange.start(request, response)
         await exchange.write(data)
-
-    await encrypt_body(request, gateway, exchange, materials, entry, encryptor, sink)
-    if length is not None and encryptor.plaintext_length != length:  # pragma: no cover - aiohttp enforces
+    if length is not None and encryption.plaintext_length != length:  # pragma: no cover - aiohttp enforces
         raise ConnectionError("request body shorter than its Content-Length")
     await response.write_eof()
     return response
@@ -74,56 +64,21 @@ async def encrypt_stream(request: web.Request, gateway: Gateway, exchange: Excha
 
 async def decrypt_stream(request: web.Request, gateway: Gateway, exchange: Exchange) -> web.StreamResponse:
     expected = parse_context(request.headers)
-    settings = gateway.settings
-    check_declared_length(request, settings.max_object_bytes)
+    check_length(declared_length(request), gateway.settings.max_object_bytes)
     length = whole_body_length(request, gateway)
     if length is not None:
-        return await _decrypt_whole(request, gateway, exchange, await read_whole_body(request, exchange, length),
-                                    expected)
-    decryptor = Decryptor(settings.decrypt_policy)
-    blocks = body_blocks(request, exchange, limit=settings.max_object_bytes, block=settings.io_block_bytes)
-    buffered = 0
-    async for block in blocks:
-        decryptor.update(block)  # buffers until the data key is set: no crypto yet
-        buffered += len(block)
-        if decryptor.needs_data_key:
-            break
-    if not decryptor.needs_data_key:
-        decryptor.finalize()  # raises: the body ended before a complete header
-    await gateway.materials_for(exchange.caller).open_decryptor(decryptor)
-    assert decryptor.header is not None  # needs_data_key implies a parsed header
-    check_context(decryptor.header, expected)
+        message = await read_whole_body(request, exchange, length)
+        plaintext = await gateway.streams.decrypt_whole(exchange.caller, message, expected_context=expected)
+        return web.Response(status=200, body=plaintext, headers={"Content-Type": MESSAGE_TYPE})
+    decryption = await gateway.streams.open_decryption(exchange.caller, request_blocks(request, gateway, exchange),
+                                                       expected_context=expected)
     response = web.StreamResponse(status=200, headers={"Content-Type": MESSAGE_TYPE})
     response.enable_chunked_encoding()
-
-    async def emit(data: bytes | bytearray) -> None:
+    async for data in decryption.chunks():
         if data and exchange.response is None:
             await exchange.start(request, response)
         await exchange.write(data)
-
-    await emit(await gateway.pool.run(decryptor.update, b"", weight=buffered))
-    async for block in blocks:
-        await emit(await gateway.pool.run(decryptor.update, block))
-    final = decryptor.finalize()
     if exchange.response is None:
         await exchange.start(request, response)
-    await exchange.write(final)
     await response.write_eof()
     return response
-
-
-async def _decrypt_whole(request: web.Request, gateway: Gateway, exchange: Exchange, message: bytes,
-                         expected: dict[str, str]) -> web.StreamResponse:
-    """A whole (small) message in memory: decrypted straight from ``message``, answered at once."""
-    policy = gateway.settings.decrypt_policy
-    header, consumed = parse_header(message, policy)
-    if header is None:
-        raise TruncatedMessageError("message ended inside its header")
-    decryptor = Decryptor.for_header(header, policy)
-    await gateway.materials_for(exchange.caller).open_decryptor(decryptor)
-    check_context(header, expected)
-    with memoryview(message) as view:
-        plaintext = decryptor.update(view[consumed:])
-    if not decryptor.done:
-        decryptor.finalize()  # raises: the message ended early
-    return web.Response(status=200, body=plaintext, headers={"Content-Type": MESSAGE_TYPE})

@@ -26,7 +26,8 @@ from kmsgate.gateway.auth import gateway_authenticator
 from kmsgate.gateway.inflight import InFlight, counted_by_handlers
 from kmsgate.gateway.metrics import GatewayMetrics
 from kmsgate.gateway.object_access import ObjectAccess
-from kmsgate.gateway.service import Gateway, GatewaySettings, setup_gateway
+from kmsgate.gateway.routes import setup_gateway
+from kmsgate.gateway.service import Gateway, GatewaySettings
 from kmsgate.gateway.storage.base import Storage
 from kmsgate.gateway.storage.file import FileStorage
 from kmsgate.gateway.storage.s3 import S3Storage
