@@ -32,7 +32,7 @@ class S3Error(Exception):
     has_body: bool = True
 
     def __init__(self, message: str | None = None, *, details: Mapping[str, str] | None = None) -> None:
-        self.message = message if message is not None else self.default_message
+        self.message = message or self.default_message
         self.details: tuple[tuple[str, str], ...] = tuple((details or {}).items())
         super().__init__(self.message)
 
