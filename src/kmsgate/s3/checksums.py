@@ -176,7 +176,9 @@ def parse_checksum_headers(headers: Mapping[str, str]) -> ExpectedDigest | None:
     if not found:
         return None
     if len(found) > 1:
-        raise InvalidRequest("Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.")
+        raise InvalidRequest(
+            "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."
+        )
     name, value = found[0]
     algorithm = _BY_HEADER.get(name)
     if algorithm is None:

@@ -116,7 +116,13 @@ def delete_result(
         ]
     )
     error_entries = [
-        node("Error", leaf("Key", f.key), leaf("VersionId", f.version_id), leaf("Code", f.code), leaf("Message", f.message))
+        node(
+            "Error",
+            leaf("Key", f.key),
+            leaf("VersionId", f.version_id),
+            leaf("Code", f.code),
+            leaf("Message", f.message),
+        )
         for f in failures
     ]
     return render_document(node("DeleteResult", deleted_entries, error_entries))
