@@ -69,7 +69,31 @@ def test_a_finalized_digest_takes_no_more_input() -> None:
         digest.finalize()
 
 
+# The headers botocore sends for PutObject(Body=b"hello world", ChecksumAlgorithm=...), recorded
+# from botocore 1.43 with awscrt 0.38 installed (botocore computes CRC-32C and CRC-64/NVME only
+# through the CRT, which this project does not install: see kmsgate.s3.checksums).
+HELLO_WORLD_HEADERS = {
+    DigestAlgorithm.CRC32: ("x-amz-checksum-crc32", "DUoRhQ=="),
+    DigestAlgorithm.CRC32C: ("x-amz-checksum-crc32c", "yZRlqg=="),
+    DigestAlgorithm.CRC64NVME: ("x-amz-checksum-crc64nvme", "jSnVw/bqjr4="),
+    DigestAlgorithm.SHA1: ("x-amz-checksum-sha1", "Kq5sNclPz7QV2+lfQIuc6R7oRu0="),
+    DigestAlgorithm.SHA256: ("x-amz-checksum-sha256", "uU0nuZNNPgilLlLX2n2r+sSE7+N6U4DukIj3rOLvzek="),
+}
+
+
 @pytest.mark.parametrize("algorithm", CHECKSUM_ALGORITHMS, ids=lambda a: a.value)
+def test_botocores_recorded_checksum_headers_verify(algorithm: DigestAlgorithm) -> None:
+    name, value = HELLO_WORLD_HEADERS[algorithm]
+    assert name == algorithm.header
+    expected = parse_checksum_headers({name: value})
+    assert expected is not None and expected.algorithm is algorithm
+    expected.verify(digest_of(algorithm, b"hello world"))
+    assert encode_digest(digest_of(algorithm, b"hello world")) == value
+
+
+@pytest.mark.parametrize(
+    "algorithm", [DigestAlgorithm.CRC32, DigestAlgorithm.SHA1, DigestAlgorithm.SHA256], ids=lambda a: a.value
+)
 def test_botocores_checksum_header_verifies_against_the_body(s3: S3Oracle, algorithm: DigestAlgorithm) -> None:
     body = bytes(range(256)) * 41
     s3.client.put_object(Bucket="b", Key="k", Body=body, ChecksumAlgorithm=algorithm.value)

@@ -14,8 +14,9 @@ The caller feeds the body through ``Digest.update`` as it streams and compares t
 ``finalize``d digest with what the client sent, in constant time (``ExpectedDigest``).
 A header that is not valid base64 of the right length is ``InvalidDigest`` for
 Content-MD5 and ``InvalidRequest`` for the others; a mismatch is ``BadDigest``, as S3
-answers. CRC-32C and CRC-64/NVME come from ``awscrt``, AWS's own runtime (the one
-botocore uses for them).
+answers. CRC-32 is zlib's; CRC-32C and CRC-64/NVME come from ``anycrc`` (carry-less
+multiply accelerated, parameterised from the CRC catalogue). Not ``awscrt``: installing
+it switches every botocore client in the process to its CRT signer.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from awscrt import checksums as crt_checksums
+import anycrc
 
 from kmsgate.s3.errors import BadDigest, InvalidDigest, InvalidRequest
 
@@ -68,10 +69,22 @@ _DIGEST_BYTES = {
 }
 CHECKSUM_ALGORITHMS = tuple(a for a in DigestAlgorithm if a is not DigestAlgorithm.MD5)
 _BY_HEADER = {a.header.lower(): a for a in CHECKSUM_ALGORITHMS}
+_CRC32C = anycrc.Model("CRC32-ISCSI")
+_CRC64NVME = anycrc.Model("CRC64-NVME")
+
+
+def _crc32c(data: bytes, previous: int) -> int:
+    return int(_CRC32C.calc(data, previous))
+
+
+def _crc64nvme(data: bytes, previous: int) -> int:
+    return int(_CRC64NVME.calc(data, previous))
+
+
 _CRC_FUNCTIONS: Mapping[DigestAlgorithm, Callable[[bytes, int], int]] = {
     DigestAlgorithm.CRC32: zlib.crc32,
-    DigestAlgorithm.CRC32C: crt_checksums.crc32c,
-    DigestAlgorithm.CRC64NVME: crt_checksums.crc64nvme,
+    DigestAlgorithm.CRC32C: _crc32c,
+    DigestAlgorithm.CRC64NVME: _crc64nvme,
 }
 _HASH_NAMES = {DigestAlgorithm.MD5: "md5", DigestAlgorithm.SHA1: "sha1", DigestAlgorithm.SHA256: "sha256"}
 
