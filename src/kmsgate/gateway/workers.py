@@ -34,6 +34,12 @@
 ``workers=0`` serves in the calling process with no supervisor (same drain behaviour).
 If ``port_file`` is given, the bound port is written there (atomically) once the
 supervisor holds it, for callers that asked for port 0.
+
+More listeners: ``listeners={"s3": 9000}`` serves, on each named port, the application the
+main application holds under ``LISTENER_APPS[name]`` (a front such as the S3 API that shares
+the main application's resources and lifetime). Each is reserved by the supervisor and shared
+by the workers exactly as the main port is, served within the same limits, and stopped and
+drained with it.
 """
 
 from __future__ import annotations
@@ -62,6 +68,8 @@ from kmsgate.gateway.metrics import SupervisorMetrics, mark_worker_dead
 log = logging.getLogger(__name__)
 
 AppFactory = Callable[[], "web.Application | Awaitable[web.Application]"]
+LISTENER_APPS: web.AppKey[dict[str, web.Application]] = web.AppKey("listener_apps", dict)
+"""Applications served on the extra named ports of ``serve(listeners=...)``."""
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 QUICK_DEATH_SECONDS = 2.0
@@ -135,7 +143,8 @@ def _write_port_file(path: str, port: int) -> None:
 
 
 async def _serve_async(app_factory: AppFactory, host: str, port: int, drain_timeout: float,
-                       limits: ConnectionLimits, heartbeat: tuple[Heartbeats, int] | None) -> None:
+                       limits: ConnectionLimits, heartbeat: tuple[Heartbeats, int] | None,
+                       listeners: dict[str, int]) -> None:
     loop = asyncio.get_running_loop()
     if heartbeat is not None:
         heartbeat[0].beat_from(loop, heartbeat[1])
@@ -148,23 +157,38 @@ async def _serve_async(app_factory: AppFactory, host: str, port: int, drain_time
     if in_flight is None:  # an application whose handlers do not count themselves
         in_flight = InFlight()
         app.middlewares.insert(0, in_flight.middleware)
+    fronts = app.get(LISTENER_APPS, {})
+    missing = set(listeners) - set(fronts)
+    if missing:
+        raise ValueError(f"no application for the listeners {sorted(missing)}")
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0, access_log=None)
     await runner.setup()
+    front_runners = [web.AppRunner(fronts[name], handle_signals=False, shutdown_timeout=1.0, access_log=None)
+                     for name in listeners]
+    sites: list[LimitedSite] = []
     try:
-        sock = bind_reuseport(host, port)
-        sock.listen(LISTEN_BACKLOG)
-        site = LimitedSite(runner, sock, limits, backlog=LISTEN_BACKLOG)
-        await site.start()
+        for front_runner in front_runners:
+            await front_runner.setup()
+        for site_runner, site_port in ((runner, port), *zip(front_runners, listeners.values())):
+            sock = bind_reuseport(host, site_port)
+            sock.listen(LISTEN_BACKLOG)
+            site = LimitedSite(site_runner, sock, limits, backlog=LISTEN_BACKLOG)
+            await site.start()
+            sites.append(site)
         await stop.wait()
-        await site.stop()  # stop accepting; connections already open keep being served
+        for site in sites:
+            await site.stop()  # stop accepting; connections already open keep being served
         await in_flight.wait(drain_timeout)
     finally:
+        for front_runner in reversed(front_runners):
+            await front_runner.cleanup()
         await runner.cleanup()  # closes idle connections, cancels what is left, runs app cleanup
 
 
 def run_worker(app_factory: AppFactory, *, host: str, port: int, drain_timeout: float,
                limits: ConnectionLimits = ConnectionLimits(),
-               heartbeat: tuple[Heartbeats, int] | None = None) -> None:
+               heartbeat: tuple[Heartbeats, int] | None = None,
+               listeners: dict[str, int] | None = None) -> None:
     """Serve until SIGTERM/SIGINT, then drain; runs uvloop in the calling process.
 
     With ``heartbeat`` (the shared counters and this worker's slot) the loop proves it runs.
@@ -172,7 +196,7 @@ def run_worker(app_factory: AppFactory, *, host: str, port: int, drain_timeout: 
     import uvloop
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(_serve_async(app_factory, host, port, drain_timeout, limits, heartbeat))
+        runner.run(_serve_async(app_factory, host, port, drain_timeout, limits, heartbeat, listeners or {}))
 
 
 @dataclass
@@ -185,6 +209,7 @@ class _Supervisor:
     metrics_dir: str
     limits: ConnectionLimits
     liveness_timeout: float
+    listeners: dict[str, int] = field(default_factory=dict)
     children: dict[int, float] = field(default_factory=dict)  # pid -> start time
     quick_deaths: int = 0
     pending_starts: list[float] = field(default_factory=list)  # monotonic due times
@@ -209,7 +234,8 @@ class _Supervisor:
                 for sig in _SUPERVISOR_SIGNALS:
                     signal.signal(sig, signal.SIG_DFL)
                 run_worker(self.app_factory, host=self.host, port=self.port,
-                           drain_timeout=self.drain_timeout, limits=self.limits, heartbeat=heartbeat)
+                           drain_timeout=self.drain_timeout, limits=self.limits, heartbeat=heartbeat,
+                           listeners=self.listeners)
             except BaseException:  # a worker must never return into the supervisor's stack
                 log.exception("worker %d failed", os.getpid())
                 code = 1
@@ -323,21 +349,33 @@ def serve(
     port_file: str | None = None,
     limits: ConnectionLimits = ConnectionLimits(),
     liveness_timeout: float = DEFAULT_LIVENESS_TIMEOUT_SECONDS,
+    listeners: dict[str, int] | None = None,
 ) -> int:
     """Serve ``app_factory()`` on ``host:port`` with ``workers`` processes; returns an exit code.
 
-    Blocks until SIGTERM/SIGINT. Call it from the main thread of a process that has no
-    running event loop and no other threads (it forks).
+    ``listeners`` names more ports (see the module docstring). Blocks until SIGTERM/SIGINT.
+    Call it from the main thread of a process that has no running event loop and no other
+    threads (it forks).
     """
     if workers < 0:
         raise ValueError("workers must be >= 0")
-    reservation = bind_reuseport(host, port)
-    bound_port = int(reservation.getsockname()[1])
+    reservations = [bind_reuseport(host, port)]
+    try:
+        for extra_port in (listeners or {}).values():
+            reservations.append(bind_reuseport(host, extra_port))
+    except OSError:
+        for sock in reservations:
+            sock.close()
+        raise
+    bound_port = int(reservations[0].getsockname()[1])
+    bound_listeners = {name: int(sock.getsockname()[1]) for name, sock in zip(listeners or {}, reservations[1:])}
     if workers == 0:
-        reservation.close()
+        for sock in reservations:
+            sock.close()
         if port_file:
             _write_port_file(port_file, bound_port)
-        run_worker(app_factory, host=host, port=bound_port, drain_timeout=drain_timeout, limits=limits)
+        run_worker(app_factory, host=host, port=bound_port, drain_timeout=drain_timeout, limits=limits,
+                   listeners=bound_listeners)
         return 0
     metrics_dir = tempfile.mkdtemp(prefix="kmsgate-metrics-")
     previous = os.environ.get(MULTIPROC_ENV)
@@ -346,13 +384,15 @@ def serve(
     try:
         if port_file:
             _write_port_file(port_file, bound_port)
-        log.info("serving on %s:%d with %d workers", host, bound_port, workers)
+        log.info("serving on %s:%d with %d workers", host, bound_port, workers,
+                 extra={"listeners": bound_listeners} if bound_listeners else None)
         supervisor = _Supervisor(app_factory, host, bound_port, workers, drain_timeout, metrics_dir, limits,
-                                 liveness_timeout)
+                                 liveness_timeout, bound_listeners)
         return supervisor.run()
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _SUPERVISOR_SIGNALS)
-        reservation.close()
+        for sock in reservations:
+            sock.close()
         shutil.rmtree(metrics_dir, ignore_errors=True)
         if previous is None:
             os.environ.pop(MULTIPROC_ENV, None)
