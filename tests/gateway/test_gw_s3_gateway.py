@@ -35,7 +35,7 @@ async def test_s3_round_trip_multipart_and_range(s3_gateway: RunningGateway, s3_
         async with http.put(f"{s3_gateway.url}/v1/objects/big/obj", data=chunked(data, 1 << 20)) as r:
             assert r.status == 201
             stored_size = (await r.json())["stored_size"]
-        head = s3_admin.head_object(Bucket=s3_bucket, Key="gw/big/obj")
+        head = s3_admin.head_object(Bucket=s3_bucket, Key="gw/kmsgate/big/obj")
         assert head["ContentLength"] == stored_size
         assert "-" in head["ETag"]  # a multipart upload's ETag
         async with http.get(f"{s3_gateway.url}/v1/objects/big/obj") as r:
@@ -58,8 +58,8 @@ async def test_s3_truncated_object_states_no_size_and_serves_no_range(s3_gateway
     async with aiohttp.ClientSession() as http:
         async with http.put(url, data=data) as r:
             assert r.status == 201
-        stored = s3_admin.get_object(Bucket=s3_bucket, Key="gw/cut")["Body"].read()
-        s3_admin.put_object(Bucket=s3_bucket, Key="gw/cut", Body=stored[: len(stored) - drop])
+        stored = s3_admin.get_object(Bucket=s3_bucket, Key="gw/kmsgate/cut")["Body"].read()
+        s3_admin.put_object(Bucket=s3_bucket, Key="gw/kmsgate/cut", Body=stored[: len(stored) - drop])
         async with http.get(url, headers={"Range": "bytes=-100"}) as r:
             assert r.status == 502 and (await r.json())["error"] == "ObjectCorrupt"
         async with http.head(url) as r:
@@ -89,8 +89,8 @@ async def test_file_storage_failure_mid_write_is_502(running_gateway: RunningGat
     storage = running_gateway.gateway.storage
     import shutil
 
-    shutil.rmtree(storage.objects_dir)  # type: ignore[attr-defined]
-    storage.objects_dir.write_bytes(b"")  # type: ignore[attr-defined]  # rename target cannot be created
+    shutil.rmtree(storage.data_dir)  # type: ignore[attr-defined]
+    storage.data_dir.write_bytes(b"")  # type: ignore[attr-defined]  # rename target cannot be created
     async with aiohttp.ClientSession() as http:
         async with http.put(f"{running_gateway.url}/v1/objects/k", data=os.urandom(3 * 1024 * 1024)) as r:
             assert r.status == 502

@@ -92,7 +92,7 @@ async def _open_for_read(gateway: Gateway, caller: Caller, key: str) -> ObjectRe
     """Open ``key`` for a caller allowed ``s3:GetObject`` on it; as S3 does, a missing object is
     404 only for a caller who may also list the bucket, 403 for anyone else."""
     try:
-        return await gateway.storage.open_read(key)
+        return await gateway.storage.open_read(gateway.settings.default_bucket, key)
     except ObjectNotFound:
         gateway.object_access.check(caller, LIST_BUCKET, bucket_arn(gateway.settings.default_bucket))
         raise
@@ -112,7 +112,7 @@ async def put_object(request: web.Request, gateway: Gateway, exchange: Exchange)
     length = check_declared_length(request, gateway.settings.max_object_bytes)
     materials = gateway.materials_for(exchange.caller)
     entry, encryptor = await open_encryptor(gateway, materials, key_id, context, length)
-    writer = await gateway.storage.open_write(key)
+    writer = await gateway.storage.open_write(gateway.settings.default_bucket, key)
     try:
         await encrypt_body(request, gateway, exchange, materials, entry, encryptor, writer.write)
         stored = await writer.commit()
@@ -130,7 +130,7 @@ async def put_object(request: web.Request, gateway: Gateway, exchange: Exchange)
 async def delete_object(request: web.Request, gateway: Gateway, exchange: Exchange) -> web.StreamResponse:
     key, arn = _object_arn(request, gateway)
     gateway.object_access.check(exchange.caller, DELETE_OBJECT, arn)
-    await gateway.storage.delete(key)
+    await gateway.storage.delete(gateway.settings.default_bucket, key)
     return web.Response(status=204)
 
 

@@ -10,7 +10,7 @@ path                        method   handler
 /v1/encrypt                 POST     ``streams.encrypt_stream``
 /v1/decrypt                 POST     ``streams.decrypt_stream``
 /healthz                    GET      alive (no dependency checked)
-/readyz                     GET      storage and KMS reachable, else 503
+/readyz                     GET      storage (with the default bucket) and KMS reachable, else 503
 /metrics                    GET      Prometheus text exposition
 ==========================  =======  =========================================
 
@@ -39,6 +39,11 @@ async def healthz(request: web.Request, gateway: Gateway, exchange: Exchange) ->
     return web.json_response({"status": "ok"}, dumps=lambda v: orjson.dumps(v).decode())
 
 
+async def _probe_storage(gateway: Gateway) -> None:
+    await gateway.storage.check()
+    await gateway.ensure_default_bucket()
+
+
 async def _probe_kms(gateway: Gateway) -> None:
     if gateway.kms_probe is not None:
         await gateway.kms_probe()
@@ -62,7 +67,7 @@ async def readyz(request: web.Request, gateway: Gateway, exchange: Exchange) -> 
             checks[name] = "failed"
 
     await asyncio.gather(
-        check("storage", asyncio.ensure_future(gateway.storage.check())),
+        check("storage", asyncio.ensure_future(_probe_storage(gateway))),
         check("kms", asyncio.ensure_future(_probe_kms(gateway))),
     )
     ready = all(v == "ok" for v in checks.values())

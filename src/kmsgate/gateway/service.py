@@ -2,8 +2,9 @@
 
 ``setup_gateway(app, factory)`` registers the gateway routes on ``app`` and a cleanup
 context that, at startup, awaits ``factory(app)`` to build the ``Gateway`` (after any
-earlier cleanup contexts, so an in-process KMS service opened there is available) and
-closes it at shutdown, after in-flight requests have drained.
+earlier cleanup contexts, so an in-process KMS service opened there is available), creates
+the default bucket in storage if it is missing, and closes the gateway at shutdown, after
+in-flight requests have drained.
 
 A ``Gateway`` owns the request authenticator, the object access checks
 (``kmsgate.gateway.object_access``), the storage backend, the KMS client (wrapped
@@ -31,6 +32,7 @@ renders, and at close, so a scrape of another worker lags by at most that.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -51,7 +53,9 @@ from kmsgate.gateway.kms import DEFAULT_KMS_TIMEOUT_SECONDS, AuditedKmsClient, A
 from kmsgate.gateway.metrics import GatewayMetrics
 from kmsgate.gateway.object_access import ObjectAccess
 from kmsgate.gateway.principals import DEFAULT_MAX_IDENTITIES, CallerMaterials, KmsClientFactory
-from kmsgate.gateway.storage.base import Storage
+from kmsgate.gateway.storage.base import BucketAlreadyExists, Storage, StorageError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_KEY_ALIAS = "alias/kmsgate-default"
 DEFAULT_BUCKET = "kmsgate"
@@ -137,6 +141,26 @@ class Gateway:
         self.in_flight = 0
         self._on_close = on_close
         self._sync_handle: asyncio.TimerHandle | None = None
+        self._default_bucket_ready = False
+
+    async def ensure_default_bucket(self) -> None:
+        """Create the default bucket unless it exists. Idempotent, and safe when several worker
+        processes start at once: whichever creates it, the others find it there."""
+        if self._default_bucket_ready:
+            return
+        try:
+            await self.storage.create_bucket(self.settings.default_bucket)
+        except BucketAlreadyExists:
+            pass
+        self._default_bucket_ready = True
+
+    async def start(self) -> None:
+        """Called once the gateway is built. Storage that is down at start does not stop the
+        process: ``/readyz`` reports it, and retries the default bucket, until it is back."""
+        try:
+            await self.ensure_default_bucket()
+        except StorageError as exc:
+            log.warning("default bucket not ready: %s", exc)
 
     def materials_for(self, caller: Caller) -> MaterialsManager:
         """The data-key caches whose KMS calls act as ``caller`` (see the module docstring)."""
@@ -191,6 +215,7 @@ def setup_gateway(app: web.Application, factory: GatewayFactory) -> None:
         gateway = await factory(app)
         app[GATEWAY] = gateway
         try:
+            await gateway.start()
             yield
         finally:
             await gateway.close()
