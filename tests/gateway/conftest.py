@@ -70,7 +70,7 @@ def s3_admin(s3_endpoint: str, aws_env: None) -> object:
 async def s3_storage(s3_endpoint: str, s3_bucket: str) -> AsyncIterator[S3Storage]:
     storage = await S3Storage.open(
         bucket=s3_bucket, prefix="objects/", endpoint_url=s3_endpoint,
-        region="us-east-1", part_size=MIN_PART_BYTES,
+        region="us-east-1", part_size=MIN_PART_BYTES, max_part_bytes=2 * MIN_PART_BYTES,
     )
     try:
         yield storage

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from storage_contract import BUCKET, get, put
 
-from kmsgate.gateway.storage.base import ObjectNotFound, StorageError
+from kmsgate.gateway.storage.base import EntityTooSmall, InvalidArgument, ObjectNotFound, StorageError
 from kmsgate.gateway.storage.file import ORPHAN_GRACE_SECONDS, STALE_TMP_SECONDS, FileStorage
 from kmsgate.gateway.storage.s3 import MIN_PART_BYTES, S3Storage
 
@@ -217,6 +217,58 @@ async def test_file_a_writer_killed_at_any_point_leaves_one_whole_version(tmp_pa
         await storage.close()
 
 
+async def write_part(storage: FileStorage | S3Storage, key: str, upload_id: str, number: int, data: bytes) -> None:
+    writer = await storage.open_part_write(BUCKET, key, upload_id, number)
+    await writer.write(data)
+    await writer.commit()
+
+
+async def test_file_multipart_object_keeps_its_part_files_and_drops_the_rest(file_storage: FileStorage) -> None:
+    await file_storage.create_bucket(BUCKET)
+    upload_id = await file_storage.create_upload(BUCKET, "k")
+    await write_part(file_storage, "k", upload_id, 1, b"replaced")
+    replaced = data_files(file_storage)
+    for n, data in ((1, b"one"), (2, b"two"), (3, b"three")):
+        await write_part(file_storage, "k", upload_id, n, data)
+    assert len(data_files(file_storage)) == 3 and not replaced & data_files(file_storage)
+    await file_storage.complete_upload(BUCKET, "k", upload_id, [1, 3])
+    files = file_storage.object_files(BUCKET, "k")
+    assert [p.read_bytes() for p in files] == [b"one", b"three"]  # the parts themselves, not a copy
+    assert data_files(file_storage) == set(files)
+    await put(file_storage, "k", b"whole")
+    assert data_files(file_storage) == set(file_storage.object_files(BUCKET, "k"))
+
+
+async def test_file_aborted_and_expired_uploads_leave_no_files(file_storage: FileStorage) -> None:
+    await file_storage.create_bucket(BUCKET)
+    for key in ("a", "b"):
+        upload_id = await file_storage.create_upload(BUCKET, key)
+        await write_part(file_storage, key, upload_id, 1, b"part")
+        if key == "a":
+            await file_storage.abort_upload(BUCKET, key, upload_id)
+    assert len(data_files(file_storage)) == 1
+    assert await file_storage.expire_uploads(-1) == 1
+    assert data_files(file_storage) == set() and os.listdir(file_storage.tmp_dir) == []
+
+
+async def test_file_multipart_object_replaced_mid_read_fails_rather_than_mixing(file_storage: FileStorage) -> None:
+    await file_storage.create_bucket(BUCKET)
+    upload_id = await file_storage.create_upload(BUCKET, "k")
+    await write_part(file_storage, "k", upload_id, 1, b"1" * (2 << 20))
+    await write_part(file_storage, "k", upload_id, 2, b"2" * (2 << 20))
+    await file_storage.complete_upload(BUCKET, "k", upload_id, [1, 2])
+    reader = await file_storage.open_read(BUCKET, "k")
+    chunks = aiter(reader)
+    assert set(await anext(chunks)) == {ord("1")}
+    await put(file_storage, "k", b"replacement")  # unlinks the old parts' files
+    got = b""
+    with pytest.raises(StorageError):
+        async for chunk in chunks:
+            got += chunk
+    assert set(got) <= {ord("1")}
+    await reader.aclose()
+
+
 async def test_file_check_fails_when_not_writable(file_storage: FileStorage) -> None:
     shutil.rmtree(file_storage.tmp_dir)
     with pytest.raises(StorageError):
@@ -410,3 +462,46 @@ async def test_s3_missing_bucket_fails_check(s3_endpoint: str, aws_env: None) ->
             await storage.check()
     finally:
         await storage.close()
+
+
+async def test_s3_multipart_maps_onto_one_upstream_upload_and_cleans_up(s3_storage: S3Storage, s3_admin: Any,
+                                                                        s3_bucket: str) -> None:
+    await s3_storage.create_bucket(BUCKET)
+    upload_id = await s3_storage.create_upload(BUCKET, "k", b"m" * 5000)
+    [upstream] = s3_admin.list_multipart_uploads(Bucket=s3_bucket)["Uploads"]
+    assert (upstream["UploadId"], upstream["Key"]) == (upload_id, f"objects/{BUCKET}/k")
+    await write_part(s3_storage, "k", upload_id, 1, os.urandom(MIN_PART_BYTES))
+    await write_part(s3_storage, "k", upload_id, 2, b"tail")
+    await s3_storage.complete_upload(BUCKET, "k", upload_id, [1, 2])
+    keys = upstream_keys(s3_admin, s3_bucket)
+    assert not [k for k in keys if k.startswith("objects/.kmsgate/uploads/")]
+    assert len([k for k in keys if k.startswith("objects/.kmsgate/meta/")]) == 1  # metadata and part sizes
+    assert (await s3_storage.head(BUCKET, "k")).part_sizes == (MIN_PART_BYTES, 4)
+
+    aborted = await s3_storage.create_upload(BUCKET, "gone", b"m" * 5000)
+    await write_part(s3_storage, "gone", aborted, 1, b"part")
+    await s3_storage.abort_upload(BUCKET, "gone", aborted)
+    assert not s3_admin.list_multipart_uploads(Bucket=s3_bucket).get("Uploads")
+    assert upstream_keys(s3_admin, s3_bucket) == keys
+
+
+async def test_s3_a_small_part_but_the_last_is_entity_too_small(s3_storage: S3Storage) -> None:
+    await s3_storage.create_bucket(BUCKET)
+    upload_id = await s3_storage.create_upload(BUCKET, "k")
+    await write_part(s3_storage, "k", upload_id, 1, b"small")
+    await write_part(s3_storage, "k", upload_id, 2, b"last")
+    with pytest.raises(EntityTooSmall):
+        await s3_storage.complete_upload(BUCKET, "k", upload_id, [1, 2])
+    with pytest.raises(ObjectNotFound):
+        await s3_storage.head(BUCKET, "k")
+    await s3_storage.abort_upload(BUCKET, "k", upload_id)
+
+
+async def test_s3_a_part_over_the_memory_cap_is_refused(s3_storage: S3Storage) -> None:
+    await s3_storage.create_bucket(BUCKET)
+    upload_id = await s3_storage.create_upload(BUCKET, "k")
+    writer = await s3_storage.open_part_write(BUCKET, "k", upload_id, 1)
+    cap = s3_storage.uploads.max_part_bytes
+    await writer.write(b"x" * cap)
+    with pytest.raises(InvalidArgument):
+        await writer.write(b"x")

@@ -283,9 +283,29 @@ class FileObjectReader(RangeReader):
         want = min(READ_BLOCK_BYTES, self._end - pos, seg.end - pos)
         return os.pread(self._fd, want, pos - seg.offset)
 
-    def _open_first_sync(self) -> None:
-        if self._end > self._start:
-            self._first = self._read_sync(self._start)
+    @classmethod
+    def open_sync(cls, info: StoredObject, segments: list[_Segment], start: int | None,
+                  end: int | None) -> FileObjectReader:
+        """Open the file that holds ``start`` and read the first block (blocking; raises
+        ``FileNotFoundError`` when the version was replaced since ``info`` was looked up).
+
+        For an object in one file, the file is the truth about the bytes: a damaged (truncated)
+        file reads as the shorter message it now is, for the gateway to refuse as such."""
+        reader = cls(info, segments, 0, 0)
+        try:
+            if len(segments) == 1:
+                reader._fd = os.open(segments[0].path, os.O_RDONLY)
+                size = os.fstat(reader._fd).st_size
+                if size != info.size:
+                    reader._info = replace(info, size=size)
+                    reader._segments = [replace(segments[0], size=size)]
+            reader._start, reader._end = resolve_range(reader._info.size, start, end)
+            if reader._end > reader._start:
+                reader._first = reader._read_sync(reader._start)
+        except BaseException:
+            reader._close_sync()
+            raise
+        return reader
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         pos = self._start
@@ -427,26 +447,10 @@ class FileStorage:
         """Look up, open and read the first block, in one thread call."""
         for _ in range(_OPEN_ATTEMPTS):
             record = self.catalog.get_object(bucket, key)
-            segments = _segments(self, record)
-            reader = FileObjectReader(record.info, segments, 0, 0)
             try:
-                if len(segments) == 1:
-                    # The file is the truth about the bytes: a damaged (truncated) file reads
-                    # as the shorter message it now is, for the gateway to refuse as such.
-                    reader._fd = os.open(segments[0].path, os.O_RDONLY)
-                    size = os.fstat(reader._fd).st_size
-                    if size != record.info.size:
-                        reader._info = replace(record.info, size=size)
-                        reader._segments = [replace(segments[0], size=size)]
-                reader._start, reader._end = resolve_range(reader.info.size, start, end)
-                reader._open_first_sync()
+                return FileObjectReader.open_sync(record.info, _segments(self, record), start, end)
             except FileNotFoundError:
-                reader._close_sync()
                 continue  # replaced between the lookup and the open: look again
-            except BaseException:
-                reader._close_sync()
-                raise
-            return reader
         raise StorageError("file storage object keeps changing")
 
     async def open_read(

@@ -255,6 +255,21 @@ class S3Uploads:
         for u in await self._upstream_uploads(self.storage.object_key(bucket, "")):
             await self._abort(str(u["Key"]), str(u["UploadId"]))
 
+    async def _initiated(self, upload: dict[str, Any]) -> float:
+        """When an upload began: the later of the upstream's word and our record's write time
+        (they agree on S3; some S3-compatible servers report a fixed or coarse time). Without a
+        record (a crash right after the upstream create), the upstream's word."""
+        storage = self.storage
+        upstream = float(upload["Initiated"].timestamp())
+        try:
+            resp = await storage.client.head_object(Bucket=storage.bucket, Key=self._record_key(str(upload["UploadId"])))
+        except CLIENT_ERRORS as exc:
+            err = translate(exc, "upload record head")
+            if isinstance(err, ObjectNotFound):
+                return upstream
+            raise err from exc
+        return max(upstream, float(resp["LastModified"].timestamp()))
+
     async def expire_uploads(self, older_than_seconds: float) -> int:
         storage = self.storage
         cutoff = time.time() - older_than_seconds
@@ -262,7 +277,7 @@ class S3Uploads:
         aborted = 0
         for u in await self._upstream_uploads(storage.prefix):
             key = str(u["Key"])
-            if key.startswith(internal) or u["Initiated"].timestamp() >= cutoff:
+            if key.startswith(internal) or u["Initiated"].timestamp() >= cutoff or await self._initiated(u) >= cutoff:
                 continue
             await self._abort(key, str(u["UploadId"]))
             aborted += 1
