@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from gateway_harness import REGION, RunningGateway, gateway_over
 
 from kmsgate.gateway.service import GatewaySettings
+from kmsgate.gateway.storage.file import FileStorage
 from kmsgate.gateway.storage.s3 import MIN_PART_BYTES, S3Storage
 
 
@@ -126,3 +128,35 @@ async def test_saturated_gateway_answers_503_at_once(running_gateway: RunningGat
         resp = await slow
         assert resp.status == 201
         resp.release()
+
+
+async def test_a_gateway_started_while_storage_is_down_creates_its_bucket_once_ready(
+        tmp_path: Path, s3_endpoint: str, s3_admin: Any) -> None:
+    upstream = f"kmsgate-later-{uuid.uuid4().hex[:8]}"
+    storage = await S3Storage.open(bucket=upstream, endpoint_url=s3_endpoint, region=REGION)
+    async for gw in gateway_over(tmp_path, storage, GatewaySettings()):
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{gw.url}/readyz") as r:
+                assert r.status == 503 and (await r.json())["checks"]["storage"] == "failed"
+            s3_admin.create_bucket(Bucket=upstream)  # storage comes back
+            async with http.get(f"{gw.url}/readyz") as r:
+                assert r.status == 200
+            assert [b.name for b in await storage.list_buckets()] == ["kmsgate"]
+            async with http.put(f"{gw.url}/v1/objects/k", data=b"now it works") as r:
+                assert r.status == 201
+
+
+async def test_gateways_sharing_file_storage_create_the_default_bucket_once(tmp_path: Path) -> None:
+    first = await FileStorage.open(tmp_path / "objects")
+    second = await FileStorage.open(tmp_path / "objects")  # as a second worker process would
+    async for one in gateway_over(tmp_path / "one", first, GatewaySettings()):
+        async for _ in gateway_over(tmp_path / "two", second, GatewaySettings()):
+            [bucket] = await second.list_buckets()
+            assert bucket.name == "kmsgate"
+            async with aiohttp.ClientSession() as http:
+                async with http.put(f"{one.url}/v1/objects/k", data=b"stored") as r:
+                    assert r.status == 201
+    again = await FileStorage.open(tmp_path / "objects")  # a restart finds bucket and object
+    async for _ in gateway_over(tmp_path / "three", again, GatewaySettings()):
+        assert await again.list_buckets() == [bucket]
+        assert (await again.head("kmsgate", "k")).size > len(b"stored")  # a message holding it
