@@ -73,13 +73,12 @@ class ObjectRecord:
     files: tuple[str, ...]
 
 
-def _object(bucket: str, row: sqlite3.Row | tuple[object, ...]) -> ObjectRecord:
+def _object(bucket: str, row: tuple[str, int, str, float, bytes, str, str]) -> ObjectRecord:
     key, size, etag, modified, metadata, files, part_sizes = row
-    sizes = tuple(int(s) for s in str(part_sizes).split())
-    info = StoredObject(bucket=bucket, key=str(key), size=int(str(size)), etag=str(etag),
-                        last_modified=float(str(modified)), metadata=bytes(metadata),  # type: ignore[arg-type]
-                        part_sizes=sizes)
-    return ObjectRecord(info, tuple(str(files).split()))
+    sizes = tuple(int(s) for s in part_sizes.split())
+    info = StoredObject(bucket=bucket, key=key, size=int(size), etag=etag, last_modified=float(modified),
+                        metadata=bytes(metadata), part_sizes=sizes)
+    return ObjectRecord(info, tuple(files.split()))
 
 
 _OBJECT_COLUMNS = "key, size, etag, last_modified, metadata, files, part_sizes"

@@ -8,6 +8,11 @@ parts' sizes from the upstream (``ListParts``), writes the sidecar with the blob
 sizes, then completes upstream: the object appears with its sidecar already there. Abort,
 expiry and the end of a completion delete the upload record (and an unused sidecar).
 
+``list_uploads`` reports the upstream's initiation times. ``expire_uploads`` judges an
+upload's age by the later of that time and its record's write time (some S3-compatible servers
+report a fixed time); an upload whose record is missing (a crash inside ``create_upload``) is
+judged by the upstream's time alone.
+
 Each part is sent as one upstream ``UploadPart``, so a part writer holds its part in memory,
 at most ``max_part_bytes``; the upstream's own rules apply (S3 refuses parts but the last
 below ``MIN_PART_BYTES`` at completion: ``EntityTooSmall``).
