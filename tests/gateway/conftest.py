@@ -16,6 +16,7 @@ import boto3
 import pytest
 from gateway_harness import RunningGateway, gateway_over
 from moto.server import ThreadedMotoServer
+from storage_contract import BUCKET
 
 from kmsgate.gateway.service import GatewaySettings
 
@@ -69,7 +70,7 @@ def s3_admin(s3_endpoint: str, aws_env: None) -> object:
 async def s3_storage(s3_endpoint: str, s3_bucket: str) -> AsyncIterator[S3Storage]:
     storage = await S3Storage.open(
         bucket=s3_bucket, prefix="objects/", endpoint_url=s3_endpoint,
-        region="us-east-1", part_size=MIN_PART_BYTES,
+        region="us-east-1", part_size=MIN_PART_BYTES, max_part_bytes=2 * MIN_PART_BYTES,
     )
     try:
         yield storage
@@ -78,8 +79,12 @@ async def s3_storage(s3_endpoint: str, s3_bucket: str) -> AsyncIterator[S3Storag
 
 
 @pytest.fixture
-async def file_storage(tmp_path: Path) -> FileStorage:
-    return FileStorage(tmp_path / "store")
+async def file_storage(tmp_path: Path) -> AsyncIterator[FileStorage]:
+    storage = await FileStorage.open(tmp_path / "store")
+    try:
+        yield storage
+    finally:
+        await storage.close()
 
 
 @pytest.fixture(params=["file", "s3"])
@@ -110,3 +115,10 @@ async def running_gateway(tmp_path: Path, gateway_settings: GatewaySettings) -> 
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
         yield session
+
+
+@pytest.fixture
+async def bucket(storage: Storage) -> str:
+    """The contract tests' bucket, created in the backend under test."""
+    await storage.create_bucket(BUCKET)
+    return BUCKET

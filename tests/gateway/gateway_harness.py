@@ -16,6 +16,7 @@ from kmsgate.gateway.exchange import GATEWAY
 from kmsgate.gateway.routes import setup_gateway
 from kmsgate.gateway.service import DEFAULT_KEY_ALIAS, Gateway, GatewaySettings
 from kmsgate.gateway.storage.base import Storage
+from kmsgate.gateway.storage.file import FileStorage
 from kmsgate.kms.rootkey import RootKey
 from kmsgate.kms.service import KmsService, open_service
 
@@ -65,6 +66,14 @@ async def start_gateway(app: web.Application) -> tuple[web.AppRunner, str]:
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     return runner, f"http://127.0.0.1:{port}"
+
+
+def stored_file(gw: RunningGateway, key: str) -> Path:
+    """The data file holding the stored bytes of ``key`` in the default bucket (file storage)."""
+    storage = gw.gateway.storage
+    if not isinstance(storage, FileStorage):
+        raise TypeError("stored_file needs the file storage backend")
+    return storage.object_files(gw.gateway.settings.default_bucket, key)[0]
 
 
 async def gateway_over(tmp_path: Path, storage: Storage, settings: GatewaySettings) -> AsyncIterator[RunningGateway]:

@@ -16,7 +16,7 @@ from kmsgate.envelope.materials import encrypt_message
 from kmsgate.gateway.headers import CONTEXT_HEADER, KEY_ID_HEADER, encode_context
 from kmsgate.gateway.storage.file import READ_BLOCK_BYTES
 
-from gateway_harness import ACCOUNT_ID, ROOT, RunningGateway, create_key
+from gateway_harness import ACCOUNT_ID, ROOT, RunningGateway, create_key, stored_file
 
 FRAME = 4096  # the gateway_settings fixture's frame length
 
@@ -190,7 +190,7 @@ async def test_tampered_stored_object_is_not_served(running_gateway: RunningGate
     small, large = os.urandom(3 * FRAME), os.urandom(READ_BLOCK_BYTES + 3 * FRAME)
     for key, data, at in (("t", small, -30), ("big", large, -30), ("mid", large, len(large) // 2)):
         await put(http, running_gateway, key, data)
-        path = running_gateway.gateway.storage.object_path(key)  # type: ignore[attr-defined]
+        path = stored_file(running_gateway, key)
         raw = bytearray(path.read_bytes())
         raw[at] ^= 1  # -30: inside the final frames
         path.write_bytes(bytes(raw))
@@ -215,7 +215,7 @@ async def test_a_range_outside_a_tampered_frame_still_verifies(running_gateway: 
                                                                http: aiohttp.ClientSession) -> None:
     data = os.urandom(3 * FRAME + 100)
     await put(http, running_gateway, "t", data)
-    path = running_gateway.gateway.storage.object_path("t")  # type: ignore[attr-defined]
+    path = stored_file(running_gateway, "t")
     raw = bytearray(path.read_bytes())
     raw[-140 - 100] ^= 1  # inside the third regular frame; the first and the final frame are untouched
     path.write_bytes(bytes(raw))
@@ -240,7 +240,7 @@ TRUNCATIONS = {
 
 
 def truncate_stored(gw: RunningGateway, key: str, drop: int) -> None:
-    path = gw.gateway.storage.object_path(key)  # type: ignore[attr-defined]
+    path = stored_file(gw, key)
     raw = path.read_bytes()
     path.write_bytes(raw[: len(raw) - drop])
 
@@ -301,7 +301,7 @@ async def store_signed(gw: RunningGateway, key: str, data: bytes) -> bytes:
     message = await encrypt_message(gw.gateway.materials_for(ROOT), data, key_id=gw.key_arn,
                                     encryption_context={"aws:s3:arn": f"arn:aws:s3:::kmsgate/{key}"},
                                     suite=AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384, frame_length=FRAME)
-    writer = await gw.gateway.storage.open_write(key)
+    writer = await gw.gateway.storage.open_write(gw.gateway.settings.default_bucket, key)
     await writer.write(message)
     await writer.commit()
     return bytes(message)

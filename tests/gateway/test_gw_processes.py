@@ -122,5 +122,5 @@ async def test_sigterm_during_upload_completes_it(served: Served) -> None:
         assert resp.status == 201
         assert (await resp.json())["size"] == 20 * 64 * 1024
     assert await asyncio.to_thread(served.proc.wait, 60) == 0
-    stored = list((Path(str(served.proc.args[2])) / "objects" / "objects").rglob("*"))  # type: ignore[index]
+    stored = list((Path(str(served.proc.args[2])) / "objects" / "data").rglob("*"))  # type: ignore[index]
     assert any(p.is_file() and p.stat().st_size > 20 * 64 * 1024 for p in stored)

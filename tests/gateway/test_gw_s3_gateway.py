@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from gateway_harness import REGION, RunningGateway, gateway_over
 
 from kmsgate.gateway.service import GatewaySettings
+from kmsgate.gateway.storage.file import FileStorage
 from kmsgate.gateway.storage.s3 import MIN_PART_BYTES, S3Storage
 
 
@@ -35,7 +37,7 @@ async def test_s3_round_trip_multipart_and_range(s3_gateway: RunningGateway, s3_
         async with http.put(f"{s3_gateway.url}/v1/objects/big/obj", data=chunked(data, 1 << 20)) as r:
             assert r.status == 201
             stored_size = (await r.json())["stored_size"]
-        head = s3_admin.head_object(Bucket=s3_bucket, Key="gw/big/obj")
+        head = s3_admin.head_object(Bucket=s3_bucket, Key="gw/kmsgate/big/obj")
         assert head["ContentLength"] == stored_size
         assert "-" in head["ETag"]  # a multipart upload's ETag
         async with http.get(f"{s3_gateway.url}/v1/objects/big/obj") as r:
@@ -58,8 +60,8 @@ async def test_s3_truncated_object_states_no_size_and_serves_no_range(s3_gateway
     async with aiohttp.ClientSession() as http:
         async with http.put(url, data=data) as r:
             assert r.status == 201
-        stored = s3_admin.get_object(Bucket=s3_bucket, Key="gw/cut")["Body"].read()
-        s3_admin.put_object(Bucket=s3_bucket, Key="gw/cut", Body=stored[: len(stored) - drop])
+        stored = s3_admin.get_object(Bucket=s3_bucket, Key="gw/kmsgate/cut")["Body"].read()
+        s3_admin.put_object(Bucket=s3_bucket, Key="gw/kmsgate/cut", Body=stored[: len(stored) - drop])
         async with http.get(url, headers={"Range": "bytes=-100"}) as r:
             assert r.status == 502 and (await r.json())["error"] == "ObjectCorrupt"
         async with http.head(url) as r:
@@ -89,8 +91,8 @@ async def test_file_storage_failure_mid_write_is_502(running_gateway: RunningGat
     storage = running_gateway.gateway.storage
     import shutil
 
-    shutil.rmtree(storage.objects_dir)  # type: ignore[attr-defined]
-    storage.objects_dir.write_bytes(b"")  # type: ignore[attr-defined]  # rename target cannot be created
+    shutil.rmtree(storage.data_dir)  # type: ignore[attr-defined]
+    storage.data_dir.write_bytes(b"")  # type: ignore[attr-defined]  # rename target cannot be created
     async with aiohttp.ClientSession() as http:
         async with http.put(f"{running_gateway.url}/v1/objects/k", data=os.urandom(3 * 1024 * 1024)) as r:
             assert r.status == 502
@@ -126,3 +128,35 @@ async def test_saturated_gateway_answers_503_at_once(running_gateway: RunningGat
         resp = await slow
         assert resp.status == 201
         resp.release()
+
+
+async def test_a_gateway_started_while_storage_is_down_creates_its_bucket_once_ready(
+        tmp_path: Path, s3_endpoint: str, s3_admin: Any) -> None:
+    upstream = f"kmsgate-later-{uuid.uuid4().hex[:8]}"
+    storage = await S3Storage.open(bucket=upstream, endpoint_url=s3_endpoint, region=REGION)
+    async for gw in gateway_over(tmp_path, storage, GatewaySettings()):
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{gw.url}/readyz") as r:
+                assert r.status == 503 and (await r.json())["checks"]["storage"] == "failed"
+            s3_admin.create_bucket(Bucket=upstream)  # storage comes back
+            async with http.get(f"{gw.url}/readyz") as r:
+                assert r.status == 200
+            assert [b.name for b in await storage.list_buckets()] == ["kmsgate"]
+            async with http.put(f"{gw.url}/v1/objects/k", data=b"now it works") as r:
+                assert r.status == 201
+
+
+async def test_gateways_sharing_file_storage_create_the_default_bucket_once(tmp_path: Path) -> None:
+    first = await FileStorage.open(tmp_path / "objects")
+    second = await FileStorage.open(tmp_path / "objects")  # as a second worker process would
+    async for one in gateway_over(tmp_path / "one", first, GatewaySettings()):
+        async for _ in gateway_over(tmp_path / "two", second, GatewaySettings()):
+            [bucket] = await second.list_buckets()
+            assert bucket.name == "kmsgate"
+            async with aiohttp.ClientSession() as http:
+                async with http.put(f"{one.url}/v1/objects/k", data=b"stored") as r:
+                    assert r.status == 201
+    again = await FileStorage.open(tmp_path / "objects")  # a restart finds bucket and object
+    async for _ in gateway_over(tmp_path / "three", again, GatewaySettings()):
+        assert await again.list_buckets() == [bucket]
+        assert (await again.head("kmsgate", "k")).size > len(b"stored")  # a message holding it

@@ -1,4 +1,4 @@
-"""The storage contract, run against every backend (file on disk, s3 on a loopback server)."""
+"""The storage contract for objects, run against every backend (file on disk, s3 on a loopback server)."""
 
 from __future__ import annotations
 
@@ -6,21 +6,11 @@ import os
 
 import pytest
 
+from storage_contract import BUCKET, get, put
+
 from kmsgate.gateway.storage.base import ObjectNotFound, Storage, StorageError
 
-
-async def put(storage: Storage, key: str, data: bytes, chunk: int = 65536) -> None:
-    writer = await storage.open_write(key)
-    for i in range(0, len(data), chunk):
-        await writer.write(data[i : i + chunk])
-    info = await writer.commit()
-    assert info.size == len(data)
-    assert writer.bytes_written == len(data)
-
-
-async def get(storage: Storage, key: str, start: int | None = None, end: int | None = None) -> bytes:
-    reader = await storage.open_read(key, start, end)
-    return b"".join([chunk async for chunk in reader])
+pytestmark = pytest.mark.usefixtures("bucket")
 
 
 @pytest.mark.parametrize("size", [0, 1, 65535, 65536, 300_001])
@@ -28,7 +18,7 @@ async def test_round_trip_at_sizes(storage: Storage, size: int) -> None:
     data = os.urandom(size)
     await put(storage, "dir/obj", data)
     assert await get(storage, "dir/obj") == data
-    assert (await storage.head("dir/obj")).size == size
+    assert (await storage.head(BUCKET, "dir/obj")).size == size
 
 
 async def test_ranges_are_half_open_and_clamped(storage: Storage) -> None:
@@ -41,27 +31,27 @@ async def test_ranges_are_half_open_and_clamped(storage: Storage) -> None:
     assert await get(storage, "r", 9_990, 50_000) == data[9_990:]
     assert await get(storage, "r", 10_000, None) == b""
     assert await get(storage, "r", 20_000, 30_000) == b""
-    reader = await storage.open_read("r", 100, 200)
+    reader = await storage.open_read(BUCKET, "r", 100, 200)
     assert (reader.start, reader.end, reader.info.size) == (100, 200, 10_000)
     await reader.aclose()
 
 
 async def test_missing_object_is_not_found_everywhere(storage: Storage) -> None:
     with pytest.raises(ObjectNotFound):
-        await storage.head("nope")
+        await storage.head(BUCKET, "nope")
     with pytest.raises(ObjectNotFound):
-        await storage.open_read("nope")
+        await storage.open_read(BUCKET, "nope")
     with pytest.raises(ObjectNotFound):
-        await storage.open_read("nope", 5, 10)
+        await storage.open_read(BUCKET, "nope", 5, 10)
 
 
 async def test_delete_removes_and_is_idempotent(storage: Storage) -> None:
     await put(storage, "d", b"payload")
-    await storage.delete("d")
+    await storage.delete(BUCKET, "d")
     with pytest.raises(ObjectNotFound):
-        await storage.head("d")
-    await storage.delete("d")
-    await storage.delete("never-existed")
+        await storage.head(BUCKET, "d")
+    await storage.delete(BUCKET, "d")
+    await storage.delete(BUCKET, "never-existed")
 
 
 async def test_overwrite_replaces_whole_object(storage: Storage) -> None:
@@ -72,20 +62,20 @@ async def test_overwrite_replaces_whole_object(storage: Storage) -> None:
 
 async def test_uncommitted_write_is_invisible_and_abort_leaves_nothing(storage: Storage) -> None:
     await put(storage, "w", b"old")
-    writer = await storage.open_write("w")
+    writer = await storage.open_write(BUCKET, "w")
     await writer.write(b"new-but-unfinished" * 1000)
     assert await get(storage, "w") == b"old"
     await writer.abort()
     assert await get(storage, "w") == b"old"
-    writer = await storage.open_write("fresh")
+    writer = await storage.open_write(BUCKET, "fresh")
     await writer.write(b"x" * 100)
     await writer.abort()
     with pytest.raises(ObjectNotFound):
-        await storage.head("fresh")
+        await storage.head(BUCKET, "fresh")
 
 
 async def test_write_after_commit_is_refused(storage: Storage) -> None:
-    writer = await storage.open_write("c")
+    writer = await storage.open_write(BUCKET, "c")
     await writer.write(b"1")
     await writer.commit()
     with pytest.raises(StorageError):
@@ -103,7 +93,7 @@ async def test_hostile_keys_are_distinct_objects(storage: Storage) -> None:
 async def test_reader_closed_early_releases_cleanly(storage: Storage) -> None:
     data = os.urandom(700_000)
     await put(storage, "big", data)
-    reader = await storage.open_read("big")
+    reader = await storage.open_read(BUCKET, "big")
     it = reader.__aiter__()
     first = await it.__anext__()
     assert data.startswith(first)

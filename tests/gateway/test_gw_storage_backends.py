@@ -1,77 +1,380 @@
-"""Backend-specific storage behaviour: file durability layout, S3 multipart and abort."""
+"""Backend-specific storage behaviour: the file layout, catalog and crash safety; the S3 upstream layout."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from storage_contract import BUCKET, get, put
 
-from kmsgate.gateway.storage.base import ObjectNotFound, StorageError
-from kmsgate.gateway.storage.file import STALE_TMP_SECONDS, FileStorage
+from kmsgate.gateway.storage.base import EntityTooSmall, InvalidArgument, ObjectNotFound, StorageError
+from kmsgate.gateway.storage.file import ORPHAN_GRACE_SECONDS, STALE_TMP_SECONDS, FileStorage
 from kmsgate.gateway.storage.s3 import MIN_PART_BYTES, S3Storage
 
 
-def test_file_paths_never_leave_the_root(tmp_path: Path) -> None:
-    storage = FileStorage(tmp_path / "store")
-    root = storage.objects_dir.resolve()
-    for key in ["../../x", "/etc/passwd", "a/../../b", "..", ".", "\x00", "x" * 1024]:
-        path = storage.object_path(key).resolve()
-        assert path.is_relative_to(root)
-        assert path.parent.parent.parent == root
+def tree(root: Path) -> dict[str, int]:
+    """Every file under ``root`` with its size."""
+    return {str(p.relative_to(root)): p.stat().st_size for p in root.rglob("*") if p.is_file()}
 
 
-async def test_file_commit_leaves_no_temporary_files(tmp_path: Path) -> None:
-    storage = FileStorage(tmp_path / "store")
-    writer = await storage.open_write("k")
+def age(path: Path, seconds: float) -> None:
+    old = path.stat().st_mtime - seconds
+    os.utime(path, (old, old))
+
+
+def data_files(storage: FileStorage) -> set[Path]:
+    return {p for p in storage.data_dir.rglob("*") if p.is_file()}
+
+
+async def test_file_storage_touches_nothing_outside_its_root(tmp_path: Path) -> None:
+    outside = tmp_path / "neighbour.txt"
+    outside.write_bytes(b"untouched")
+    storage = await FileStorage.open(tmp_path / "store")
+    try:
+        await storage.create_bucket(BUCKET)
+        keys = ["../../x", "/etc/passwd", "a/../../b", "..", ".", "\x00", "x" * 1024, "ключ/../.."]
+        for key in keys:
+            await put(storage, key, key.encode())
+        for key in keys:
+            assert await get(storage, key) == key.encode()
+            for path in storage.object_files(BUCKET, key):
+                assert path.resolve().parent.parent == storage.data_dir.resolve()
+    finally:
+        await storage.close()
+    assert sorted(os.listdir(tmp_path)) == ["neighbour.txt", "store"]
+    assert outside.read_bytes() == b"untouched"
+
+
+async def test_file_commit_leaves_no_temporary_files(file_storage: FileStorage) -> None:
+    await file_storage.create_bucket(BUCKET)
+    writer = await file_storage.open_write(BUCKET, "k")
     await writer.write(os.urandom(3 * 1024 * 1024))
-    assert len(os.listdir(storage.tmp_dir)) == 1
+    assert len(os.listdir(file_storage.tmp_dir)) == 1
     await writer.commit()
-    assert os.listdir(storage.tmp_dir) == []
-    assert storage.object_path("k").stat().st_size == 3 * 1024 * 1024
+    assert os.listdir(file_storage.tmp_dir) == []
+    [path] = file_storage.object_files(BUCKET, "k")
+    assert path.stat().st_size == 3 * 1024 * 1024
 
 
-async def test_file_failed_commit_cleans_up_and_raises_storage_error(tmp_path: Path) -> None:
-    storage = FileStorage(tmp_path / "store")
-    # A plain file where the object's directory must go makes the rename step fail.
-    shutil.rmtree(storage.objects_dir)
-    storage.objects_dir.write_bytes(b"not a directory")
-    writer = await storage.open_write("k")
+async def test_file_replacing_or_deleting_an_object_removes_its_data_file(file_storage: FileStorage) -> None:
+    await file_storage.create_bucket(BUCKET)
+    await put(file_storage, "k", b"first")
+    first = set(file_storage.object_files(BUCKET, "k"))
+    await put(file_storage, "k", b"second")
+    assert data_files(file_storage) == set(file_storage.object_files(BUCKET, "k")) != first
+    await file_storage.delete(BUCKET, "k")
+    assert data_files(file_storage) == set()
+
+
+async def test_file_failed_commit_cleans_up_and_raises_storage_error(file_storage: FileStorage) -> None:
+    await file_storage.create_bucket(BUCKET)
+    # A plain file where the data directory must go makes the rename step fail.
+    shutil.rmtree(file_storage.data_dir)
+    file_storage.data_dir.write_bytes(b"not a directory")
+    writer = await file_storage.open_write(BUCKET, "k")
     await writer.write(b"data" * 1000)
     with pytest.raises(StorageError):
         await writer.commit()
-    assert os.listdir(storage.tmp_dir) == []
+    assert os.listdir(file_storage.tmp_dir) == []
+    with pytest.raises(ObjectNotFound):
+        await file_storage.head(BUCKET, "k")
+
+
+async def test_file_commit_to_a_bucket_deleted_meanwhile_leaves_nothing(file_storage: FileStorage) -> None:
+    await file_storage.create_bucket(BUCKET)
+    writer = await file_storage.open_write(BUCKET, "k")
+    await writer.write(b"data" * 1000)
+    await file_storage.delete_bucket(BUCKET)
     with pytest.raises(StorageError):
-        await storage.head("k")
+        await writer.commit()
+    assert os.listdir(file_storage.tmp_dir) == [] and data_files(file_storage) == set()
 
 
-async def test_file_stale_temporaries_are_removed_at_open(tmp_path: Path) -> None:
-    storage = FileStorage(tmp_path / "store")
-    stale = storage.tmp_dir / "abc.0000000000000000.part"
-    fresh = storage.tmp_dir / "abc.1111111111111111.part"
-    stale.write_bytes(b"left over")
-    fresh.write_bytes(b"in progress")
-    old = os.path.getmtime(stale) - STALE_TMP_SECONDS - 60
-    os.utime(stale, (old, old))
-    FileStorage(tmp_path / "store")
-    assert not stale.exists()
-    assert fresh.exists()
+async def test_file_stale_temporaries_and_orphan_data_files_are_removed_at_open(tmp_path: Path) -> None:
+    storage = await FileStorage.open(tmp_path / "store")
+    await storage.create_bucket(BUCKET)
+    await put(storage, "kept", b"referenced")
+    [kept] = storage.object_files(BUCKET, "kept")
+    age(kept, ORPHAN_GRACE_SECONDS + 60)  # old, but the catalog names it
+    await storage.close()
+    stale = storage.tmp_dir / "0000.part"
+    fresh = storage.tmp_dir / "1111.part"
+    orphan = storage.data_dir / "ab" / ("ab" + "0" * 30)
+    young_orphan = storage.data_dir / "cd" / ("cd" + "1" * 30)
+    for path in (stale, fresh, orphan, young_orphan):
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"left over")
+    age(stale, STALE_TMP_SECONDS + 60)
+    age(orphan, ORPHAN_GRACE_SECONDS + 60)
+    reopened = await FileStorage.open(tmp_path / "store")
+    try:
+        assert not stale.exists() and not orphan.exists()
+        assert fresh.exists() and young_orphan.exists()  # another process may be mid-commit
+        assert await get(reopened, "kept") == b"referenced"
+    finally:
+        await reopened.close()
 
 
-async def test_file_check_fails_when_not_writable(tmp_path: Path) -> None:
-    storage = FileStorage(tmp_path / "store")
-    shutil.rmtree(storage.tmp_dir)
+async def test_file_objects_of_the_previous_layout_are_left_alone(tmp_path: Path) -> None:
+    legacy = tmp_path / "store" / "objects" / "ab" / "cd" / ("abcd" + "e" * 60)
+    legacy.parent.mkdir(parents=True)
+    legacy.write_bytes(b"an old message")
+    age(legacy, STALE_TMP_SECONDS + ORPHAN_GRACE_SECONDS + 60)
+    storage = await FileStorage.open(tmp_path / "store")
+    await storage.close()
+    assert legacy.read_bytes() == b"an old message"
+
+
+async def test_file_catalog_is_shared_by_storages_on_one_root(tmp_path: Path) -> None:
+    one = await FileStorage.open(tmp_path / "store")
+    two = await FileStorage.open(tmp_path / "store")  # as another worker process would
+    try:
+        results = await asyncio.gather(one.create_bucket(BUCKET), two.create_bucket(BUCKET), return_exceptions=True)
+        assert sum(isinstance(r, BaseException) for r in results) == 1
+        await put(one, "k", b"from one")
+        assert await get(two, "k") == b"from one"
+        await put(two, "k", b"from two")
+        assert await get(one, "k") == b"from two"
+    finally:
+        await one.close()
+        await two.close()
+
+
+_CRASHING_WRITER = """
+import asyncio, sys, time
+from kmsgate.gateway.storage import catalog, file
+
+point = sys.argv[2]
+
+def crash_here(*args, **kwargs):
+    print("ready", flush=True)
+    time.sleep(3600)  # killed here
+
+if point == "before-catalog-commit":
+    catalog.Catalog.put_object = crash_here
+elif point == "after-catalog-commit":
+    file.unlink_quietly = crash_here
+
+async def main():
+    storage = await file.FileStorage.open(sys.argv[1])
+    writer = await storage.open_write("contract-bucket", "k", b"new metadata")
+    await writer.write(b"N" * (3 * 1024 * 1024))  # past the write buffer: in the temporary file
+    if point == "mid-write":
+        crash_here()
+    await writer.commit()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("point, survivor", [("mid-write", "old"), ("before-catalog-commit", "old"),
+                                             ("after-catalog-commit", "new")])
+async def test_file_a_writer_killed_at_any_point_leaves_one_whole_version(tmp_path: Path, point: str,
+                                                                          survivor: str) -> None:
+    root = tmp_path / "store"
+    storage = await FileStorage.open(root)
+    await storage.create_bucket(BUCKET)
+    old = os.urandom(100_000)
+    await put(storage, "k", old, metadata=b"old metadata")
+    await storage.close()
+
+    proc = subprocess.Popen([sys.executable, "-c", _CRASHING_WRITER, str(root), point], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.to_thread(proc.stdout.readline)
+        assert line == b"ready\n"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+    storage = await FileStorage.open(root)
+    try:
+        want = (old, b"old metadata") if survivor == "old" else (b"N" * (3 * 1024 * 1024), b"new metadata")
+        assert (await get(storage, "k"), (await storage.head(BUCKET, "k")).metadata) == want
+        # The crash left a file behind (a temporary or an unreferenced data file); once old
+        # enough, the next open removes it and keeps exactly the surviving version's file.
+        leftovers = [p for p in (*storage.tmp_dir.iterdir(), *data_files(storage))
+                     if p not in storage.object_files(BUCKET, "k")]
+        assert leftovers
+    finally:
+        await storage.close()
+    for path in leftovers:
+        age(path, STALE_TMP_SECONDS + ORPHAN_GRACE_SECONDS)
+    storage = await FileStorage.open(root)
+    try:
+        assert data_files(storage) == set(storage.object_files(BUCKET, "k"))
+        assert list(storage.tmp_dir.iterdir()) == []
+        assert (await get(storage, "k"), (await storage.head(BUCKET, "k")).metadata) == want
+    finally:
+        await storage.close()
+
+
+async def write_part(storage: FileStorage | S3Storage, key: str, upload_id: str, number: int, data: bytes) -> None:
+    writer = await storage.open_part_write(BUCKET, key, upload_id, number)
+    await writer.write(data)
+    await writer.commit()
+
+
+async def test_file_multipart_object_keeps_its_part_files_and_drops_the_rest(file_storage: FileStorage) -> None:
+    await file_storage.create_bucket(BUCKET)
+    upload_id = await file_storage.create_upload(BUCKET, "k")
+    await write_part(file_storage, "k", upload_id, 1, b"replaced")
+    replaced = data_files(file_storage)
+    for n, data in ((1, b"one"), (2, b"two"), (3, b"three")):
+        await write_part(file_storage, "k", upload_id, n, data)
+    assert len(data_files(file_storage)) == 3 and not replaced & data_files(file_storage)
+    await file_storage.complete_upload(BUCKET, "k", upload_id, [1, 3])
+    files = file_storage.object_files(BUCKET, "k")
+    assert [p.read_bytes() for p in files] == [b"one", b"three"]  # the parts themselves, not a copy
+    assert data_files(file_storage) == set(files)
+    await put(file_storage, "k", b"whole")
+    assert data_files(file_storage) == set(file_storage.object_files(BUCKET, "k"))
+
+
+async def test_file_aborted_and_expired_uploads_leave_no_files(file_storage: FileStorage) -> None:
+    await file_storage.create_bucket(BUCKET)
+    for key in ("a", "b"):
+        upload_id = await file_storage.create_upload(BUCKET, key)
+        await write_part(file_storage, key, upload_id, 1, b"part")
+        if key == "a":
+            await file_storage.abort_upload(BUCKET, key, upload_id)
+    assert len(data_files(file_storage)) == 1
+    assert await file_storage.expire_uploads(-1) == 1
+    assert data_files(file_storage) == set() and os.listdir(file_storage.tmp_dir) == []
+
+
+async def test_file_multipart_object_replaced_mid_read_fails_rather_than_mixing(file_storage: FileStorage) -> None:
+    await file_storage.create_bucket(BUCKET)
+    upload_id = await file_storage.create_upload(BUCKET, "k")
+    await write_part(file_storage, "k", upload_id, 1, b"1" * (2 << 20))
+    await write_part(file_storage, "k", upload_id, 2, b"2" * (2 << 20))
+    await file_storage.complete_upload(BUCKET, "k", upload_id, [1, 2])
+    reader = await file_storage.open_read(BUCKET, "k")
+    chunks = aiter(reader)
+    assert set(await anext(chunks)) == {ord("1")}
+    await put(file_storage, "k", b"replacement")  # unlinks the old parts' files
+    got = b""
     with pytest.raises(StorageError):
-        await storage.check()
+        async for chunk in chunks:
+            got += chunk
+    assert set(got) <= {ord("1")}
+    await reader.aclose()
+
+
+async def test_file_check_fails_when_not_writable(file_storage: FileStorage) -> None:
+    shutil.rmtree(file_storage.tmp_dir)
+    with pytest.raises(StorageError):
+        await file_storage.check()
+
+
+# -- s3 ---------------------------------------------------------------------------------------
+
+
+def upstream_keys(s3_admin: Any, s3_bucket: str) -> list[str]:
+    return sorted(o["Key"] for o in s3_admin.list_objects_v2(Bucket=s3_bucket).get("Contents", []))
+
+
+async def test_s3_upstream_layout(s3_storage: S3Storage, s3_admin: Any, s3_bucket: str) -> None:
+    await s3_storage.create_bucket(BUCKET)
+    await put(s3_storage, "dir/k", b"small", metadata=b"inline")
+    await put(s3_storage, "big-meta", b"x", metadata=os.urandom(5000))
+    await s3_storage.put_bucket_config(BUCKET, "encryption", b"{}")
+    keys = upstream_keys(s3_admin, s3_bucket)
+    sidecars = [k for k in keys if k.startswith("objects/.kmsgate/meta/")]
+    assert len(sidecars) == 1  # only the large blob needs one
+    assert sorted(set(keys) - set(sidecars)) == [
+        "objects/.kmsgate/buckets/contract-bucket", "objects/.kmsgate/configs/contract-bucket/encryption",
+        f"objects/{BUCKET}/big-meta", f"objects/{BUCKET}/dir/k"]
+    assert s3_admin.get_object(Bucket=s3_bucket, Key=f"objects/{BUCKET}/dir/k")["Body"].read() == b"small"
+    assert [o.key for o in (await s3_storage.list_objects(BUCKET)).objects] == ["big-meta", "dir/k"]
+
+
+async def test_s3_sidecars_go_with_the_version_that_names_them(s3_storage: S3Storage, s3_admin: Any,
+                                                               s3_bucket: str) -> None:
+    def sidecars() -> list[str]:
+        return [k for k in upstream_keys(s3_admin, s3_bucket) if k.startswith("objects/.kmsgate/meta/")]
+
+    await s3_storage.create_bucket(BUCKET)
+    await put(s3_storage, "k", b"one", metadata=b"a" * 5000)
+    first = sidecars()
+    await put(s3_storage, "k", b"two", metadata=b"b" * 5000)
+    assert len(sidecars()) == 1 and sidecars() != first
+    await put(s3_storage, "k", b"three", metadata=b"inline")
+    assert sidecars() == []
+    await put(s3_storage, "k", b"four", metadata=b"c" * 5000)
+    await s3_storage.delete(BUCKET, "k")
+    assert sidecars() == []
+
+
+async def test_s3_a_rejected_commit_leaves_no_sidecar(s3_storage: S3Storage, s3_admin: Any, s3_bucket: str) -> None:
+    await s3_storage.create_bucket(BUCKET)
+    original = s3_storage.client.put_object
+
+    async def rejected_for_objects(**kwargs: Any) -> Any:
+        if kwargs["Key"].startswith(f"objects/{BUCKET}/"):
+            kwargs["IfMatch"] = '"0000"'  # a precondition the server refuses
+        return await original(**kwargs)
+
+    s3_storage.client.put_object = rejected_for_objects
+    try:
+        writer = await s3_storage.open_write(BUCKET, "k", b"m" * 5000)
+        await writer.write(b"data")
+        with pytest.raises(StorageError):
+            await writer.commit()
+    finally:
+        s3_storage.client.put_object = original
+    assert upstream_keys(s3_admin, s3_bucket) == ["objects/.kmsgate/buckets/contract-bucket"]
+
+
+async def test_s3_a_commit_of_unknown_outcome_keeps_its_sidecar(s3_storage: S3Storage) -> None:
+    await s3_storage.create_bucket(BUCKET)
+    original = s3_storage.client.put_object
+
+    async def lost_answer(**kwargs: Any) -> Any:
+        response = await original(**kwargs)
+        if kwargs["Key"].startswith(f"objects/{BUCKET}/"):
+            raise aiohttp.ServerDisconnectedError()  # stored, but the client never hears so
+        return response
+
+    s3_storage.client.put_object = lost_answer
+    try:
+        writer = await s3_storage.open_write(BUCKET, "k", b"m" * 5000)
+        await writer.write(b"data")
+        with pytest.raises(StorageError):
+            await writer.commit()
+    finally:
+        s3_storage.client.put_object = original
+    assert (await s3_storage.head(BUCKET, "k")).metadata == b"m" * 5000
+    assert await get(s3_storage, "k") == b"data"
+
+
+async def test_s3_an_object_whose_sidecar_is_gone_is_a_storage_error(s3_storage: S3Storage, s3_admin: Any,
+                                                                     s3_bucket: str) -> None:
+    await s3_storage.create_bucket(BUCKET)
+    await put(s3_storage, "k", b"data", metadata=b"m" * 5000)
+    for key in upstream_keys(s3_admin, s3_bucket):
+        if key.startswith("objects/.kmsgate/meta/"):
+            s3_admin.delete_object(Bucket=s3_bucket, Key=key)
+    for attempt in (s3_storage.head(BUCKET, "k"), s3_storage.open_read(BUCKET, "k")):
+        with pytest.raises(StorageError) as info:
+            await attempt
+        assert not isinstance(info.value, ObjectNotFound)
 
 
 async def test_s3_large_object_goes_up_as_multipart(
     s3_storage: S3Storage, s3_admin: Any, s3_bucket: str
 ) -> None:
+    await s3_storage.create_bucket(BUCKET)
     data = os.urandom(2 * MIN_PART_BYTES + 12345)
-    writer = await s3_storage.open_write("big")
+    writer = await s3_storage.open_write(BUCKET, "big", b"m" * 3000)
     calls: list[int] = []
     original = s3_storage.client.upload_part
 
@@ -89,26 +392,31 @@ async def test_s3_large_object_goes_up_as_multipart(
     finally:
         s3_storage.client.upload_part = original
     assert len(calls) == 3 and sum(calls) == len(data)
-    body = s3_admin.get_object(Bucket=s3_bucket, Key="objects/big")["Body"].read()
+    body = s3_admin.get_object(Bucket=s3_bucket, Key=f"objects/{BUCKET}/big")["Body"].read()
     assert body == data
+    info = await s3_storage.head(BUCKET, "big")
+    assert (info.metadata, info.part_sizes) == (b"m" * 3000, ())  # written whole, as far as our API goes
 
 
 async def test_s3_aborted_multipart_leaves_nothing(
     s3_storage: S3Storage, s3_admin: Any, s3_bucket: str
 ) -> None:
-    writer = await s3_storage.open_write("half")
+    await s3_storage.create_bucket(BUCKET)
+    writer = await s3_storage.open_write(BUCKET, "half", b"m" * 3000)
     await writer.write(os.urandom(MIN_PART_BYTES + 1))
     assert s3_admin.list_multipart_uploads(Bucket=s3_bucket).get("Uploads")
     await writer.abort()
     assert not s3_admin.list_multipart_uploads(Bucket=s3_bucket).get("Uploads")
     with pytest.raises(ObjectNotFound):
-        await s3_storage.head("half")
+        await s3_storage.head(BUCKET, "half")
+    assert upstream_keys(s3_admin, s3_bucket) == ["objects/.kmsgate/buckets/contract-bucket"]
 
 
 async def test_s3_failed_commit_aborts_the_upload(
     s3_storage: S3Storage, s3_admin: Any, s3_bucket: str
 ) -> None:
-    writer = await s3_storage.open_write("fails")
+    await s3_storage.create_bucket(BUCKET)
+    writer = await s3_storage.open_write(BUCKET, "fails")
     await writer.write(os.urandom(MIN_PART_BYTES + 1))
     # The real server rejects the completion (a part list it never saw: InvalidPart).
     original = s3_storage.client.complete_multipart_upload
@@ -125,7 +433,7 @@ async def test_s3_failed_commit_aborts_the_upload(
         s3_storage.client.complete_multipart_upload = original
     assert not s3_admin.list_multipart_uploads(Bucket=s3_bucket).get("Uploads")
     with pytest.raises(ObjectNotFound):
-        await s3_storage.head("fails")
+        await s3_storage.head(BUCKET, "fails")
 
 
 async def test_s3_unreachable_endpoint_is_storage_error(aws_env: None) -> None:
@@ -142,7 +450,7 @@ async def test_s3_unreachable_endpoint_is_storage_error(aws_env: None) -> None:
             await storage.check()
         assert not isinstance(info.value, ObjectNotFound)
         with pytest.raises(StorageError):
-            await storage.head("k")
+            await storage.head(BUCKET, "k")
     finally:
         await storage.close()
 
@@ -154,3 +462,46 @@ async def test_s3_missing_bucket_fails_check(s3_endpoint: str, aws_env: None) ->
             await storage.check()
     finally:
         await storage.close()
+
+
+async def test_s3_multipart_maps_onto_one_upstream_upload_and_cleans_up(s3_storage: S3Storage, s3_admin: Any,
+                                                                        s3_bucket: str) -> None:
+    await s3_storage.create_bucket(BUCKET)
+    upload_id = await s3_storage.create_upload(BUCKET, "k", b"m" * 5000)
+    [upstream] = s3_admin.list_multipart_uploads(Bucket=s3_bucket)["Uploads"]
+    assert (upstream["UploadId"], upstream["Key"]) == (upload_id, f"objects/{BUCKET}/k")
+    await write_part(s3_storage, "k", upload_id, 1, os.urandom(MIN_PART_BYTES))
+    await write_part(s3_storage, "k", upload_id, 2, b"tail")
+    await s3_storage.complete_upload(BUCKET, "k", upload_id, [1, 2])
+    keys = upstream_keys(s3_admin, s3_bucket)
+    assert not [k for k in keys if k.startswith("objects/.kmsgate/uploads/")]
+    assert len([k for k in keys if k.startswith("objects/.kmsgate/meta/")]) == 1  # metadata and part sizes
+    assert (await s3_storage.head(BUCKET, "k")).part_sizes == (MIN_PART_BYTES, 4)
+
+    aborted = await s3_storage.create_upload(BUCKET, "gone", b"m" * 5000)
+    await write_part(s3_storage, "gone", aborted, 1, b"part")
+    await s3_storage.abort_upload(BUCKET, "gone", aborted)
+    assert not s3_admin.list_multipart_uploads(Bucket=s3_bucket).get("Uploads")
+    assert upstream_keys(s3_admin, s3_bucket) == keys
+
+
+async def test_s3_a_small_part_but_the_last_is_entity_too_small(s3_storage: S3Storage) -> None:
+    await s3_storage.create_bucket(BUCKET)
+    upload_id = await s3_storage.create_upload(BUCKET, "k")
+    await write_part(s3_storage, "k", upload_id, 1, b"small")
+    await write_part(s3_storage, "k", upload_id, 2, b"last")
+    with pytest.raises(EntityTooSmall):
+        await s3_storage.complete_upload(BUCKET, "k", upload_id, [1, 2])
+    with pytest.raises(ObjectNotFound):
+        await s3_storage.head(BUCKET, "k")
+    await s3_storage.abort_upload(BUCKET, "k", upload_id)
+
+
+async def test_s3_a_part_over_the_memory_cap_is_refused(s3_storage: S3Storage) -> None:
+    await s3_storage.create_bucket(BUCKET)
+    upload_id = await s3_storage.create_upload(BUCKET, "k")
+    writer = await s3_storage.open_part_write(BUCKET, "k", upload_id, 1)
+    cap = s3_storage.uploads.max_part_bytes
+    await writer.write(b"x" * cap)
+    with pytest.raises(InvalidArgument):
+        await writer.write(b"x")

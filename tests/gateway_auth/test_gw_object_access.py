@@ -133,7 +133,11 @@ def test_the_account_root_may_do_everything(owned: tuple[AuthGateway, str]) -> N
 
 
 def _stored_path(gw: AuthGateway, key: str) -> Path:
-    return FileStorage(gw.server.data_dir / "objects").object_path(key)
+    storage = FileStorage(gw.server.data_dir / "objects")  # the server's storage, opened alongside it
+    try:
+        return storage.object_files(BUCKET, key)[0]
+    finally:
+        storage.catalog.close()
 
 
 def test_each_object_is_stored_under_a_context_naming_its_arn(owned: tuple[AuthGateway, str]) -> None:

@@ -43,7 +43,7 @@ class FinalFrame:
 async def open_same_object(gateway: Gateway, key: str, info: StoredObject, start: int, end: int) -> ObjectReader:
     """Open ``[start, end)`` of the object version ``info`` describes; 503 ``SlowDown`` when
     the key now holds another version (its frames would not fit what was read before)."""
-    reader = await gateway.storage.open_read(key, start, end)
+    reader = await gateway.storage.open_read(info.bucket, key, start, end)
     if reader.info.etag != info.etag or reader.info.size != info.size:
         await reader.aclose()
         raise GatewayError(503, "SlowDown", "The object changed during the read; retry.",

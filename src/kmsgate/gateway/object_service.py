@@ -172,7 +172,7 @@ class ObjectService:
         entry = await materials.encryption_materials(
             key_id=key_id or gateway.settings.default_key_id, encryption_context=context, plaintext_length=length)
         encryptor = Encryptor(entry.materials, frame_length=gateway.settings.frame_length)
-        writer = await gateway.storage.open_write(key)
+        writer = await gateway.storage.open_write(bucket, key)
         try:
             async for data in encrypted(gateway, materials, entry, encryptor, body):
                 await writer.write(data)
@@ -186,7 +186,7 @@ class ObjectService:
     async def delete(self, caller: Caller, bucket: str, key: str) -> None:
         """Remove ``bucket/key``; removing a missing object succeeds."""
         self._gateway.object_access.check(caller, DELETE_OBJECT, object_arn(bucket, key))
-        await self._gateway.storage.delete(key)
+        await self._gateway.storage.delete(bucket, key)
 
     async def head(self, caller: Caller, bucket: str, key: str) -> ObjectInfo:
         """What a read would say of ``bucket/key`` before its body, vouched for as a read's is."""
@@ -254,7 +254,7 @@ class ObjectService:
         """Open ``key`` for a caller allowed ``s3:GetObject`` on it; as S3 does, a missing object is
         404 only for a caller who may also list the bucket, 403 for anyone else."""
         try:
-            return await self._gateway.storage.open_read(key)
+            return await self._gateway.storage.open_read(bucket, key)
         except ObjectNotFound:
             self._gateway.object_access.check(caller, LIST_BUCKET, bucket_arn(bucket))
             raise

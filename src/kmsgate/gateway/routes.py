@@ -10,7 +10,8 @@ path                        method   handler
 /v1/encrypt                 POST     ``streams.encrypt_stream``
 /v1/decrypt                 POST     ``streams.decrypt_stream``
 /healthz                    GET      alive (no dependency checked)
-/readyz                     GET      storage and KMS reachable, audit log writable, else 503
+/readyz                     GET      storage (with the default bucket) and KMS reachable, audit log
+                                     writable, else 503
 /metrics                    GET      Prometheus text exposition
 ==========================  =======  =========================================
 
@@ -41,6 +42,11 @@ async def healthz(request: web.Request, gateway: Gateway, exchange: Exchange) ->
     return web.json_response({"status": "ok"}, dumps=lambda v: orjson.dumps(v).decode())
 
 
+async def _probe_storage(gateway: Gateway) -> None:
+    await gateway.storage.check()
+    await gateway.ensure_default_bucket()
+
+
 async def _probe_kms(gateway: Gateway) -> None:
     if gateway.kms_probe is not None:
         await gateway.kms_probe()
@@ -64,7 +70,7 @@ async def readyz(request: web.Request, gateway: Gateway, exchange: Exchange) -> 
             checks[name] = "failed"
 
     await asyncio.gather(
-        check("storage", asyncio.ensure_future(gateway.storage.check())),
+        check("storage", asyncio.ensure_future(_probe_storage(gateway))),
         check("kms", asyncio.ensure_future(_probe_kms(gateway))),
     )
     if gateway.audit_status is not None:
@@ -103,12 +109,14 @@ GatewayFactory = Callable[[web.Application], Awaitable[Gateway]]
 def setup_gateway(app: web.Application, factory: GatewayFactory) -> None:
     """Add the gateway routes to ``app``; build the ``Gateway`` at startup via ``factory``
     (after any earlier cleanup contexts, so an in-process KMS service opened there is
-    available) and close it at shutdown, after in-flight requests have drained."""
+    available), create the default bucket in storage if it is missing, and close it at shutdown,
+    after in-flight requests have drained."""
 
     async def context(app: web.Application) -> AsyncIterator[None]:
         gateway = await factory(app)
         app[GATEWAY] = gateway
         try:
+            await gateway.start()
             yield
         finally:
             await gateway.close()

@@ -30,6 +30,7 @@ renders, and at close, so a scrape of another worker lags by at most that.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -49,8 +50,10 @@ from kmsgate.gateway.metrics import GatewayMetrics
 from kmsgate.gateway.object_access import ObjectAccess
 from kmsgate.gateway.object_service import ObjectService
 from kmsgate.gateway.principals import DEFAULT_MAX_IDENTITIES, CallerMaterials, KmsClientFactory
-from kmsgate.gateway.storage.base import Storage
+from kmsgate.gateway.storage.base import BucketAlreadyExists, Storage, StorageError
 from kmsgate.gateway.stream_service import StreamService
+
+log = logging.getLogger(__name__)
 
 DEFAULT_KEY_ALIAS = "alias/kmsgate-default"
 DEFAULT_BUCKET = "kmsgate"
@@ -150,6 +153,26 @@ class Gateway:
         self.in_flight = 0
         self._on_close = on_close
         self._sync_handle: asyncio.TimerHandle | None = None
+        self._default_bucket_ready = False
+
+    async def ensure_default_bucket(self) -> None:
+        """Create the default bucket unless it exists. Idempotent, and safe when several worker
+        processes start at once: whichever creates it, the others find it there."""
+        if self._default_bucket_ready:
+            return
+        try:
+            await self.storage.create_bucket(self.settings.default_bucket)
+        except BucketAlreadyExists:
+            pass
+        self._default_bucket_ready = True
+
+    async def start(self) -> None:
+        """Called once the gateway is built. Storage that is down at start does not stop the
+        process: ``/readyz`` reports it, and retries the default bucket, until it is back."""
+        try:
+            await self.ensure_default_bucket()
+        except StorageError as exc:
+            log.warning("default bucket not ready: %s", exc)
 
     def materials_for(self, caller: Caller) -> MaterialsManager:
         """The data-key caches whose KMS calls act as ``caller`` (see the module docstring)."""

@@ -65,7 +65,7 @@ async def _build_gateway(config: Config, app: web.Application) -> Gateway:
             region=config.s3_region,
         )
     else:
-        storage = FileStorage(config.data_dir / OBJECTS_DIRNAME)
+        storage = await FileStorage.open(config.data_dir / OBJECTS_DIRNAME)
     kms: KmsClient
     kms_for: Callable[[Caller], KmsClient] | None = None
     on_close = None

@@ -1,21 +1,49 @@
-"""Storage backends for encrypted objects, behind the ``Storage`` protocol."""
+"""Storage backends for buckets of encrypted objects, behind the ``Storage`` protocol."""
 
 from kmsgate.gateway.storage.base import (
+    BucketAlreadyExists,
+    BucketInfo,
+    BucketNotEmpty,
+    EntityTooSmall,
+    InvalidArgument,
+    InvalidPart,
+    InvalidPartOrder,
+    NoSuchBucket,
+    NoSuchUpload,
+    ObjectEntry,
     ObjectNotFound,
+    ObjectPage,
     ObjectReader,
     ObjectWriter,
+    PartInfo,
+    PartWriter,
     Storage,
     StorageError,
     StoredObject,
+    UploadInfo,
 )
 from kmsgate.gateway.storage.file import FileStorage
 
 __all__ = [
+    "BucketAlreadyExists",
+    "BucketInfo",
+    "BucketNotEmpty",
+    "EntityTooSmall",
     "FileStorage",
+    "InvalidArgument",
+    "InvalidPart",
+    "InvalidPartOrder",
+    "NoSuchBucket",
+    "NoSuchUpload",
+    "ObjectEntry",
     "ObjectNotFound",
+    "ObjectPage",
     "ObjectReader",
     "ObjectWriter",
+    "PartInfo",
+    "PartWriter",
     "Storage",
     "StorageError",
     "StoredObject",
+    "UploadInfo",
 ]

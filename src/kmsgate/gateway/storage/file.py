@@ -1,153 +1,117 @@
-"""The ``file`` storage backend: durable objects under a local directory.
+"""The ``file`` storage backend: buckets of durable objects under a local directory.
 
 Layout under ``root``::
 
-    objects/<h[0:2]>/<h[2:4]>/<h>     the stored bytes of the object whose key hashes to h
-    tmp/<h>.<16 hex random>.part       writes in progress (same file system, so rename is atomic)
+    catalog.sqlite3                 the catalog (``kmsgate.gateway.storage.catalog``): buckets,
+                                    configs, objects, uploads and parts, and which data files
+                                    hold each object's bytes
+    data/<n[0:2]>/<n>               one data file: a whole object or one part, ``n`` 32 random hex
+    tmp/<n>.part                    writes in progress (same file system, so rename is atomic)
+    objects/<h[0:2]>/<h[2:4]>/<h>   objects of the previous layout (one flat namespace, ``h`` the
+                                    SHA-256 of the key). They are not in the catalog, so no API
+                                    lists or reads them, and nothing here deletes them: each is a
+                                    complete message that ``/v1/decrypt`` can still decrypt.
 
-``h`` is the lowercase hex SHA-256 of the object key's UTF-8 bytes. Paths are derived
-only from that digest, so no key, however hostile (``..``, ``/``, NUL, 1 KiB long), can
-name a path outside ``root`` or collide with another key's file; keys ``a`` and ``a/b``
-coexist, as they do in S3.
+Data file names are random, never derived from a bucket or key, so no name however hostile
+(``..``, ``/``, NUL, 1 KiB long) can name a path outside ``root``, and two versions of one key
+never share a file.
 
-Durability: a write goes to a fresh temporary file; ``commit`` writes the rest, fsyncs the
-file, renames it over the final name and fsyncs the directory (and the parents of any
-directory it had to create). Until the rename a reader sees the previous object; after
-``commit`` returns the new one survives a crash. A failed or aborted write unlinks its
-temporary file. Temporary files older than ``STALE_TMP_SECONDS`` are left-overs of a
-crash and are removed when the backend opens.
+Durability and crash safety: a write goes to a fresh temporary file; ``commit`` writes the
+rest, fsyncs it, renames it to its data file name and fsyncs the directory (and the parents of
+any directory it had to create); THEN commits the catalog row that names it (the
+acknowledgment point; readers see the new version from then on); then unlinks the replaced
+version's files. A crash before the catalog commit leaves the old version visible and an
+unreferenced data file; a crash after it leaves the new version and the old files unreferenced.
+At open, temporary files older than ``STALE_TMP_SECONDS`` and data files that the catalog does
+not name and that are older than ``ORPHAN_GRACE_SECONDS`` (another process may be between its
+rename and its catalog commit) are removed. A completed multipart upload keeps its part files,
+named in order by the object's row: completing copies nothing.
 
-All blocking file-system calls run in the default thread pool, never on the event loop.
-Writes are gathered (by reference, not copied) up to ``WRITE_BUFFER_BYTES`` and written with
-one ``writev``, so that a small object costs one thread hop for the whole commit; after each
-write the kernel is asked to start writing those pages back, so a large object's disk writes
-overlap its upload instead of all waiting for the fsync at commit. Reads go in blocks of ``READ_BLOCK_BYTES`` (a thread
-hand-off costs 50-100 us, as much as reading 256 KiB from the page cache, so blocks are
-larger than the storage seam's preferred chunk); the first block is read by the same thread
-call that opens the file, so an object of at most one block costs one hop.
+A read looks the object up in the catalog and opens its first data file, reading the first
+block, in one thread call (an object of at most one block costs one hop); a version replaced
+in between is looked up again. The data files of a multipart object are opened one after the
+other as the read reaches them: if the object is replaced or deleted meanwhile, the read fails
+with ``StorageError`` (each file belongs to one version, so a read never mixes two).
+
+All blocking calls (files, the catalog) run in the default thread pool, never on the event
+loop. Writes are gathered (by reference, not copied) up to ``WRITE_BUFFER_BYTES`` and written
+with one ``writev``, so that a small object costs one thread hop for the whole write; after
+each write the kernel is asked to start writing those pages back, so a large object's disk
+writes overlap its upload instead of all waiting for the fsync at commit. Reads go in blocks of
+``READ_BLOCK_BYTES`` (a thread hand-off costs 50-100 us, as much as reading 256 KiB from the
+page cache, so blocks are larger than the storage seam's preferred chunk).
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import hashlib
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from functools import partial
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Generic, TypeVar
 
 from kmsgate.gateway.storage.base import (
-    ObjectNotFound,
+    MAX_BUCKET_CONFIG_BYTES,
+    MAX_LIST_KEYS,
+    BucketInfo,
+    InvalidArgument,
+    NoSuchUpload,
+    ObjectPage,
+    PartInfo,
     RangeReader,
     StorageError,
     StoredObject,
+    UploadInfo,
+    check_completion,
+    check_metadata,
+    check_part_number,
     resolve_range,
+    validate_bucket_name,
+    validate_config_name,
 )
+from kmsgate.gateway.storage.catalog import Catalog, ObjectRecord
+from kmsgate.gateway.storage.fileio import (
+    Serial,
+    fsync_dir,
+    makedirs_durable,
+    start_writeback,
+    unlink_quietly,
+    write_all,
+)
+from kmsgate.gateway.storage.listing import list_page, prefix_end
 
 WRITE_BUFFER_BYTES = 1024 * 1024
 READ_BLOCK_BYTES = 1024 * 1024
 STALE_TMP_SECONDS = 24 * 3600
+ORPHAN_GRACE_SECONDS = 3600
+"""A data file the catalog does not name is removed at open only once it is this old."""
+_OPEN_ATTEMPTS = 3
 
-T = TypeVar("T")
-
-
-class _Serial:
-    """Runs blocking calls for one file descriptor in the thread pool, one at a time.
-
-    A cancelled caller does not stop a call already in a thread; ``drain`` waits for it, so
-    the descriptor is never closed (and its number reused) under a running ``write``/``pread``.
-    """
-
-    __slots__ = ("_pending",)
-
-    def __init__(self) -> None:
-        self._pending: asyncio.Future[Any] | None = None
-
-    async def run(self, fn: Callable[..., T], *args: object) -> T:
-        fut = asyncio.get_running_loop().run_in_executor(None, fn, *args)
-        self._pending = fut
-        return await fut
-
-    async def drain(self) -> None:
-        fut, self._pending = self._pending, None
-        if fut is not None and not fut.done():
-            await asyncio.wait([fut])
+R = TypeVar("R")
 
 
-def _digest(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+def _new_name() -> str:
+    return secrets.token_hex(16)
 
 
-def _etag(st: os.stat_result) -> str:
-    token = f"{st.st_ino:x}:{st.st_mtime_ns:x}:{st.st_size:x}".encode()
-    return hashlib.sha256(token).hexdigest()[:32]
+class _DataFileWriter(Generic[R]):
+    """Streams one data file into a temporary file; ``_record`` commits it to the catalog."""
 
-
-def _info(key: str, st: os.stat_result) -> StoredObject:
-    return StoredObject(key=key, size=st.st_size, etag=_etag(st), last_modified=st.st_mtime)
-
-
-_MAX_IOV = 1024  # IOV_MAX on Linux
-_SYNC_FILE_RANGE_WRITE = 2  # <fcntl.h>: start writeback of dirty pages in the range, do not wait
-_sync_file_range: Any
-try:
-    _libc = ctypes.CDLL(None, use_errno=True)
-    _sync_file_range = _libc.sync_file_range
-    _sync_file_range.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
-    _sync_file_range.restype = ctypes.c_int
-except (AttributeError, OSError):  # pragma: no cover - not Linux
-    _sync_file_range = None
-
-
-def _start_writeback(fd: int, offset: int, length: int) -> None:
-    """Ask the kernel to start writing ``[offset, offset + length)`` to disk now (Linux
-    ``sync_file_range(SYNC_FILE_RANGE_WRITE)``). Only a hint that spreads the disk work over
-    the upload: durability still comes from the fsync at commit. A no-op where unavailable."""
-    if _sync_file_range is not None:
-        _sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _makedirs_durable(path: Path, stop: Path) -> None:
-    """Create ``path`` and missing parents below ``stop``, fsyncing each new entry's parent."""
-    missing: list[Path] = []
-    cur = path
-    while cur != stop and not cur.is_dir():
-        missing.append(cur)
-        cur = cur.parent
-    for d in reversed(missing):
-        try:
-            d.mkdir()
-        except FileExistsError:
-            continue
-        _fsync_dir(d.parent)
-
-
-class FileObjectWriter:
-    """Streams one object into a temporary file; see the module docstring."""
-
-    def __init__(self, storage: FileStorage, key: str) -> None:
+    def __init__(self, storage: FileStorage) -> None:
         self._storage = storage
-        self._key = key
-        self._digest = _digest(key)
-        self._tmp_path = storage.tmp_dir / f"{self._digest}.{secrets.token_hex(8)}.part"
+        self._name = _new_name()
+        self._tmp_path = storage.tmp_dir / f"{self._name}.part"
         self._fd: int | None = None
         self._pending: list[bytes | bytearray | memoryview] = []
         self._pending_bytes = 0
         self._flushed = 0  # bytes in the file so far
         self._written = 0
         self._done = False
-        self._serial = _Serial()
+        self._serial = Serial()
 
     @property
     def bytes_written(self) -> int:
@@ -163,29 +127,33 @@ class FileObjectWriter:
         if self._fd is None:
             self._fd = os.open(self._tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         start = self._flushed
-        views = [memoryview(c).cast("B") for c in chunks if len(c)]
-        while views:
-            n = os.writev(self._fd, views[:_MAX_IOV])
-            self._flushed += n
-            while views and n >= len(views[0]):
-                n -= len(views[0])
-                views.pop(0)
-            if n:
-                views[0] = views[0][n:]
+        self._flushed += write_all(self._fd, chunks)
         if writeback and self._flushed > start:
-            _start_writeback(self._fd, start, self._flushed - start)
+            start_writeback(self._fd, start, self._flushed - start)
 
-    def _commit_sync(self, chunks: list[bytes | bytearray | memoryview]) -> StoredObject:
+    def _record(self, size: int, now: float) -> tuple[R, list[str]]:
+        """Commit the data file ``self._name`` to the catalog; return the result and the files it replaced."""
+        raise NotImplementedError
+
+    def _commit_sync(self, chunks: list[bytes | bytearray | memoryview]) -> R:
         self._flush_sync(chunks, writeback=False)  # the fsync below writes these at once
-        assert self._fd is not None  # _flush_sync opened it
-        os.fsync(self._fd)
-        os.close(self._fd)
+        fd = self._fd
+        if fd is None:  # pragma: no cover - _flush_sync opened it
+            raise StorageError("file storage writer lost its file")
+        os.fsync(fd)
+        os.close(fd)
         self._fd = None
-        final = self._storage.object_path(self._key)
-        _makedirs_durable(final.parent, self._storage.objects_dir)
+        final = self._storage.data_path(self._name)
+        makedirs_durable(final.parent, self._storage.data_dir)
         os.rename(self._tmp_path, final)
-        _fsync_dir(final.parent)
-        return _info(self._key, os.stat(final))
+        fsync_dir(final.parent)
+        try:
+            result, stale = self._record(self._flushed, time.time())
+        except BaseException:
+            unlink_quietly([final])
+            raise
+        unlink_quietly(self._storage.data_paths(stale))
+        return result
 
     def _cleanup_sync(self) -> None:
         if self._fd is not None:
@@ -213,16 +181,19 @@ class FileObjectWriter:
                 await self.abort()
                 raise StorageError(f"file storage write failed: {exc.strerror}") from exc
 
-    async def commit(self) -> StoredObject:
+    async def commit(self) -> R:
         if self._done:
             raise StorageError("commit after commit or abort")
         try:
-            info = await self._serial.run(self._commit_sync, self._take_pending())
+            result = await self._serial.run(self._commit_sync, self._take_pending())
         except OSError as exc:
             await self.abort()
             raise StorageError(f"file storage commit failed: {exc.strerror}") from exc
+        except BaseException:
+            await self.abort()
+            raise
         self._done = True
-        return info
+        return result
 
     async def abort(self) -> None:
         self._done = True
@@ -231,15 +202,110 @@ class FileObjectWriter:
         await asyncio.to_thread(self._cleanup_sync)
 
 
-class FileObjectReader(RangeReader):
-    """Reads ``[start, end)`` of an open file descriptor in thread-pool chunks."""
+class FileObjectWriter(_DataFileWriter[StoredObject]):
+    """Streams one object; see the module docstring."""
 
-    def __init__(self, fd: int, info: StoredObject, start: int, end: int, first: bytes = b"") -> None:
-        """``first``: the bytes from ``start`` already read (by the call that opened ``fd``)."""
+    def __init__(self, storage: FileStorage, bucket: str, key: str, metadata: bytes) -> None:
+        super().__init__(storage)
+        self._bucket = bucket
+        self._key = key
+        self._metadata = metadata
+
+    def _record(self, size: int, now: float) -> tuple[StoredObject, list[str]]:
+        info = StoredObject(bucket=self._bucket, key=self._key, size=size, etag=self._name,
+                            last_modified=now, metadata=self._metadata)
+        return info, self._storage.catalog.put_object(ObjectRecord(info, (self._name,)))
+
+
+class FilePartWriter(_DataFileWriter[PartInfo]):
+    """Streams one part of a multipart upload."""
+
+    def __init__(self, storage: FileStorage, bucket: str, key: str, upload_id: str, part_number: int) -> None:
+        super().__init__(storage)
+        self._bucket = bucket
+        self._key = key
+        self._upload_id = upload_id
+        self._part_number = part_number
+
+    def _record(self, size: int, now: float) -> tuple[PartInfo, list[str]]:
+        part = PartInfo(self._part_number, size, self._name, now)
+        return part, self._storage.catalog.put_part(self._bucket, self._key, self._upload_id, part, self._name)
+
+
+@dataclass(frozen=True, slots=True)
+class _Segment:
+    """One data file of an object: where its bytes sit in the object."""
+
+    path: Path
+    offset: int
+    size: int
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.size
+
+
+def _segments(storage: FileStorage, record: ObjectRecord) -> list[_Segment]:
+    sizes = record.info.part_sizes or (record.info.size,)
+    if len(sizes) != len(record.files):
+        raise StorageError("file storage catalog entry is inconsistent")
+    segments, offset = [], 0
+    for name, size in zip(record.files, sizes):
+        segments.append(_Segment(storage.data_path(name), offset, size))
+        offset += size
+    return segments
+
+
+class FileObjectReader(RangeReader):
+    """Reads ``[start, end)`` of an object's data files, block by block in the thread pool."""
+
+    def __init__(self, info: StoredObject, segments: list[_Segment], start: int, end: int) -> None:
         super().__init__(info, start, end)
-        self._fd: int | None = fd
-        self._first = first
-        self._serial = _Serial()
+        self._segments = segments
+        self._index = 0  # the segment that holds ``start`` (set by ``_open_first_sync``)
+        self._fd: int | None = None
+        self._first = b""
+        self._closed = False
+        self._serial = Serial()
+
+    def _read_sync(self, pos: int) -> bytes:
+        """Read the next block at object offset ``pos``, opening its segment's file if needed
+        (the descriptor is kept on ``self`` as soon as it exists, so ``aclose`` can close it)."""
+        seg = self._segments[self._index]
+        while pos >= seg.end:
+            if self._fd is not None:
+                fd, self._fd = self._fd, None
+                os.close(fd)
+            self._index += 1
+            seg = self._segments[self._index]
+        if self._fd is None:
+            self._fd = os.open(seg.path, os.O_RDONLY)
+        want = min(READ_BLOCK_BYTES, self._end - pos, seg.end - pos)
+        return os.pread(self._fd, want, pos - seg.offset)
+
+    @classmethod
+    def open_sync(cls, info: StoredObject, segments: list[_Segment], start: int | None,
+                  end: int | None) -> FileObjectReader:
+        """Open the file that holds ``start`` and read the first block (blocking; raises
+        ``FileNotFoundError`` when the version was replaced since ``info`` was looked up).
+
+        For an object in one file, the file is the truth about the bytes: a damaged (truncated)
+        file reads as the shorter message it now is, for the gateway to refuse as such."""
+        reader = cls(info, segments, 0, 0)
+        try:
+            if len(segments) == 1:
+                reader._fd = os.open(segments[0].path, os.O_RDONLY)
+                size = os.fstat(reader._fd).st_size
+                if size != info.size:
+                    reader._info = replace(info, size=size)
+                    reader._segments = [replace(segments[0], size=size)]
+            reader._start, reader._end = resolve_range(reader._info.size, start, end)
+            if reader._end > reader._start:
+                reader._first = reader._read_sync(reader._start)
+        except BaseException:
+            reader._close_sync()
+            raise
+        return reader
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         pos = self._start
@@ -248,10 +314,11 @@ class FileObjectReader(RangeReader):
                 first, self._first = self._first, b""
                 pos += len(first)
                 yield first
-            while pos < self._end and self._fd is not None:
-                want = min(READ_BLOCK_BYTES, self._end - pos)
+            while pos < self._end and not self._closed:
                 try:
-                    chunk = await self._serial.run(os.pread, self._fd, want, pos)
+                    chunk = await self._serial.run(self._read_sync, pos)
+                except FileNotFoundError:
+                    raise StorageError("file storage object was replaced during the read") from None
                 except OSError as exc:
                     raise StorageError(f"file storage read failed: {exc.strerror}") from exc
                 if not chunk:
@@ -261,36 +328,44 @@ class FileObjectReader(RangeReader):
         finally:
             await self.aclose()
 
-    async def aclose(self) -> None:
+    def _close_sync(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None
-            await self._serial.drain()
             os.close(fd)
+
+    async def aclose(self) -> None:
+        self._closed = True
+        await self._serial.drain()
+        self._close_sync()
 
 
 def _close_unclaimed(fut: asyncio.Future[FileObjectReader]) -> None:
     if not fut.cancelled() and fut.exception() is None:
-        reader = fut.result()
-        if reader._fd is not None:
-            os.close(reader._fd)
-            reader._fd = None
+        fut.result()._close_sync()
 
 
 class FileStorage:
-    """Objects as files under ``root`` (created if missing)."""
+    """Buckets of objects under ``root`` (created if missing). ``await FileStorage.open(root)``
+    builds one without blocking the event loop."""
 
     name = "file"
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
-        self.objects_dir = self.root / "objects"
+        self.data_dir = self.root / "data"
         self.tmp_dir = self.root / "tmp"
         try:
-            self.objects_dir.mkdir(parents=True, exist_ok=True)
+            self.data_dir.mkdir(parents=True, exist_ok=True)
             self.tmp_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot create storage directory: {exc.strerror}") from exc
+        self.catalog = Catalog(self.root)
         self._remove_stale_tmp()
+        self._remove_orphans()
+
+    @classmethod
+    async def open(cls, root: str | os.PathLike[str]) -> FileStorage:
+        return await asyncio.to_thread(cls, root)
 
     def _remove_stale_tmp(self) -> None:
         cutoff = time.time() - STALE_TMP_SECONDS
@@ -301,67 +376,169 @@ class FileStorage:
             except FileNotFoundError:
                 continue
 
-    def object_path(self, key: str) -> Path:
-        """The file that holds ``key``; always inside ``objects_dir``."""
-        h = _digest(key)
-        return self.objects_dir / h[0:2] / h[2:4] / h
+    def _remove_orphans(self) -> None:
+        """Remove data files no catalog row names (see the module docstring). The catalog is
+        read first: a file committed after that read is younger than the grace period."""
+        referenced = self.catalog.referenced_files()
+        cutoff = time.time() - ORPHAN_GRACE_SECONDS
+        for shard in os.scandir(self.data_dir):
+            if not shard.is_dir(follow_symlinks=False):
+                continue
+            for entry in os.scandir(shard.path):
+                try:
+                    if entry.name not in referenced and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                        os.unlink(entry.path)
+                except FileNotFoundError:
+                    continue
 
-    async def open_write(self, key: str) -> FileObjectWriter:
-        return FileObjectWriter(self, key)
+    def data_path(self, name: str) -> Path:
+        """The data file ``name`` (a random hex name from this module); always inside ``data_dir``."""
+        return self.data_dir / name[0:2] / name
 
-    def _open_sync(self, key: str, start: int | None, end: int | None) -> FileObjectReader:
-        """Open, stat and read the first block, in one thread call."""
+    def data_paths(self, names: Sequence[str]) -> list[Path]:
+        return [self.data_path(n) for n in names]
+
+    def object_files(self, bucket: str, key: str) -> list[Path]:
+        """The data files holding an object's bytes, in order (blocking; for tools and tests)."""
+        return self.data_paths(self.catalog.get_object(bucket, key).files)
+
+    async def _run(self, fn: Callable[..., R], *args: object) -> R:
         try:
-            fd = os.open(self.object_path(key), os.O_RDONLY)
-        except FileNotFoundError:
-            raise ObjectNotFound(key) from None
+            return await asyncio.to_thread(fn, *args)
         except OSError as exc:
-            raise StorageError(f"file storage open failed: {exc.strerror}") from exc
-        try:
-            info = _info(key, os.fstat(fd))
-            lo, hi = resolve_range(info.size, start, end)
-            first = os.pread(fd, min(READ_BLOCK_BYTES, hi - lo), lo) if hi > lo else b""
-        except OSError as exc:
-            os.close(fd)
-            raise StorageError(f"file storage read failed: {exc.strerror}") from exc
-        except BaseException:
-            os.close(fd)
-            raise
-        return FileObjectReader(fd, info, lo, hi, first)
+            raise StorageError(f"file storage failed: {exc.strerror}") from exc
+
+    # -- buckets --
+
+    async def create_bucket(self, bucket: str) -> BucketInfo:
+        return await self._run(self.catalog.create_bucket, validate_bucket_name(bucket), time.time())
+
+    async def head_bucket(self, bucket: str) -> BucketInfo:
+        return await self._run(self.catalog.head_bucket, bucket)
+
+    def _delete_bucket_sync(self, bucket: str) -> None:
+        unlink_quietly(self.data_paths(self.catalog.delete_bucket(bucket)))
+
+    async def delete_bucket(self, bucket: str) -> None:
+        await self._run(self._delete_bucket_sync, bucket)
+
+    async def list_buckets(self) -> list[BucketInfo]:
+        return await self._run(self.catalog.list_buckets)
+
+    async def put_bucket_config(self, bucket: str, name: str, document: bytes) -> None:
+        if len(document) > MAX_BUCKET_CONFIG_BYTES:
+            raise InvalidArgument(f"bucket configuration exceeds {MAX_BUCKET_CONFIG_BYTES} bytes")
+        await self._run(self.catalog.put_bucket_config, bucket, validate_config_name(name), bytes(document))
+
+    async def get_bucket_config(self, bucket: str, name: str) -> bytes | None:
+        return await self._run(self.catalog.get_bucket_config, bucket, validate_config_name(name))
+
+    async def delete_bucket_config(self, bucket: str, name: str) -> None:
+        await self._run(self.catalog.delete_bucket_config, bucket, validate_config_name(name))
+
+    # -- objects --
+
+    async def open_write(self, bucket: str, key: str, metadata: bytes = b"") -> FileObjectWriter:
+        metadata = check_metadata(metadata)
+        await self.head_bucket(bucket)  # fail before the body streams; the commit checks again
+        return FileObjectWriter(self, bucket, key, metadata)
+
+    def _open_sync(self, bucket: str, key: str, start: int | None, end: int | None) -> FileObjectReader:
+        """Look up, open and read the first block, in one thread call."""
+        for _ in range(_OPEN_ATTEMPTS):
+            record = self.catalog.get_object(bucket, key)
+            try:
+                return FileObjectReader.open_sync(record.info, _segments(self, record), start, end)
+            except FileNotFoundError:
+                continue  # replaced between the lookup and the open: look again
+        raise StorageError("file storage object keeps changing")
 
     async def open_read(
-        self, key: str, start: int | None = None, end: int | None = None
+        self, bucket: str, key: str, start: int | None = None, end: int | None = None
     ) -> FileObjectReader:
-        fut = asyncio.get_running_loop().run_in_executor(None, self._open_sync, key, start, end)
+        fut = asyncio.get_running_loop().run_in_executor(None, self._open_sync, bucket, key, start, end)
         try:
             return await asyncio.shield(fut)
         except asyncio.CancelledError:
             fut.add_done_callback(_close_unclaimed)  # the open finishes in its thread: close what it opened
             raise
-
-    def _head_sync(self, key: str) -> StoredObject:
-        try:
-            return _info(key, os.stat(self.object_path(key)))
-        except FileNotFoundError:
-            raise ObjectNotFound(key) from None
         except OSError as exc:
-            raise StorageError(f"file storage stat failed: {exc.strerror}") from exc
+            raise StorageError(f"file storage read failed: {exc.strerror}") from exc
 
-    async def head(self, key: str) -> StoredObject:
-        return await asyncio.to_thread(self._head_sync, key)
+    async def head(self, bucket: str, key: str) -> StoredObject:
+        record = await self._run(self.catalog.get_object, bucket, key)
+        return record.info
 
-    def _delete_sync(self, key: str) -> None:
-        path = self.object_path(key)
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            raise StorageError(f"file storage delete failed: {exc.strerror}") from exc
-        _fsync_dir(path.parent)
+    def _delete_sync(self, bucket: str, key: str) -> None:
+        unlink_quietly(self.data_paths(self.catalog.delete_object(bucket, key)))
 
-    async def delete(self, key: str) -> None:
-        await asyncio.to_thread(self._delete_sync, key)
+    async def delete(self, bucket: str, key: str) -> None:
+        await self._run(self._delete_sync, bucket, key)
+
+    def _list_sync(self, bucket: str, prefix: str, delimiter: str | None, start_after: str | None,
+                   max_keys: int) -> ObjectPage:
+        self.catalog.head_bucket(bucket)
+        return list_page(partial(self.catalog.scan, bucket), prefix=prefix, delimiter=delimiter, start_after=start_after,
+                         max_keys=max_keys)
+
+    async def list_objects(
+        self, bucket: str, *, prefix: str = "", delimiter: str | None = None,
+        start_after: str | None = None, max_keys: int = MAX_LIST_KEYS,
+    ) -> ObjectPage:
+        return await self._run(self._list_sync, bucket, prefix, delimiter or None, start_after, max_keys)
+
+    # -- multipart uploads --
+
+    async def create_upload(self, bucket: str, key: str, metadata: bytes = b"") -> str:
+        metadata = check_metadata(metadata)
+        upload_id = secrets.token_hex(16)
+        await self._run(self.catalog.create_upload, bucket, key, upload_id, metadata, time.time())
+        return upload_id
+
+    async def open_part_write(self, bucket: str, key: str, upload_id: str, part_number: int) -> FilePartWriter:
+        check_part_number(part_number)
+        await self._run(self.catalog.check_upload, bucket, key, upload_id)
+        return FilePartWriter(self, bucket, key, upload_id, part_number)
+
+    async def list_parts(self, bucket: str, key: str, upload_id: str) -> list[PartInfo]:
+        return await self._run(self.catalog.list_parts, bucket, key, upload_id)
+
+    async def list_uploads(self, bucket: str, prefix: str = "") -> list[UploadInfo]:
+        upper = prefix_end(prefix) if prefix else None
+        return await self._run(self.catalog.list_uploads, bucket, prefix, upper)
+
+    def _complete_sync(self, bucket: str, key: str, upload_id: str, numbers: tuple[int, ...]) -> StoredObject:
+        etag = f"{_new_name()}-{len(numbers)}"
+        info, stale = self.catalog.complete_upload(bucket, key, upload_id, numbers, etag, time.time())
+        unlink_quietly(self.data_paths(stale))
+        return info
+
+    async def complete_upload(
+        self, bucket: str, key: str, upload_id: str, part_numbers: Sequence[int]
+    ) -> StoredObject:
+        numbers = check_completion(part_numbers)
+        return await self._run(self._complete_sync, bucket, key, upload_id, numbers)
+
+    def _abort_sync(self, bucket: str, key: str, upload_id: str) -> None:
+        unlink_quietly(self.data_paths(self.catalog.abort_upload(bucket, key, upload_id)))
+
+    async def abort_upload(self, bucket: str, key: str, upload_id: str) -> None:
+        await self._run(self._abort_sync, bucket, key, upload_id)
+
+    def _expire_sync(self, older_than_seconds: float) -> int:
+        aborted = 0
+        for bucket, key, upload_id in self.catalog.uploads_before(time.time() - older_than_seconds):
+            try:
+                self._abort_sync(bucket, key, upload_id)
+            except NoSuchUpload:
+                continue  # completed or aborted meanwhile
+            aborted += 1
+        return aborted
+
+    async def expire_uploads(self, older_than_seconds: float) -> int:
+        return await self._run(self._expire_sync, older_than_seconds)
+
+    # -- the backend --
 
     def _check_sync(self) -> None:
         probe = self.tmp_dir / f"ready.{secrets.token_hex(8)}.part"
@@ -371,9 +548,10 @@ class FileStorage:
             os.unlink(probe)
         except OSError as exc:
             raise StorageError(f"file storage not writable: {exc.strerror}") from exc
+        self.catalog.list_buckets()
 
     async def check(self) -> None:
         await asyncio.to_thread(self._check_sync)
 
     async def close(self) -> None:
-        return None
+        await asyncio.to_thread(self.catalog.close)

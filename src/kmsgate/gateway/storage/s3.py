@@ -1,99 +1,151 @@
-"""The ``s3`` storage backend: objects in any S3-compatible bucket, through aiobotocore.
+"""The ``s3`` storage backend: buckets of objects in one S3-compatible upstream bucket, through aiobotocore.
 
-An object key ``k`` is stored as ``<prefix><k>`` in ``bucket``. Credentials and, when not
-given, the region come from the standard AWS chain (environment, shared files, instance
-roles); nothing here reads or logs them.
+Upstream layout (all under ``prefix`` in the upstream ``bucket``)::
+
+    <bucket>/<key>                    the stored bytes of object ``key`` of bucket ``bucket``
+    .kmsgate/buckets/<bucket>         the bucket's registry entry (empty; created = LastModified)
+    .kmsgate/configs/<bucket>/<name>  a bucket configuration document
+    .kmsgate/meta/<token>             a sidecar: metadata blob and part sizes of one object version
+    .kmsgate/uploads/<sha256(id)>     an in-progress multipart upload's token and metadata blob
+
+A bucket name cannot start with ``.``, so ``.kmsgate/`` never collides with objects. How the
+metadata blob and part sizes are kept (inline in the upstream user metadata when small, else in
+a sidecar) and the formats are in ``kmsgate.gateway.storage.s3meta``. Objects stored before
+buckets existed (``<prefix><key>``) are not moved; one whose key happens to start with a
+bucket's name and ``/`` shows up in that bucket, with an empty metadata blob.
+
+Credentials and, when not given, the region come from the standard AWS chain (environment,
+shared files, instance roles); nothing here reads or logs them.
 
 Writes: bytes accumulate in one buffer of at most ``part_size`` (+ one chunk) bytes. An
 object that ends before the buffer first fills is sent with a single ``PutObject`` at
-``commit``. Otherwise the writer starts a multipart upload, sends each full buffer as a
-part, and ``commit`` sends the rest as the last part and completes the upload; S3 makes the
-object visible only at completion, whole. On any failure, and on ``abort``, the multipart
-upload is aborted so no parts remain billed or visible. Memory per writer is therefore
-bounded by ``part_size`` whatever the object size.
+``commit``. Otherwise the writer starts an upstream multipart upload, sends each full buffer as
+a part, and ``commit`` sends the rest as the last part and completes the upload; S3 makes the
+object visible only at completion, whole. On any failure, and on ``abort``, the upload is
+aborted so no parts remain billed or visible. Memory per writer is therefore bounded by
+``part_size`` whatever the object size.
 
-Reads are ranged ``GetObject`` calls streamed in chunks of ``READ_CHUNK_BYTES``.
+Sidecars are written before the object that names them and deleted after the object stops
+naming them (a replacement or a delete learns the previous version's token with a ``HEAD`` when
+it opens). Failure cases, all on the safe side (never a visible object without its metadata):
+a crash or a failed write between the sidecar and the object leaves an unreferenced sidecar; a
+commit whose outcome is unknown (a transport error) keeps its sidecar; two writers replacing one
+key at once can each delete only the version they saw, so the loser's sidecar stays behind. An
+unreferenced sidecar is a small object that nothing reads. A reader that finds an object's
+sidecar gone (the object was replaced meanwhile) reads again.
+
+A bucket is checked when a write or an upload opens, not again at commit: a write racing
+``delete_bucket`` can leave an object under a deleted bucket's name, visible again if the bucket
+is re-created. ``create_bucket`` relies on conditional writes (``If-None-Match: *``); an
+upstream without them lets two concurrent creates both succeed.
+
+Reads are ranged ``GetObject`` calls streamed in chunks of ``READ_CHUNK_BYTES``. Listing is
+the upstream ``ListObjectsV2`` with the mapped prefix and the same delimiter: the mapping adds
+the same prefix to every key, so the upstream order and grouping are ours.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from kmsgate.gateway.storage.base import (
+    MAX_BUCKET_CONFIG_BYTES,
+    MAX_LIST_KEYS,
+    MIN_PART_BYTES,
     READ_CHUNK_BYTES,
+    BucketAlreadyExists,
+    BucketInfo,
+    BucketNotEmpty,
+    InvalidArgument,
+    NoSuchBucket,
+    ObjectEntry,
     ObjectNotFound,
+    ObjectPage,
+    PartInfo,
     RangeReader,
     StorageError,
     StoredObject,
+    UploadInfo,
+    check_metadata,
     resolve_range,
+    validate_bucket_name,
+    validate_config_name,
 )
+from kmsgate.gateway.storage.s3errors import CLIENT_ERRORS, TRANSPORT_ERRORS, clean_etag, error_code, translate
+from kmsgate.gateway.storage.s3meta import (
+    MetadataRef,
+    Sidecar,
+    decode_sidecar,
+    encode_sidecar,
+    inline_fields,
+    new_token,
+    read_fields,
+    sidecar_fields,
+)
+from kmsgate.gateway.storage.s3uploads import S3PartWriter, S3Uploads
 
 log = logging.getLogger(__name__)
 
-MIN_PART_BYTES = 5 * 1024 * 1024
-"""S3's smallest allowed part (all but the last)."""
 DEFAULT_PART_BYTES = 8 * 1024 * 1024
 MAX_PARTS = 10_000
-_NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
-_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
-    BotoCoreError,
-    aiohttp.ClientError,
-    TimeoutError,
-    OSError,
-)
+_OPEN_ATTEMPTS = 3
+
+__all__ = ["DEFAULT_PART_BYTES", "MAX_PARTS", "MIN_PART_BYTES", "S3Storage"]
 
 
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
+def _stamp(value: Any) -> float:
+    return value.timestamp() if value is not None else time.time()
 
 
-def _translate(exc: BaseException, what: str) -> StorageError:
-    """One place that turns an S3 client failure into our storage errors."""
-    if isinstance(exc, ClientError):
-        code = _code(exc)
-        if code in _NOT_FOUND_CODES:
-            return ObjectNotFound(what)
-        return StorageError(f"s3 {what} failed: {code or 'error'}")
-    return StorageError(f"s3 {what} failed: {type(exc).__name__}")
-
-
-def _etag(raw: object) -> str:
-    return str(raw or "").strip('"')
+class _SidecarGone(Exception):
+    """An object's sidecar vanished: the object was replaced or deleted while it was read."""
 
 
 class S3ObjectWriter:
     """Streams one object into S3; see the module docstring."""
 
-    def __init__(self, storage: S3Storage, key: str) -> None:
+    def __init__(self, storage: S3Storage, bucket: str, key: str, metadata: bytes, previous: str | None) -> None:
         self._storage = storage
+        self._bucket_name = bucket
         self._key = key
-        self._s3_key = storage.s3_key(key)
+        self._metadata = metadata
+        self._previous = previous  # the sidecar token of the version this write replaces
+        self._s3_key = storage.object_key(bucket, key)
         self._bucket = storage.bucket
         self._buffer = bytearray()
         self._written = 0
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
+        self._fields: dict[str, str] | None = None
+        self._token: str | None = None
         self._done = False
 
     @property
     def bytes_written(self) -> int:
         return self._written
 
+    async def _user_metadata(self) -> dict[str, str]:
+        """The upstream user metadata, writing the sidecar first when one is needed."""
+        if self._fields is None:
+            self._token, self._fields = await self._storage.metadata_fields(Sidecar(self._metadata))
+        return self._fields
+
     async def _send_part(self, data: bytes) -> None:
         s3 = self._storage.client
         if self._upload_id is None:
-            resp = await s3.create_multipart_upload(Bucket=self._bucket, Key=self._s3_key)
+            fields = await self._user_metadata()
+            resp = await s3.create_multipart_upload(Bucket=self._bucket, Key=self._s3_key, Metadata=fields)
             self._upload_id = str(resp["UploadId"])
         number = len(self._parts) + 1
         if number > MAX_PARTS:
@@ -117,11 +169,11 @@ class S3ObjectWriter:
             self._buffer.clear()
             try:
                 await self._send_part(data)
-            except _TRANSPORT_ERRORS + (ClientError,) as exc:
-                await self.abort()
-                raise _translate(exc, "upload part") from exc
+            except CLIENT_ERRORS as exc:
+                await self._abort(keep_sidecar=not isinstance(exc, ClientError))
+                raise translate(exc, "upload part") from exc
             except BaseException:
-                await self.abort()
+                await self._abort(keep_sidecar=True)
                 raise
 
     async def commit(self) -> StoredObject:
@@ -132,7 +184,8 @@ class S3ObjectWriter:
         self._buffer.clear()
         try:
             if self._upload_id is None:
-                resp = await s3.put_object(Bucket=self._bucket, Key=self._s3_key, Body=data)
+                fields = await self._user_metadata()
+                resp = await s3.put_object(Bucket=self._bucket, Key=self._s3_key, Body=data, Metadata=fields)
             else:
                 if data:
                     await self._send_part(data)
@@ -142,31 +195,39 @@ class S3ObjectWriter:
                     UploadId=self._upload_id,
                     MultipartUpload={"Parts": self._parts},
                 )
-        except _TRANSPORT_ERRORS + (ClientError,) as exc:
-            await self.abort()
-            raise _translate(exc, "commit") from exc
+        except CLIENT_ERRORS as exc:
+            # A rejection (ClientError) made nothing visible; after a transport error the
+            # object may be there, naming the sidecar, so the sidecar stays.
+            await self._abort(keep_sidecar=not isinstance(exc, ClientError))
+            raise translate(exc, "commit") from exc
         except BaseException:
-            await self.abort()
+            await self._abort(keep_sidecar=True)
             raise
         self._done = True
-        return StoredObject(
-            key=self._key, size=self._written, etag=_etag(resp.get("ETag")), last_modified=time.time()
-        )
+        if self._previous is not None and self._previous != self._token:
+            await self._storage.discard_sidecar(self._previous)
+        return StoredObject(bucket=self._bucket_name, key=self._key, size=self._written,
+                            etag=clean_etag(resp.get("ETag")), last_modified=time.time(), metadata=self._metadata)
 
     async def abort(self) -> None:
+        await self._abort(keep_sidecar=False)
+
+    async def _abort(self, *, keep_sidecar: bool) -> None:
         self._done = True
         self._buffer.clear()
         upload_id, self._upload_id = self._upload_id, None
-        if upload_id is None:
-            return
-        try:
-            await self._storage.client.abort_multipart_upload(
-                Bucket=self._bucket, Key=self._s3_key, UploadId=upload_id
-            )
-        except _TRANSPORT_ERRORS + (ClientError,) as exc:
-            # Best effort: abort runs on error paths, where raising would hide the first
-            # failure. A bucket lifecycle rule for incomplete uploads is the backstop.
-            log.warning("s3 abort of multipart upload failed: %s", _translate(exc, "abort"))
+        if upload_id is not None:
+            try:
+                await self._storage.client.abort_multipart_upload(
+                    Bucket=self._bucket, Key=self._s3_key, UploadId=upload_id
+                )
+            except CLIENT_ERRORS as exc:
+                # Best effort: abort runs on error paths, where raising would hide the first
+                # failure. A bucket lifecycle rule for incomplete uploads is the backstop.
+                log.warning("s3 abort of multipart upload failed: %s", translate(exc, "abort"))
+        token, self._token = self._token, None
+        if token is not None and not keep_sidecar:
+            await self._storage.discard_sidecar(token)
 
 
 class S3ObjectReader(RangeReader):
@@ -182,8 +243,8 @@ class S3ObjectReader(RangeReader):
             while remaining > 0 and self._body is not None:
                 try:
                     chunk = await self._body.read(min(READ_CHUNK_BYTES, remaining))
-                except _TRANSPORT_ERRORS as exc:
-                    raise _translate(exc, "read") from exc
+                except TRANSPORT_ERRORS as exc:
+                    raise translate(exc, "read") from exc
                 if not chunk:
                     raise StorageError("s3 read ended early")
                 remaining -= len(chunk)
@@ -198,17 +259,18 @@ class S3ObjectReader(RangeReader):
 
 
 class S3Storage:
-    """Objects in ``bucket`` under ``prefix``. Create with ``await S3Storage.open(...)``."""
+    """Buckets of objects in ``bucket`` under ``prefix``. Create with ``await S3Storage.open(...)``."""
 
     name = "s3"
 
     def __init__(self, client: Any, stack: contextlib.AsyncExitStack, *, bucket: str,
-                 prefix: str, part_size: int) -> None:
+                 prefix: str, part_size: int, max_part_bytes: int) -> None:
         self.client = client
         self._stack = stack
         self.bucket = bucket
         self.prefix = prefix
         self.part_size = part_size
+        self.uploads = S3Uploads(self, max_part_bytes=max_part_bytes)
 
     @classmethod
     async def open(
@@ -219,11 +281,15 @@ class S3Storage:
         endpoint_url: str | None = None,
         region: str | None = None,
         part_size: int = DEFAULT_PART_BYTES,
+        max_part_bytes: int = 64 * 1024 * 1024,
         connect_timeout: float = 5.0,
         read_timeout: float = 60.0,
         max_pool_connections: int = 64,
     ) -> S3Storage:
-        """Build a client from the standard AWS credential chain; close with ``close()``."""
+        """Build a client from the standard AWS credential chain; close with ``close()``.
+
+        ``max_part_bytes``: the largest part ``open_part_write`` takes (a part is sent as one
+        upstream ``UploadPart``, so it is held in memory whole)."""
         if part_size < MIN_PART_BYTES:
             raise ValueError(f"part_size must be at least {MIN_PART_BYTES} bytes")
         config = AioConfig(
@@ -239,72 +305,322 @@ class S3Storage:
                 "s3", endpoint_url=endpoint_url, region_name=region, config=config
             )
         )
-        return cls(client, stack, bucket=bucket, prefix=prefix, part_size=part_size)
+        return cls(client, stack, bucket=bucket, prefix=prefix, part_size=part_size, max_part_bytes=max_part_bytes)
 
-    def s3_key(self, key: str) -> str:
-        return self.prefix + key
+    # -- upstream names --
 
-    async def open_write(self, key: str) -> S3ObjectWriter:
-        return S3ObjectWriter(self, key)
+    def object_key(self, bucket: str, key: str) -> str:
+        return f"{self.prefix}{bucket}/{key}"
 
-    async def open_read(
-        self, key: str, start: int | None = None, end: int | None = None
-    ) -> S3ObjectReader:
-        if start is None and end is None:
-            try:
-                resp = await self.client.get_object(Bucket=self.bucket, Key=self.s3_key(key))
-            except _TRANSPORT_ERRORS + (ClientError,) as exc:
-                raise _translate(exc, "get") from exc
-            size = int(resp["ContentLength"])
-            return S3ObjectReader(resp["Body"], self._info(key, resp, size), 0, size)
-        lo = 0 if start is None else start
-        if end is not None and end <= lo:
-            info = await self.head(key)
-            lo, hi = resolve_range(info.size, lo, end)
-            return S3ObjectReader(None, info, lo, hi)
-        wanted = f"bytes={lo}-" if end is None else f"bytes={lo}-{end - 1}"
+    def _bucket_entry(self, bucket: str) -> str:
+        return f"{self.prefix}.kmsgate/buckets/{bucket}"
+
+    def _config_key(self, bucket: str, name: str) -> str:
+        return f"{self.prefix}.kmsgate/configs/{bucket}/{name}"
+
+    def sidecar_key(self, token: str) -> str:
+        return f"{self.prefix}.kmsgate/meta/{token}"
+
+    # -- sidecars --
+
+    async def metadata_fields(self, sidecar: Sidecar) -> tuple[str | None, dict[str, str]]:
+        """The user metadata for an object version carrying ``sidecar``, and its sidecar token
+        when the sidecar had to be written (it is, before this returns)."""
+        fields = None if sidecar.part_sizes else inline_fields(sidecar.metadata)
+        if fields is not None:
+            return None, fields
+        token = new_token()
+        await self.write_sidecar(token, sidecar)
+        return token, sidecar_fields(token)
+
+    async def write_sidecar(self, token: str, sidecar: Sidecar) -> None:
         try:
-            resp = await self.client.get_object(Bucket=self.bucket, Key=self.s3_key(key), Range=wanted)
-        except ClientError as exc:
-            if _code(exc) == "InvalidRange":  # start at or past the end of the object
-                info = await self.head(key)
-                return S3ObjectReader(None, info, info.size, info.size)
-            raise _translate(exc, "get") from exc
-        except _TRANSPORT_ERRORS as exc:
-            raise _translate(exc, "get") from exc
-        match = _CONTENT_RANGE.match(str(resp.get("ContentRange", "")))
-        if match is None:  # a server that ignored Range sends the whole object
-            resp["Body"].close()
-            raise StorageError("s3 server ignored the range request")
-        first, last, size = (int(g) for g in match.groups())
-        return S3ObjectReader(resp["Body"], self._info(key, resp, size), first, last + 1)
+            await self.client.put_object(Bucket=self.bucket, Key=self.sidecar_key(token), Body=encode_sidecar(sidecar))
+        except CLIENT_ERRORS as exc:
+            raise translate(exc, "sidecar write") from exc
+
+    async def discard_sidecar(self, token: str) -> None:
+        """Delete a sidecar nothing names any more. Best effort: the operation it follows has
+        succeeded, and a sidecar left behind is never read."""
+        try:
+            await self.client.delete_object(Bucket=self.bucket, Key=self.sidecar_key(token))
+        except CLIENT_ERRORS as exc:
+            log.warning("s3 sidecar delete failed: %s", translate(exc, "sidecar delete"))
+
+    async def _sidecar(self, ref: MetadataRef) -> Sidecar:
+        if ref.token is None:
+            return Sidecar(ref.inline)
+        try:
+            resp = await self.client.get_object(Bucket=self.bucket, Key=self.sidecar_key(ref.token))
+            async with resp["Body"] as body:
+                data = await body.read()
+        except CLIENT_ERRORS as exc:
+            err = translate(exc, "sidecar read")
+            if isinstance(err, ObjectNotFound):
+                raise _SidecarGone() from exc
+            raise err from exc
+        try:
+            return decode_sidecar(data)
+        except ValueError as exc:
+            raise StorageError("s3 sidecar is damaged") from exc
 
     @staticmethod
-    def _info(key: str, resp: dict[str, Any], size: int) -> StoredObject:
-        modified = resp.get("LastModified")
-        stamp = modified.timestamp() if modified is not None else time.time()
-        return StoredObject(key=key, size=size, etag=_etag(resp.get("ETag")), last_modified=stamp)
-
-    async def head(self, key: str) -> StoredObject:
+    def _ref(resp: dict[str, Any]) -> MetadataRef:
         try:
-            resp = await self.client.head_object(Bucket=self.bucket, Key=self.s3_key(key))
-        except _TRANSPORT_ERRORS + (ClientError,) as exc:
-            raise _translate(exc, "head") from exc
-        return self._info(key, resp, int(resp["ContentLength"]))
+            return read_fields(resp.get("Metadata") or {})
+        except ValueError as exc:
+            raise StorageError("s3 object metadata is damaged") from exc
 
-    async def delete(self, key: str) -> None:
+    async def _info(self, bucket: str, key: str, resp: dict[str, Any], size: int) -> StoredObject:
+        sidecar = await self._sidecar(self._ref(resp))
+        return StoredObject(bucket=bucket, key=key, size=size, etag=clean_etag(resp.get("ETag")),
+                            last_modified=_stamp(resp.get("LastModified")), metadata=sidecar.metadata,
+                            part_sizes=sidecar.part_sizes)
+
+    async def previous_token(self, bucket: str, key: str) -> str | None:
+        """The sidecar token of the object now stored under ``key``, if it has one."""
         try:
-            await self.client.delete_object(Bucket=self.bucket, Key=self.s3_key(key))
-        except _TRANSPORT_ERRORS + (ClientError,) as exc:
-            err = _translate(exc, "delete")
+            resp = await self.client.head_object(Bucket=self.bucket, Key=self.object_key(bucket, key))
+        except CLIENT_ERRORS as exc:
+            err = translate(exc, "head")
+            if isinstance(err, ObjectNotFound):
+                return None
+            raise err from exc
+        return self._ref(resp).token
+
+    # -- buckets --
+
+    async def create_bucket(self, bucket: str) -> BucketInfo:
+        validate_bucket_name(bucket)
+        try:
+            await self.client.put_object(Bucket=self.bucket, Key=self._bucket_entry(bucket), Body=b"", IfNoneMatch="*")
+        except ClientError as exc:
+            if error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise BucketAlreadyExists(bucket) from exc
+            raise translate(exc, "create bucket") from exc
+        except TRANSPORT_ERRORS as exc:
+            raise translate(exc, "create bucket") from exc
+        return await self.head_bucket(bucket)
+
+    async def head_bucket(self, bucket: str) -> BucketInfo:
+        try:
+            resp = await self.client.head_object(Bucket=self.bucket, Key=self._bucket_entry(bucket))
+        except CLIENT_ERRORS as exc:
+            err = translate(exc, "head bucket")
+            if isinstance(err, ObjectNotFound):
+                raise NoSuchBucket(bucket) from exc
+            raise err from exc
+        return BucketInfo(bucket, _stamp(resp.get("LastModified")))
+
+    async def _keys(self, prefix: str) -> AsyncIterator[dict[str, Any]]:
+        """Every upstream object under ``prefix`` (a full upstream key prefix)."""
+        token: str | None = None
+        while True:
+            args: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+            if token:
+                args["ContinuationToken"] = token
+            try:
+                resp = await self.client.list_objects_v2(**args)
+            except CLIENT_ERRORS as exc:
+                raise translate(exc, "list") from exc
+            for item in resp.get("Contents", []):
+                yield item
+            token = resp.get("NextContinuationToken")
+            if not resp.get("IsTruncated") or not token:
+                return
+
+    async def delete_bucket(self, bucket: str) -> None:
+        await self.head_bucket(bucket)
+        try:
+            resp = await self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.object_key(bucket, ""), MaxKeys=1)
+        except CLIENT_ERRORS as exc:
+            raise translate(exc, "list") from exc
+        if resp.get("Contents"):
+            raise BucketNotEmpty(bucket)
+        await self.uploads.abort_all(bucket)
+        async for item in self._keys(self._config_key(bucket, "")):
+            await self._delete_upstream(str(item["Key"]), "delete bucket config")
+        await self._delete_upstream(self._bucket_entry(bucket), "delete bucket")
+
+    async def _delete_upstream(self, s3_key: str, what: str) -> None:
+        try:
+            await self.client.delete_object(Bucket=self.bucket, Key=s3_key)
+        except CLIENT_ERRORS as exc:
+            err = translate(exc, what)
             if not isinstance(err, ObjectNotFound):
                 raise err from exc
+
+    async def list_buckets(self) -> list[BucketInfo]:
+        base = self._bucket_entry("")
+        found = [BucketInfo(str(item["Key"])[len(base):], _stamp(item.get("LastModified")))
+                 async for item in self._keys(base)]
+        return sorted(found, key=lambda b: b.name)
+
+    async def put_bucket_config(self, bucket: str, name: str, document: bytes) -> None:
+        validate_config_name(name)
+        if len(document) > MAX_BUCKET_CONFIG_BYTES:
+            raise InvalidArgument(f"bucket configuration exceeds {MAX_BUCKET_CONFIG_BYTES} bytes")
+        await self.head_bucket(bucket)
+        try:
+            await self.client.put_object(Bucket=self.bucket, Key=self._config_key(bucket, name), Body=bytes(document))
+        except CLIENT_ERRORS as exc:
+            raise translate(exc, "put bucket config") from exc
+
+    async def get_bucket_config(self, bucket: str, name: str) -> bytes | None:
+        validate_config_name(name)
+        await self.head_bucket(bucket)
+        try:
+            resp = await self.client.get_object(Bucket=self.bucket, Key=self._config_key(bucket, name))
+            async with resp["Body"] as body:
+                return bytes(await body.read())
+        except CLIENT_ERRORS as exc:
+            err = translate(exc, "get bucket config")
+            if isinstance(err, ObjectNotFound):
+                return None
+            raise err from exc
+
+    async def delete_bucket_config(self, bucket: str, name: str) -> None:
+        validate_config_name(name)
+        await self.head_bucket(bucket)
+        await self._delete_upstream(self._config_key(bucket, name), "delete bucket config")
+
+    # -- objects --
+
+    async def open_write(self, bucket: str, key: str, metadata: bytes = b"") -> S3ObjectWriter:
+        metadata = check_metadata(metadata)
+        _, previous = await asyncio.gather(self.head_bucket(bucket), self.previous_token(bucket, key))
+        return S3ObjectWriter(self, bucket, key, metadata, previous)
+
+    async def _missing(self, bucket: str, key: str, exc: BaseException, what: str) -> StorageError:
+        """The error for a failed object call: ``NoSuchBucket`` when the bucket is missing too."""
+        err = translate(exc, what)
+        if isinstance(err, ObjectNotFound):
+            await self.head_bucket(bucket)
+            return ObjectNotFound(key)
+        return err
+
+    async def open_read(
+        self, bucket: str, key: str, start: int | None = None, end: int | None = None
+    ) -> S3ObjectReader:
+        for _ in range(_OPEN_ATTEMPTS):
+            try:
+                return await self._open_read(bucket, key, start, end)
+            except _SidecarGone:
+                continue  # replaced while we looked: read the new version
+        raise StorageError("s3 object keeps changing")
+
+    async def _open_read(self, bucket: str, key: str, start: int | None, end: int | None) -> S3ObjectReader:
+        s3_key = self.object_key(bucket, key)
+        lo = 0 if start is None else start
+        if end is not None and end <= lo:
+            info = await self.head(bucket, key)
+            lo, hi = resolve_range(info.size, lo, end)
+            return S3ObjectReader(None, info, lo, hi)
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": s3_key}
+        if start is not None or end is not None:
+            args["Range"] = f"bytes={lo}-" if end is None else f"bytes={lo}-{end - 1}"
+        try:
+            resp = await self.client.get_object(**args)
+        except ClientError as exc:
+            if error_code(exc) == "InvalidRange":  # start at or past the end of the object
+                info = await self.head(bucket, key)
+                return S3ObjectReader(None, info, info.size, info.size)
+            raise await self._missing(bucket, key, exc, "get") from exc
+        except TRANSPORT_ERRORS as exc:
+            raise translate(exc, "get") from exc
+        try:
+            if "Range" not in args:
+                size = int(resp["ContentLength"])
+                return S3ObjectReader(resp["Body"], await self._info(bucket, key, resp, size), 0, size)
+            match = _CONTENT_RANGE.match(str(resp.get("ContentRange", "")))
+            if match is None:  # a server that ignored Range sends the whole object
+                raise StorageError("s3 server ignored the range request")
+            first, last, size = (int(g) for g in match.groups())
+            return S3ObjectReader(resp["Body"], await self._info(bucket, key, resp, size), first, last + 1)
+        except BaseException:
+            resp["Body"].close()
+            raise
+
+    async def head(self, bucket: str, key: str) -> StoredObject:
+        for _ in range(_OPEN_ATTEMPTS):
+            try:
+                resp = await self.client.head_object(Bucket=self.bucket, Key=self.object_key(bucket, key))
+            except CLIENT_ERRORS as exc:
+                raise await self._missing(bucket, key, exc, "head") from exc
+            try:
+                return await self._info(bucket, key, resp, int(resp["ContentLength"]))
+            except _SidecarGone:
+                continue
+        raise StorageError("s3 object keeps changing")
+
+    async def delete(self, bucket: str, key: str) -> None:
+        _, previous = await asyncio.gather(self.head_bucket(bucket), self.previous_token(bucket, key))
+        await self._delete_upstream(self.object_key(bucket, key), "delete")
+        if previous is not None:
+            await self.discard_sidecar(previous)
+
+    async def list_objects(
+        self, bucket: str, *, prefix: str = "", delimiter: str | None = None,
+        start_after: str | None = None, max_keys: int = MAX_LIST_KEYS,
+    ) -> ObjectPage:
+        await self.head_bucket(bucket)
+        max_keys = max(0, min(max_keys, MAX_LIST_KEYS))
+        if max_keys == 0:
+            return ObjectPage((), (), False, None)
+        base = self.object_key(bucket, "")
+        args: dict[str, Any] = {"Bucket": self.bucket, "Prefix": base + prefix, "MaxKeys": max_keys}
+        if delimiter:
+            args["Delimiter"] = delimiter
+        if start_after is not None:
+            args["StartAfter"] = base + start_after
+        try:
+            resp = await self.client.list_objects_v2(**args)
+        except CLIENT_ERRORS as exc:
+            raise translate(exc, "list") from exc
+        objects = tuple(
+            ObjectEntry(str(item["Key"])[len(base):], int(item["Size"]), clean_etag(item.get("ETag")),
+                        _stamp(item.get("LastModified")))
+            for item in resp.get("Contents", [])
+        )
+        prefixes = tuple(str(p["Prefix"])[len(base):] for p in resp.get("CommonPrefixes", []))
+        truncated = bool(resp.get("IsTruncated"))
+        names = [o.key for o in objects] + list(prefixes)
+        marker = max(names) if truncated and names else None
+        return ObjectPage(objects, prefixes, truncated, marker)
+
+    # -- multipart uploads (kmsgate.gateway.storage.s3uploads) --
+
+    async def create_upload(self, bucket: str, key: str, metadata: bytes = b"") -> str:
+        return await self.uploads.create_upload(bucket, key, metadata)
+
+    async def open_part_write(self, bucket: str, key: str, upload_id: str, part_number: int) -> S3PartWriter:
+        return await self.uploads.open_part_write(bucket, key, upload_id, part_number)
+
+    async def list_parts(self, bucket: str, key: str, upload_id: str) -> list[PartInfo]:
+        return await self.uploads.list_parts(bucket, key, upload_id)
+
+    async def list_uploads(self, bucket: str, prefix: str = "") -> list[UploadInfo]:
+        return await self.uploads.list_uploads(bucket, prefix)
+
+    async def complete_upload(
+        self, bucket: str, key: str, upload_id: str, part_numbers: Sequence[int]
+    ) -> StoredObject:
+        return await self.uploads.complete_upload(bucket, key, upload_id, part_numbers)
+
+    async def abort_upload(self, bucket: str, key: str, upload_id: str) -> None:
+        await self.uploads.abort_upload(bucket, key, upload_id)
+
+    async def expire_uploads(self, older_than_seconds: float) -> int:
+        return await self.uploads.expire_uploads(older_than_seconds)
+
+    # -- the backend --
 
     async def check(self) -> None:
         try:
             await self.client.head_bucket(Bucket=self.bucket)
-        except _TRANSPORT_ERRORS + (ClientError,) as exc:
-            raise StorageError(f"s3 bucket not reachable: {_translate(exc, 'head bucket')}") from exc
+        except CLIENT_ERRORS as exc:
+            raise StorageError(f"s3 bucket not reachable: {translate(exc, 'head bucket')}") from exc
 
     async def close(self) -> None:
         await self._stack.aclose()
+

@@ -1,0 +1,341 @@
+"""The file backend's catalog: buckets, bucket configs, objects, uploads and parts in SQLite.
+
+One database (``catalog.sqlite3`` under the storage root; WAL, ``synchronous=FULL``, a busy
+timeout) shared by every worker process. Writes run in ``BEGIN IMMEDIATE`` transactions, so
+SQLite's locking serialises processes and a check (does the bucket exist? the upload?) and the
+write it guards are one atomic step. A committed transaction is durable when ``COMMIT``
+returns: that commit is the acknowledgment point of every storage operation.
+
+An object row names its data files (unique random names, see ``kmsgate.gateway.storage.file``)
+in order, with the stored size of each part for a completed multipart upload. Methods that
+drop a row return the data files nobody references any more; the caller unlinks them after the
+commit. Blocking: call from a worker thread.
+
+Keys are ``TEXT`` compared with the ``BINARY`` collation, i.e. by their UTF-8 bytes: S3's order.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from kmsgate.gateway.storage.base import (
+    BucketAlreadyExists,
+    BucketInfo,
+    BucketNotEmpty,
+    InvalidPart,
+    NoSuchBucket,
+    NoSuchUpload,
+    ObjectEntry,
+    ObjectNotFound,
+    PartInfo,
+    StorageError,
+    StoredObject,
+    UploadInfo,
+)
+
+CATALOG_FILENAME = "catalog.sqlite3"
+BUSY_TIMEOUT_SECONDS = 30.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS buckets (
+    name TEXT PRIMARY KEY, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS bucket_configs (
+    bucket TEXT NOT NULL, name TEXT NOT NULL, document BLOB NOT NULL,
+    PRIMARY KEY (bucket, name));
+CREATE TABLE IF NOT EXISTS objects (
+    bucket TEXT NOT NULL, key TEXT NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL,
+    last_modified REAL NOT NULL, metadata BLOB NOT NULL,
+    files TEXT NOT NULL,            -- data file names, space-separated, in order
+    part_sizes TEXT NOT NULL,       -- stored part sizes, space-separated ('' when written whole)
+    PRIMARY KEY (bucket, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS uploads (
+    upload_id TEXT PRIMARY KEY, bucket TEXT NOT NULL, key TEXT NOT NULL,
+    metadata BLOB NOT NULL, initiated REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS uploads_by_key ON uploads (bucket, key, initiated);
+CREATE TABLE IF NOT EXISTS parts (
+    upload_id TEXT NOT NULL, part_number INTEGER NOT NULL, size INTEGER NOT NULL,
+    etag TEXT NOT NULL, last_modified REAL NOT NULL, file TEXT NOT NULL,
+    PRIMARY KEY (upload_id, part_number)) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRecord:
+    """An object and the data files that hold its bytes, in order."""
+
+    info: StoredObject
+    files: tuple[str, ...]
+
+
+def _object(bucket: str, row: tuple[str, int, str, float, bytes, str, str]) -> ObjectRecord:
+    key, size, etag, modified, metadata, files, part_sizes = row
+    sizes = tuple(int(s) for s in part_sizes.split())
+    info = StoredObject(bucket=bucket, key=key, size=int(size), etag=etag, last_modified=float(modified),
+                        metadata=bytes(metadata), part_sizes=sizes)
+    return ObjectRecord(info, tuple(files.split()))
+
+
+_OBJECT_COLUMNS = "key, size, etag, last_modified, metadata, files, part_sizes"
+
+
+class Catalog:
+    """The catalog database; see the module docstring."""
+
+    def __init__(self, root: Path) -> None:
+        path = root / CATALOG_FILENAME
+        if not path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                                       timeout=BUSY_TIMEOUT_SECONDS)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            with self._write() as db:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+        except sqlite3.Error as exc:
+            raise StorageError(f"file storage catalog failed: {type(exc).__name__}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction; a typed storage error raised inside rolls it back."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StorageError(f"file storage catalog failed: {type(exc).__name__}") from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                yield self._db
+            except sqlite3.Error as exc:
+                raise StorageError(f"file storage catalog failed: {type(exc).__name__}") from exc
+
+    @staticmethod
+    def _require_bucket(db: sqlite3.Connection, bucket: str) -> BucketInfo:
+        row = db.execute("SELECT created FROM buckets WHERE name = ?", (bucket,)).fetchone()
+        if row is None:
+            raise NoSuchBucket(bucket)
+        return BucketInfo(bucket, float(row[0]))
+
+    # -- buckets --
+
+    def create_bucket(self, bucket: str, now: float) -> BucketInfo:
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM buckets WHERE name = ?", (bucket,)).fetchone():
+                raise BucketAlreadyExists(bucket)
+            db.execute("INSERT INTO buckets (name, created) VALUES (?, ?)", (bucket, now))
+        return BucketInfo(bucket, now)
+
+    def head_bucket(self, bucket: str) -> BucketInfo:
+        with self._read() as db:
+            return self._require_bucket(db, bucket)
+
+    def delete_bucket(self, bucket: str) -> list[str]:
+        """Drop an empty bucket, its configs and its uploads; return the uploads' part files."""
+        with self._write() as db:
+            self._require_bucket(db, bucket)
+            if db.execute("SELECT 1 FROM objects WHERE bucket = ? LIMIT 1", (bucket,)).fetchone():
+                raise BucketNotEmpty(bucket)
+            files = [str(r[0]) for r in db.execute(
+                "SELECT file FROM parts WHERE upload_id IN (SELECT upload_id FROM uploads WHERE bucket = ?)",
+                (bucket,))]
+            db.execute("DELETE FROM parts WHERE upload_id IN (SELECT upload_id FROM uploads WHERE bucket = ?)",
+                       (bucket,))
+            db.execute("DELETE FROM uploads WHERE bucket = ?", (bucket,))
+            db.execute("DELETE FROM bucket_configs WHERE bucket = ?", (bucket,))
+            db.execute("DELETE FROM buckets WHERE name = ?", (bucket,))
+        return files
+
+    def list_buckets(self) -> list[BucketInfo]:
+        with self._read() as db:
+            rows = db.execute("SELECT name, created FROM buckets ORDER BY name").fetchall()
+        return [BucketInfo(str(name), float(created)) for name, created in rows]
+
+    def put_bucket_config(self, bucket: str, name: str, document: bytes) -> None:
+        with self._write() as db:
+            self._require_bucket(db, bucket)
+            db.execute("INSERT OR REPLACE INTO bucket_configs (bucket, name, document) VALUES (?, ?, ?)",
+                       (bucket, name, document))
+
+    def get_bucket_config(self, bucket: str, name: str) -> bytes | None:
+        with self._read() as db:
+            self._require_bucket(db, bucket)
+            row = db.execute("SELECT document FROM bucket_configs WHERE bucket = ? AND name = ?",
+                             (bucket, name)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def delete_bucket_config(self, bucket: str, name: str) -> None:
+        with self._write() as db:
+            self._require_bucket(db, bucket)
+            db.execute("DELETE FROM bucket_configs WHERE bucket = ? AND name = ?", (bucket, name))
+
+    # -- objects --
+
+    def get_object(self, bucket: str, key: str) -> ObjectRecord:
+        with self._read() as db:
+            row = db.execute(f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE bucket = ? AND key = ?",
+                             (bucket, key)).fetchone()
+            if row is None:
+                self._require_bucket(db, bucket)
+                raise ObjectNotFound(key)
+        return _object(bucket, row)
+
+    @staticmethod
+    def _replace_object(db: sqlite3.Connection, record: ObjectRecord) -> list[str]:
+        info = record.info
+        old = db.execute("SELECT files FROM objects WHERE bucket = ? AND key = ?",
+                         (info.bucket, info.key)).fetchone()
+        db.execute(
+            f"INSERT OR REPLACE INTO objects (bucket, {_OBJECT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (info.bucket, info.key, info.size, info.etag, info.last_modified, info.metadata,
+             " ".join(record.files), " ".join(str(s) for s in info.part_sizes)),
+        )
+        return [] if old is None else [f for f in str(old[0]).split() if f not in record.files]
+
+    def put_object(self, record: ObjectRecord) -> list[str]:
+        """Make ``record`` the object's current version; return the replaced version's files."""
+        with self._write() as db:
+            self._require_bucket(db, record.info.bucket)
+            return self._replace_object(db, record)
+
+    def delete_object(self, bucket: str, key: str) -> list[str]:
+        with self._write() as db:
+            self._require_bucket(db, bucket)
+            row = db.execute("SELECT files FROM objects WHERE bucket = ? AND key = ?", (bucket, key)).fetchone()
+            if row is None:
+                return []
+            db.execute("DELETE FROM objects WHERE bucket = ? AND key = ?", (bucket, key))
+        return str(row[0]).split()
+
+    def scan(self, bucket: str, lower: str, inclusive: bool, upper: str | None, limit: int) -> list[ObjectEntry]:
+        """Up to ``limit`` objects of ``bucket`` in key order, in ``(lower, upper)`` (see ``listing.Scan``)."""
+        sql = "SELECT key, size, etag, last_modified FROM objects WHERE bucket = ? AND key " + (
+            ">= ?" if inclusive else "> ?")
+        args: list[object] = [bucket, lower]
+        if upper is not None:
+            sql += " AND key < ?"
+            args.append(upper)
+        sql += " ORDER BY key LIMIT ?"
+        args.append(limit)
+        with self._read() as db:
+            rows = db.execute(sql, args).fetchall()
+        return [ObjectEntry(str(k), int(s), str(e), float(m)) for k, s, e, m in rows]
+
+    # -- multipart uploads --
+
+    def create_upload(self, bucket: str, key: str, upload_id: str, metadata: bytes, now: float) -> None:
+        with self._write() as db:
+            self._require_bucket(db, bucket)
+            db.execute("INSERT INTO uploads (upload_id, bucket, key, metadata, initiated) VALUES (?, ?, ?, ?, ?)",
+                       (upload_id, bucket, key, metadata, now))
+
+    @staticmethod
+    def _require_upload(db: sqlite3.Connection, bucket: str, key: str, upload_id: str) -> bytes:
+        row = db.execute("SELECT metadata FROM uploads WHERE upload_id = ? AND bucket = ? AND key = ?",
+                         (upload_id, bucket, key)).fetchone()
+        if row is None:
+            Catalog._require_bucket(db, bucket)
+            raise NoSuchUpload(upload_id)
+        return bytes(row[0])
+
+    def check_upload(self, bucket: str, key: str, upload_id: str) -> None:
+        with self._read() as db:
+            self._require_upload(db, bucket, key, upload_id)
+
+    def put_part(self, bucket: str, key: str, upload_id: str, part: PartInfo, file: str) -> list[str]:
+        """Record a part (replacing one of the same number); return the replaced part's file."""
+        with self._write() as db:
+            self._require_upload(db, bucket, key, upload_id)
+            old = db.execute("SELECT file FROM parts WHERE upload_id = ? AND part_number = ?",
+                             (upload_id, part.part_number)).fetchone()
+            db.execute("INSERT OR REPLACE INTO parts (upload_id, part_number, size, etag, last_modified, file) "
+                       "VALUES (?, ?, ?, ?, ?, ?)",
+                       (upload_id, part.part_number, part.size, part.etag, part.last_modified, file))
+        return [] if old is None else [str(old[0])]
+
+    def list_parts(self, bucket: str, key: str, upload_id: str) -> list[PartInfo]:
+        with self._read() as db:
+            self._require_upload(db, bucket, key, upload_id)
+            rows = db.execute("SELECT part_number, size, etag, last_modified FROM parts WHERE upload_id = ? "
+                              "ORDER BY part_number", (upload_id,)).fetchall()
+        return [PartInfo(int(n), int(s), str(e), float(m)) for n, s, e, m in rows]
+
+    def list_uploads(self, bucket: str, prefix: str, upper: str | None) -> list[UploadInfo]:
+        sql = "SELECT key, upload_id, initiated FROM uploads WHERE bucket = ? AND key >= ?"
+        args: list[object] = [bucket, prefix]
+        if upper is not None:
+            sql += " AND key < ?"
+            args.append(upper)
+        with self._read() as db:
+            self._require_bucket(db, bucket)
+            rows = db.execute(sql + " ORDER BY key, initiated, upload_id", args).fetchall()
+        return [UploadInfo(str(k), str(u), float(i)) for k, u, i in rows]
+
+    def complete_upload(self, bucket: str, key: str, upload_id: str, part_numbers: Sequence[int],
+                        etag: str, now: float) -> tuple[StoredObject, list[str]]:
+        """Turn the upload into the object's current version, atomically; return it and the
+        files nobody references any more (parts left out, the replaced version's)."""
+        with self._write() as db:
+            metadata = self._require_upload(db, bucket, key, upload_id)
+            parts = {int(n): (int(s), str(f)) for n, s, f in db.execute(
+                "SELECT part_number, size, file FROM parts WHERE upload_id = ?", (upload_id,))}
+            missing = [n for n in part_numbers if n not in parts]
+            if missing:
+                raise InvalidPart(f"part {missing[0]} was not uploaded")
+            sizes = tuple(parts[n][0] for n in part_numbers)
+            files = tuple(parts[n][1] for n in part_numbers)
+            info = StoredObject(bucket=bucket, key=key, size=sum(sizes), etag=etag, last_modified=now,
+                                metadata=metadata, part_sizes=sizes)
+            unused = [f for n, (_, f) in parts.items() if n not in set(part_numbers)]
+            replaced = self._replace_object(db, ObjectRecord(info, files))
+            db.execute("DELETE FROM parts WHERE upload_id = ?", (upload_id,))
+            db.execute("DELETE FROM uploads WHERE upload_id = ?", (upload_id,))
+        return info, unused + replaced
+
+    def abort_upload(self, bucket: str, key: str, upload_id: str) -> list[str]:
+        with self._write() as db:
+            self._require_upload(db, bucket, key, upload_id)
+            files = [str(r[0]) for r in db.execute("SELECT file FROM parts WHERE upload_id = ?", (upload_id,))]
+            db.execute("DELETE FROM parts WHERE upload_id = ?", (upload_id,))
+            db.execute("DELETE FROM uploads WHERE upload_id = ?", (upload_id,))
+        return files
+
+    def uploads_before(self, cutoff: float) -> list[tuple[str, str, str]]:
+        """``(bucket, key, upload_id)`` of every upload initiated before ``cutoff``."""
+        with self._read() as db:
+            rows = db.execute("SELECT bucket, key, upload_id FROM uploads WHERE initiated < ?", (cutoff,)).fetchall()
+        return [(str(b), str(k), str(u)) for b, k, u in rows]
+
+    def referenced_files(self) -> set[str]:
+        """Every data file an object or a part names."""
+        names: set[str] = set()
+        with self._read() as db:
+            db.execute("BEGIN")  # one snapshot: a completion moves files from parts to objects
+            try:
+                for (files,) in db.execute("SELECT files FROM objects"):
+                    names.update(str(files).split())
+                names.update(str(f) for (f,) in db.execute("SELECT file FROM parts"))
+            finally:
+                db.execute("COMMIT")
+        return names

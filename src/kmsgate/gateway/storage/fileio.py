@@ -1,0 +1,104 @@
+"""Blocking file primitives of the file backend: serialised thread calls, durable directories, writeback hints."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+MAX_IOV = 1024  # IOV_MAX on Linux
+_SYNC_FILE_RANGE_WRITE = 2  # <fcntl.h>: start writeback of dirty pages in the range, do not wait
+_sync_file_range: Any
+try:
+    _libc = ctypes.CDLL(None, use_errno=True)
+    _sync_file_range = _libc.sync_file_range
+    _sync_file_range.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+    _sync_file_range.restype = ctypes.c_int
+except (AttributeError, OSError):  # pragma: no cover - not Linux
+    _sync_file_range = None
+
+
+class Serial:
+    """Runs blocking calls for one file descriptor in the thread pool, one at a time.
+
+    A cancelled caller does not stop a call already in a thread; ``drain`` waits for it, so
+    the descriptor is never closed (and its number reused) under a running ``write``/``pread``.
+    """
+
+    __slots__ = ("_pending",)
+
+    def __init__(self) -> None:
+        self._pending: asyncio.Future[Any] | None = None
+
+    async def run(self, fn: Callable[..., T], *args: object) -> T:
+        fut = asyncio.get_running_loop().run_in_executor(None, fn, *args)
+        self._pending = fut
+        return await fut
+
+    async def drain(self) -> None:
+        fut, self._pending = self._pending, None
+        if fut is not None and not fut.done():
+            await asyncio.wait([fut])
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to start writing ``[offset, offset + length)`` to disk now (Linux
+    ``sync_file_range(SYNC_FILE_RANGE_WRITE)``). Only a hint that spreads the disk work over
+    the upload: durability still comes from the fsync at commit. A no-op where unavailable."""
+    if _sync_file_range is not None:
+        _sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
+
+
+def write_all(fd: int, chunks: Sequence[bytes | bytearray | memoryview]) -> int:
+    """Write ``chunks`` in order with as few ``writev`` calls as the kernel allows; return the count."""
+    views = [memoryview(c).cast("B") for c in chunks if len(c)]
+    total = 0
+    while views:
+        n = os.writev(fd, views[:MAX_IOV])
+        total += n
+        while views and n >= len(views[0]):
+            n -= len(views[0])
+            views.pop(0)
+        if n:
+            views[0] = views[0][n:]
+    return total
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def makedirs_durable(path: Path, stop: Path) -> None:
+    """Create ``path`` and missing parents below ``stop``, fsyncing each new entry's parent."""
+    missing: list[Path] = []
+    cur = path
+    while cur != stop and not cur.is_dir():
+        missing.append(cur)
+        cur = cur.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir()
+        except FileExistsError:
+            continue
+        fsync_dir(d.parent)
+
+
+def unlink_quietly(paths: Sequence[Path]) -> None:
+    """Remove files nobody references any more, after the catalog commit that dropped them.
+
+    That commit was the acknowledgment point, so a failure here must not turn the operation
+    into an error: what stays behind is an orphan, which the sweep at open removes."""
+    for path in paths:
+        try:
+            os.unlink(path)
+        except OSError:
+            continue

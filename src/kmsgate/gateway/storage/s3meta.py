@@ -1,0 +1,134 @@
+"""Where the s3 backend keeps an object's metadata blob and part sizes upstream (pure formats).
+
+An upstream object's user metadata can hold only 2 KB, so the blob travels one of two ways,
+named by the upstream object's user metadata:
+
+* ``x-amz-meta-kmsgate-m``: the blob itself, base64, when it is at most ``INLINE_METADATA_BYTES``
+  and the object was written whole (no part sizes to keep);
+* ``x-amz-meta-kmsgate-s``: a version token ``t`` (32 random hex digits, unique to this one
+  object version); the blob and the part sizes are in the sidecar object
+  ``<prefix>.kmsgate/meta/<t>``, written BEFORE the object is made visible;
+* neither: an empty blob, no part sizes (also every object written before this scheme).
+
+Sidecar body, byte by byte (integers big-endian)::
+
+    4   b"KGS1"
+    4   n = metadata length (at most MAX_METADATA_BYTES)
+    n   metadata
+    4   p = number of parts (0 for an object written whole; at most MAX_PART_NUMBER)
+    8p  each part's stored size
+
+The in-progress upload record ``<prefix>.kmsgate/uploads/<sha256(upload id)>`` is the token
+``t`` (32 ASCII hex digits) followed by the upload's metadata blob: the token is chosen before
+the upstream ``CreateMultipartUpload`` (it goes into the object's user metadata there) and the
+blob is needed again only at completion, when the sidecar is written.
+
+Every length is checked against what remains and against its cap before it is used: a
+damaged sidecar raises ``ValueError``, never a wrong split.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import secrets
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from kmsgate.gateway.storage.base import MAX_METADATA_BYTES, MAX_PART_NUMBER
+
+INLINE_METADATA_BYTES = 1024
+"""Largest blob kept in the upstream object's own user metadata (1368 base64 characters)."""
+INLINE_FIELD = "kmsgate-m"
+SIDECAR_FIELD = "kmsgate-s"
+_MAGIC = b"KGS1"
+_TOKEN = re.compile(r"[0-9a-f]{32}")
+
+
+@dataclass(frozen=True, slots=True)
+class Sidecar:
+    metadata: bytes
+    part_sizes: tuple[int, ...] = ()
+
+
+def encode_sidecar(sidecar: Sidecar) -> bytes:
+    if len(sidecar.metadata) > MAX_METADATA_BYTES or len(sidecar.part_sizes) > MAX_PART_NUMBER:
+        raise ValueError("sidecar over its caps")
+    return b"".join([
+        _MAGIC, struct.pack(">I", len(sidecar.metadata)), sidecar.metadata,
+        struct.pack(">I", len(sidecar.part_sizes)), struct.pack(f">{len(sidecar.part_sizes)}Q", *sidecar.part_sizes),
+    ])
+
+
+def decode_sidecar(body: bytes) -> Sidecar:
+    if len(body) < 8 or body[:4] != _MAGIC:
+        raise ValueError("not a sidecar")
+    (n,) = struct.unpack_from(">I", body, 4)
+    if n > MAX_METADATA_BYTES or len(body) < 8 + n + 4:
+        raise ValueError("sidecar metadata length out of range")
+    metadata = body[8 : 8 + n]
+    (p,) = struct.unpack_from(">I", body, 8 + n)
+    if p > MAX_PART_NUMBER or len(body) != 8 + n + 4 + 8 * p:
+        raise ValueError("sidecar part count out of range")
+    sizes = struct.unpack_from(f">{p}Q", body, 12 + n)
+    return Sidecar(bytes(metadata), tuple(sizes))
+
+
+def inline_fields(metadata: bytes) -> dict[str, str] | None:
+    """The user metadata that carries ``metadata`` inline, or ``None`` when it needs a sidecar."""
+    if not metadata:
+        return {}
+    if len(metadata) > INLINE_METADATA_BYTES:
+        return None
+    return {INLINE_FIELD: base64.b64encode(metadata).decode("ascii")}
+
+
+def new_token() -> str:
+    """A version token: 128 random bits, so sidecar names never collide."""
+    return secrets.token_hex(16)
+
+
+def sidecar_fields(token: str) -> dict[str, str]:
+    return {SIDECAR_FIELD: token}
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataRef:
+    """What an upstream object's user metadata says about its blob."""
+
+    inline: bytes = b""
+    token: str | None = None
+    """The sidecar's version token, when there is one."""
+
+
+def read_fields(fields: Mapping[str, str]) -> MetadataRef:
+    token = fields.get(SIDECAR_FIELD)
+    if token is not None:
+        if not _TOKEN.fullmatch(token):
+            raise ValueError("malformed sidecar token")
+        return MetadataRef(token=token)
+    value = fields.get(INLINE_FIELD)
+    if value is None:
+        return MetadataRef()
+    try:
+        blob = base64.b64decode(value.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError) as exc:
+        raise ValueError("malformed inline metadata") from exc
+    if len(blob) > INLINE_METADATA_BYTES:
+        raise ValueError("inline metadata over its cap")
+    return MetadataRef(inline=blob)
+
+
+def encode_upload_record(token: str, metadata: bytes) -> bytes:
+    return token.encode("ascii") + metadata
+
+
+def decode_upload_record(body: bytes) -> tuple[str, bytes]:
+    if len(body) < 32 or len(body) > 32 + MAX_METADATA_BYTES:
+        raise ValueError("upload record length out of range")
+    token = body[:32].decode("ascii", errors="replace")
+    if not _TOKEN.fullmatch(token):
+        raise ValueError("malformed upload record")
+    return token, bytes(body[32:])

@@ -1,0 +1,289 @@
+"""Multipart uploads of the s3 backend, mapped onto the upstream's own multipart uploads.
+
+Our upload id is the upstream's. At ``create_upload`` a fresh version token goes into the
+upstream upload's user metadata (the completed object carries it, see
+``kmsgate.gateway.storage.s3meta``) and the upload record ``.kmsgate/uploads/<sha256(id)>``
+keeps the token and the metadata blob until the upload ends. ``complete_upload`` reads the
+parts' sizes from the upstream (``ListParts``), writes the sidecar with the blob and those
+sizes, then completes upstream: the object appears with its sidecar already there. Abort,
+expiry and the end of a completion delete the upload record (and an unused sidecar).
+
+``list_uploads`` reports the upstream's initiation times. ``expire_uploads`` judges an
+upload's age by the later of that time and its record's write time (some S3-compatible servers
+report a fixed time); an upload whose record is missing (a crash inside ``create_upload``) is
+judged by the upstream's time alone.
+
+Each part is sent as one upstream ``UploadPart``, so a part writer holds its part in memory,
+at most ``max_part_bytes``; the upstream's own rules apply (S3 refuses parts but the last
+below ``MIN_PART_BYTES`` at completion: ``EntityTooSmall``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from kmsgate.gateway.storage.base import (
+    InvalidArgument,
+    InvalidPart,
+    NoSuchUpload,
+    ObjectNotFound,
+    PartInfo,
+    StorageError,
+    StoredObject,
+    UploadInfo,
+    check_completion,
+    check_metadata,
+    check_part_number,
+)
+from kmsgate.gateway.storage.s3errors import CLIENT_ERRORS, clean_etag, translate
+from kmsgate.gateway.storage.s3meta import (
+    Sidecar,
+    decode_upload_record,
+    encode_upload_record,
+    new_token,
+    sidecar_fields,
+)
+
+if TYPE_CHECKING:
+    from kmsgate.gateway.storage.s3 import S3Storage
+
+log = logging.getLogger(__name__)
+
+
+class S3PartWriter:
+    """Buffers one part (at most ``max_part_bytes``) and sends it at ``commit``."""
+
+    def __init__(self, uploads: S3Uploads, s3_key: str, upload_id: str, part_number: int) -> None:
+        self._uploads = uploads
+        self._s3_key = s3_key
+        self._upload_id = upload_id
+        self._part_number = part_number
+        self._buffer = bytearray()
+        self._written = 0
+        self._done = False
+
+    @property
+    def bytes_written(self) -> int:
+        return self._written
+
+    async def write(self, chunk: bytes | bytearray) -> None:
+        if self._done:
+            raise StorageError("write after commit or abort")
+        if len(self._buffer) + len(chunk) > self._uploads.max_part_bytes:
+            await self.abort()
+            raise InvalidArgument(f"a part exceeds {self._uploads.max_part_bytes} bytes")
+        self._buffer += chunk
+        self._written += len(chunk)
+
+    async def commit(self) -> PartInfo:
+        if self._done:
+            raise StorageError("commit after commit or abort")
+        self._done = True
+        data, self._buffer = bytes(self._buffer), bytearray()
+        storage = self._uploads.storage
+        try:
+            resp = await storage.client.upload_part(Bucket=storage.bucket, Key=self._s3_key, UploadId=self._upload_id,
+                                                    PartNumber=self._part_number, Body=data)
+        except CLIENT_ERRORS as exc:
+            raise translate(exc, "upload part") from exc
+        return PartInfo(self._part_number, len(data), clean_etag(resp.get("ETag")), time.time())
+
+    async def abort(self) -> None:
+        self._done = True
+        self._buffer = bytearray()
+
+
+class S3Uploads:
+    """The multipart half of ``S3Storage``."""
+
+    def __init__(self, storage: S3Storage, *, max_part_bytes: int) -> None:
+        self.storage = storage
+        self.max_part_bytes = max_part_bytes
+
+    def _record_key(self, upload_id: str) -> str:
+        digest = hashlib.sha256(upload_id.encode("utf-8")).hexdigest()
+        return f"{self.storage.prefix}.kmsgate/uploads/{digest}"
+
+    async def _read_record(self, upload_id: str) -> tuple[str, bytes]:
+        storage = self.storage
+        try:
+            resp = await storage.client.get_object(Bucket=storage.bucket, Key=self._record_key(upload_id))
+            async with resp["Body"] as body:
+                data = await body.read()
+        except CLIENT_ERRORS as exc:
+            err = translate(exc, "upload record read")
+            if isinstance(err, ObjectNotFound):
+                raise NoSuchUpload(upload_id) from exc
+            raise err from exc
+        try:
+            return decode_upload_record(data)
+        except ValueError as exc:
+            raise StorageError("s3 upload record is damaged") from exc
+
+    async def create_upload(self, bucket: str, key: str, metadata: bytes = b"") -> str:
+        metadata = check_metadata(metadata)
+        storage = self.storage
+        await storage.head_bucket(bucket)
+        token = new_token()
+        s3_key = storage.object_key(bucket, key)
+        try:
+            resp = await storage.client.create_multipart_upload(Bucket=storage.bucket, Key=s3_key,
+                                                                Metadata=sidecar_fields(token))
+        except CLIENT_ERRORS as exc:
+            raise translate(exc, "create upload") from exc
+        upload_id = str(resp["UploadId"])
+        try:
+            await storage.client.put_object(Bucket=storage.bucket, Key=self._record_key(upload_id),
+                                            Body=encode_upload_record(token, metadata))
+        except CLIENT_ERRORS as exc:
+            await self._abort_upstream(s3_key, upload_id)
+            raise translate(exc, "create upload") from exc
+        return upload_id
+
+    async def open_part_write(self, bucket: str, key: str, upload_id: str, part_number: int) -> S3PartWriter:
+        check_part_number(part_number)
+        await self._read_record(upload_id)
+        return S3PartWriter(self, self.storage.object_key(bucket, key), upload_id, part_number)
+
+    async def list_parts(self, bucket: str, key: str, upload_id: str) -> list[PartInfo]:
+        storage = self.storage
+        await storage.head_bucket(bucket)
+        parts: list[PartInfo] = []
+        marker = 0
+        while True:
+            try:
+                resp = await storage.client.list_parts(Bucket=storage.bucket, Key=storage.object_key(bucket, key),
+                                                       UploadId=upload_id, PartNumberMarker=marker)
+            except CLIENT_ERRORS as exc:
+                raise translate(exc, "list parts") from exc
+            for p in resp.get("Parts", []):
+                modified = p.get("LastModified")
+                parts.append(PartInfo(int(p["PartNumber"]), int(p["Size"]), clean_etag(p.get("ETag")),
+                                      modified.timestamp() if modified is not None else time.time()))
+            if not resp.get("IsTruncated"):
+                return parts
+            marker = int(resp["NextPartNumberMarker"])
+
+    async def _upstream_uploads(self, s3_prefix: str) -> list[dict[str, Any]]:
+        storage = self.storage
+        found: list[dict[str, Any]] = []
+        args: dict[str, Any] = {"Bucket": storage.bucket, "Prefix": s3_prefix}
+        while True:
+            try:
+                resp = await storage.client.list_multipart_uploads(**args)
+            except CLIENT_ERRORS as exc:
+                raise translate(exc, "list uploads") from exc
+            found.extend(resp.get("Uploads", []))
+            if not resp.get("IsTruncated"):
+                return found
+            args["KeyMarker"] = resp.get("NextKeyMarker", "")
+            args["UploadIdMarker"] = resp.get("NextUploadIdMarker", "")
+
+    async def list_uploads(self, bucket: str, prefix: str = "") -> list[UploadInfo]:
+        storage = self.storage
+        await storage.head_bucket(bucket)
+        base = storage.object_key(bucket, "")
+        uploads = [UploadInfo(str(u["Key"])[len(base):], str(u["UploadId"]), u["Initiated"].timestamp())
+                   for u in await self._upstream_uploads(base + prefix)]
+        return sorted(uploads, key=lambda u: (u.key, u.initiated, u.upload_id))
+
+    async def complete_upload(
+        self, bucket: str, key: str, upload_id: str, part_numbers: Sequence[int]
+    ) -> StoredObject:
+        numbers = check_completion(part_numbers)
+        storage = self.storage
+        token, metadata = await self._read_record(upload_id)
+        parts, previous = await asyncio.gather(self.list_parts(bucket, key, upload_id),
+                                               storage.previous_token(bucket, key))
+        by_number = {p.part_number: p for p in parts}
+        missing = [n for n in numbers if n not in by_number]
+        if missing:
+            raise InvalidPart(f"part {missing[0]} was not uploaded")
+        sizes = tuple(by_number[n].size for n in numbers)
+        await storage.write_sidecar(token, Sidecar(metadata, sizes))
+        try:
+            resp = await storage.client.complete_multipart_upload(
+                Bucket=storage.bucket, Key=storage.object_key(bucket, key), UploadId=upload_id,
+                MultipartUpload={"Parts": [{"ETag": f'"{by_number[n].etag}"', "PartNumber": n} for n in numbers]},
+            )
+        except CLIENT_ERRORS as exc:
+            raise translate(exc, "complete upload") from exc
+        if previous is not None and previous != token:
+            await storage.discard_sidecar(previous)
+        await self._delete_record(upload_id)
+        return StoredObject(bucket=bucket, key=key, size=sum(sizes), etag=clean_etag(resp.get("ETag")),
+                            last_modified=time.time(), metadata=metadata, part_sizes=sizes)
+
+    async def _delete_record(self, upload_id: str) -> None:
+        storage = self.storage
+        try:
+            await storage.client.delete_object(Bucket=storage.bucket, Key=self._record_key(upload_id))
+        except CLIENT_ERRORS as exc:
+            log.warning("s3 upload record delete failed: %s", translate(exc, "upload record delete"))
+
+    async def _abort_upstream(self, s3_key: str, upload_id: str) -> None:
+        storage = self.storage
+        try:
+            await storage.client.abort_multipart_upload(Bucket=storage.bucket, Key=s3_key, UploadId=upload_id)
+        except ClientError as exc:
+            err = translate(exc, "abort upload")
+            if not isinstance(err, (NoSuchUpload, ObjectNotFound)):
+                raise err from exc
+
+    async def _abort(self, s3_key: str, upload_id: str) -> None:
+        """Abort upstream, then drop the sidecar (written by a completion that failed) and the record."""
+        try:
+            await self._abort_upstream(s3_key, upload_id)
+        except CLIENT_ERRORS as exc:
+            raise translate(exc, "abort upload") from exc
+        try:
+            token, _ = await self._read_record(upload_id)
+        except NoSuchUpload:
+            return
+        await self.storage.discard_sidecar(token)
+        await self._delete_record(upload_id)
+
+    async def abort_upload(self, bucket: str, key: str, upload_id: str) -> None:
+        await self.storage.head_bucket(bucket)
+        await self._read_record(upload_id)  # NoSuchUpload for an id that was never ours
+        await self._abort(self.storage.object_key(bucket, key), upload_id)
+
+    async def abort_all(self, bucket: str) -> None:
+        """Abort every upload of ``bucket`` (a bucket being deleted)."""
+        for u in await self._upstream_uploads(self.storage.object_key(bucket, "")):
+            await self._abort(str(u["Key"]), str(u["UploadId"]))
+
+    async def _initiated(self, upload: dict[str, Any]) -> float:
+        """When an upload began: the later of the upstream's word and our record's write time
+        (they agree on S3; some S3-compatible servers report a fixed or coarse time). Without a
+        record (a crash right after the upstream create), the upstream's word."""
+        storage = self.storage
+        upstream = float(upload["Initiated"].timestamp())
+        try:
+            resp = await storage.client.head_object(Bucket=storage.bucket, Key=self._record_key(str(upload["UploadId"])))
+        except CLIENT_ERRORS as exc:
+            err = translate(exc, "upload record head")
+            if isinstance(err, ObjectNotFound):
+                return upstream
+            raise err from exc
+        return max(upstream, float(resp["LastModified"].timestamp()))
+
+    async def expire_uploads(self, older_than_seconds: float) -> int:
+        storage = self.storage
+        cutoff = time.time() - older_than_seconds
+        internal = f"{storage.prefix}.kmsgate/"
+        aborted = 0
+        for u in await self._upstream_uploads(storage.prefix):
+            key = str(u["Key"])
+            if key.startswith(internal) or u["Initiated"].timestamp() >= cutoff or await self._initiated(u) >= cutoff:
+                continue
+            await self._abort(key, str(u["UploadId"]))
+            aborted += 1
+        return aborted
