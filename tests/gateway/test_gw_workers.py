@@ -160,3 +160,33 @@ async def _get_quietly(url: str) -> None:
                 await resp.read()
     except (aiohttp.ClientError, asyncio.TimeoutError):
         return
+
+
+async def test_a_named_listener_is_served_by_every_worker_on_its_own_port(tmp_path: Path) -> None:
+    from tests.conftest import free_port
+
+    port_file, extra_port = tmp_path / "port", free_port()
+    s = start_script(APP, [str(port_file), "2", "5", "30", str(extra_port)], port_file)
+    try:
+        extra_url = f"http://127.0.0.1:{extra_port}"
+        seen: set[object] = set()
+        for _ in range(200):
+            try:
+                async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+                    async with http.get(extra_url + "/listener") as resp:
+                        body = await resp.json()
+            except aiohttp.ClientConnectionError:
+                await asyncio.sleep(0.05)
+                continue
+            assert body["listener"] == "extra"
+            seen.add(body["pid"])
+            if len(seen) == 2:
+                break
+        assert seen <= _alive(s) and len(seen) == 2, "both workers serve the extra port"
+        main = await fetch_pid(s.url)
+        assert main["pid"] in _alive(s)
+        async with aiohttp.ClientSession() as http:
+            async with http.get(extra_url + "/pid") as resp:  # the main routes are not on the extra port
+                assert resp.status == 404
+    finally:
+        stop(s)
