@@ -20,7 +20,8 @@ def s3_endpoint(server: KmsgateServer) -> str:
 def s3_client(server: KmsgateServer, *, access_key_id: str | None = None, secret_access_key: str | None = None,
               **config: Any) -> Any:
     session = server.boto_session()
-    options: dict[str, Any] = {"retries": {"max_attempts": 1, "mode": "standard"}, "s3": {"addressing_style": "path"}}
+    options: dict[str, Any] = {"retries": {"max_attempts": 1, "mode": "standard"}, "s3": {"addressing_style": "path"},
+                               "signature_version": "s3v4"}
     options.update(config)
     return session.client(
         "s3", endpoint_url=s3_endpoint(server), config=BotoConfig(**options),
@@ -29,10 +30,26 @@ def s3_client(server: KmsgateServer, *, access_key_id: str | None = None, secret
     )
 
 
+NOBODY_ACCESS_KEY_ID = "AKIANOBODYEXAMPLE001"
+NOBODY_SECRET_ACCESS_KEY = "nobody-secret-0000000000000000000000000000"[:40]
+IDENTITIES = f"""
+[[principal]]
+arn = "arn:aws:iam::111122223333:user/nobody"
+[[principal.access_keys]]
+access_key_id = "{NOBODY_ACCESS_KEY_ID}"
+secret_access_key = "{NOBODY_SECRET_ACCESS_KEY}"
+"""
+"""One principal with access keys and no identity policy: allowed nothing."""
+
+
 @pytest.fixture(scope="module")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KmsgateServer]:
     """One kmsgate with its S3 API on, shared by a test module."""
-    server = start_server(tmp_path_factory.mktemp("kmsgate-s3") / "data", "--s3-port", str(free_port()))
+    root = tmp_path_factory.mktemp("kmsgate-s3")
+    identities = root / "identities.toml"
+    identities.write_text(IDENTITIES)
+    identities.chmod(0o600)
+    server = start_server(root / "data", "--s3-port", str(free_port()), "--identities", str(identities))
     yield server
     server.stop()
 

@@ -9,8 +9,9 @@
   the body is ``aws-chunked`` and is decoded through ``chunk_verifier()``, which releases no
   chunk before its signature verified. A request with a body must send the header, as S3
   requires; a bodiless one may leave it out (the signature then covers the empty body).
-* Nothing: ``AccessDenied`` (no anonymous access). SigV2 (``Authorization: AWS ...``):
-  ``InvalidRequest``, as S3 answers in regions that only accept SigV4.
+* Nothing: ``AccessDenied`` (no anonymous access). SigV2 (``Authorization: AWS ...``, or a
+  presigned URL with ``AWSAccessKeyId``): ``InvalidRequest``, as S3 answers in regions that
+  only accept SigV4 (boto3 presigns with SigV4 given ``signature_version="s3v4"``).
 
 With authentication turned off (``--insecure-no-auth``) every request acts as the account root.
 Failures are S3's codes (``kmsgate.s3front.errors.auth_error``).
@@ -76,9 +77,9 @@ class S3Authenticator:
         if authorization is None and any(marker in query for marker in _PRESIGNED_MARKERS):
             pending = verifier.check_presigned(request.method, path, query, headers, source_ip=request.remote)
             return Authenticated(pending.verify_declared_payload())
-        if authorization is None:
+        if authorization is None and "AWSAccessKeyId=" not in query:
             raise AccessDenied("Anonymous access is not allowed.")
-        if not authorization.lstrip().startswith(SIGV4_ALGORITHM):
+        if authorization is None or not authorization.lstrip().startswith(SIGV4_ALGORITHM):
             raise InvalidRequest("The authorization mechanism you have provided is not supported. "
                                  "Please use AWS4-HMAC-SHA256.")
         pending = verifier.check_headers(request.method, path, query, headers, source_ip=request.remote)

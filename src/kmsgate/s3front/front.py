@@ -60,6 +60,6 @@ class S3Front:
         err = failure.error if isinstance(failure.error, S3Error) else to_s3_error(failure.error)
         headers = {} if failure.retry_after is None else {"Retry-After": str(failure.retry_after)}
         body = error_document(err, request_id=request_id(request), resource=request.path)
-        if not body:
-            return web.Response(status=err.status, headers=headers)
+        if not body:  # 304: no body at all
+            return web.Response(status=err.status, body=b"", headers=headers)
         return web.Response(status=err.status, body=body, content_type=XML_CONTENT_TYPE, headers=headers)
