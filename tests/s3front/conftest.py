@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from botocore.config import Config as BotoConfig
 
-from conftest import KmsgateServer, free_port, start_server
+from tests.conftest import KmsgateServer, free_port, start_server
 
 
 def s3_endpoint(server: KmsgateServer) -> str:

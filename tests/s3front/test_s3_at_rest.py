@@ -13,7 +13,7 @@ import pytest
 from aws_encryption_sdk.exceptions import AWSEncryptionSDKClientError
 from aws_encryption_sdk.identifiers import CommitmentPolicy
 
-from conftest import KmsgateServer
+from tests.conftest import KmsgateServer
 
 
 def _files(root: Path) -> list[Path]:

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import KmsgateServer
-from s3front.conftest import NOBODY_ACCESS_KEY_ID, NOBODY_SECRET_ACCESS_KEY, s3_client
+from tests.conftest import KmsgateServer
+from tests.s3front.conftest import NOBODY_ACCESS_KEY_ID, NOBODY_SECRET_ACCESS_KEY, s3_client
 
 
 def code_of(info: pytest.ExceptionInfo[ClientError]) -> str:

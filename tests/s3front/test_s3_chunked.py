@@ -19,9 +19,9 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from conftest import KmsgateServer
+from tests.conftest import KmsgateServer
 from kmsgate.auth.sigv4_canonical import EMPTY_SHA256, derive_signing_key, signature
-from s3front.conftest import s3_endpoint
+from tests.s3front.conftest import s3_endpoint
 
 STREAMING = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
 CHUNK = 64 * 1024

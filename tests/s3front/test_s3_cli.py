@@ -8,8 +8,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from conftest import KmsgateServer
-from s3front.conftest import s3_endpoint
+from tests.conftest import KmsgateServer
+from tests.s3front.conftest import s3_endpoint
 
 AWS = str(Path(sys.executable).parent / "aws")
 
