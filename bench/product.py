@@ -64,7 +64,7 @@ class LocalKmsgate:
         self.data_dir = tempfile.mkdtemp(prefix="kmsgate-bench-data-")
         port = free_port()
         argv = [sys.executable, "-m", "kmsgate", "serve", "--host", "127.0.0.1", "--port", str(port),
-                "--data-dir", self.data_dir]
+                "--s3-port", "0", "--data-dir", self.data_dir]
         # Always explicit: the server's default is the CPU count, and a figure is compared
         # with a ceiling running the same number of processes.
         argv += ["--workers", str(options.workers)]

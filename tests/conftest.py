@@ -90,6 +90,7 @@ class KmsgateServer:
             "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", str(self.data_dir),
             "--region", self.region, "--account-id", self.account_id,
             *([] if "--workers" in self.extra_args else ["--workers", "1"]),
+            *([] if "--s3-port" in self.extra_args else ["--s3-port", "0"]),  # S3 API off unless asked for
             *self.extra_args,
         ]
         # Its own session, so that kill() can SIGKILL the supervisor and its workers together.

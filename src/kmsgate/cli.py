@@ -88,6 +88,9 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
                        help="address to listen on [KMSGATE_HOST] (default: %(default)s)")
     serve.add_argument("--port", type=int, default=_env_number(environ, "PORT", int, defaults.port),
                        help="TCP port [KMSGATE_PORT] (default: %(default)s)")
+    serve.add_argument("--s3-port", type=int, default=_env_number(environ, "S3_PORT", int, defaults.s3_port),
+                       help="TCP port of the S3 API, on the same host; 0 turns it off [KMSGATE_S3_PORT] "
+                       "(default: %(default)s)")
     serve.add_argument("--data-dir", type=Path, default=Path(_env(environ, "DATA_DIR", str(defaults.data_dir)) or "."),
                        help="directory for the key store, root key and objects [KMSGATE_DATA_DIR] (default: %(default)s)")
     serve.add_argument("--region", default=_env(environ, "REGION", defaults.region),
@@ -214,11 +217,16 @@ def config_from_args(args: argparse.Namespace) -> Config:
     for name in ("cache_max_age", "kms_timeout", "header_timeout", "body_read_timeout", "idle_timeout"):
         if getattr(args, name) <= 0:
             raise SystemExit(f"kmsgate: --{name.replace('_', '-')} must be positive")
+    if not 0 <= args.s3_port <= 65535:
+        raise SystemExit("kmsgate: --s3-port must be a port number, or 0 (off)")
+    if args.s3_port and args.s3_port == args.port:
+        raise SystemExit("kmsgate: --s3-port must differ from --port")
     if args.liveness_timeout < 0:
         raise SystemExit("kmsgate: --liveness-timeout must be 0 (off) or positive")
     return Config(
         host=args.host,
         port=args.port,
+        s3_port=args.s3_port,
         data_dir=args.data_dir,
         region=args.region,
         account_id=args.account_id,
@@ -309,6 +317,7 @@ def serve(config: Config) -> int:
         extra={
             "host": config.host,
             "port": config.port,
+            "s3_port": config.s3_port or None,
             "data_dir": str(config.data_dir),
             "workers": config.workers,
             "root_key_source": source,
@@ -322,6 +331,7 @@ def serve(config: Config) -> int:
         workers=config.workers,
         drain_timeout=config.drain_timeout_seconds,
         liveness_timeout=config.liveness_timeout_seconds,
+        listeners={"s3": config.s3_port} if config.s3_port else None,
         limits=ConnectionLimits(
             header_timeout_seconds=config.header_timeout_seconds,
             body_read_timeout_seconds=config.body_read_timeout_seconds,

@@ -104,3 +104,24 @@ async def test_reader_closed_early_releases_cleanly(storage: Storage) -> None:
 
 async def test_check_passes_on_a_healthy_backend(storage: Storage) -> None:
     await storage.check()
+
+
+@pytest.mark.parametrize("size", [10, 5 * 1024 * 1024 + 1])  # one upstream PUT; an upstream multipart upload
+async def test_metadata_given_at_commit_replaces_the_one_given_at_open(storage: Storage, size: int) -> None:
+    data = os.urandom(size)
+    writer = await storage.open_write(BUCKET, "late", b"at open")
+    for i in range(0, size, 1024 * 1024):
+        await writer.write(data[i : i + 1024 * 1024])
+    committed = await writer.commit(metadata=b"known only at the end" * 100)
+    assert committed.metadata == b"known only at the end" * 100
+    assert (await storage.head(BUCKET, "late")).metadata == b"known only at the end" * 100
+    assert await get(storage, "late") == data
+
+
+async def test_metadata_over_its_cap_at_commit_stores_nothing(storage: Storage) -> None:
+    writer = await storage.open_write(BUCKET, "too-much")
+    await writer.write(b"data")
+    with pytest.raises(StorageError):
+        await writer.commit(metadata=b"m" * (64 * 1024 + 1))
+    with pytest.raises(ObjectNotFound):
+        await storage.head(BUCKET, "too-much")

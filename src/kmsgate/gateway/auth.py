@@ -48,6 +48,7 @@ from kmsgate.auth.adapters import GatewayAuthenticator
 from kmsgate.auth.identities import IdentityDirectory
 from kmsgate.auth.sigv4 import SigV4Verifier
 from kmsgate.auth.sigv4_canonical import UNSIGNED_PAYLOAD, check_request_target
+from kmsgate.auth.sigv4_chunked import ChunkSignatureVerifier
 from kmsgate.core.errors import IncompleteSignatureError, InvalidUriError, KmsError
 from kmsgate.core.principal import Caller
 from kmsgate.gateway.errors import GatewayError
@@ -122,6 +123,8 @@ class Authenticated:
     """Set when the body's SHA-256 was signed: the streamed body must match it."""
     body: bytes | None = None
     """The whole body, when it had to be read to verify the signature."""
+    chunk_verifier: ChunkSignatureVerifier | None = None
+    """Set for a chunk-signed upload (a front that accepts them): its body is decoded through it."""
 
 
 async def _read_small_body(request: Any) -> bytes:

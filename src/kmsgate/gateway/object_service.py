@@ -10,7 +10,14 @@ response. What happens here:
 * **Put.** The body, an async iterable of blocks, is encrypted as it arrives into one AWS
   Encryption SDK message under the caller's data key for (CMK, context), where the context is
   the caller's plus ``aws:s3:arn`` = the object's ARN; the storage writer commits it
-  (durable, atomic) or aborts it on any failure, the body's own included.
+  (durable, atomic) or aborts it on any failure, the body's own included. A front that keeps
+  metadata with the object (the S3 API) passes ``describe``: once the body ended, it is given
+  the plaintext's MD5 and returns the metadata, which is sealed under the message's data key
+  (``kmsgate.gateway.sealed_metadata``) and committed with the object; it may raise (a digest
+  the client sent that does not match), and then nothing is stored.
+* **Metadata back.** ``head`` and ``read`` open an object's sealed metadata with the data key
+  they obtained anyway (``ObjectInfo.metadata``, empty for objects stored without any); sealed
+  metadata that does not open for this message and name is ``ObjectCorrupt``.
 * **Read.** The stored message's header gives the context: one naming another object is
   ``ObjectCorrupt`` before any KMS call (it was moved or copied there). The data key comes
   from the caller's cache or a KMS ``Decrypt`` as the caller, which authenticates the header.
@@ -30,6 +37,7 @@ response. What happens here:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -61,6 +69,7 @@ from kmsgate.gateway.object_access import (
     is_bound_to,
     object_arn,
 )
+from kmsgate.gateway.sealed_metadata import MetadataError, open_sealed, seal
 from kmsgate.gateway.storage.base import ObjectNotFound, ObjectReader, StoredObject
 
 if TYPE_CHECKING:
@@ -81,6 +90,12 @@ class PutResult:
     stored_size: int
     kms_key_arn: str
     etag: str
+    md5: bytes | None = None
+    """The plaintext's MD5, when ``describe`` was given."""
+
+
+Describe = Callable[[bytes], bytes]
+"""Given the plaintext's MD5 once the body ended, the metadata to keep (sealed) with the object."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +106,10 @@ class ObjectInfo:
     etag: str
     last_modified: float
     size: int | None
+    kms_key_arn: str = ""
+    """The CMK the object's data key is encrypted under."""
+    metadata: bytes = b""
+    """The metadata a front kept with the object (opened), empty when it kept none."""
 
     @property
     def accepts_ranges(self) -> bool:
@@ -147,8 +166,21 @@ def _plaintext_length(header: MessageHeader, stored_size: int) -> int | None:
         return None
 
 
-def _info(stored: StoredObject, header: MessageHeader, size: int | None) -> ObjectInfo:
-    return ObjectInfo(etag=etag_of(header), last_modified=stored.last_modified, size=size)
+def _info(stored: StoredObject, header: MessageHeader, size: int | None, data_key: bytes, arn: str) -> ObjectInfo:
+    try:
+        metadata = open_sealed(stored.metadata, data_key=data_key, message_id=header.message_id, arn=arn)
+    except MetadataError:
+        raise corrupt() from None
+    edks = header.encrypted_data_keys
+    return ObjectInfo(etag=etag_of(header), last_modified=stored.last_modified, size=size,
+                      kms_key_arn=edks[0].provider_info.decode("utf-8", "replace") if edks else "",
+                      metadata=metadata)
+
+
+async def _hashed(body: AsyncIterable[bytes], digest: hashlib._Hash) -> AsyncIterator[bytes]:
+    async for block in body:
+        digest.update(block)
+        yield block
 
 
 class ObjectService:
@@ -160,8 +192,10 @@ class ObjectService:
         self._gateway = gateway
 
     async def put(self, caller: Caller, bucket: str, key: str, body: AsyncIterable[bytes], *,
-                  key_id: str | None, encryption_context: Mapping[str, str], length: int | None) -> PutResult:
-        """Encrypt ``body`` (``length`` bytes, when declared) into the object ``bucket/key``."""
+                  key_id: str | None, encryption_context: Mapping[str, str], length: int | None,
+                  describe: Describe | None = None) -> PutResult:
+        """Encrypt ``body`` (``length`` bytes, when declared) into the object ``bucket/key``;
+        with ``describe``, keep its metadata with it (see the module docstring)."""
         gateway = self._gateway
         arn = object_arn(bucket, key)
         gateway.object_access.check(caller, PUT_OBJECT, arn)
@@ -172,16 +206,24 @@ class ObjectService:
         entry = await materials.encryption_materials(
             key_id=key_id or gateway.settings.default_key_id, encryption_context=context, plaintext_length=length)
         encryptor = Encryptor(entry.materials, frame_length=gateway.settings.frame_length)
+        digest = hashlib.md5(usedforsecurity=False) if describe is not None else None
         writer = await gateway.storage.open_write(bucket, key)
         try:
-            async for data in encrypted(gateway, materials, entry, encryptor, body):
+            async for data in encrypted(gateway, materials, entry, encryptor,
+                                        body if digest is None else _hashed(body, digest)):
                 await writer.write(data)
-            stored = await writer.commit()
+            if describe is None or digest is None:
+                stored = await writer.commit()
+            else:
+                metadata = seal(describe(digest.digest()), data_key=entry.materials.data_key,
+                                message_id=encryptor.header.message_id, arn=arn)
+                stored = await writer.commit(metadata=metadata)
         except BaseException:
             await writer.abort()
             raise
         return PutResult(bucket=bucket, key=key, size=encryptor.plaintext_length, stored_size=stored.size,
-                         kms_key_arn=key_arn(entry), etag=etag_of(encryptor.header))
+                         kms_key_arn=key_arn(entry), etag=etag_of(encryptor.header),
+                         md5=digest.digest() if digest is not None else None)
 
     async def delete(self, caller: Caller, bucket: str, key: str) -> None:
         """Remove ``bucket/key``; removing a missing object succeeds."""
@@ -208,7 +250,7 @@ class ObjectService:
                 await verified_final_frame(gateway, key, stored, header, data_key, buffered)
         except DecryptionError:
             raise corrupt() from None
-        return _info(stored, header, size)
+        return _info(stored, header, size, data_key, arn)
 
     async def read(self, caller: Caller, bucket: str, key: str, *, byte_range: str | None = None,
                    expected_context: Mapping[str, str] | None = None) -> ObjectRead:
@@ -239,7 +281,7 @@ class ObjectService:
                     wanted = parse_range(byte_range, size)
                 except RangeNotSatisfiable:
                     raise GatewayError(416, "InvalidRange", "The requested range is not satisfiable.") from None
-            info = _info(stored, header, size)
+            info = _info(stored, header, size, data_key, arn)
             if wanted is not None and final is not None:
                 await reader.aclose()
                 return await self._read_range(key, stored, header, data_key, info, wanted,

@@ -4,8 +4,8 @@ A ``Gateway`` owns the request authenticator, the object access checks
 (``kmsgate.gateway.object_access``), the storage backend, the KMS client (wrapped
 with timeouts and metrics), the data-key caches (``CallerMaterials``), the crypto thread pool
 and the metrics. It is per process: each worker builds its own. Its services, ``objects``
-(``kmsgate.gateway.object_service``) and ``streams`` (``kmsgate.gateway.stream_service``),
-are what every front (``/v1``, S3) calls; ``kmsgate.gateway.routes`` wires a ``Gateway``
+(``kmsgate.gateway.object_service``), ``buckets`` (``kmsgate.gateway.bucket_service``) and
+``streams`` (``kmsgate.gateway.stream_service``), are what every front (``/v1``, S3) calls; ``kmsgate.gateway.routes`` wires a ``Gateway``
 into an aiohttp application.
 
 Who the KMS sees:
@@ -45,6 +45,7 @@ from kmsgate.envelope.materials import MaterialsManager
 from kmsgate.envelope.pool import THRESHOLD_BYTES, CryptoPool
 from kmsgate.auth.adapters import GatewayAuthenticator
 from kmsgate.gateway.auth import BearerCallers, RequestAuthenticator
+from kmsgate.gateway.bucket_service import BucketService
 from kmsgate.gateway.kms import DEFAULT_KMS_TIMEOUT_SECONDS, AuditedKmsClient, AuditRecorder, InstrumentedKmsClient
 from kmsgate.gateway.metrics import GatewayMetrics
 from kmsgate.gateway.object_access import ObjectAccess
@@ -131,6 +132,7 @@ class Gateway:
         self.authenticator = authenticator
         self.object_access = object_access or ObjectAccess(None)
         self.objects = ObjectService(self)
+        self.buckets = BucketService(self)
         self.streams = StreamService(self)
         # Bearer callers are remembered only over an immutable identity directory.
         self.bearer_callers = BearerCallers() if isinstance(authenticator, GatewayAuthenticator) else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import sys
@@ -31,9 +32,11 @@ from kmsgate.gateway.service import Gateway, GatewaySettings
 from kmsgate.gateway.storage.base import Storage
 from kmsgate.gateway.storage.file import FileStorage
 from kmsgate.gateway.storage.s3 import S3Storage
-from kmsgate.gateway.workers import metrics_dir_from_env
+from kmsgate.gateway.workers import LISTENER_APPS, metrics_dir_from_env
 from kmsgate.kms.rootkey_source import load_root_key
 from kmsgate.kms.service import KmsService, open_service
+from kmsgate.s3front.app import create_s3_app
+from kmsgate.s3front.auth import S3Authenticator
 from kmsgate.web.kms_api import Authenticator, KmsApi, TrustingAuthenticator
 
 log = logging.getLogger("kmsgate")
@@ -52,7 +55,30 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(_kms_context(config))
     app.router.add_post("/", _kms_handler(counted_by_handlers(app)))
     setup_gateway(app, partial(_build_gateway, config))
+    if config.s3_port:
+        base_hosts = ("localhost",) if _is_address(config.host) else ("localhost", config.host)
+        s3_app = create_s3_app(app, partial(_s3_authenticator, config, app), region=config.region,
+                               base_hosts=base_hosts)
+        app[LISTENER_APPS] = {"s3": s3_app}
     return app
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _s3_authenticator(config: Config, app: web.Application) -> S3Authenticator:
+    """The S3 API's SigV4 (service ``s3``; unsigned and chunk-signed payloads, presigned URLs),
+    over the identities the main application loaded; everyone is the root without auth."""
+    if config.insecure_no_auth:
+        return S3Authenticator(None, trusted=account_root(config.account_id))
+    verifier = SigV4Verifier(app[IDENTITIES], config.region, "s3", allow_unsigned_payload=True,
+                             allow_streaming_payload=True)
+    return S3Authenticator(verifier)
 
 
 async def _build_gateway(config: Config, app: web.Application) -> Gateway:

@@ -16,7 +16,9 @@ blob of at most ``MAX_METADATA_BYTES`` (the gateway's encrypted Content-Type and
   exactly one of ``commit()`` or ``abort()``. Memory held by a writer is bounded by a
   backend constant, never by the object size.
 * ``commit()`` returning means durable and atomic: a reader sees either the previous object
-  or the complete new one (bytes and metadata), never a prefix or a mix. ``abort()`` leaves
+  or the complete new one (bytes and metadata), never a prefix or a mix. ``commit(metadata=m)``
+  replaces the blob given at ``open_write`` (for metadata known only once the bytes are
+  written, such as their digest); it is committed atomically with the bytes all the same. ``abort()`` leaves
   nothing behind, and so does a writer whose ``write``/``commit`` raised (the backend cleans
   up before raising). Of two writers of one key, the later commit wins, whole.
 * Reads stream through an ``ObjectReader`` over the half-open byte range ``[start, end)``
@@ -238,7 +240,9 @@ class ObjectWriter(Protocol):
 
     async def write(self, chunk: bytes | bytearray) -> None: ...
 
-    async def commit(self) -> StoredObject: ...
+    async def commit(self, metadata: bytes | None = None) -> StoredObject:
+        """Make the object visible; ``metadata`` (when given) replaces the blob of ``open_write``."""
+        ...
 
     async def abort(self) -> None: ...
 

@@ -211,6 +211,15 @@ class FileObjectWriter(_DataFileWriter[StoredObject]):
         self._key = key
         self._metadata = metadata
 
+    async def commit(self, metadata: bytes | None = None) -> StoredObject:
+        if metadata is not None:
+            try:
+                self._metadata = check_metadata(metadata)
+            except BaseException:
+                await self.abort()
+                raise
+        return await super().commit()
+
     def _record(self, size: int, now: float) -> tuple[StoredObject, list[str]]:
         info = StoredObject(bucket=self._bucket, key=self._key, size=size, etag=self._name,
                             last_modified=now, metadata=self._metadata)

@@ -21,7 +21,9 @@ Writes: bytes accumulate in one buffer of at most ``part_size`` (+ one chunk) by
 object that ends before the buffer first fills is sent with a single ``PutObject`` at
 ``commit``. Otherwise the writer starts an upstream multipart upload, sends each full buffer as
 a part, and ``commit`` sends the rest as the last part and completes the upload; S3 makes the
-object visible only at completion, whole. On any failure, and on ``abort``, the upload is
+object visible only at completion, whole. Since ``commit(metadata=...)`` may replace the
+metadata blob after the upload started, such an object always names a sidecar: its token is
+chosen when the upload starts and the sidecar written at ``commit``, before the completion. On any failure, and on ``abort``, the upload is
 aborted so no parts remain billed or visible. Memory per writer is therefore bounded by
 ``part_size`` whatever the object size.
 
@@ -144,7 +146,10 @@ class S3ObjectWriter:
     async def _send_part(self, data: bytes) -> None:
         s3 = self._storage.client
         if self._upload_id is None:
-            fields = await self._user_metadata()
+            if self._fields is None:  # the sidecar itself is written at commit, with the final blob
+                self._token = new_token()
+                self._fields = sidecar_fields(self._token)
+            fields = self._fields
             resp = await s3.create_multipart_upload(Bucket=self._bucket, Key=self._s3_key, Metadata=fields)
             self._upload_id = str(resp["UploadId"])
         number = len(self._parts) + 1
@@ -176,19 +181,23 @@ class S3ObjectWriter:
                 await self._abort(keep_sidecar=True)
                 raise
 
-    async def commit(self) -> StoredObject:
+    async def commit(self, metadata: bytes | None = None) -> StoredObject:
         if self._done:
             raise StorageError("commit after commit or abort")
         s3 = self._storage.client
         data = bytes(self._buffer)
         self._buffer.clear()
         try:
+            if metadata is not None:
+                self._metadata = check_metadata(metadata)
             if self._upload_id is None:
                 fields = await self._user_metadata()
                 resp = await s3.put_object(Bucket=self._bucket, Key=self._s3_key, Body=data, Metadata=fields)
             else:
                 if data:
                     await self._send_part(data)
+                if self._token is not None:
+                    await self._storage.write_sidecar(self._token, Sidecar(self._metadata))
                 resp = await s3.complete_multipart_upload(
                     Bucket=self._bucket,
                     Key=self._s3_key,

@@ -1,0 +1,159 @@
+"""Buckets as a service with no HTTP in it: create, head, delete, list, configuration, object listings.
+
+The S3 front is a thin adapter over this (as over ``ObjectService`` for objects). Every call is
+first an S3 action on the bucket's ARN (``arn:aws:s3:::<bucket>``; ListBuckets on
+``arn:aws:s3:::*``), decided by the caller's identity policy (``kmsgate.gateway.object_access``):
+
+======================================  ===================================
+call                                    action
+======================================  ===================================
+``create_bucket``                       ``s3:CreateBucket``
+``head_bucket``, ``list_objects``       ``s3:ListBucket``
+``delete_bucket``                       ``s3:DeleteBucket``
+``list_buckets``                        ``s3:ListAllMyBuckets``
+``bucket_location``                     ``s3:GetBucketLocation``
+``get_encryption``                      ``s3:GetEncryptionConfiguration``
+``put_encryption``, ``delete_encryption``  ``s3:PutEncryptionConfiguration`` (as AWS checks both)
+======================================  ===================================
+
+Listings report each object's plaintext size: storage knows only the stored message's size,
+so the size follows from the message's header (a short ranged read of each listed object, a
+few at a time; no KMS call). An object whose header cannot be read (not a message, or a
+signed one whose size the format does not fix) is listed with its stored size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from kmsgate.core.principal import Caller
+from kmsgate.envelope.errors import DecryptionError
+from kmsgate.envelope.header import parse_header
+from kmsgate.envelope.ranges import RangeUnsupportedError, plaintext_length
+from kmsgate.gateway.encryption import etag_of
+from kmsgate.gateway.object_access import LIST_BUCKET, bucket_arn
+from kmsgate.gateway.storage.base import MAX_LIST_KEYS, BucketInfo, ObjectEntry, ObjectNotFound, ObjectPage
+
+if TYPE_CHECKING:
+    from kmsgate.gateway.service import Gateway
+
+CREATE_BUCKET = "s3:CreateBucket"
+DELETE_BUCKET = "s3:DeleteBucket"
+LIST_ALL_MY_BUCKETS = "s3:ListAllMyBuckets"
+GET_BUCKET_LOCATION = "s3:GetBucketLocation"
+GET_ENCRYPTION = "s3:GetEncryptionConfiguration"
+PUT_ENCRYPTION = "s3:PutEncryptionConfiguration"
+ALL_BUCKETS_ARN = "arn:aws:s3:::*"
+ENCRYPTION_CONFIG = "encryption"
+"""The name of the bucket configuration document holding a bucket's default encryption."""
+HEADER_PROBE_BYTES = 4096
+"""Bytes read first to find a listed object's header (kmsgate's headers are well under this)."""
+PROBES_AT_ONCE = 8
+
+
+@dataclass(frozen=True, slots=True)
+class ListedObject:
+    """One object of a listing: ``size`` is the plaintext size; ``etag`` the stored message's (quoted)."""
+
+    key: str
+    size: int
+    etag: str
+    last_modified: float
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectListing:
+    objects: tuple[ListedObject, ...]
+    common_prefixes: tuple[str, ...]
+    is_truncated: bool
+    next_marker: str | None
+
+
+class BucketService:
+    """Buckets of one gateway process (see the module docstring)."""
+
+    __slots__ = ("_gateway",)
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    def _check(self, caller: Caller, action: str, bucket: str) -> None:
+        self._gateway.object_access.check(caller, action, bucket_arn(bucket))
+
+    async def create_bucket(self, caller: Caller, bucket: str) -> BucketInfo:
+        self._check(caller, CREATE_BUCKET, bucket)
+        return await self._gateway.storage.create_bucket(bucket)
+
+    async def head_bucket(self, caller: Caller, bucket: str) -> BucketInfo:
+        self._check(caller, LIST_BUCKET, bucket)
+        return await self._gateway.storage.head_bucket(bucket)
+
+    async def delete_bucket(self, caller: Caller, bucket: str) -> None:
+        self._check(caller, DELETE_BUCKET, bucket)
+        await self._gateway.storage.delete_bucket(bucket)
+
+    async def list_buckets(self, caller: Caller) -> list[BucketInfo]:
+        self._gateway.object_access.check(caller, LIST_ALL_MY_BUCKETS, ALL_BUCKETS_ARN)
+        return await self._gateway.storage.list_buckets()
+
+    async def bucket_location(self, caller: Caller, bucket: str) -> BucketInfo:
+        self._check(caller, GET_BUCKET_LOCATION, bucket)
+        return await self._gateway.storage.head_bucket(bucket)
+
+    async def get_encryption(self, caller: Caller, bucket: str) -> bytes | None:
+        """The bucket's default-encryption document, ``None`` when it has none."""
+        self._check(caller, GET_ENCRYPTION, bucket)
+        return await self._gateway.storage.get_bucket_config(bucket, ENCRYPTION_CONFIG)
+
+    async def put_encryption(self, caller: Caller, bucket: str, document: bytes) -> None:
+        self._check(caller, PUT_ENCRYPTION, bucket)
+        await self._gateway.storage.put_bucket_config(bucket, ENCRYPTION_CONFIG, document)
+
+    async def delete_encryption(self, caller: Caller, bucket: str) -> None:
+        self._check(caller, PUT_ENCRYPTION, bucket)
+        await self._gateway.storage.delete_bucket_config(bucket, ENCRYPTION_CONFIG)
+
+    async def default_encryption(self, bucket: str) -> bytes | None:
+        """The default-encryption document a write into ``bucket`` follows (no access check: the
+        write itself is checked as ``s3:PutObject``)."""
+        return await self._gateway.storage.get_bucket_config(bucket, ENCRYPTION_CONFIG)
+
+    async def list_objects(self, caller: Caller, bucket: str, *, prefix: str = "", delimiter: str | None = None,
+                           start_after: str | None = None, max_keys: int = MAX_LIST_KEYS) -> ObjectListing:
+        """One page of ``bucket``'s objects in key order, with S3's listing semantics (see
+        ``kmsgate.gateway.storage.base``), each with its plaintext size."""
+        self._check(caller, LIST_BUCKET, bucket)
+        page: ObjectPage = await self._gateway.storage.list_objects(
+            bucket, prefix=prefix, delimiter=delimiter, start_after=start_after, max_keys=max_keys)
+        limit = asyncio.Semaphore(PROBES_AT_ONCE)
+
+        async def listed(entry: ObjectEntry) -> ListedObject:
+            async with limit:
+                return await self._listed(bucket, entry)
+
+        objects = await asyncio.gather(*(listed(entry) for entry in page.objects))
+        return ObjectListing(objects=tuple(objects), common_prefixes=page.common_prefixes,
+                             is_truncated=page.is_truncated, next_marker=page.next_marker)
+
+    async def _listed(self, bucket: str, entry: ObjectEntry) -> ListedObject:
+        policy = self._gateway.settings.decrypt_policy
+        etag = f'"{entry.etag}"'
+        try:
+            reader = await self._gateway.storage.open_read(bucket, entry.key, 0, HEADER_PROBE_BYTES)
+        except ObjectNotFound:  # deleted since the listing was taken: listed as the listing saw it
+            return ListedObject(entry.key, entry.size, etag, entry.last_modified)
+        try:
+            data = b"".join([chunk async for chunk in reader])
+        finally:
+            await reader.aclose()
+        size = entry.size
+        try:
+            header, _ = parse_header(data, policy)
+            if header is not None:
+                size = plaintext_length(header, entry.size)
+                etag = etag_of(header)
+        except (DecryptionError, RangeUnsupportedError, ValueError):
+            pass  # not a message this gateway can size: its stored size stands
+        return ListedObject(entry.key, size, etag, entry.last_modified)

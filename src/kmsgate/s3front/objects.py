@@ -1,0 +1,198 @@
+"""Object operations of the S3 API: PutObject, GetObject, HeadObject, DeleteObject.
+
+A thin adapter over ``ObjectService``: it reads S3's headers into a call and the result into
+S3's response headers. What it keeps with an object (``Content-Type``, ``Content-Disposition``,
+``Content-Encoding``, ``Content-Language``, ``Cache-Control``, ``Expires``, ``x-amz-meta-*`` and
+the plaintext's MD5, as an ``kmsgate.s3.metadata`` record) is sealed by the service under the
+object's data key, so storage holds it only encrypted. The ETag is the quoted MD5 of the
+plaintext, computed as it streams; ``Content-MD5`` and ``x-amz-checksum-*`` are checked before
+the object is committed (``BadDigest``, and nothing is stored).
+
+Which CMK: ``x-amz-server-side-encryption-aws-kms-key-id`` with ``aws:kms``; else the bucket's
+default encryption (``PutBucketEncryption``); else the gateway's default key. ``AES256``
+(SSE-S3) is served with the gateway's default key; SSE-C is ``NotImplemented``. Objects stored
+by the ``/v1`` API (no metadata record) read as ``binary/octet-stream`` with the message's ETag.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from aiohttp import web
+
+from kmsgate.gateway.exchange import Exchange
+from kmsgate.gateway.headers import CONTEXT_HEADER, parse_context, parse_key_id
+from kmsgate.gateway.object_service import ObjectInfo
+from kmsgate.gateway.service import Gateway
+from kmsgate.s3 import errors as s3
+from kmsgate.s3.bucket_config import SseAlgorithm, parse_bucket_encryption
+from kmsgate.s3.conditions import Preconditions, check
+from kmsgate.s3.dates import format_http_date
+from kmsgate.s3.etags import md5_etag, quote_etag
+from kmsgate.s3.headers import collect_user_metadata, parse_response_overrides, user_metadata_headers
+from kmsgate.s3.metadata import ObjectMetadata, decode_metadata, encode_metadata
+from kmsgate.s3front.auth import DECODED_LENGTH_HEADER
+from kmsgate.s3front.bodies import ChecksumCheck, body_blocks, content_md5
+from kmsgate.s3front.target import Target
+
+SSE_HEADER = "x-amz-server-side-encryption"
+SSE_KEY_HEADER = "x-amz-server-side-encryption-aws-kms-key-id"
+SSE_C_HEADER = "x-amz-server-side-encryption-customer-algorithm"
+AWS_KMS = "aws:kms"
+DEFAULT_CONTENT_TYPE = "binary/octet-stream"
+_STORED_HEADERS = {
+    "content_type": "Content-Type",
+    "content_disposition": "Content-Disposition",
+    "content_encoding": "Content-Encoding",
+    "content_language": "Content-Language",
+    "cache_control": "Cache-Control",
+    "expires": "Expires",
+}
+
+
+async def _requested_key_id(request: web.Request, gateway: Gateway, bucket: str) -> str | None:
+    """The CMK a PUT asks for (``None``: the gateway's default), as the module docstring says."""
+    headers = request.headers
+    if SSE_C_HEADER in headers or "x-amz-server-side-encryption-customer-key" in headers:
+        raise s3.NotImplementedFeature("Server-side encryption with customer-provided keys (SSE-C) is not supported.")
+    algorithm = headers.get(SSE_HEADER)
+    key_id = parse_key_id(headers)
+    if algorithm is not None and algorithm not in (AWS_KMS, SseAlgorithm.AES256.value):
+        raise s3.InvalidArgument("The encryption method specified is not supported", argument_name=SSE_HEADER,
+                                 argument_value=algorithm[:64])
+    if key_id is not None:
+        if algorithm != AWS_KMS:
+            raise s3.InvalidArgument("Specifying a KMS key id requires x-amz-server-side-encryption: aws:kms",
+                                     argument_name=SSE_KEY_HEADER)
+        return key_id
+    if algorithm == SseAlgorithm.AES256.value:
+        return None
+    document = await gateway.buckets.default_encryption(bucket)
+    if document is None:
+        return None
+    config = parse_bucket_encryption(document)
+    if config.sse_algorithm is SseAlgorithm.AWS_KMS:
+        return config.kms_master_key_id
+    return None
+
+
+def _declared_length(request: web.Request, exchange: Exchange) -> int | None:
+    if exchange.chunk_verifier is not None:
+        value = request.headers.get(DECODED_LENGTH_HEADER, "")
+        return int(value) if value.isdigit() else None
+    return request.content_length
+
+
+async def put_object(request: web.Request, gateway: Gateway, exchange: Exchange, target: Target) -> web.StreamResponse:
+    bucket, key = target.bucket or "", target.key or ""
+    key_id = await _requested_key_id(request, gateway, bucket)
+    context = parse_context(request.headers) if CONTEXT_HEADER in request.headers else {}
+    expected_md5 = content_md5(request)
+    checksum = ChecksumCheck(request)
+    headers = request.headers
+    stored = {attribute: headers[name] for attribute, name in _STORED_HEADERS.items() if name in headers}
+    if stored.get("content_encoding", "").strip().lower() == "aws-chunked":
+        del stored["content_encoding"]  # the transfer framing, not the object's encoding
+    user_metadata = collect_user_metadata(headers.items())
+
+    def describe(md5: bytes) -> bytes:
+        if expected_md5 is not None:
+            expected_md5.verify(md5)
+        return encode_metadata(ObjectMetadata(
+            etag=md5_etag(md5), user_metadata=user_metadata, content_type=stored.get("content_type"),
+            content_disposition=stored.get("content_disposition"), content_encoding=stored.get("content_encoding"),
+            content_language=stored.get("content_language"), cache_control=stored.get("cache_control"),
+            expires=stored.get("expires")))
+
+    settings = gateway.settings
+    blocks = body_blocks(request, exchange, limit=settings.max_object_bytes, block=settings.io_block_bytes,
+                         checksum=checksum)
+    result = await gateway.objects.put(exchange.caller, bucket, key, blocks, key_id=key_id,
+                                       encryption_context=context, length=_declared_length(request, exchange),
+                                       describe=describe)
+    md5 = result.md5 or b""
+    return web.Response(status=200, headers={
+        "ETag": quote_etag(md5.hex()), SSE_HEADER: AWS_KMS, SSE_KEY_HEADER: result.kms_key_arn,
+    })
+
+
+def _metadata(info: ObjectInfo) -> ObjectMetadata | None:
+    return decode_metadata(info.metadata) if info.metadata else None
+
+
+def _etag(info: ObjectInfo, metadata: ObjectMetadata | None) -> str:
+    return metadata.etag if metadata is not None else info.etag.strip('"')
+
+
+def _check_conditions(request: web.Request, info: ObjectInfo, metadata: ObjectMetadata | None) -> None:
+    conditions = Preconditions.from_headers(request.headers)
+    if conditions == Preconditions():
+        return
+    modified = datetime.fromtimestamp(info.last_modified, timezone.utc)
+    check(conditions, etag=_etag(info, metadata), last_modified=modified, is_read=True)
+
+
+def _headers(request: web.Request, info: ObjectInfo, metadata: ObjectMetadata | None) -> dict[str, str]:
+    headers = {
+        "ETag": quote_etag(_etag(info, metadata)),
+        "Last-Modified": format_http_date(datetime.fromtimestamp(info.last_modified, timezone.utc)),
+        "Accept-Ranges": "bytes" if info.accepts_ranges else "none",
+        "Content-Type": DEFAULT_CONTENT_TYPE,
+        SSE_HEADER: AWS_KMS,
+        SSE_KEY_HEADER: info.kms_key_arn,
+    }
+    if metadata is not None:
+        for attribute, name in _STORED_HEADERS.items():
+            value = getattr(metadata, attribute)
+            if value is not None:
+                headers[name] = value
+        headers.update(user_metadata_headers(metadata.user_metadata))
+    headers.update(parse_response_overrides(request.query))
+    return headers
+
+
+async def head_object(request: web.Request, gateway: Gateway, exchange: Exchange,
+                      target: Target) -> web.StreamResponse:
+    info = await gateway.objects.head(exchange.caller, target.bucket or "", target.key or "")
+    metadata = _metadata(info)
+    _check_conditions(request, info, metadata)
+    response = web.StreamResponse(status=200, headers=_headers(request, info, metadata))
+    if info.size is not None:
+        response.content_length = info.size
+    await exchange.start(request, response)
+    await response.write_eof()
+    return response
+
+
+async def get_object(request: web.Request, gateway: Gateway, exchange: Exchange,
+                     target: Target) -> web.StreamResponse:
+    if "partNumber" in request.query:
+        raise s3.NotImplementedFeature("GetObject by part number is not supported.")
+    read = await gateway.objects.read(exchange.caller, target.bucket or "", target.key or "",
+                                      byte_range=request.headers.get("Range"))
+    try:
+        metadata = _metadata(read.info)
+        _check_conditions(request, read.info, metadata)
+        headers = _headers(request, read.info, metadata)
+        status = 200
+        if read.served is not None:
+            start, end = read.served
+            status, headers["Content-Range"] = 206, f"bytes {start}-{end - 1}/{read.info.size}"
+        if read.body is not None:
+            return web.Response(status=status, body=read.body, headers=headers)
+        response = web.StreamResponse(status=status, headers=headers)
+        if read.length is not None:
+            response.content_length = read.length
+        await exchange.start(request, response)
+        async for chunk in read.chunks():
+            await exchange.write(chunk)
+        await response.write_eof()
+        return response
+    finally:
+        await read.aclose()
+
+
+async def delete_object(request: web.Request, gateway: Gateway, exchange: Exchange,
+                        target: Target) -> web.StreamResponse:
+    await gateway.objects.delete(exchange.caller, target.bucket or "", target.key or "")
+    return web.Response(status=204)
