@@ -12,14 +12,18 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import aws_encryption_sdk
+import botocore.session
 import pytest
+from aws_encryption_sdk.identifiers import CommitmentPolicy
 from storage_contract import BUCKET
 
 from kmsgate.auth.identities import AccessKey, RootCredentials, build_directory, parse_identities
 from kmsgate.core.principal import Caller, account_root
 from kmsgate.envelope.header import DecryptPolicy, parse_header
-from kmsgate.envelope.kms_client import InProcessKmsClient
+from kmsgate.envelope.kms_client import InProcessKmsClient, RemoteKmsClient, RemoteKmsSettings
 from kmsgate.gateway.errors import GatewayError
 from kmsgate.gateway.metrics import GatewayMetrics
 from kmsgate.gateway.multipart_reader import MultipartReader
@@ -279,3 +283,109 @@ async def test_a_caller_may_not_set_the_gateways_context_keys(env: Env) -> None:
         with pytest.raises(GatewayError) as refused:
             await env.multipart.create(ROOT, BUCKET, "k", key_id=None, encryption_context=context, metadata=b"")
         assert refused.value.code == "InvalidArgument"
+
+
+def file_storage_of(env: Env) -> FileStorage:
+    storage = env.gateway.storage
+    if not isinstance(storage, FileStorage):
+        pytest.skip("rewrites the file backend's data files")
+    return storage
+
+
+async def test_a_part_moved_from_another_upload_of_the_object_fails_to_read(env: Env) -> None:
+    storage = file_storage_of(env)
+    parts = {1: os.urandom(P), 2: b"tail"}
+    other_id, other_etags = await upload(env, "k", parts)
+    await env.multipart.complete(ROOT, BUCKET, "k", other_id, sorted(other_etags.items()))
+    foreign_part = storage.object_files(BUCKET, "k")[0].read_bytes()
+    upload_id, etags = await upload(env, "k", parts)
+    await env.multipart.complete(ROOT, BUCKET, "k", upload_id, sorted(etags.items()))
+    assert await plaintext(await env.gateway.objects.read(ROOT, BUCKET, "k")) == parts[1] + parts[2]
+    target = storage.object_files(BUCKET, "k")[0]
+    assert len(foreign_part) == target.stat().st_size
+    target.write_bytes(foreign_part)  # same object, same part number, same plaintext: another upload
+    for attempt in (env.gateway.objects.read(ROOT, BUCKET, "k"), env.gateway.objects.head(ROOT, BUCKET, "k"),
+                    env.gateway.objects.read(ROOT, BUCKET, "k", byte_range="bytes=-3")):
+        with pytest.raises(GatewayError) as refused:
+            await attempt
+        assert (refused.value.status, refused.value.code) == (502, "ObjectCorrupt")
+
+
+async def test_parts_reordered_in_storage_fail_to_read(env: Env) -> None:
+    storage = file_storage_of(env)
+    one, two = os.urandom(P), os.urandom(P)
+    upload_id, etags = await upload(env, "k", {1: one, 2: two, 3: b"end"})
+    await env.multipart.complete(ROOT, BUCKET, "k", upload_id, sorted(etags.items()))
+    first, second, _ = storage.object_files(BUCKET, "k")
+    a, b = first.read_bytes(), second.read_bytes()
+    first.write_bytes(b)
+    second.write_bytes(a)
+    for spec in (None, "bytes=0-9", f"bytes={2 * P}-"):
+        with pytest.raises(GatewayError) as refused:
+            await env.gateway.objects.read(ROOT, BUCKET, "k", byte_range=spec)
+        assert refused.value.code == "ObjectCorrupt", spec
+
+
+async def test_a_part_stored_as_a_whole_object_is_refused(env: Env) -> None:
+    storage = file_storage_of(env)
+    upload_id, etags = await upload(env, "k", {1: b"a part on its own"})
+    await env.multipart.complete(ROOT, BUCKET, "k", upload_id, sorted(etags.items()))
+    part = storage.object_files(BUCKET, "k")[0].read_bytes()
+    writer = await storage.open_write(BUCKET, "k")  # the part's message, now an object written whole
+    await writer.write(part)
+    await writer.commit()
+    with pytest.raises(GatewayError) as refused:
+        await env.gateway.objects.read(ROOT, BUCKET, "k")
+    assert refused.value.code == "ObjectCorrupt"
+
+
+@pytest.fixture
+def kms_env(kmsgate_server: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A real kmsgate's KMS for both the gateway and the official SDK, as a deployed client sees it."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", kmsgate_server.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", kmsgate_server.secret_access_key)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", kmsgate_server.region)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", kmsgate_server.endpoint_url)
+    return kmsgate_server
+
+
+async def test_the_stored_object_decrypts_message_by_message_with_the_official_sdk(
+        file_storage: FileStorage, kms_env: Any) -> None:
+    key_arn = str(kms_env.kms_client().create_key(Description="multipart interop")["KeyMetadata"]["Arn"])
+    await file_storage.create_bucket("interop")
+    async with RemoteKmsClient(RemoteKmsSettings(endpoint_url=kms_env.endpoint_url, region=kms_env.region)) as kms:
+        gateway = Gateway(storage=file_storage, kms=kms, metrics=GatewayMetrics(),
+                          authenticator=object(),  # type: ignore[arg-type]
+                          settings=GatewaySettings(frame_length=FRAME))
+        try:
+            multipart = MultipartService(gateway)
+            parts = {1: os.urandom(P), 2: os.urandom(P), 3: os.urandom(1000)}
+            upload_id = await multipart.create(ROOT, "interop", "obj", key_id=key_arn,
+                                               encryption_context={"app": "interop"}, metadata=b"")
+            etags = [(n, (await multipart.upload_part(ROOT, "interop", "obj", upload_id, n, blocks(data),
+                                                      len(data))).etag) for n, data in parts.items()]
+            await multipart.complete(ROOT, "interop", "obj", upload_id, etags)
+        finally:
+            await gateway.caller_materials.aclose()
+            gateway.pool.close()
+    stored = (await file_storage.head("interop", "obj"))
+    reader = await file_storage.open_read("interop", "obj")
+    try:
+        whole = b"".join([c async for c in reader])
+    finally:
+        await reader.aclose()
+    client = aws_encryption_sdk.EncryptionSDKClient(commitment_policy=CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT)
+    provider = aws_encryption_sdk.StrictAwsKmsMasterKeyProvider(key_ids=[key_arn],
+                                                                botocore_session=botocore.session.Session())
+    offset = 0
+    for (n, data), size in zip(parts.items(), stored.part_sizes):
+        decrypted, header = client.decrypt(source=whole[offset : offset + size], key_provider=provider)
+        offset += size
+        assert decrypted == data
+        assert header.encryption_context["kmsgate:part-number"] == str(n)
+        assert header.encryption_context["kmsgate:upload-id"] == upload_id
+        assert header.encryption_context["aws:s3:arn"] == "arn:aws:s3:::interop/obj"
+        assert header.encryption_context["app"] == "interop"
+    assert offset == len(whole)
