@@ -6,6 +6,7 @@ import asyncio
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -505,3 +506,26 @@ async def test_s3_a_part_over_the_memory_cap_is_refused(s3_storage: S3Storage) -
     await writer.write(b"x" * cap)
     with pytest.raises(InvalidArgument):
         await writer.write(b"x")
+
+
+async def test_file_catalog_made_before_part_metadata_opens_and_keeps_its_uploads(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    storage = await FileStorage.open(root)
+    await storage.create_bucket(BUCKET)
+    upload_id = await storage.create_upload(BUCKET, "k", b"meta")
+    await write_part(storage, "k", upload_id, 1, b"old part")
+    await storage.close()
+    db = sqlite3.connect(root / "catalog.sqlite3")
+    db.execute("ALTER TABLE parts DROP COLUMN metadata")  # the catalog as it was before
+    db.commit()
+    db.close()
+    storage = await FileStorage.open(root)
+    try:
+        [part] = await storage.list_parts(BUCKET, "k", upload_id)
+        assert (part.size, part.metadata) == (8, b"")
+        writer = await storage.open_part_write(BUCKET, "k", upload_id, 2)
+        await writer.write(b"new part")
+        await writer.commit(b"part meta")
+        assert [p.metadata for p in await storage.list_parts(BUCKET, "k", upload_id)] == [b"", b"part meta"]
+    finally:
+        await storage.close()

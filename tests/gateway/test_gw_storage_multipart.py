@@ -13,6 +13,8 @@ import pytest
 from storage_contract import BUCKET, get, put
 
 from kmsgate.gateway.storage.base import (
+    MAX_METADATA_BYTES,
+    MAX_PART_METADATA_BYTES,
     MIN_PART_BYTES,
     InvalidArgument,
     InvalidPart,
@@ -27,11 +29,12 @@ pytestmark = pytest.mark.usefixtures("bucket")
 P = MIN_PART_BYTES
 
 
-async def upload_part(storage: Storage, key: str, upload_id: str, number: int, data: bytes) -> PartInfo:
+async def upload_part(storage: Storage, key: str, upload_id: str, number: int, data: bytes,
+                      metadata: bytes = b"") -> PartInfo:
     writer = await storage.open_part_write(BUCKET, key, upload_id, number)
     for i in range(0, len(data), 1 << 20):
         await writer.write(data[i : i + (1 << 20)])
-    part = await writer.commit()
+    part = await writer.commit(metadata)
     assert (part.part_number, part.size, writer.bytes_written) == (number, len(data), len(data))
     return part
 
@@ -165,3 +168,44 @@ async def test_expiry_aborts_only_uploads_older_than_the_limit(storage: Storage)
     assert [u.upload_id for u in await storage.list_uploads(BUCKET)] == [young]
     with pytest.raises(NoSuchUpload):
         await storage.list_parts(BUCKET, "old", old)
+
+
+async def test_completion_stores_the_metadata_it_is_given_instead_of_the_uploads(storage: Storage) -> None:
+    upload_id = await storage.create_upload(BUCKET, "k", b"at create")
+    assert await storage.upload_metadata(BUCKET, "k", upload_id) == b"at create"
+    await upload_part(storage, "k", upload_id, 1, b"one")
+    info = await storage.complete_upload(BUCKET, "k", upload_id, [1], metadata=b"at completion")
+    assert info.metadata == b"at completion"
+    assert (await storage.head(BUCKET, "k")).metadata == b"at completion"
+    with pytest.raises(NoSuchUpload):
+        await storage.upload_metadata(BUCKET, "k", upload_id)
+
+
+async def test_a_large_completion_metadata_blob_is_kept_whole(storage: Storage) -> None:
+    blob = os.urandom(MAX_METADATA_BYTES)
+    upload_id = await storage.create_upload(BUCKET, "k")
+    await upload_part(storage, "k", upload_id, 1, b"one")
+    await storage.complete_upload(BUCKET, "k", upload_id, [1], metadata=blob)
+    assert (await storage.head(BUCKET, "k")).metadata == blob
+    upload_id = await storage.create_upload(BUCKET, "k")
+    with pytest.raises(InvalidArgument):
+        await storage.complete_upload(BUCKET, "k", upload_id, [1], metadata=blob + b"x")
+
+
+async def test_each_part_keeps_its_own_metadata_until_the_upload_ends(storage: Storage) -> None:
+    upload_id = await storage.create_upload(BUCKET, "k")
+    await upload_part(storage, "k", upload_id, 1, b"one", b"first one")
+    await upload_part(storage, "k", upload_id, 2, b"two", b"two's")
+    await upload_part(storage, "k", upload_id, 3, b"three")
+    await upload_part(storage, "k", upload_id, 1, b"one again", b"second one")
+    listed = await storage.list_parts(BUCKET, "k", upload_id)
+    assert [(p.part_number, p.metadata) for p in listed] == [(1, b"second one"), (2, b"two's"), (3, b"")]
+    await upload_part(storage, "k", upload_id, 2, b"two again")  # a part without metadata has none
+    assert [p.metadata for p in await storage.list_parts(BUCKET, "k", upload_id)] == [b"second one", b"", b""]
+    writer = await storage.open_part_write(BUCKET, "k", upload_id, 4)
+    await writer.write(b"four")
+    with pytest.raises(InvalidArgument):
+        await writer.commit(b"x" * (MAX_PART_METADATA_BYTES + 1))
+    assert [p.part_number for p in await storage.list_parts(BUCKET, "k", upload_id)] == [1, 2, 3]
+    await storage.complete_upload(BUCKET, "k", upload_id, [1])  # parts this small may only be last
+    assert await get(storage, "k") == b"one again"

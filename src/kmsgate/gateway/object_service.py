@@ -28,6 +28,9 @@ response. What happens here:
   header (the file backend reads its first megabyte with the open) is decrypted and verified
   whole, and returned as bytes; otherwise ``ObjectRead.chunks`` yields plaintext only from
   frames that verified, and raises (so the front aborts its response) at the first that does not.
+* **Multipart objects** (made by ``kmsgate.gateway.multipart_service``) are read by
+  ``kmsgate.gateway.multipart_reader``, part by part; a single part's message is never
+  accepted as a whole object.
 * **Signed messages** (suite 0x0578, which kmsgate reads but does not write) end with a
   signature over the whole message, of a length the format does not fix: their size is known
   only once that signature verified. So reads ignore the range and stream the whole body,
@@ -59,6 +62,8 @@ from kmsgate.gateway.encryption import (
 from kmsgate.gateway.errors import GatewayError
 from kmsgate.gateway.final_frame import FinalFrame, open_same_object, verified_final_frame
 from kmsgate.gateway.headers import RangeNotSatisfiable, parse_range
+from kmsgate.gateway.multipart_reader import MultipartReader
+from kmsgate.gateway.multipart_records import PART_NUMBER_CONTEXT_KEY
 from kmsgate.gateway.object_access import (
     DELETE_OBJECT,
     GET_OBJECT,
@@ -237,6 +242,9 @@ class ObjectService:
         gateway.object_access.check(caller, GET_OBJECT, arn)
         reader = await self._open(caller, bucket, key)
         stored = reader.info
+        if stored.part_sizes:
+            await reader.aclose()
+            return await MultipartReader(gateway).head(caller, stored)
         try:
             header, buffered = await self._header(reader, aiter(reader), arn)
         finally:
@@ -261,6 +269,10 @@ class ObjectService:
         arn = object_arn(bucket, key)
         gateway.object_access.check(caller, GET_OBJECT, arn)
         reader = await self._open(caller, bucket, key)
+        if reader.info.part_sizes:
+            await reader.aclose()
+            return await MultipartReader(gateway).read(caller, reader.info, byte_range=byte_range,
+                                                       expected_context=expected_context)
         try:
             stored = reader.info
             chunks = aiter(reader)
@@ -319,8 +331,8 @@ class ObjectService:
                 buf += chunk
         except DecryptionError:
             raise corrupt() from None
-        if not is_bound_to(header.encryption_context, arn):
-            raise corrupt()
+        if not is_bound_to(header.encryption_context, arn) or PART_NUMBER_CONTEXT_KEY in header.encryption_context:
+            raise corrupt()  # another object's, or one part of a multipart upload
         return header, buf
 
     async def _data_key(self, caller: Caller, header: MessageHeader) -> bytes:

@@ -33,7 +33,11 @@ blob of at most ``MAX_METADATA_BYTES`` (the gateway's encrypted Content-Type and
   through ``open_part_write`` in any order, a part number written again replaces the part;
   ``complete_upload`` makes the object, the named parts' stored bytes concatenated (part
   numbers strictly ascending, as S3 requires), visible atomically and replaces any previous
-  version; the parts not named are discarded. ``StoredObject.part_sizes`` then gives the
+  version; the parts not named are discarded. The object's metadata blob is the one given to
+  ``complete_upload`` (``metadata``), else the upload's. A part may carry its own opaque blob
+  (``PartWriter.commit(metadata)``, at most ``MAX_PART_METADATA_BYTES``), which
+  ``list_parts`` returns with it until the upload ends; ``upload_metadata`` returns the
+  upload's blob. ``StoredObject.part_sizes`` then gives the
   stored size of each part, so a reader can find part boundaries. ``abort_upload`` and
   ``expire_uploads`` leave nothing of an upload behind. A backend may refuse parts but the last
   smaller than ``MIN_PART_BYTES`` (the s3 backend's upstream does).
@@ -53,6 +57,8 @@ READ_CHUNK_BYTES = 256 * 1024
 """Preferred size of the chunks a reader yields (a backend may yield smaller ones)."""
 MAX_METADATA_BYTES = 64 * 1024
 """Largest opaque metadata blob stored with an object or upload."""
+MAX_PART_METADATA_BYTES = 1024
+"""Largest opaque blob kept with one part of an upload."""
 MAX_BUCKET_CONFIG_BYTES = 64 * 1024
 """Largest bucket configuration document."""
 MAX_PART_NUMBER = 10_000
@@ -150,6 +156,12 @@ def check_metadata(metadata: bytes) -> bytes:
     return bytes(metadata)
 
 
+def check_part_metadata(metadata: bytes) -> bytes:
+    if len(metadata) > MAX_PART_METADATA_BYTES:
+        raise InvalidArgument(f"part metadata exceeds {MAX_PART_METADATA_BYTES} bytes")
+    return bytes(metadata)
+
+
 def check_part_number(part_number: int) -> int:
     if not 1 <= part_number <= MAX_PART_NUMBER:
         raise InvalidArgument(f"part number must be 1..{MAX_PART_NUMBER}")
@@ -222,6 +234,8 @@ class PartInfo:
     size: int
     etag: str
     last_modified: float
+    metadata: bytes = b""
+    """The opaque blob given to ``PartWriter.commit``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,7 +270,9 @@ class PartWriter(Protocol):
 
     async def write(self, chunk: bytes | bytearray) -> None: ...
 
-    async def commit(self) -> PartInfo: ...
+    async def commit(self, metadata: bytes = b"") -> PartInfo:
+        """Make the part durable, with ``metadata`` (at most ``MAX_PART_METADATA_BYTES``) kept beside it."""
+        ...
 
     async def abort(self) -> None: ...
 
@@ -353,6 +369,10 @@ class Storage(Protocol):
 
     async def open_part_write(self, bucket: str, key: str, upload_id: str, part_number: int) -> PartWriter: ...
 
+    async def upload_metadata(self, bucket: str, key: str, upload_id: str) -> bytes:
+        """The blob given to ``create_upload``; ``NoSuchUpload`` once the upload ended."""
+        ...
+
     async def list_parts(self, bucket: str, key: str, upload_id: str) -> list[PartInfo]: ...
 
     async def list_uploads(self, bucket: str, prefix: str = "") -> list[UploadInfo]:
@@ -360,8 +380,10 @@ class Storage(Protocol):
         ...
 
     async def complete_upload(
-        self, bucket: str, key: str, upload_id: str, part_numbers: Sequence[int]
-    ) -> StoredObject: ...
+        self, bucket: str, key: str, upload_id: str, part_numbers: Sequence[int], metadata: bytes | None = None
+    ) -> StoredObject:
+        """Make the object of ``part_numbers``; its metadata blob is ``metadata``, or the upload's when ``None``."""
+        ...
 
     async def abort_upload(self, bucket: str, key: str, upload_id: str) -> None: ...
 

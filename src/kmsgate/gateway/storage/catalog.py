@@ -61,8 +61,11 @@ CREATE INDEX IF NOT EXISTS uploads_by_key ON uploads (bucket, key, initiated);
 CREATE TABLE IF NOT EXISTS parts (
     upload_id TEXT NOT NULL, part_number INTEGER NOT NULL, size INTEGER NOT NULL,
     etag TEXT NOT NULL, last_modified REAL NOT NULL, file TEXT NOT NULL,
+    metadata BLOB NOT NULL DEFAULT x'',
     PRIMARY KEY (upload_id, part_number)) WITHOUT ROWID;
 """
+_PARTS_METADATA_COLUMN = "ALTER TABLE parts ADD COLUMN metadata BLOB NOT NULL DEFAULT x''"
+"""For a catalog made before parts kept a metadata blob."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +104,8 @@ class Catalog:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         db.execute(statement)
+                if "metadata" not in {str(row[1]) for row in db.execute("PRAGMA table_info(parts)")}:
+                    db.execute(_PARTS_METADATA_COLUMN)
         except sqlite3.Error as exc:
             raise StorageError(f"file storage catalog failed: {type(exc).__name__}") from exc
 
@@ -263,23 +268,27 @@ class Catalog:
         with self._read() as db:
             self._require_upload(db, bucket, key, upload_id)
 
+    def upload_metadata(self, bucket: str, key: str, upload_id: str) -> bytes:
+        with self._read() as db:
+            return self._require_upload(db, bucket, key, upload_id)
+
     def put_part(self, bucket: str, key: str, upload_id: str, part: PartInfo, file: str) -> list[str]:
         """Record a part (replacing one of the same number); return the replaced part's file."""
         with self._write() as db:
             self._require_upload(db, bucket, key, upload_id)
             old = db.execute("SELECT file FROM parts WHERE upload_id = ? AND part_number = ?",
                              (upload_id, part.part_number)).fetchone()
-            db.execute("INSERT OR REPLACE INTO parts (upload_id, part_number, size, etag, last_modified, file) "
-                       "VALUES (?, ?, ?, ?, ?, ?)",
-                       (upload_id, part.part_number, part.size, part.etag, part.last_modified, file))
+            db.execute("INSERT OR REPLACE INTO parts (upload_id, part_number, size, etag, last_modified, file, "
+                       "metadata) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (upload_id, part.part_number, part.size, part.etag, part.last_modified, file, part.metadata))
         return [] if old is None else [str(old[0])]
 
     def list_parts(self, bucket: str, key: str, upload_id: str) -> list[PartInfo]:
         with self._read() as db:
             self._require_upload(db, bucket, key, upload_id)
-            rows = db.execute("SELECT part_number, size, etag, last_modified FROM parts WHERE upload_id = ? "
-                              "ORDER BY part_number", (upload_id,)).fetchall()
-        return [PartInfo(int(n), int(s), str(e), float(m)) for n, s, e, m in rows]
+            rows = db.execute("SELECT part_number, size, etag, last_modified, metadata FROM parts "
+                              "WHERE upload_id = ? ORDER BY part_number", (upload_id,)).fetchall()
+        return [PartInfo(int(n), int(s), str(e), float(m), bytes(b)) for n, s, e, m, b in rows]
 
     def list_uploads(self, bucket: str, prefix: str, upper: str | None) -> list[UploadInfo]:
         sql = "SELECT key, upload_id, initiated FROM uploads WHERE bucket = ? AND key >= ?"
@@ -293,11 +302,14 @@ class Catalog:
         return [UploadInfo(str(k), str(u), float(i)) for k, u, i in rows]
 
     def complete_upload(self, bucket: str, key: str, upload_id: str, part_numbers: Sequence[int],
-                        etag: str, now: float) -> tuple[StoredObject, list[str]]:
-        """Turn the upload into the object's current version, atomically; return it and the
-        files nobody references any more (parts left out, the replaced version's)."""
+                        etag: str, now: float, metadata: bytes | None) -> tuple[StoredObject, list[str]]:
+        """Turn the upload into the object's current version, atomically, with ``metadata``
+        (``None``: the upload's); return it and the files nobody references any more (parts
+        left out, the replaced version's)."""
         with self._write() as db:
-            metadata = self._require_upload(db, bucket, key, upload_id)
+            upload_metadata = self._require_upload(db, bucket, key, upload_id)
+            if metadata is None:
+                metadata = upload_metadata
             parts = {int(n): (int(s), str(f)) for n, s, f in db.execute(
                 "SELECT part_number, size, file FROM parts WHERE upload_id = ?", (upload_id,))}
             missing = [n for n in part_numbers if n not in parts]

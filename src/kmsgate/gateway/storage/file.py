@@ -68,6 +68,7 @@ from kmsgate.gateway.storage.base import (
     UploadInfo,
     check_completion,
     check_metadata,
+    check_part_metadata,
     check_part_number,
     resolve_range,
     validate_bucket_name,
@@ -235,9 +236,18 @@ class FilePartWriter(_DataFileWriter[PartInfo]):
         self._key = key
         self._upload_id = upload_id
         self._part_number = part_number
+        self._metadata = b""
+
+    async def commit(self, metadata: bytes = b"") -> PartInfo:
+        try:
+            self._metadata = check_part_metadata(metadata)
+        except InvalidArgument:
+            await self.abort()
+            raise
+        return await super().commit()
 
     def _record(self, size: int, now: float) -> tuple[PartInfo, list[str]]:
-        part = PartInfo(self._part_number, size, self._name, now)
+        part = PartInfo(self._part_number, size, self._name, now, self._metadata)
         return part, self._storage.catalog.put_part(self._bucket, self._key, self._upload_id, part, self._name)
 
 
@@ -509,6 +519,9 @@ class FileStorage:
         await self._run(self.catalog.check_upload, bucket, key, upload_id)
         return FilePartWriter(self, bucket, key, upload_id, part_number)
 
+    async def upload_metadata(self, bucket: str, key: str, upload_id: str) -> bytes:
+        return await self._run(self.catalog.upload_metadata, bucket, key, upload_id)
+
     async def list_parts(self, bucket: str, key: str, upload_id: str) -> list[PartInfo]:
         return await self._run(self.catalog.list_parts, bucket, key, upload_id)
 
@@ -516,17 +529,20 @@ class FileStorage:
         upper = prefix_end(prefix) if prefix else None
         return await self._run(self.catalog.list_uploads, bucket, prefix, upper)
 
-    def _complete_sync(self, bucket: str, key: str, upload_id: str, numbers: tuple[int, ...]) -> StoredObject:
+    def _complete_sync(self, bucket: str, key: str, upload_id: str, numbers: tuple[int, ...],
+                       metadata: bytes | None) -> StoredObject:
         etag = f"{_new_name()}-{len(numbers)}"
-        info, stale = self.catalog.complete_upload(bucket, key, upload_id, numbers, etag, time.time())
+        info, stale = self.catalog.complete_upload(bucket, key, upload_id, numbers, etag, time.time(), metadata)
         unlink_quietly(self.data_paths(stale))
         return info
 
     async def complete_upload(
-        self, bucket: str, key: str, upload_id: str, part_numbers: Sequence[int]
+        self, bucket: str, key: str, upload_id: str, part_numbers: Sequence[int], metadata: bytes | None = None
     ) -> StoredObject:
         numbers = check_completion(part_numbers)
-        return await self._run(self._complete_sync, bucket, key, upload_id, numbers)
+        if metadata is not None:
+            metadata = check_metadata(metadata)
+        return await self._run(self._complete_sync, bucket, key, upload_id, numbers, metadata)
 
     def _abort_sync(self, bucket: str, key: str, upload_id: str) -> None:
         unlink_quietly(self.data_paths(self.catalog.abort_upload(bucket, key, upload_id)))

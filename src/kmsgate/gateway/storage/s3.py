@@ -421,7 +421,7 @@ class S3Storage:
             raise err from exc
         return BucketInfo(bucket, _stamp(resp.get("LastModified")))
 
-    async def _keys(self, prefix: str) -> AsyncIterator[dict[str, Any]]:
+    async def keys(self, prefix: str) -> AsyncIterator[dict[str, Any]]:
         """Every upstream object under ``prefix`` (a full upstream key prefix)."""
         token: str | None = None
         while True:
@@ -447,7 +447,7 @@ class S3Storage:
         if resp.get("Contents"):
             raise BucketNotEmpty(bucket)
         await self.uploads.abort_all(bucket)
-        async for item in self._keys(self._config_key(bucket, "")):
+        async for item in self.keys(self._config_key(bucket, "")):
             await self._delete_upstream(str(item["Key"]), "delete bucket config")
         await self._delete_upstream(self._bucket_entry(bucket), "delete bucket")
 
@@ -462,7 +462,7 @@ class S3Storage:
     async def list_buckets(self) -> list[BucketInfo]:
         base = self._bucket_entry("")
         found = [BucketInfo(str(item["Key"])[len(base):], _stamp(item.get("LastModified")))
-                 async for item in self._keys(base)]
+                 async for item in self.keys(base)]
         return sorted(found, key=lambda b: b.name)
 
     async def put_bucket_config(self, bucket: str, name: str, document: bytes) -> None:
@@ -605,6 +605,9 @@ class S3Storage:
     async def open_part_write(self, bucket: str, key: str, upload_id: str, part_number: int) -> S3PartWriter:
         return await self.uploads.open_part_write(bucket, key, upload_id, part_number)
 
+    async def upload_metadata(self, bucket: str, key: str, upload_id: str) -> bytes:
+        return await self.uploads.upload_metadata(bucket, key, upload_id)
+
     async def list_parts(self, bucket: str, key: str, upload_id: str) -> list[PartInfo]:
         return await self.uploads.list_parts(bucket, key, upload_id)
 
@@ -612,9 +615,9 @@ class S3Storage:
         return await self.uploads.list_uploads(bucket, prefix)
 
     async def complete_upload(
-        self, bucket: str, key: str, upload_id: str, part_numbers: Sequence[int]
+        self, bucket: str, key: str, upload_id: str, part_numbers: Sequence[int], metadata: bytes | None = None
     ) -> StoredObject:
-        return await self.uploads.complete_upload(bucket, key, upload_id, part_numbers)
+        return await self.uploads.complete_upload(bucket, key, upload_id, part_numbers, metadata)
 
     async def abort_upload(self, bucket: str, key: str, upload_id: str) -> None:
         await self.uploads.abort_upload(bucket, key, upload_id)

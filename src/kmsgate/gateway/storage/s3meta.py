@@ -18,6 +18,11 @@ Sidecar body, byte by byte (integers big-endian)::
     4   p = number of parts (0 for an object written whole; at most MAX_PART_NUMBER)
     8p  each part's stored size
 
+A part's metadata blob, when it has one, is kept in ``<prefix>.kmsgate/parts/<sha256(upload
+id)>/<part number>`` as ``u8 len(etag) || etag (ASCII) || blob``: the upstream ETag of the part
+it was written with, so a record left by an earlier upload of the same part number (the upstream
+keeps the later part, whichever record was written last) is recognised and ignored.
+
 The in-progress upload record ``<prefix>.kmsgate/uploads/<sha256(upload id)>`` is the token
 ``t`` (32 ASCII hex digits) followed by the upload's metadata blob: the token is chosen before
 the upstream ``CreateMultipartUpload`` (it goes into the object's user metadata there) and the
@@ -37,7 +42,7 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from kmsgate.gateway.storage.base import MAX_METADATA_BYTES, MAX_PART_NUMBER
+from kmsgate.gateway.storage.base import MAX_METADATA_BYTES, MAX_PART_METADATA_BYTES, MAX_PART_NUMBER
 
 INLINE_METADATA_BYTES = 1024
 """Largest blob kept in the upstream object's own user metadata (1368 base64 characters)."""
@@ -119,6 +124,20 @@ def read_fields(fields: Mapping[str, str]) -> MetadataRef:
     if len(blob) > INLINE_METADATA_BYTES:
         raise ValueError("inline metadata over its cap")
     return MetadataRef(inline=blob)
+
+
+def encode_part_record(etag: str, metadata: bytes) -> bytes:
+    encoded = etag.encode("ascii")
+    if len(encoded) > 255 or len(metadata) > MAX_PART_METADATA_BYTES:
+        raise ValueError("part record over its caps")
+    return bytes([len(encoded)]) + encoded + metadata
+
+
+def decode_part_record(body: bytes) -> tuple[str, bytes]:
+    """The upstream ETag a part record belongs to, and its blob."""
+    if not body or len(body) > 1 + body[0] + MAX_PART_METADATA_BYTES or len(body) < 1 + body[0]:
+        raise ValueError("part record length out of range")
+    return body[1 : 1 + body[0]].decode("ascii", errors="replace"), bytes(body[1 + body[0] :])
 
 
 def encode_upload_record(token: str, metadata: bytes) -> bytes:

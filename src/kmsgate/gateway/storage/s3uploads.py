@@ -13,6 +13,11 @@ upload's age by the later of that time and its record's write time (some S3-comp
 report a fixed time); an upload whose record is missing (a crash inside ``create_upload``) is
 judged by the upstream's time alone.
 
+A part's metadata blob is a record of its own beside the upload record (see
+``kmsgate.gateway.storage.s3meta``), written after the part; ``list_parts`` reads the records
+(a few at a time) and keeps a blob only where its ETag is the upstream part's. The records go
+when the upload ends.
+
 Each part is sent as one upstream ``UploadPart``, so a part writer holds its part in memory,
 at most ``max_part_bytes``; the upstream's own rules apply (S3 refuses parts but the last
 below ``MIN_PART_BYTES`` at completion: ``EntityTooSmall``).
@@ -40,12 +45,15 @@ from kmsgate.gateway.storage.base import (
     UploadInfo,
     check_completion,
     check_metadata,
+    check_part_metadata,
     check_part_number,
 )
 from kmsgate.gateway.storage.s3errors import CLIENT_ERRORS, clean_etag, translate
 from kmsgate.gateway.storage.s3meta import (
     Sidecar,
+    decode_part_record,
     decode_upload_record,
+    encode_part_record,
     encode_upload_record,
     new_token,
     sidecar_fields,
@@ -55,6 +63,9 @@ if TYPE_CHECKING:
     from kmsgate.gateway.storage.s3 import S3Storage
 
 log = logging.getLogger(__name__)
+
+PART_RECORD_READS = 16
+"""Part records ``list_parts`` reads at once."""
 
 
 class S3PartWriter:
@@ -82,18 +93,22 @@ class S3PartWriter:
         self._buffer += chunk
         self._written += len(chunk)
 
-    async def commit(self) -> PartInfo:
+    async def commit(self, metadata: bytes = b"") -> PartInfo:
         if self._done:
             raise StorageError("commit after commit or abort")
         self._done = True
         data, self._buffer = bytes(self._buffer), bytearray()
+        metadata = check_part_metadata(metadata)
         storage = self._uploads.storage
         try:
             resp = await storage.client.upload_part(Bucket=storage.bucket, Key=self._s3_key, UploadId=self._upload_id,
                                                     PartNumber=self._part_number, Body=data)
         except CLIENT_ERRORS as exc:
             raise translate(exc, "upload part") from exc
-        return PartInfo(self._part_number, len(data), clean_etag(resp.get("ETag")), time.time())
+        etag = clean_etag(resp.get("ETag"))
+        if metadata:
+            await self._uploads.write_part_record(self._upload_id, self._part_number, etag, metadata)
+        return PartInfo(self._part_number, len(data), etag, time.time(), metadata)
 
     async def abort(self) -> None:
         self._done = True
@@ -110,6 +125,50 @@ class S3Uploads:
     def _record_key(self, upload_id: str) -> str:
         digest = hashlib.sha256(upload_id.encode("utf-8")).hexdigest()
         return f"{self.storage.prefix}.kmsgate/uploads/{digest}"
+
+    def _part_records(self, upload_id: str) -> str:
+        digest = hashlib.sha256(upload_id.encode("utf-8")).hexdigest()
+        return f"{self.storage.prefix}.kmsgate/parts/{digest}/"
+
+    async def write_part_record(self, upload_id: str, part_number: int, etag: str, metadata: bytes) -> None:
+        storage = self.storage
+        try:
+            await storage.client.put_object(Bucket=storage.bucket, Key=f"{self._part_records(upload_id)}{part_number}",
+                                            Body=encode_part_record(etag, metadata))
+        except CLIENT_ERRORS as exc:
+            raise translate(exc, "part record write") from exc
+
+    async def _part_metadata(self, upload_id: str, part: PartInfo) -> bytes:
+        """The blob kept with ``part``: its record's, when the record is of this very part."""
+        storage = self.storage
+        try:
+            resp = await storage.client.get_object(Bucket=storage.bucket,
+                                                   Key=f"{self._part_records(upload_id)}{part.part_number}")
+            async with resp["Body"] as body:
+                data = await body.read()
+        except CLIENT_ERRORS as exc:
+            err = translate(exc, "part record read")
+            if isinstance(err, ObjectNotFound):
+                return b""
+            raise err from exc
+        try:
+            etag, metadata = decode_part_record(data)
+        except ValueError as exc:
+            raise StorageError("s3 part record is damaged") from exc
+        return metadata if etag == part.etag else b""
+
+    async def _drop_part_records(self, upload_id: str) -> None:
+        """Delete an ended upload's part records. Best effort: a record left behind is never read
+        (upload ids are not reused)."""
+        storage = self.storage
+        try:
+            names = [str(entry["Key"]) async for entry in storage.keys(self._part_records(upload_id))]
+            for name in names:
+                await storage.client.delete_object(Bucket=storage.bucket, Key=name)
+        except StorageError as exc:
+            log.warning("s3 part record delete failed: %s", exc)
+        except CLIENT_ERRORS as exc:
+            log.warning("s3 part record delete failed: %s", translate(exc, "part record delete"))
 
     async def _read_record(self, upload_id: str) -> tuple[str, bytes]:
         storage = self.storage
@@ -152,7 +211,19 @@ class S3Uploads:
         await self._read_record(upload_id)
         return S3PartWriter(self, self.storage.object_key(bucket, key), upload_id, part_number)
 
+    async def upload_metadata(self, bucket: str, key: str, upload_id: str) -> bytes:
+        await self.storage.head_bucket(bucket)
+        _, metadata = await self._read_record(upload_id)
+        return metadata
+
     async def list_parts(self, bucket: str, key: str, upload_id: str) -> list[PartInfo]:
+        parts = await self._upstream_parts(bucket, key, upload_id)
+        blobs: list[bytes] = []
+        for i in range(0, len(parts), PART_RECORD_READS):
+            blobs += await asyncio.gather(*(self._part_metadata(upload_id, p) for p in parts[i : i + PART_RECORD_READS]))
+        return [PartInfo(p.part_number, p.size, p.etag, p.last_modified, blob) for p, blob in zip(parts, blobs)]
+
+    async def _upstream_parts(self, bucket: str, key: str, upload_id: str) -> list[PartInfo]:
         storage = self.storage
         await storage.head_bucket(bucket)
         parts: list[PartInfo] = []
@@ -195,12 +266,16 @@ class S3Uploads:
         return sorted(uploads, key=lambda u: (u.key, u.initiated, u.upload_id))
 
     async def complete_upload(
-        self, bucket: str, key: str, upload_id: str, part_numbers: Sequence[int]
+        self, bucket: str, key: str, upload_id: str, part_numbers: Sequence[int], metadata: bytes | None = None
     ) -> StoredObject:
         numbers = check_completion(part_numbers)
+        if metadata is not None:
+            metadata = check_metadata(metadata)
         storage = self.storage
-        token, metadata = await self._read_record(upload_id)
-        parts, previous = await asyncio.gather(self.list_parts(bucket, key, upload_id),
+        token, upload_metadata = await self._read_record(upload_id)
+        if metadata is None:
+            metadata = upload_metadata
+        parts, previous = await asyncio.gather(self._upstream_parts(bucket, key, upload_id),
                                                storage.previous_token(bucket, key))
         by_number = {p.part_number: p for p in parts}
         missing = [n for n in numbers if n not in by_number]
@@ -217,6 +292,7 @@ class S3Uploads:
             raise translate(exc, "complete upload") from exc
         if previous is not None and previous != token:
             await storage.discard_sidecar(previous)
+        await self._drop_part_records(upload_id)
         await self._delete_record(upload_id)
         return StoredObject(bucket=bucket, key=key, size=sum(sizes), etag=clean_etag(resp.get("ETag")),
                             last_modified=time.time(), metadata=metadata, part_sizes=sizes)
@@ -248,6 +324,7 @@ class S3Uploads:
         except NoSuchUpload:
             return
         await self.storage.discard_sidecar(token)
+        await self._drop_part_records(upload_id)
         await self._delete_record(upload_id)
 
     async def abort_upload(self, bucket: str, key: str, upload_id: str) -> None:
