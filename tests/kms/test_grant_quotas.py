@@ -17,7 +17,8 @@ from kmsgate.kms.keyref import Namespace
 from kmsgate.kms.ops_grants import MAX_GRANTS_PER_GRANTEE, MAX_GRANTS_PER_KEY
 from kmsgate.kms.rootkey import RootKey
 from kmsgate.kms.service import KmsService
-from kmsgate.kms.store import KeyStore, Transaction
+from kmsgate.kms.sqlite_store import SqliteKeyStore as KeyStore
+from kmsgate.kms.transaction import Transaction
 
 from .helpers import ACCOUNT_ID, REGION
 

@@ -20,7 +20,8 @@ from kmsgate.kms.keyref import Namespace
 from kmsgate.kms.rootkey import RootKey
 from kmsgate.kms.service import KmsService
 from kmsgate.kms.snapshot import Snapshot
-from kmsgate.kms.store import KeyStore, Transaction
+from kmsgate.kms.sqlite_store import SqliteKeyStore as KeyStore
+from kmsgate.kms.transaction import Transaction
 
 from .helpers import ACCOUNT_ID, REGION
 

@@ -20,7 +20,7 @@ from kmsgate.core.errors import (
 from kmsgate.core.principal import Caller
 from kmsgate.kms.clock import FakeClock
 from kmsgate.kms.service import KmsService
-from kmsgate.kms.store import DB_FILENAME
+from kmsgate.kms.sqlite_store import DB_FILENAME
 
 from .helpers import WRAPPING_ALGORITHMS, wrap_key_material
 

@@ -12,7 +12,7 @@ import orjson
 from kmsgate.auth.grants import new_grant
 from kmsgate.kms.grant_records import grant_to_record
 from kmsgate.kms.rootkey import RootKey
-from kmsgate.kms.store import DB_FILENAME, KeyStore
+from kmsgate.kms.sqlite_store import DB_FILENAME, SqliteKeyStore as KeyStore
 
 from .helpers import ACCOUNT_ID
 
