@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -161,3 +163,16 @@ def test_the_store_url_keeps_its_password_out_of_descriptions(tmp_path: Path) ->
     described = parse_key_store("postgresql://kms:s3cret@db:5432/kms?sslmode=verify-full&password=x", tmp_path)
     assert "s3cret" not in described.describe() and "password=x" not in described.describe()
     assert described.describe() == "postgresql://kms:***@db:5432/kms?sslmode=verify-full&password=***"
+
+
+def test_store_migrate_applies_the_migrations_once_and_then_finds_nothing_to_do(postgres_url: str) -> None:
+    def migrate_command() -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "kmsgate", "store", "migrate", "--key-store", postgres_url],
+            capture_output=True, text=True, timeout=60, check=True,
+        )
+        return done.stdout.strip()
+
+    every = ", ".join(map(str, range(1, LATEST_VERSION + 1)))
+    assert migrate_command().endswith(f"schema version {LATEST_VERSION} (applied {every})")
+    assert migrate_command().endswith(f"schema version {LATEST_VERSION} (nothing to apply)")
