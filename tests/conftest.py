@@ -18,6 +18,8 @@ import boto3
 import pytest
 from botocore.config import Config as BotoConfig
 
+from tests.postgres import fresh_database, postgres_server
+
 ROOT_ACCESS_KEY_ID = "AKIAKMSGATETEST00001"
 ROOT_SECRET_ACCESS_KEY = "kmsgate-test-secret-0000000000000000000000"[:40]
 ROOT_TOKEN = "kmsgate-test-root-token-000000000000000"
@@ -173,3 +175,17 @@ def fresh_server(tmp_path: Path) -> Iterator[KmsgateServer]:
 def kms(kmsgate_server: KmsgateServer) -> Any:
     """A boto3 KMS client for the shared server."""
     return kmsgate_server.kms_client()
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL server for the session (``KMSGATE_TEST_POSTGRES_URL``, else one ``pgserver`` starts)."""
+    with postgres_server(tmp_path_factory.mktemp("postgres")) as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url: str) -> Iterator[str]:
+    """A ``postgresql://`` URL of an empty database of this test's own."""
+    with fresh_database(postgres_server_url) as url:
+        yield url

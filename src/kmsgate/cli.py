@@ -27,8 +27,10 @@ from kmsgate.config import Config
 from kmsgate.gateway import workers
 from kmsgate.gateway.connections import ConnectionLimits
 from kmsgate.kms.rootkey_source import load_root_key
-from kmsgate.kms.store import KeyStore
+from kmsgate.kms.rootkey import RootKey, RootKeyError
+from kmsgate.kms.stores import KeyStoreUrlError, open_store, parse_key_store
 from kmsgate.logs import configure_logging
+from kmsgate.store_cli import add_store_command, run_store_command
 from kmsgate.web.app import create_app
 
 log = logging.getLogger("kmsgate")
@@ -101,6 +103,10 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     serve.add_argument("--root-key-file", type=Path, default=Path(root_key_file) if root_key_file else None,
                        help="file holding the base64 root key [KMSGATE_ROOT_KEY_FILE]; the KMSGATE_ROOT_KEY variable "
                        "(base64) takes precedence; without either, <data-dir>/root.key is created (mode 0600)")
+    serve.add_argument("--key-store", default=_env(environ, "KEY_STORE", None) or None,
+                       help="where keys, aliases, policies and grants are kept: sqlite:///path, or "
+                       "postgresql://user:password@host:port/db (TLS parameters as libpq takes them) for several "
+                       "nodes sharing one store [KMSGATE_KEY_STORE] (default: sqlite in <data-dir>/kms.sqlite3)")
     serve.add_argument("--log-level", default=_env_choice(environ, "LOG_LEVEL", LOG_LEVELS, defaults.log_level),
                        choices=LOG_LEVELS, help="[KMSGATE_LOG_LEVEL] (default: %(default)s)")
     serve.add_argument("--insecure-no-auth", action="store_true", default=_flag(environ, "INSECURE_NO_AUTH"),
@@ -199,6 +205,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
                          help="data keys held at once (least recently used leave first) [KMSGATE_CACHE_CAPACITY] "
                          "(default: %(default)s)")
     add_keys_command(commands, environ)
+    add_store_command(commands, environ)
     return parser
 
 
@@ -223,6 +230,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
         raise SystemExit("kmsgate: --s3-port must differ from --port")
     if args.liveness_timeout < 0:
         raise SystemExit("kmsgate: --liveness-timeout must be 0 (off) or positive")
+    try:
+        parse_key_store(args.key_store, args.data_dir)
+    except KeyStoreUrlError as exc:
+        raise SystemExit(f"kmsgate: --key-store: {exc}") from None
     return Config(
         host=args.host,
         port=args.port,
@@ -231,6 +242,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         region=args.region,
         account_id=args.account_id,
         root_key_file=args.root_key_file,
+        key_store=args.key_store,
         log_level=args.log_level,
         insecure_no_auth=args.insecure_no_auth,
         identities_file=args.identities,
@@ -270,6 +282,17 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _check_key_store(config: Config, root_key: RootKey) -> None:
+    location = parse_key_store(config.key_store, config.data_dir).describe()
+    try:
+        open_store(config.key_store, config.data_dir, root_key).close()
+    except RootKeyError as exc:
+        raise SystemExit(f"kmsgate: refusing to start: {exc} ({location})") from None
+    except Exception as exc:  # the database's own errors, summarised on one line without the URL's secrets
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SystemExit(f"kmsgate: cannot open the key store {location}: {first}") from None
+
+
 def serve(config: Config) -> int:
     configure_logging(config.log_level)
     tuned = tune_allocator(os.environ)  # inherited by the workers forked below
@@ -280,8 +303,9 @@ def serve(config: Config) -> int:
     _root_key, source = load_root_key(
         env_value=os.environ.get("KMSGATE_ROOT_KEY"), path=config.root_key_file, data_dir=config.data_dir
     )
-    # Likewise the key store's schema and generated root credentials.
-    KeyStore(config.data_dir, _root_key).close()
+    # Likewise the key store's schema (migrations) and generated root credentials; a key store
+    # that cannot be reached, or that another root key created, stops the start here.
+    _check_key_store(config, _root_key)
     if config.insecure_no_auth:
         if not _is_loopback(config.host):
             raise SystemExit("kmsgate: --insecure-no-auth is refused on a non-loopback address")
@@ -348,5 +372,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         sys.exit(serve(config_from_args(args)))
     elif args.command == "keys":
         sys.exit(run_keys_command(args))
+    elif args.command == "store":
+        sys.exit(run_store_command(args))
     else:  # pragma: no cover - argparse rejects unknown commands
         sys.exit(2)

@@ -15,6 +15,7 @@ class Config:
     region: str = "us-east-1"
     account_id: str = "111122223333"
     root_key_file: Path | None = None
+    key_store: str | None = None  # sqlite:///… or postgresql://…; None: SQLite in <data-dir>/kms.sqlite3
     log_level: str = "info"
     insecure_no_auth: bool = False
     maintenance_interval_seconds: float = 30.0

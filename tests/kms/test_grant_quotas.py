@@ -17,7 +17,8 @@ from kmsgate.kms.keyref import Namespace
 from kmsgate.kms.ops_grants import MAX_GRANTS_PER_GRANTEE, MAX_GRANTS_PER_KEY
 from kmsgate.kms.rootkey import RootKey
 from kmsgate.kms.service import KmsService
-from kmsgate.kms.store import KeyStore, Transaction
+from kmsgate.kms.sqlite_store import SqliteKeyStore
+from kmsgate.kms.transaction import Transaction
 
 from .helpers import ACCOUNT_ID, REGION
 
@@ -27,7 +28,7 @@ def _user(n: int) -> str:
 
 
 async def test_create_grant_beyond_50000_grants_on_a_key_is_limit_exceeded(tmp_path: Path, caller: Caller) -> None:
-    store = KeyStore(tmp_path, RootKey(os.urandom(32)))
+    store = SqliteKeyStore(tmp_path, RootKey(os.urandom(32)))
     service = KmsService(store, Namespace(region=REGION, account_id=ACCOUNT_ID), FakeClock())
     try:
         key_id = (await service.create_key(caller=caller))["key_metadata"]["key_id"]

@@ -1,14 +1,14 @@
 """Reloading the service's in-memory view: a reload reads only what changed since the view it
 holds, reads it off the event-loop thread, and sees what another connection (another worker
-process) committed."""
+process, or another node on PostgreSQL) committed. Every test runs on both stores."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import threading
-from collections.abc import Callable
-from pathlib import Path
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -20,11 +20,13 @@ from kmsgate.kms.keyref import Namespace
 from kmsgate.kms.rootkey import RootKey
 from kmsgate.kms.service import KmsService
 from kmsgate.kms.snapshot import Snapshot
-from kmsgate.kms.store import KeyStore, Transaction
+from kmsgate.kms.store import KeyStore
+from kmsgate.kms.transaction import Transaction
 
 from .helpers import ACCOUNT_ID, REGION
 
 SEEDED_GRANTS = 5_000
+OpenKeyStore = Callable[[RootKey], KeyStore]
 
 
 @pytest.fixture
@@ -64,9 +66,9 @@ def _view(snapshot: Snapshot) -> tuple[object, ...]:
 
 
 async def test_a_reload_after_one_create_grant_among_5000_grants_reads_only_the_changed_rows(
-    tmp_path: Path, root_key: RootKey, caller: Caller
+    open_key_store: OpenKeyStore, root_key: RootKey, caller: Caller
 ) -> None:
-    store = KeyStore(tmp_path, root_key)
+    store = open_key_store(root_key)
     service = _service(store)
     try:
         key_id = (await service.create_key(caller=caller))["key_metadata"]["key_id"]
@@ -108,11 +110,11 @@ class ThreadRecordingStore:
 
 
 async def test_requests_read_the_store_off_the_event_loop_thread_except_its_data_version(
-    tmp_path: Path, root_key: RootKey, caller: Caller
+    open_key_store: OpenKeyStore, root_key: RootKey, caller: Caller
 ) -> None:
-    recording = ThreadRecordingStore(KeyStore(tmp_path, root_key))
+    recording = ThreadRecordingStore(open_key_store(root_key))
     service = _service(recording)
-    other = _service(KeyStore(tmp_path, root_key))  # another worker process's service
+    other = _service(open_key_store(root_key))  # another worker process's service
     try:
         recording.called_on_loop_thread.clear()  # the first load, at start-up, runs before serving
         key_id = (await service.create_key(caller=caller))["key_metadata"]["key_id"]
@@ -121,11 +123,24 @@ async def test_requests_read_the_store_off_the_event_loop_thread_except_its_data
             operations=["Encrypt"],
         )
         await other.disable_key(caller=caller, key_id=key_id)
-        assert (await service.describe_key(caller=caller, key_id=key_id))["key_metadata"]["key_state"] == "Disabled"
+        # SQLite sees the other commit on the next request; PostgreSQL once it is notified.
+        await _until(lambda: _state(service, caller, key_id), "Disabled")
         assert recording.called_on_loop_thread == {"data_version"}
     finally:
         service.close()
         other.close()
+
+
+async def _state(service: KmsService, caller: Caller, key_id: str) -> str:
+    return str((await service.describe_key(caller=caller, key_id=key_id))["key_metadata"]["key_state"])
+
+
+async def _until(read: Callable[[], Awaitable[object]], wanted: object, within_s: float = 2.0) -> None:
+    """Wait until ``read()`` gives ``wanted`` (a change reaches another node within a second)."""
+    deadline = time.monotonic() + within_s
+    while (got := await read()) != wanted:
+        assert time.monotonic() < deadline, f"still {got!r}, not {wanted!r}, after {within_s} s"
+        await asyncio.sleep(0.01)
 
 
 async def _key_with_material_alias_and_grants(service: KmsService, caller: Caller) -> str:
@@ -143,9 +158,9 @@ async def _key_with_material_alias_and_grants(service: KmsService, caller: Calle
 
 
 async def test_changes_committed_through_another_connection_are_loaded(
-    tmp_path: Path, root_key: RootKey, caller: Caller
+    open_key_store: OpenKeyStore, root_key: RootKey, caller: Caller
 ) -> None:
-    first, second = KeyStore(tmp_path, root_key), KeyStore(tmp_path, root_key)
+    first, second = open_key_store(root_key), open_key_store(root_key)
     writer = _service(second)
     try:
         held = first.load()
@@ -163,9 +178,9 @@ async def test_changes_committed_through_another_connection_are_loaded(
 
 
 async def test_a_key_deleted_by_another_connection_leaves_nothing_behind_in_the_view(
-    tmp_path: Path, root_key: RootKey, caller: Caller
+    open_key_store: OpenKeyStore, root_key: RootKey, caller: Caller
 ) -> None:
-    first, second = KeyStore(tmp_path, root_key), KeyStore(tmp_path, root_key)
+    first, second = open_key_store(root_key), open_key_store(root_key)
     clock = FakeClock()
     writer = KmsService(second, Namespace(region=REGION, account_id=ACCOUNT_ID), clock)
     try:
@@ -187,9 +202,9 @@ async def test_a_key_deleted_by_another_connection_leaves_nothing_behind_in_the_
 
 
 async def test_a_commit_that_changes_no_served_row_is_loaded_by_reading_nothing(
-    tmp_path: Path, root_key: RootKey, caller: Caller
+    open_key_store: OpenKeyStore, root_key: RootKey, caller: Caller
 ) -> None:
-    store = KeyStore(tmp_path, root_key)
+    store = open_key_store(root_key)
     try:
         service = _service(store)
         key_id = (await service.create_key(caller=caller))["key_metadata"]["key_id"]
@@ -203,9 +218,9 @@ async def test_a_commit_that_changes_no_served_row_is_loaded_by_reading_nothing(
 
 
 async def test_a_view_older_than_the_pruned_change_log_is_loaded_in_full(
-    tmp_path: Path, root_key: RootKey, caller: Caller
+    open_key_store: OpenKeyStore, root_key: RootKey, caller: Caller
 ) -> None:
-    first, second = KeyStore(tmp_path, root_key), KeyStore(tmp_path, root_key)
+    first, second = open_key_store(root_key), open_key_store(root_key)
     writer = _service(second)
     try:
         held = first.load()

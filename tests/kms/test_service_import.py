@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import os
-import sqlite3
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
@@ -20,7 +19,6 @@ from kmsgate.core.errors import (
 from kmsgate.core.principal import Caller
 from kmsgate.kms.clock import FakeClock
 from kmsgate.kms.service import KmsService
-from kmsgate.kms.store import DB_FILENAME
 
 from .helpers import WRAPPING_ALGORITHMS, wrap_key_material
 
@@ -155,7 +153,7 @@ async def test_reimport_keeps_a_disabled_key_disabled(service: KmsService, calle
 
 
 async def test_expiring_material_returns_the_key_to_pending_import(
-    service: KmsService, caller: Caller, clock: FakeClock, data_dir: Path
+    service: KmsService, caller: Caller, clock: FakeClock, count_stored: Callable[[str, str], int]
 ) -> None:
     key_id = await external_key(service, caller)
     material = os.urandom(32)
@@ -173,8 +171,7 @@ async def test_expiring_material_returns_the_key_to_pending_import(
     assert (await service.run_due()).expired == (key_id,)
     meta = (await service.describe_key(caller=caller, key_id=key_id))["key_metadata"]
     assert meta["key_state"] == "PendingImport" and "valid_to" not in meta
-    with sqlite3.connect(data_dir / DB_FILENAME) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM materials WHERE key_id = ?", (key_id,)).fetchone()[0] == 0
+    assert count_stored("materials", key_id) == 0
     with pytest.raises(KmsInvalidStateError):
         await service.decrypt(caller=caller, ciphertext_blob=blob)
     await import_material(service, caller, key_id, material)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,7 +21,6 @@ from kmsgate.core.errors import (
 from kmsgate.core.principal import Caller
 from kmsgate.kms.clock import FakeClock
 from kmsgate.kms.service import KmsService
-from kmsgate.kms.store import DB_FILENAME
 
 from .helpers import ACCOUNT_ID, REGION
 
@@ -262,23 +260,19 @@ async def test_schedule_key_deletion_reports_the_date(service: KmsService, calle
     assert "pending_deletion_window_in_days" not in meta  # a multi-Region-only field
 
 
-def _rows(data_dir: Path, key_id: str) -> dict[str, int]:
-    with sqlite3.connect(data_dir / DB_FILENAME) as conn:
-        return {
-            table: conn.execute(f"SELECT COUNT(*) FROM {table} WHERE key_id = ?", (key_id,)).fetchone()[0]
-            for table in ("keys", "materials", "aliases")
-        }
+def _rows(count_stored: Callable[[str, str], int], key_id: str) -> dict[str, int]:
+    return {table: count_stored(table, key_id) for table in ("keys", "materials", "aliases")}
 
 
 async def test_deletion_after_the_window_destroys_key_material(
-    service: KmsService, caller: Caller, clock: FakeClock, data_dir: Path
+    service: KmsService, caller: Caller, clock: FakeClock, count_stored: Callable[[str, str], int]
 ) -> None:
     key_id = (await new_key(service, caller))["key_id"]
     await service.rotate_key_on_demand(caller=caller, key_id=key_id)
     await service.create_alias(caller=caller, alias_name="alias/doomed", target_key_id=key_id)
     blob = (await service.encrypt(caller=caller, key_id=key_id, plaintext=b"gone")).ciphertext_blob
     await service.schedule_key_deletion(caller=caller, key_id=key_id, pending_window_in_days=7)
-    assert _rows(data_dir, key_id) == {"keys": 1, "materials": 2, "aliases": 1}
+    assert _rows(count_stored, key_id) == {"keys": 1, "materials": 2, "aliases": 1}
 
     clock.advance(7 * DAY - 1)
     assert (await service.run_due()).deleted == ()
@@ -286,7 +280,7 @@ async def test_deletion_after_the_window_destroys_key_material(
 
     clock.advance(1)
     assert (await service.run_due()).deleted == (key_id,)
-    assert _rows(data_dir, key_id) == {"keys": 0, "materials": 0, "aliases": 0}
+    assert _rows(count_stored, key_id) == {"keys": 0, "materials": 0, "aliases": 0}
     with pytest.raises(NotFoundError):
         await service.describe_key(caller=caller, key_id=key_id)
     with pytest.raises(NotFoundError):

@@ -12,7 +12,7 @@ import orjson
 from kmsgate.auth.grants import new_grant
 from kmsgate.kms.grant_records import grant_to_record
 from kmsgate.kms.rootkey import RootKey
-from kmsgate.kms.store import DB_FILENAME, KeyStore
+from kmsgate.kms.sqlite_store import DB_FILENAME, SqliteKeyStore
 
 from .helpers import ACCOUNT_ID
 
@@ -36,7 +36,7 @@ def test_grants_stored_before_the_grantee_and_name_columns_are_counted_after_ope
             [(grant.grant_id, KEY_ID, orjson.dumps(grant_to_record(grant))) for grant in grants],
         )
     conn.close()
-    store = KeyStore(tmp_path, RootKey(os.urandom(32)))
+    store = SqliteKeyStore(tmp_path, RootKey(os.urandom(32)))
     try:
         counts = store.mutate(lambda tx: (tx.count_grants(KEY_ID), tx.count_grants(KEY_ID, BOB),
                                           tx.count_grants(KEY_ID, CAROL)))
@@ -45,5 +45,5 @@ def test_grants_stored_before_the_grantee_and_name_columns_are_counted_after_ope
         assert {grant.grant_id for grant in store.load().snapshot.grants[KEY_ID]} == {g.grant_id for g in grants}
     finally:
         store.close()
-    reopened = KeyStore(tmp_path, RootKey(os.urandom(32)))  # a second opening finds the columns in place
+    reopened = SqliteKeyStore(tmp_path, RootKey(os.urandom(32)))  # a second opening finds the columns in place
     reopened.close()

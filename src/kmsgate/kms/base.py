@@ -3,9 +3,11 @@
 The service serves every read from an in-memory ``Snapshot``, so Encrypt/Decrypt/GenerateDataKey
 do no database or root-key work per request, yet a change made by another worker process is
 seen by the next request. Every change goes through ``_mutate``: one durable transaction in a
-worker thread, then a reload.
+worker thread, then a reload. The store (``kmsgate.kms.store``) is SQLite or PostgreSQL; this
+code does not know which.
 
-A request starts with ``await self._refresh()``. It reads ``PRAGMA data_version`` at most once
+A request starts with ``await self._refresh()``. It reads the store's ``data_version`` (SQLite's
+``PRAGMA data_version``; for PostgreSQL the last change notified, an attribute) at most once
 per event-loop turn: the first ``_refresh`` of a turn reads it and schedules (``call_soon``) the
 end of that reading's validity. A request that reaches this process after another process
 committed is handled in callbacks scheduled after its bytes arrived, which run after the expiry
@@ -38,7 +40,8 @@ from kmsgate.kms.clock import Clock
 from kmsgate.kms.keyref import Namespace
 from kmsgate.kms.model import KeyMaterial, KeyState, KmsKey
 from kmsgate.kms.snapshot import Snapshot
-from kmsgate.kms.store import KeyStore, Transaction
+from kmsgate.kms.store import KeyStore
+from kmsgate.kms.transaction import Transaction
 from kmsgate.kms.usage import UsageRecorder
 
 T = TypeVar("T")

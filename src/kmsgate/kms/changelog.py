@@ -4,7 +4,8 @@ Every write transaction that changes what the service serves from memory (keys, 
 materials, grants) also appends one row per changed entity to the ``changes`` table, in the same
 commit::
 
-    seq      INTEGER  AUTOINCREMENT: commit-ordered (SQLite runs one writer at a time), never reused
+    seq      commit-ordered, never reused: SQLite's AUTOINCREMENT (one writer at a time), PostgreSQL's
+             BIGSERIAL taken under the store's write lock, which is held until the commit is visible
     kind     "key" | "purge" (key deleted for good, with its aliases, materials and grants) |
              "materials" (any version of a key's material) | "alias" | "grant"
     key_id   the key concerned ("" for an alias: an alias may move between keys)
@@ -17,15 +18,16 @@ whenever the sequence crosses a multiple of ``PRUNE_EVERY``; the ``settings`` ro
 ``changes_pruned_through`` says how far, and a reader whose view is older loads everything. The
 log holds ids only, never a secret.
 
-A PostgreSQL store would keep the same table, take the sequence under the transaction's write
-lock so that it stays commit-ordered, and ``NOTIFY`` the new sequence on commit where SQLite
-readers poll ``PRAGMA data_version``.
+The PostgreSQL store keeps the same table and ``NOTIFY``s the new sequence number on commit
+(``kmsgate.kms.pg_listener``) where SQLite readers poll ``PRAGMA data_version``. The statements
+here run on both (``kmsgate.kms.sql``).
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
+
+from kmsgate.kms.sql import Connection
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS changes (
@@ -45,7 +47,7 @@ KEY, PURGE, MATERIALS, ALIAS, GRANT = "key", "purge", "materials", "alias", "gra
 Change = tuple[str, str, str]  # (kind, key id, name)
 
 
-def append(conn: sqlite3.Connection, changed: Iterable[Change], now: float) -> None:
+def append(conn: Connection, changed: Iterable[Change], now: float) -> None:
     """Log ``changed`` inside the caller's write transaction, pruning when a pass falls due."""
     rows = [(kind, key_id, name, now) for kind, key_id, name in sorted(set(changed))]
     if not rows:
@@ -56,7 +58,7 @@ def append(conn: sqlite3.Connection, changed: Iterable[Change], now: float) -> N
         prune(conn, now - RETENTION_SECONDS)
 
 
-def prune(conn: sqlite3.Connection, older_than: float) -> None:
+def prune(conn: Connection, older_than: float) -> None:
     """Drop the rows written before ``older_than`` (inside the caller's write transaction)."""
     row = conn.execute("SELECT MAX(seq) FROM changes WHERE changed < ?", (older_than,)).fetchone()
     if row[0] is None:
@@ -69,19 +71,23 @@ def prune(conn: sqlite3.Connection, older_than: float) -> None:
     )
 
 
-def last_seq(conn: sqlite3.Connection) -> int:
-    """The last sequence number handed out (0 before the first change)."""
-    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
-    return 0 if row is None else int(row[0])
+def last_seq(conn: Connection) -> int:
+    """The last sequence number committed (0 before the first change).
+
+    Sequence numbers are never reused and pruning keeps the newest row unless every row is old,
+    when ``changes_pruned_through`` names the last one.
+    """
+    row = conn.execute("SELECT MAX(seq) FROM changes").fetchone()
+    return max(0 if row[0] is None else int(row[0]), pruned_through(conn))
 
 
-def pruned_through(conn: sqlite3.Connection) -> int:
+def pruned_through(conn: Connection) -> int:
     """Rows up to this sequence number may be gone."""
     row = conn.execute("SELECT value FROM settings WHERE name = ?", (PRUNED_THROUGH,)).fetchone()
     return 0 if row is None else int(row[0])
 
 
-def read_since(conn: sqlite3.Connection, seq: int) -> tuple[int, list[Change]]:
+def read_since(conn: Connection, seq: int) -> tuple[int, list[Change]]:
     """The changes after ``seq`` and the last sequence number among them (``seq`` when none)."""
     rows = conn.execute("SELECT seq, kind, key_id, name FROM changes WHERE seq > ? ORDER BY seq", (seq,)).fetchall()
     if not rows:

@@ -1,10 +1,11 @@
 """Loading the service's in-memory view from the key store: everything once, then only what changed.
 
-``ViewLoader`` owns its own SQLite connection and is called from one worker thread at a time
-(a lock guards it), never on the event loop. ``load`` reads every row; ``load_changes`` reads the
+``ViewLoader`` reads through connections its store hands it, one load at a time (a lock guards
+it), from a worker thread, never on the event loop. ``load`` reads every row; ``load_changes`` reads the
 change log after the sequence a view was built at (``kmsgate.kms.changelog``) and then the
 current row of each entity named there, so its cost follows what changed, not how much is
-stored. Each load runs in one read transaction, so the view and its sequence number agree.
+stored. Each load runs in one read transaction of its store (``reading``: SQLite's ``BEGIN``,
+PostgreSQL's ``REPEATABLE READ``), so the view and its sequence number agree.
 
 Material rows are unwrapped with the root key; an unwrapped version is reused while its wrapped
 bytes are unchanged, so a reload does not unwrap again what it already holds.
@@ -12,10 +13,9 @@ bytes are unchanged, so a reload does not unwrap again what it already holds.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
 import orjson
@@ -26,8 +26,11 @@ from kmsgate.kms.grant_records import grant_from_record
 from kmsgate.kms.model import KeyMaterial, KmsKey
 from kmsgate.kms.rootkey import RootKey
 from kmsgate.kms.snapshot import Alias, Changes, Snapshot, apply_changes
+from kmsgate.kms.sql import Connection
 
 IDS_PER_QUERY = 500  # ids bound in one ``IN (...)``, well under SQLite's variable limit
+
+Reading = Callable[[], AbstractContextManager[Connection]]  # a connection inside one read transaction
 
 _MaterialRef = tuple[str, int, bytes]  # key id, version, wrapped bytes
 
@@ -55,27 +58,24 @@ def material_from_row(row: tuple, root_key: RootKey) -> KeyMaterial:  # type: ig
 
 
 class ViewLoader:
-    """Reads views of the store through its own connection (blocking: call from a worker thread)."""
+    """Reads views of the store through ``reading`` (blocking: call from a worker thread)."""
 
-    def __init__(self, conn: sqlite3.Connection, root_key: RootKey) -> None:
-        self._conn = conn
+    def __init__(self, reading: Reading, root_key: RootKey) -> None:
+        self._reading = reading
         self._root_key = root_key
         self._lock = threading.Lock()
         self._materials: dict[_MaterialRef, KeyMaterial] = {}
         self.rows_read = 0  # every row read so far, change-log rows included
 
-    def close(self) -> None:
-        with self._lock:  # not under a load running in another thread
-            self._conn.close()
+    def close(self, release: Callable[[], None]) -> None:
+        """Run ``release`` (closing the store's read connection) once no load is running."""
+        with self._lock:
+            release()
 
     @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN")
-            try:
-                yield self._conn
-            finally:
-                self._conn.execute("COMMIT")
+    def _read(self) -> Iterator[Connection]:
+        with self._lock, self._reading() as conn:
+            yield conn
 
     def load(self) -> Loaded:
         with self._read() as conn:
@@ -91,7 +91,7 @@ class ViewLoader:
             self.rows_read += len(changed)
             return Loaded(apply_changes(held.snapshot, self._read_changed(conn, changed)), seq, full=False)
 
-    def _load_all(self, conn: sqlite3.Connection) -> Loaded:
+    def _load_all(self, conn: Connection) -> Loaded:
         seq = changelog.last_seq(conn)
         keys = {
             key_id: KmsKey.from_record(orjson.loads(record))
@@ -116,7 +116,7 @@ class ViewLoader:
         self._materials[ref] = material
         return material
 
-    def _read_changed(self, conn: sqlite3.Connection, changed: list[changelog.Change]) -> Changes:
+    def _read_changed(self, conn: Connection, changed: list[changelog.Change]) -> Changes:
         """The current rows of every entity ``changed`` names (rows already gone read as ``None``)."""
         purged = {key_id for kind, key_id, _ in changed if kind == changelog.PURGE}
         wanted = [(kind, key_id, name) for kind, key_id, name in changed if key_id not in purged]
@@ -140,7 +140,7 @@ class ViewLoader:
         return Changes(frozenset(purged), keys, aliases, materials, self._read_grants(conn, wanted))
 
     def _read_grants(
-        self, conn: sqlite3.Connection, wanted: list[changelog.Change]
+        self, conn: Connection, wanted: list[changelog.Change]
     ) -> dict[str, dict[str, Grant | None]]:
         grant_keys = {name: key_id for kind, key_id, name in wanted if kind == changelog.GRANT}
         grants: dict[str, dict[str, Grant | None]] = {}
@@ -156,7 +156,8 @@ class ViewLoader:
                 self.rows_read += 1
         return grants
 
-    def _row(self, conn: sqlite3.Connection, query: str, name: str) -> tuple | None:  # type: ignore[type-arg]
+    def _row(self, conn: Connection, query: str, name: str) -> tuple | None:  # type: ignore[type-arg]
         row: tuple | None = conn.execute(query, (name,)).fetchone()  # type: ignore[type-arg]
         self.rows_read += row is not None
         return row
+

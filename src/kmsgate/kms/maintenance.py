@@ -13,7 +13,7 @@ from kmsgate.kms.model import KeyState
 from kmsgate.kms.ops_import import expire_imported
 from kmsgate.kms.ops_keys import DAY_SECONDS
 from kmsgate.kms.ops_rotation import AUTOMATIC, add_material_version
-from kmsgate.kms.store import Transaction
+from kmsgate.kms.transaction import Transaction
 
 MAINTENANCE_INTERVAL_SECONDS = 30.0
 

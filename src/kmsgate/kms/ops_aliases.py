@@ -11,7 +11,7 @@ from kmsgate.kms.keyref import check_alias_name
 from kmsgate.kms.model import KeyState, KmsKey
 from kmsgate.kms.pagination import paginate
 from kmsgate.kms.snapshot import Alias
-from kmsgate.kms.store import Transaction
+from kmsgate.kms.transaction import Transaction
 
 
 class AliasOperations(ServiceBase):

@@ -5,6 +5,8 @@ These run entirely from memory: no database or root-key work per request.
 
 from __future__ import annotations
 
+import asyncio
+
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -81,7 +83,7 @@ class CryptoOperations(ServiceBase):
                     "The key ID in the request does not identify the KMS key that encrypted the ciphertext."
                 )
         if key is None:
-            if self._store.was_deleted(header.key_id):
+            if await asyncio.to_thread(self._store.was_deleted, header.key_id):
                 raise NotFoundError(f"Key '{self.namespace.key_arn(header.key_id)}' does not exist")
             raise InvalidCiphertextError(blob.INVALID_CIPHERTEXT_MESSAGE)
         self._authorize_use(caller, action, key, key_id, encryption_context, grant_tokens)

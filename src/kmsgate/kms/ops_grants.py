@@ -45,7 +45,7 @@ from kmsgate.kms.audit_context import REQUEST_AUTHORIZATION, REQUEST_KEY_ARN
 from kmsgate.kms.base import ServiceBase
 from kmsgate.kms.model import KeyState, KmsKey
 from kmsgate.kms.pagination import paginate
-from kmsgate.kms.store import Transaction
+from kmsgate.kms.transaction import Transaction
 
 MAX_GRANTS_PER_KEY = 50_000  # AWS quota "Grants per KMS key"
 MAX_GRANTS_PER_GRANTEE = 500  # AWS quota "Grants for a given principal per KMS key"

@@ -28,7 +28,7 @@ from kmsgate.kms.model import (
     KmsKey,
 )
 from kmsgate.kms.ops_keys import new_material_id
-from kmsgate.kms.store import Transaction
+from kmsgate.kms.transaction import Transaction
 
 IMPORTED_VERSION = 1
 

@@ -28,7 +28,7 @@ from kmsgate.kms.model import (
     KmsKey,
 )
 from kmsgate.kms.pagination import paginate
-from kmsgate.kms.store import Transaction
+from kmsgate.kms.transaction import Transaction
 
 MAX_TAGS_PER_KEY = 50
 DEFAULT_PENDING_WINDOW_DAYS = 30

@@ -15,7 +15,7 @@ from kmsgate.kms.base import ServiceBase
 from kmsgate.kms.model import KEY_MATERIAL_BYTES, ORIGIN_EXTERNAL, KeyMaterial, KeyState, KmsKey
 from kmsgate.kms.ops_keys import DAY_SECONDS, new_material_id
 from kmsgate.kms.pagination import paginate
-from kmsgate.kms.store import Transaction
+from kmsgate.kms.transaction import Transaction
 
 DEFAULT_ROTATION_PERIOD_DAYS = 365
 MAX_ON_DEMAND_ROTATIONS = 25  # AWS's lifetime quota per key

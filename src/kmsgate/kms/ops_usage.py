@@ -10,11 +10,13 @@ the key's creation, whichever is later.
 
 from __future__ import annotations
 
+import asyncio
+
 from typing import Any
 
 from kmsgate.core.principal import Caller
 from kmsgate.kms.base import ServiceBase
-from kmsgate.kms.store import Transaction
+from kmsgate.kms.transaction import Transaction
 from kmsgate.kms.usage import latest
 
 
@@ -22,12 +24,13 @@ class UsageOperations(ServiceBase):
     async def get_key_last_usage(self, *, caller: Caller, key_id: str) -> dict[str, Any]:
         key = await self._resolve(key_id, allow_alias=False)
         self._authorize(caller, "kms:GetKeyLastUsage", key)
-        last = latest(self._store.last_usage(key.key_id), self._usage.peek(key.key_id))
+        stored = await asyncio.to_thread(self._store.last_usage, key.key_id)
+        last = latest(stored, self._usage.peek(key.key_id))
         usage = {} if last is None else {"timestamp": last[0], "operation": last[1]}
         return {
             "key_id": key.key_id,
             "key_last_usage": usage,
-            "tracking_start_date": max(key.creation_date, self._store.usage_tracking_start()),
+            "tracking_start_date": max(key.creation_date, await asyncio.to_thread(self._store.usage_tracking_start)),
             "key_creation_date": key.creation_date,
         }
 

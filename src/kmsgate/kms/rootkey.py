@@ -12,7 +12,10 @@ Associated data: ``"kmsgate-material-v1" || key id (ASCII UUID) || uint32 versio
 material cannot be moved to another key or version without failing authentication.
 
 The same root key also seals import tokens (see ``kmsgate.kms.importing``) under a separate
-derived key, so one wrapped format can never be confused with the other.
+derived key, so one wrapped format can never be confused with the other. A third derived value,
+``HMAC-SHA256(root key, "kmsgate-root/check")``, lets a shared key store recognise the root key
+it was created with (a node started with another is refused) without holding anything that
+helps to find the key.
 """
 
 from __future__ import annotations
@@ -37,13 +40,14 @@ class RootKeyError(Exception):
 class RootKey:
     """Wraps and unwraps secrets at rest. Holds the key; never prints it."""
 
-    __slots__ = ("_material_aead", "_token_aead")
+    __slots__ = ("_check", "_material_aead", "_token_aead")
 
     def __init__(self, secret: bytes) -> None:
         if len(secret) != ROOT_KEY_BYTES:
             raise RootKeyError(f"the root key must be {ROOT_KEY_BYTES} bytes")
         self._material_aead = AESGCM(hmac.digest(secret, b"kmsgate-root/material", hashlib.sha256))
         self._token_aead = AESGCM(hmac.digest(secret, b"kmsgate-root/import-token", hashlib.sha256))
+        self._check = hmac.digest(secret, b"kmsgate-root/check", hashlib.sha256).hex()
 
     def __repr__(self) -> str:
         return "RootKey(<secret>)"
@@ -51,6 +55,14 @@ class RootKey:
     @staticmethod
     def _material_ad(key_id: str, version: int) -> bytes:
         return b"kmsgate-material-v1" + key_id.encode("ascii") + struct.pack(">I", version)
+
+    def check_value(self) -> str:
+        """A value a key store keeps to recognise this root key (an HMAC of a constant: it reveals nothing of the key)."""
+        return self._check
+
+    def matches_check(self, check: str) -> bool:
+        """Whether ``check`` is this root key's check value (compared in constant time)."""
+        return hmac.compare_digest(self._check.encode(), check.encode())
 
     def wrap_material(self, key_id: str, version: int, material: bytes) -> bytes:
         nonce = os.urandom(_NONCE_BYTES)

@@ -20,7 +20,7 @@ from kmsgate.kms.ops_keys import KeyOperations
 from kmsgate.kms.ops_rotation import RotationOperations
 from kmsgate.kms.ops_usage import UsageOperations
 from kmsgate.kms.rootkey import RootKey
-from kmsgate.kms.store import KeyStore
+from kmsgate.kms.stores import open_store
 
 
 class KmsService(
@@ -47,6 +47,8 @@ def open_service(
     account_id: str,
     clock: Clock | None = None,
     authorizer: Authorizer | None = None,
+    key_store: str | None = None,
 ) -> KmsService:
-    store = KeyStore(data_dir, root_key)
+    """The KMS on the key store ``key_store`` names (``kmsgate.kms.stores``; default SQLite in ``data_dir``)."""
+    store = open_store(key_store, data_dir, root_key)
     return KmsService(store, Namespace(region=region, account_id=account_id), clock or SystemClock(), authorizer)

@@ -1,338 +1,65 @@
-"""The embedded key store: SQLite (WAL, synchronous=FULL) holding keys, aliases, wrapped key material and grants.
+"""The key store seam: what the KMS service needs from wherever keys, aliases, material and grants are kept.
 
-Key material is written only wrapped by the root key (``kmsgate.kms.rootkey``); the clear bytes
-exist only in memory. A commit returns only after SQLite has synced the write-ahead log, so
-whatever a response acknowledged survives a crash or ``kill -9``.
+Two implementations: ``SqliteKeyStore`` (``kmsgate.kms.sqlite_store``, embedded, the default)
+and ``PgKeyStore`` (``kmsgate.kms.pg_store``, shared by several nodes); ``kmsgate.kms.stores``
+picks one from a ``--key-store`` URL. The service above never knows which.
 
-Every write transaction also records which served entities it changed in the change log
-(``kmsgate.kms.changelog``), in the same commit, so that a reader can load only what changed
-(``kmsgate.kms.loader``).
+The contract both keep:
 
-Connections: a write connection used from worker threads under a lock, inside ``BEGIN
-IMMEDIATE`` transactions (several processes may share one data dir, and SQLite's own locking
-serialises them); a read connection used on the event-loop thread only for cheap reads
-(``PRAGMA data_version``, usage, deletion markers); and the loader's connection, used from one
-worker thread at a time for ``load`` and ``load_changes``.
+- ``mutate`` runs its function in one durable transaction that no other writer, in any process
+  or on any node, runs beside; the function's reads see every earlier commit. An exception rolls
+  everything back. Key material is written only wrapped under the root key.
+- ``mutate``, ``load``, ``load_changes``, ``last_usage``, ``usage_tracking_start``,
+  ``was_deleted`` and ``prune_changes`` block: call them from a worker thread, never the event
+  loop.
+- ``data_version`` is cheap enough for every request (no database round trip on PostgreSQL) and
+  changes after any commit that changed served rows, by this store or another: SQLite sees it
+  at once; PostgreSQL within a second (a notification, or the periodic check behind it).
+- ``load_changes(held)`` returns ``held`` brought up to date with every commit ``data_version``
+  has shown, reading only what changed when the change log still reaches back to ``held``.
 """
 
 from __future__ import annotations
 
-import os
-import sqlite3
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import TypeVar
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
-import orjson
-
-from kmsgate.auth.grants import Grant
-from kmsgate.kms import changelog
-from kmsgate.kms.changelog import ALIAS, GRANT, KEY, MATERIALS, PURGE
-from kmsgate.kms.grant_records import grant_from_record, grant_to_record
-from kmsgate.kms.loader import Loaded, ViewLoader, material_from_row
-from kmsgate.kms.model import KeyMaterial, KmsKey
+from kmsgate.kms.loader import Loaded
 from kmsgate.kms.rootkey import RootKey
-from kmsgate.kms.snapshot import Alias
+from kmsgate.kms.transaction import Transaction
 
-DB_FILENAME = "kms.sqlite3"
 T = TypeVar("T")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS keys (
-    key_id TEXT PRIMARY KEY,
-    record BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS materials (
-    key_id TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    material_id TEXT NOT NULL,
-    wrapped BLOB NOT NULL,
-    created REAL NOT NULL,
-    rotation_type TEXT,
-    origin TEXT NOT NULL,
-    PRIMARY KEY (key_id, version)
-);
-CREATE TABLE IF NOT EXISTS aliases (
-    alias_name TEXT PRIMARY KEY,
-    key_id TEXT NOT NULL,
-    created REAL NOT NULL,
-    updated REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS aliases_by_key ON aliases (key_id);
-CREATE TABLE IF NOT EXISTS deleted_keys (
-    key_id TEXT PRIMARY KEY,
-    deleted REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS grants (
-    grant_id TEXT PRIMARY KEY,
-    key_id TEXT NOT NULL,
-    record BLOB NOT NULL,
-    grantee_principal TEXT NOT NULL DEFAULT '',
-    name TEXT
-);
-CREATE INDEX IF NOT EXISTS grants_by_key ON grants (key_id);
-CREATE TABLE IF NOT EXISTS key_usage (
-    key_id TEXT PRIMARY KEY,
-    used REAL NOT NULL,
-    operation TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS settings (
-    name TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-"""
-# Created after ``_add_grant_columns`` (a store made by an older kmsgate lacks the columns).
-_GRANT_INDEXES = """
-CREATE INDEX IF NOT EXISTS grants_by_grantee ON grants (key_id, grantee_principal);
-CREATE INDEX IF NOT EXISTS grants_by_name ON grants (key_id, name);
-"""
-USAGE_TRACKING_START = "usage_tracking_start"
 
-
-class Transaction:
-    """Reads and writes inside one ``BEGIN IMMEDIATE`` transaction on the write connection."""
-
-    def __init__(self, conn: sqlite3.Connection, root_key: RootKey) -> None:
-        self._conn = conn
-        self._root_key = root_key
-        self.changed: set[changelog.Change] = set()  # the change-log rows this transaction adds
-
-    def _note(self, kind: str, key_id: str, name: str = "") -> None:
-        self.changed.add((kind, key_id, name))
-
-    def get_key(self, key_id: str) -> KmsKey | None:
-        row = self._conn.execute("SELECT record FROM keys WHERE key_id = ?", (key_id,)).fetchone()
-        return None if row is None else KmsKey.from_record(orjson.loads(row[0]))
-
-    def put_key(self, key: KmsKey) -> None:
-        self._conn.execute(
-            "INSERT OR REPLACE INTO keys (key_id, record) VALUES (?, ?)",
-            (key.key_id, orjson.dumps(key.to_record())),
-        )
-        self._note(KEY, key.key_id)
-
-    def delete_key(self, key_id: str, deleted: float) -> None:
-        """Delete a key for good: its metadata, aliases and every version of its material.
-
-        Only the key id and the deletion time remain (no metadata, no material), so that a
-        ciphertext made under the key is answered "key does not exist" rather than "invalid".
-        """
-        self._conn.execute("DELETE FROM materials WHERE key_id = ?", (key_id,))
-        self._conn.execute("DELETE FROM aliases WHERE key_id = ?", (key_id,))
-        self._conn.execute("DELETE FROM keys WHERE key_id = ?", (key_id,))
-        self._conn.execute("DELETE FROM grants WHERE key_id = ?", (key_id,))
-        self._conn.execute("DELETE FROM key_usage WHERE key_id = ?", (key_id,))
-        self._conn.execute("INSERT OR REPLACE INTO deleted_keys VALUES (?, ?)", (key_id, deleted))
-        self._note(PURGE, key_id)
-
-    def put_material(self, material: KeyMaterial) -> None:
-        wrapped = self._root_key.wrap_material(material.key_id, material.version, material.secret)
-        self._conn.execute(
-            "INSERT OR REPLACE INTO materials VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                material.key_id,
-                material.version,
-                material.material_id,
-                wrapped,
-                material.created,
-                material.rotation_type,
-                material.origin,
-            ),
-        )
-        self._note(MATERIALS, material.key_id)
-
-    def get_material(self, key_id: str, version: int) -> KeyMaterial | None:
-        row = self._conn.execute(
-            "SELECT * FROM materials WHERE key_id = ? AND version = ?", (key_id, version)
-        ).fetchone()
-        return None if row is None else material_from_row(row, self._root_key)
-
-    def delete_materials(self, key_id: str) -> None:
-        self._conn.execute("DELETE FROM materials WHERE key_id = ?", (key_id,))
-        self._note(MATERIALS, key_id)
-
-    def get_alias(self, alias_name: str) -> Alias | None:
-        row = self._conn.execute("SELECT * FROM aliases WHERE alias_name = ?", (alias_name,)).fetchone()
-        return None if row is None else Alias(*row)
-
-    def put_alias(self, alias: Alias) -> None:
-        self._conn.execute(
-            "INSERT OR REPLACE INTO aliases VALUES (?, ?, ?, ?)",
-            (alias.alias_name, alias.key_id, alias.created, alias.updated),
-        )
-        self._note(ALIAS, "", alias.alias_name)
-
-    def delete_alias(self, alias_name: str) -> None:
-        self._conn.execute("DELETE FROM aliases WHERE alias_name = ?", (alias_name,))
-        self._note(ALIAS, "", alias_name)
-
-    def aliases_of(self, key_id: str) -> list[str]:
-        rows = self._conn.execute("SELECT alias_name FROM aliases WHERE key_id = ?", (key_id,))
-        return [row[0] for row in rows]
-
-    def all_keys(self) -> list[KmsKey]:
-        rows = self._conn.execute("SELECT record FROM keys")
-        return [KmsKey.from_record(orjson.loads(row[0])) for row in rows]
-
-    def put_grant(self, key_id: str, grant: Grant) -> None:
-        self._conn.execute(
-            "INSERT OR REPLACE INTO grants (grant_id, key_id, record, grantee_principal, name) VALUES (?, ?, ?, ?, ?)",
-            (grant.grant_id, key_id, orjson.dumps(grant_to_record(grant)), grant.grantee_principal, grant.name),
-        )
-        self._note(GRANT, key_id, grant.grant_id)
-
-    def get_grant(self, grant_id: str) -> Grant | None:
-        row = self._conn.execute("SELECT record FROM grants WHERE grant_id = ?", (grant_id,)).fetchone()
-        return None if row is None else grant_from_record(orjson.loads(row[0]))
-
-    def grants_of(self, key_id: str) -> list[Grant]:
-        rows = self._conn.execute("SELECT record FROM grants WHERE key_id = ?", (key_id,))
-        return [grant_from_record(orjson.loads(row[0])) for row in rows]
-
-    def grants_named(self, key_id: str, name: str) -> list[Grant]:
-        rows = self._conn.execute("SELECT record FROM grants WHERE key_id = ? AND name = ?", (key_id, name))
-        return [grant_from_record(orjson.loads(row[0])) for row in rows]
-
-    def count_grants(self, key_id: str, grantee_principal: str | None = None) -> int:
-        """A key's grants, or only those for one grantee principal (counted in the index)."""
-        if grantee_principal is None:
-            row = self._conn.execute("SELECT COUNT(*) FROM grants WHERE key_id = ?", (key_id,)).fetchone()
-        else:
-            row = self._conn.execute(
-                "SELECT COUNT(*) FROM grants WHERE key_id = ? AND grantee_principal = ?", (key_id, grantee_principal)
-            ).fetchone()
-        return int(row[0])
-
-    def delete_grant(self, grant_id: str) -> None:
-        row = self._conn.execute("SELECT key_id FROM grants WHERE grant_id = ?", (grant_id,)).fetchone()
-        if row is None:
-            return
-        self._conn.execute("DELETE FROM grants WHERE grant_id = ?", (grant_id,))
-        self._note(GRANT, row[0], grant_id)
-
-    def record_usage(self, key_id: str, used: float, operation: str) -> None:
-        """Keep the latest use of a live key (several processes flush; the newest wins)."""
-        self._conn.execute(
-            "INSERT INTO key_usage (key_id, used, operation) SELECT ?, ?, ? "
-            "WHERE EXISTS (SELECT 1 FROM keys WHERE key_id = ?) "
-            "ON CONFLICT (key_id) DO UPDATE SET used = excluded.used, operation = excluded.operation "
-            "WHERE excluded.used > key_usage.used",
-            (key_id, used, operation, key_id),
-        )
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    return conn
-
-
-def _add_grant_columns(conn: sqlite3.Connection) -> None:
-    """Give a grants table made by an older kmsgate its grantee and name columns, filled from the records."""
-    if "grantee_principal" in {row[1] for row in conn.execute("PRAGMA table_info(grants)")}:
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        if "grantee_principal" not in {row[1] for row in conn.execute("PRAGMA table_info(grants)")}:
-            conn.execute("ALTER TABLE grants ADD COLUMN grantee_principal TEXT NOT NULL DEFAULT ''")
-            conn.execute("ALTER TABLE grants ADD COLUMN name TEXT")
-            for grant_id, record in conn.execute("SELECT grant_id, record FROM grants").fetchall():
-                grant = grant_from_record(orjson.loads(record))
-                conn.execute(
-                    "UPDATE grants SET grantee_principal = ?, name = ? WHERE grant_id = ?",
-                    (grant.grantee_principal, grant.name, grant_id),
-                )
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
-class KeyStore:
-    """SQLite-backed persistence. Blocking: call ``mutate``, ``load`` and ``load_changes`` from a worker thread."""
-
-    def __init__(self, data_dir: Path, root_key: RootKey) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.path = data_dir / DB_FILENAME
-        self.root_key = root_key
-        self._root_key = root_key
-        self._write_lock = threading.Lock()
-        if not self.path.exists():
-            # Wrapped material is still secret-adjacent: owner-only, and SQLite gives its
-            # -wal and -shm files the same mode.
-            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
-        self._writer = _connect(self.path)
-        self._writer.executescript(_SCHEMA + changelog.SCHEMA)
-        _add_grant_columns(self._writer)
-        self._writer.executescript(_GRANT_INDEXES)
-        self._writer.execute(
-            "INSERT OR IGNORE INTO settings (name, value) VALUES (?, ?)", (USAGE_TRACKING_START, repr(time.time()))
-        )
-        self._reader = _connect(self.path)
-        self._version_cursor = self._reader.cursor()  # reused: data_version is read on every request
-        self._loader = ViewLoader(_connect(self.path), root_key)
+class KeyStore(Protocol):
+    @property
+    def root_key(self) -> RootKey: ...
 
     @property
     def rows_loaded(self) -> int:
         """How many rows the loads of this store have read so far (what a reload costs)."""
-        return self._loader.rows_read
+        ...
 
-    def close(self) -> None:
-        self._writer.close()
-        self._reader.close()
-        self._loader.close()
+    def close(self) -> None: ...
 
-    def data_version(self) -> int:
-        """Changes whenever another connection (any process, or our writer) commits."""
-        row = self._version_cursor.execute("PRAGMA data_version").fetchone()
-        return int(row[0])
+    def data_version(self) -> int: ...
 
     def last_usage(self, key_id: str) -> tuple[float, str] | None:
         """The stored (time, operation) of a key's last successful cryptographic use."""
-        row = self._reader.execute("SELECT used, operation FROM key_usage WHERE key_id = ?", (key_id,)).fetchone()
-        return None if row is None else (float(row[0]), str(row[1]))
+        ...
 
     def usage_tracking_start(self) -> float:
         """When this key store began recording key usage."""
-        row = self._reader.execute("SELECT value FROM settings WHERE name = ?", (USAGE_TRACKING_START,)).fetchone()
-        return float(row[0]) if row is not None else 0.0
+        ...
 
     def was_deleted(self, key_id: str) -> bool:
-        """Whether a key with this id existed and was deleted (read only on error paths)."""
-        row = self._reader.execute("SELECT 1 FROM deleted_keys WHERE key_id = ?", (key_id,)).fetchone()
-        return row is not None
+        """Whether a key with this id existed and was deleted."""
+        ...
 
-    @contextmanager
-    def _transaction(self) -> Iterator[Transaction]:
-        with self._write_lock:
-            self._writer.execute("BEGIN IMMEDIATE")
-            try:
-                tx = Transaction(self._writer, self._root_key)
-                yield tx
-                changelog.append(self._writer, tx.changed, time.time())
-            except BaseException:
-                self._writer.execute("ROLLBACK")
-                raise
-            self._writer.execute("COMMIT")
+    def mutate(self, change: Callable[[Transaction], T]) -> T: ...
 
-    def mutate(self, change: Callable[[Transaction], T]) -> T:
-        """Run ``change`` in one durable transaction; an exception rolls everything back."""
-        with self._transaction() as tx:
-            return change(tx)
+    def prune_changes(self, older_than: float) -> None: ...
 
-    def prune_changes(self, older_than: float) -> None:
-        """Drop the change-log rows written before ``older_than`` (POSIX seconds) now."""
-        with self._transaction():
-            changelog.prune(self._writer, older_than)
+    def load(self) -> Loaded: ...
 
-    def load(self) -> Loaded:
-        """Every key, alias, grant and (unwrapped) material version."""
-        return self._loader.load()
-
-    def load_changes(self, held: Loaded) -> Loaded:
-        """``held`` brought up to date by reading only what changed since; in full if the log was pruned past it."""
-        return self._loader.load_changes(held)
+    def load_changes(self, held: Loaded) -> Loaded: ...

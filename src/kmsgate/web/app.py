@@ -162,7 +162,8 @@ def _kms_context(config: Config) -> Callable[[web.Application], AsyncIterator[No
         # Late-bound: the authorizer reads grants from the service built just below.
         authorizer = KeyPolicyAuthorizer(directory, grants_for=lambda key_arn: service.grants_for(key_arn))
         service = open_service(
-            config.data_dir, root_key, region=config.region, account_id=config.account_id, authorizer=authorizer
+            config.data_dir, root_key, region=config.region, account_id=config.account_id, authorizer=authorizer,
+            key_store=config.key_store,
         )
         authenticator: Authenticator
         if config.insecure_no_auth:

@@ -1,0 +1,73 @@
+"""``kmsgate store migrate``: bring a key store's schema up to date without serving.
+
+``kmsgate serve`` applies missing migrations itself at start (under an advisory lock, so nodes
+starting together do not collide); this command does it alone, e.g. before a rolling upgrade::
+
+    kmsgate store migrate --key-store postgresql://kmsgate@db.internal/kmsgate
+
+A SQLite store creates or updates its schema the same way. Nothing here needs the root key:
+migrations touch no key material.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+from kmsgate.kms.stores import KeyStoreUrlError, parse_key_store
+
+
+def add_store_command(subparsers: Any, environ: Mapping[str, str]) -> argparse.ArgumentParser:
+    """Add ``store migrate`` to a ``kmsgate`` sub-command set; returns the ``store`` parser."""
+    store: argparse.ArgumentParser = subparsers.add_parser("store", help="maintain the key store")
+    actions = store.add_subparsers(dest="store_command", metavar="ACTION", required=True)
+    migrate = actions.add_parser(
+        "migrate", help="create the key store's schema or apply its missing migrations, then exit"
+    )
+    migrate.add_argument("--key-store", default=environ.get("KMSGATE_KEY_STORE") or None,
+                         help="sqlite:///path or postgresql://… [KMSGATE_KEY_STORE] "
+                         "(default: sqlite in <data-dir>/kms.sqlite3)")
+    migrate.add_argument("--data-dir", type=Path, default=Path(environ.get("KMSGATE_DATA_DIR") or "./data"),
+                         help="[KMSGATE_DATA_DIR] (default: %(default)s)")
+    return store
+
+
+def run_store_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    try:
+        location = parse_key_store(args.key_store, args.data_dir)
+    except KeyStoreUrlError as exc:
+        raise SystemExit(f"kmsgate: {exc}") from None
+    if location.sqlite_path is not None:
+        from kmsgate.kms.sqlite_store import create_schema
+
+        location.sqlite_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not location.sqlite_path.exists():
+            os.close(os.open(location.sqlite_path, os.O_WRONLY | os.O_CREAT, 0o600))
+        database = sqlite3.connect(location.sqlite_path, isolation_level=None)
+        try:
+            create_schema(database)
+        finally:
+            database.close()
+        print(f"{location.describe()}: schema up to date", file=out)
+        return 0
+    import psycopg
+
+    from kmsgate.kms.pg_schema import SchemaError, migrate
+
+    try:
+        with psycopg.connect(location.postgres_url or "", autocommit=True) as conn:
+            version, applied = migrate(conn)
+    except (psycopg.Error, SchemaError) as exc:
+        raise SystemExit(f"kmsgate: {location.describe()}: {_one_line(exc)}") from None
+    done = f"applied {', '.join(map(str, applied))}" if applied else "nothing to apply"
+    print(f"{location.describe()}: schema version {version} ({done})", file=out)
+    return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
