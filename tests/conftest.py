@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import http.client
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -180,8 +182,14 @@ def kms(kmsgate_server: KmsgateServer) -> Any:
 @pytest.fixture(scope="session")
 def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A PostgreSQL server for the session (``KMSGATE_TEST_POSTGRES_URL``, else one ``pgserver`` starts)."""
-    with postgres_server(tmp_path_factory.mktemp("postgres")) as url:
-        yield url
+    # Its own directory, outside pytest's numbered temporary directories: pytest sessions running
+    # side by side remove each other's older ones, and a server whose data directory vanishes dies.
+    base = Path(tempfile.mkdtemp(prefix="kmsgate-test-postgres-"))
+    try:
+        with postgres_server(base) as url:
+            yield url
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
