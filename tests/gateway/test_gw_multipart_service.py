@@ -221,7 +221,8 @@ async def test_copy_reencrypts_under_another_key_context_and_bucket(env: Env) ->
     await env.gateway.objects.put(ROOT, BUCKET, "src", blocks(data), key_id=None, encryption_context={"a": "1"},
                                   length=len(data))
     copied = await env.multipart.copy(ROOT, BUCKET, "src", "copies", "dst", key_id=other_key,
-                                      encryption_context={"b": "2"}, metadata=b"copy meta")
+                                      encryption_context={"b": "2"},
+                                      describe=lambda source: lambda md5: b"copy meta")
     assert (copied.size, copied.kms_key_arn) == (len(data), other_key)
     assert await plaintext(await env.gateway.objects.read(ROOT, "copies", "dst", expected_context={"b": "2"})) == data
     reader = await env.gateway.storage.open_read("copies", "dst")
@@ -235,7 +236,7 @@ async def test_copy_reencrypts_under_another_key_context_and_bucket(env: Env) ->
     parts = {1: os.urandom(P), 2: b"end"}
     upload_id, etags = await upload(env, "multi", parts)
     await env.multipart.complete(ROOT, BUCKET, "multi", upload_id, sorted(etags.items()))
-    await env.multipart.copy(ROOT, BUCKET, "multi", BUCKET, "flat", key_id=None, encryption_context={}, metadata=b"")
+    await env.multipart.copy(ROOT, BUCKET, "multi", BUCKET, "flat", key_id=None, encryption_context={})
     assert await plaintext(await env.gateway.objects.read(ROOT, BUCKET, "flat")) == parts[1] + parts[2]
 
 
@@ -266,9 +267,9 @@ async def test_identity_policy_denials_come_before_storage_or_the_kms(env: Env) 
         "abort (not allowed)": env.multipart.abort(ALICE, BUCKET, "alice/mine", other_id),
         "complete elsewhere": env.multipart.complete(ALICE, BUCKET, "bob/obj", "any-id", [(1, etags[1])]),
         "copy from an unreadable source": env.multipart.copy(ALICE, BUCKET, "bob/obj", BUCKET, "alice/copy",
-                                                             key_id=None, encryption_context={}, metadata=b""),
+                                                             key_id=None, encryption_context={}),
         "copy to an unwritable destination": env.multipart.copy(ALICE, BUCKET, "alice/mine", BUCKET, "bob/copy",
-                                                                key_id=None, encryption_context={}, metadata=b""),
+                                                                key_id=None, encryption_context={}),
         "read of a multipart object": env.gateway.objects.read(ALICE, BUCKET, "bob/obj"),
     }
     for name, attempt in attempts.items():

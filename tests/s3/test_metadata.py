@@ -84,7 +84,7 @@ GOOD = {"v": 1, "etag": "d41d8cd98f00b204e9800998ecf8427e"}
         orjson.dumps({**GOOD, "pc": 2}),
         orjson.dumps({**GOOD, "um": {"a": 1}}),
         orjson.dumps({**GOOD, "um": ["a"]}),
-        orjson.dumps({"v": 1}),
+        orjson.dumps({"v": 1, "pc": 2}),
         orjson.dumps({**GOOD, "ct": "x" * MAX_RECORD_BYTES}),
     ],
 )
