@@ -29,7 +29,7 @@ from kmsgate.gateway.metrics import GatewayMetrics
 from kmsgate.gateway.multipart_reader import MultipartReader
 from kmsgate.gateway.multipart_service import MultipartService
 from kmsgate.gateway.object_access import ObjectAccess
-from kmsgate.gateway.object_service import ObjectRead
+from kmsgate.gateway.object_service import Describe, ObjectInfo, ObjectRead
 from kmsgate.gateway.service import DEFAULT_KEY_ALIAS, Gateway, GatewaySettings
 from kmsgate.gateway.storage.base import MIN_PART_BYTES, NoSuchUpload, Storage
 from kmsgate.gateway.storage.file import FileStorage
@@ -390,3 +390,31 @@ async def test_the_stored_object_decrypts_message_by_message_with_the_official_s
         assert header.encryption_context["aws:s3:arn"] == "arn:aws:s3:::interop/obj"
         assert header.encryption_context["app"] == "interop"
     assert offset == len(whole)
+
+
+async def test_a_multipart_object_is_read_with_the_metadata_and_cmk_given_at_create(env: Env) -> None:
+    upload_id, etags = await upload(env, "described", {1: b"body"}, metadata=b"kept at create")
+    await env.multipart.complete(ROOT, BUCKET, "described", upload_id, [(1, etags[1])])
+    info = await env.gateway.objects.head(ROOT, BUCKET, "described")
+    assert (info.metadata, info.kms_key_arn) == (b"kept at create", env.key_arn)
+    read = await env.gateway.objects.read(ROOT, BUCKET, "described")
+    assert read.info.metadata == b"kept at create"
+    assert await plaintext(read) == b"body"
+
+
+async def test_a_copy_keeps_what_its_describe_returns_for_the_copys_md5_and_the_sources_info(env: Env) -> None:
+    data = os.urandom(2 * FRAME + 3)
+    await env.gateway.objects.put(ROOT, BUCKET, "src", blocks(data), key_id=None, encryption_context={},
+                                  length=len(data), describe=lambda md5: b"source metadata")
+    seen: list[bytes] = []
+
+    def describe(source: ObjectInfo) -> Describe:
+        seen.append(source.metadata)
+        return lambda copy_md5: b"copy of " + copy_md5.hex().encode()
+
+    copied = await env.multipart.copy(ROOT, BUCKET, "src", BUCKET, "dst", key_id=None, encryption_context={},
+                                      describe=describe)
+    assert seen == [b"source metadata"]
+    assert copied.md5 == md5(data)
+    info = await env.gateway.objects.head(ROOT, BUCKET, "dst")
+    assert info.metadata == b"copy of " + md5(data).hex().encode()
