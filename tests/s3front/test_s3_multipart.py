@@ -197,3 +197,14 @@ def test_an_abandoned_upload_is_aborted_once_older_than_the_maximum_age(tmp_path
         assert code_of(err) == "NoSuchUpload"
     finally:
         server.stop()
+
+
+def test_a_listing_gives_a_multipart_objects_plaintext_size(s3: Any, bucket: str) -> None:
+    parts = [os.urandom(PART), os.urandom(PART), b"end of it"]
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key="sized")["UploadId"]
+    completed = [{"PartNumber": n, "ETag": s3.upload_part(Bucket=bucket, Key="sized", UploadId=upload_id,
+                                                          PartNumber=n, Body=body)["ETag"]}
+                 for n, body in enumerate(parts, start=1)]
+    s3.complete_multipart_upload(Bucket=bucket, Key="sized", UploadId=upload_id, MultipartUpload={"Parts": completed})
+    listed = s3.list_objects_v2(Bucket=bucket)["Contents"]
+    assert [(o["Key"], o["Size"]) for o in listed] == [("sized", sum(len(p) for p in parts))]
