@@ -53,7 +53,7 @@ from kmsgate.gateway.multipart_records import (
     record_context,
     seal_part,
 )
-from kmsgate.gateway.object_access import PUT_OBJECT, bind_context, bucket_arn, object_arn
+from kmsgate.gateway.object_access import PUT_OBJECT, bucket_arn, object_arn
 from kmsgate.gateway.object_service import Describe, ObjectInfo, ObjectService, PutResult
 from kmsgate.gateway.storage.base import MAX_METADATA_BYTES, MIN_PART_BYTES
 from kmsgate.s3.etags import multipart_etag, part_md5_of
