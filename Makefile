@@ -24,7 +24,7 @@ S3_CLIENTS := rclone s3cmd
 
 tools:
 	@missing="$$(for t in $(S3_CLIENTS); do command -v $$t >/dev/null 2>&1 || printf '%s ' $$t; done)"; \
-	if [ -z "$$missing" ]; then exit 0; fi; \
+	missing="$${missing% }"; if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	   DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null 2>&1; then \
 	  echo "tools: installed $$missing"; \
