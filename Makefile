@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test typecheck bench clean
+.PHONY: run test typecheck tools bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,20 @@ run: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: typecheck
+# rclone and s3cmd (Debian's packages) drive the S3 API in tests/s3front; their tests skip without them.
+S3_CLIENTS := rclone s3cmd
+
+tools:
+	@missing="$$(for t in $(S3_CLIENTS); do command -v $$t >/dev/null 2>&1 || printf '%s ' $$t; done)"; \
+	missing="$${missing% }"; if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	   DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null 2>&1; then \
+	  echo "tools: installed $$missing"; \
+	else \
+	  echo "tools: $$missing not installed (needs root and apt-get); their S3 client tests will skip"; \
+	fi
+
+test: typecheck tools
 	$(BIN)/python -m pytest -q tests
 
 bench: $(STAMP)

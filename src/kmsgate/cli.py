@@ -153,6 +153,10 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
                              help="open connections per worker; one more is answered 503 and closed at once "
                              "[KMSGATE_MAX_CONNECTIONS] (default: %(default)s)")
     gateway = serve.add_argument_group("gateway")
+    gateway.add_argument("--multipart-max-age", type=float,
+                         default=_env_number(environ, "MULTIPART_MAX_AGE", float, defaults.multipart_max_age_seconds),
+                         help="seconds after which an unfinished multipart upload is aborted and its parts removed, "
+                         "checked by each worker [KMSGATE_MULTIPART_MAX_AGE] (default: %(default)s = 7 days)")
     gateway.add_argument("--max-object-size", type=int,
                          default=_env_number(environ, "MAX_OBJECT_SIZE", int, defaults.max_object_size),
                          help="largest body accepted by PUT /v1/objects and /v1/encrypt, in bytes; larger is 413 "
@@ -221,7 +225,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
                  "max_connections"):
         if getattr(args, name) < 1:
             raise SystemExit(f"kmsgate: --{name.replace('_', '-')} must be at least 1")
-    for name in ("cache_max_age", "kms_timeout", "header_timeout", "body_read_timeout", "idle_timeout"):
+    for name in ("cache_max_age", "multipart_max_age", "kms_timeout", "header_timeout", "body_read_timeout", "idle_timeout"):
         if getattr(args, name) <= 0:
             raise SystemExit(f"kmsgate: --{name.replace('_', '-')} must be positive")
     if not 0 <= args.s3_port <= 65535:
@@ -258,6 +262,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         max_connections=args.max_connections,
         max_object_size=args.max_object_size,
         max_in_flight=args.max_in_flight,
+        multipart_max_age_seconds=args.multipart_max_age,
         storage=args.storage,
         s3_bucket=args.s3_bucket,
         s3_prefix=args.s3_prefix,

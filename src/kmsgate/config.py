@@ -35,6 +35,7 @@ class Config:
     default_bucket: str = "kmsgate"  # the bucket of the /v1/objects API (object ARNs, access policies)
     max_object_size: int = 5 * 2**30
     max_in_flight: int = 1024
+    multipart_max_age_seconds: float = 7 * 24 * 3600.0  # multipart uploads older than this are aborted
     storage: str = "file"  # or "s3"
     s3_bucket: str | None = None
     s3_prefix: str = ""

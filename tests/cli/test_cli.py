@@ -53,6 +53,13 @@ def test_an_unreadable_environment_value_is_refused_naming_the_variable(variable
     assert str(refused.value) == f"kmsgate: {variable} {says}, not {value!r}"
 
 
+def test_the_multipart_max_age_defaults_to_seven_days_and_is_set_by_environment_or_flag() -> None:
+    assert parse([]).multipart_max_age_seconds == 7 * 24 * 3600
+    environ = {"KMSGATE_MULTIPART_MAX_AGE": "3600"}
+    assert parse([], environ).multipart_max_age_seconds == 3600
+    assert parse(["--multipart-max-age", "60"], environ).multipart_max_age_seconds == 60
+
+
 def test_an_empty_environment_value_means_the_default() -> None:
     config = parse([], {"KMSGATE_PORT": "", "KMSGATE_STORAGE": "", "KMSGATE_CACHE_MAX_AGE": ""})
     assert (config.port, config.storage, config.cache_max_age_seconds) == (8080, "file", 300.0)
@@ -66,6 +73,7 @@ def test_an_empty_environment_value_means_the_default() -> None:
         ["--cache-max-messages", "0"],
         ["--max-object-size", "0"],
         ["--cache-max-age", "0"],
+        ["--multipart-max-age", "0"],
     ],
 )
 def test_invalid_options_are_refused(argv: list[str]) -> None:

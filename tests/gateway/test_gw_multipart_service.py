@@ -29,7 +29,7 @@ from kmsgate.gateway.metrics import GatewayMetrics
 from kmsgate.gateway.multipart_reader import MultipartReader
 from kmsgate.gateway.multipart_service import MultipartService
 from kmsgate.gateway.object_access import ObjectAccess
-from kmsgate.gateway.object_service import ObjectRead
+from kmsgate.gateway.object_service import Describe, ObjectInfo, ObjectRead
 from kmsgate.gateway.service import DEFAULT_KEY_ALIAS, Gateway, GatewaySettings
 from kmsgate.gateway.storage.base import MIN_PART_BYTES, NoSuchUpload, Storage
 from kmsgate.gateway.storage.file import FileStorage
@@ -221,7 +221,8 @@ async def test_copy_reencrypts_under_another_key_context_and_bucket(env: Env) ->
     await env.gateway.objects.put(ROOT, BUCKET, "src", blocks(data), key_id=None, encryption_context={"a": "1"},
                                   length=len(data))
     copied = await env.multipart.copy(ROOT, BUCKET, "src", "copies", "dst", key_id=other_key,
-                                      encryption_context={"b": "2"}, metadata=b"copy meta")
+                                      encryption_context={"b": "2"},
+                                      describe=lambda source: lambda md5: b"copy meta")
     assert (copied.size, copied.kms_key_arn) == (len(data), other_key)
     assert await plaintext(await env.gateway.objects.read(ROOT, "copies", "dst", expected_context={"b": "2"})) == data
     reader = await env.gateway.storage.open_read("copies", "dst")
@@ -235,7 +236,7 @@ async def test_copy_reencrypts_under_another_key_context_and_bucket(env: Env) ->
     parts = {1: os.urandom(P), 2: b"end"}
     upload_id, etags = await upload(env, "multi", parts)
     await env.multipart.complete(ROOT, BUCKET, "multi", upload_id, sorted(etags.items()))
-    await env.multipart.copy(ROOT, BUCKET, "multi", BUCKET, "flat", key_id=None, encryption_context={}, metadata=b"")
+    await env.multipart.copy(ROOT, BUCKET, "multi", BUCKET, "flat", key_id=None, encryption_context={})
     assert await plaintext(await env.gateway.objects.read(ROOT, BUCKET, "flat")) == parts[1] + parts[2]
 
 
@@ -266,9 +267,9 @@ async def test_identity_policy_denials_come_before_storage_or_the_kms(env: Env) 
         "abort (not allowed)": env.multipart.abort(ALICE, BUCKET, "alice/mine", other_id),
         "complete elsewhere": env.multipart.complete(ALICE, BUCKET, "bob/obj", "any-id", [(1, etags[1])]),
         "copy from an unreadable source": env.multipart.copy(ALICE, BUCKET, "bob/obj", BUCKET, "alice/copy",
-                                                             key_id=None, encryption_context={}, metadata=b""),
+                                                             key_id=None, encryption_context={}),
         "copy to an unwritable destination": env.multipart.copy(ALICE, BUCKET, "alice/mine", BUCKET, "bob/copy",
-                                                                key_id=None, encryption_context={}, metadata=b""),
+                                                                key_id=None, encryption_context={}),
         "read of a multipart object": env.gateway.objects.read(ALICE, BUCKET, "bob/obj"),
     }
     for name, attempt in attempts.items():
@@ -389,3 +390,31 @@ async def test_the_stored_object_decrypts_message_by_message_with_the_official_s
         assert header.encryption_context["aws:s3:arn"] == "arn:aws:s3:::interop/obj"
         assert header.encryption_context["app"] == "interop"
     assert offset == len(whole)
+
+
+async def test_a_multipart_object_is_read_with_the_metadata_and_cmk_given_at_create(env: Env) -> None:
+    upload_id, etags = await upload(env, "described", {1: b"body"}, metadata=b"kept at create")
+    await env.multipart.complete(ROOT, BUCKET, "described", upload_id, [(1, etags[1])])
+    info = await env.gateway.objects.head(ROOT, BUCKET, "described")
+    assert (info.metadata, info.kms_key_arn) == (b"kept at create", env.key_arn)
+    read = await env.gateway.objects.read(ROOT, BUCKET, "described")
+    assert read.info.metadata == b"kept at create"
+    assert await plaintext(read) == b"body"
+
+
+async def test_a_copy_keeps_what_its_describe_returns_for_the_copys_md5_and_the_sources_info(env: Env) -> None:
+    data = os.urandom(2 * FRAME + 3)
+    await env.gateway.objects.put(ROOT, BUCKET, "src", blocks(data), key_id=None, encryption_context={},
+                                  length=len(data), describe=lambda md5: b"source metadata")
+    seen: list[bytes] = []
+
+    def describe(source: ObjectInfo) -> Describe:
+        seen.append(source.metadata)
+        return lambda copy_md5: b"copy of " + copy_md5.hex().encode()
+
+    copied = await env.multipart.copy(ROOT, BUCKET, "src", BUCKET, "dst", key_id=None, encryption_context={},
+                                      describe=describe)
+    assert seen == [b"source metadata"]
+    assert copied.md5 == md5(data)
+    info = await env.gateway.objects.head(ROOT, BUCKET, "dst")
+    assert info.metadata == b"copy of " + md5(data).hex().encode()

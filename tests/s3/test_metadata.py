@@ -84,7 +84,7 @@ GOOD = {"v": 1, "etag": "d41d8cd98f00b204e9800998ecf8427e"}
         orjson.dumps({**GOOD, "pc": 2}),
         orjson.dumps({**GOOD, "um": {"a": 1}}),
         orjson.dumps({**GOOD, "um": ["a"]}),
-        orjson.dumps({"v": 1}),
+        orjson.dumps({"v": 1, "pc": 2}),
         orjson.dumps({**GOOD, "ct": "x" * MAX_RECORD_BYTES}),
     ],
 )
@@ -94,3 +94,11 @@ def test_a_bad_record_is_one_internal_error(record: bytes) -> None:
     assert isinstance(caught.value, InternalError)
     assert (caught.value.code, caught.value.status) == ("InternalError", 500)
     assert caught.value.message == InternalError.default_message
+
+
+def test_a_multipart_uploads_record_leaves_the_etag_out_and_round_trips() -> None:
+    metadata = ObjectMetadata(etag=None, content_type="text/plain", user_metadata={"a": "b"})
+    record = encode_metadata(metadata)
+    assert record == b'{"v":1,"ct":"text/plain","um":{"a":"b"}}'
+    assert decode_metadata(record) == metadata
+    assert metadata.md5 is None

@@ -134,13 +134,6 @@ def test_sse_c_is_not_implemented(s3: Any, bucket: str) -> None:
     assert code_of(err) == "NotImplemented"
 
 
-def test_multipart_uploads_are_not_implemented_yet(s3: Any, bucket: str) -> None:
-    with pytest.raises(ClientError) as err:
-        s3.create_multipart_upload(Bucket=bucket, Key="m")
-    assert code_of(err) == "NotImplemented"
-    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
-
-
 def test_a_presigned_url_is_fetched_with_plain_http(s3: Any, bucket: str) -> None:
     s3.put_object(Bucket=bucket, Key="shared.txt", Body=b"presigned body")
     url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "shared.txt"}, ExpiresIn=600)

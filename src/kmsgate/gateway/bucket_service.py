@@ -18,8 +18,10 @@ call                                    action
 
 Listings report each object's plaintext size: storage knows only the stored message's size,
 so the size follows from the message's header (a short ranged read of each listed object, a
-few at a time; no KMS call). An object whose header cannot be read (not a message, or a
-signed one whose size the format does not fix) is listed with its stored size.
+few at a time; no KMS call). A multipart object is one message per part, so its size is the
+sum of its parts', each from that part's header (one short ranged read per part). An object
+whose header cannot be read (not a message, or a signed one whose size the format does not
+fix) is listed with its stored size.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import TYPE_CHECKING
 
 from kmsgate.core.principal import Caller
 from kmsgate.envelope.errors import DecryptionError
-from kmsgate.envelope.header import parse_header
+from kmsgate.envelope.header import MessageHeader, parse_header
 from kmsgate.envelope.ranges import RangeUnsupportedError, plaintext_length
 from kmsgate.gateway.encryption import etag_of
 from kmsgate.gateway.object_access import LIST_BUCKET, bucket_arn
@@ -138,7 +140,6 @@ class BucketService:
                              is_truncated=page.is_truncated, next_marker=page.next_marker)
 
     async def _listed(self, bucket: str, entry: ObjectEntry) -> ListedObject:
-        policy = self._gateway.settings.decrypt_policy
         etag = f'"{entry.etag}"'
         try:
             reader = await self._gateway.storage.open_read(bucket, entry.key, 0, HEADER_PROBE_BYTES)
@@ -146,14 +147,40 @@ class BucketService:
             return ListedObject(entry.key, entry.size, etag, entry.last_modified)
         try:
             data = b"".join([chunk async for chunk in reader])
+            part_sizes = reader.info.part_sizes
         finally:
             await reader.aclose()
-        size = entry.size
         try:
-            header, _ = parse_header(data, policy)
-            if header is not None:
+            header = self._header(data)
+            if header is None:
+                return ListedObject(entry.key, entry.size, etag, entry.last_modified)
+            if not part_sizes:
                 size = plaintext_length(header, entry.size)
-                etag = etag_of(header)
-        except (DecryptionError, RangeUnsupportedError, ValueError):
-            pass  # not a message this gateway can size: its stored size stands
-        return ListedObject(entry.key, size, etag, entry.last_modified)
+            else:
+                size = plaintext_length(header, part_sizes[0]) + await self._later_parts_size(
+                    bucket, entry.key, part_sizes)
+            return ListedObject(entry.key, size, etag_of(header), entry.last_modified)
+        except (DecryptionError, RangeUnsupportedError, ValueError, ObjectNotFound):
+            # not a message this gateway can size (or replaced meanwhile): its stored size stands
+            return ListedObject(entry.key, entry.size, etag, entry.last_modified)
+
+    def _header(self, data: bytes) -> MessageHeader | None:
+        header, _ = parse_header(data, self._gateway.settings.decrypt_policy)
+        return header
+
+    async def _later_parts_size(self, bucket: str, key: str, part_sizes: tuple[int, ...]) -> int:
+        """The plaintext size of every part of a multipart object but the first, from their headers."""
+        total, start = 0, part_sizes[0]
+        for stored_size in part_sizes[1:]:
+            reader = await self._gateway.storage.open_read(bucket, key, start, start + min(stored_size,
+                                                                                          HEADER_PROBE_BYTES))
+            try:
+                data = b"".join([chunk async for chunk in reader])
+            finally:
+                await reader.aclose()
+            header = self._header(data)
+            if header is None:
+                raise ValueError("a part's header does not fit the probe")
+            total += plaintext_length(header, stored_size)
+            start += stored_size
+        return total

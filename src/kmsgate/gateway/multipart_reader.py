@@ -82,6 +82,8 @@ class MultipartObject:
     encryption_context: Mapping[str, str]
     metadata: bytes
     parts: tuple[VerifiedPart, ...]
+    kms_key_arn: str
+    """The CMK of the upload (every part's data key is encrypted under it)."""
 
     @property
     def size(self) -> int:
@@ -141,7 +143,9 @@ class MultipartReader:
         for i, (part_header, data_key, size) in enumerate(checked):
             parts.append(VerifiedPart(starts[i], stored.part_sizes[i], part_header, data_key, offset, size))
             offset += size
-        return MultipartObject(stored, record, callers_context(header.encryption_context), metadata, tuple(parts))
+        cmk = header.encrypted_data_keys[0].provider_info.decode("utf-8", "replace")
+        return MultipartObject(stored, record, callers_context(header.encryption_context), metadata, tuple(parts),
+                               cmk)
 
     async def _read_header(self, stored: StoredObject, start: int, size: int) -> tuple[MessageHeader, bytes]:
         policy = self._gateway.settings.decrypt_policy
@@ -190,7 +194,8 @@ class MultipartReader:
     def info(self, opened: MultipartObject) -> ObjectInfo:
         from kmsgate.gateway.object_service import ObjectInfo
 
-        return ObjectInfo(etag=opened.etag, last_modified=opened.stored.last_modified, size=opened.size)
+        return ObjectInfo(etag=opened.etag, last_modified=opened.stored.last_modified, size=opened.size,
+                          kms_key_arn=opened.kms_key_arn, metadata=opened.metadata)
 
     async def head(self, caller: Caller, stored: StoredObject) -> ObjectInfo:
         return self.info(await self.open(caller, stored))

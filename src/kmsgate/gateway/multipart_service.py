@@ -16,7 +16,8 @@ Formats and bindings are in ``kmsgate.gateway.multipart_records``; reading the r
   the last at least 5 MiB of plaintext (``EntityTooSmall``) -- and stores the completion record
   as the object's metadata; the object's ETag is ``md5(part MD5s)-<count>``.
 * **copy** and **upload_part_copy** read the source as the caller (``s3:GetObject``) and
-  encrypt it again for the destination (``s3:PutObject``), streaming.
+  encrypt it again for the destination (``s3:PutObject``), streaming: a copy is a put of the
+  source's plaintext (``ObjectService.put``), so its metadata is sealed the one way a put's is.
 
 Every KMS call acts as the caller: one ``GenerateDataKey`` per part (its context is its own),
 and a ``Decrypt`` of the upload record per upload and caller (then cached).
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -35,7 +36,7 @@ from kmsgate.envelope.decryptor import Decryptor
 from kmsgate.envelope.encryptor import Encryptor
 from kmsgate.envelope.errors import DataKeyUnavailableError, DecryptionError
 from kmsgate.envelope.header import MessageHeader, parse_header
-from kmsgate.gateway.encryption import check_length, check_requested_context, key_arn
+from kmsgate.gateway.encryption import check_length, check_requested_context
 from kmsgate.gateway.errors import GatewayError
 from kmsgate.gateway.multipart_records import (
     MAX_PART_NUMBER,
@@ -52,9 +53,8 @@ from kmsgate.gateway.multipart_records import (
     record_context,
     seal_part,
 )
-from kmsgate.gateway.object_access import PUT_OBJECT, bind_context, bucket_arn, object_arn
-from kmsgate.gateway.object_service import ObjectService, PutResult
-from kmsgate.gateway.sealed_metadata import seal
+from kmsgate.gateway.object_access import PUT_OBJECT, bucket_arn, object_arn
+from kmsgate.gateway.object_service import Describe, ObjectInfo, ObjectService, PutResult
 from kmsgate.gateway.storage.base import MAX_METADATA_BYTES, MIN_PART_BYTES
 from kmsgate.s3.etags import multipart_etag, part_md5_of
 
@@ -69,6 +69,10 @@ MAX_OBJECT_METADATA_BYTES = 32 * 1024
 it with up to 10,000 part numbers within storage's 64 KiB)."""
 MAX_PART_BYTES = 5 * 1024**3
 """S3's largest part (5 GiB)."""
+
+DescribeCopy = Callable[[ObjectInfo], Describe]
+"""Given the copy source's info once it is open (before anything is written), the destination's
+``describe``; it may raise (a copy-source precondition that fails), and then nothing is written."""
 
 
 def corrupt() -> GatewayError:
@@ -229,15 +233,19 @@ class MultipartService:
         return PartResult(part_number, f'"{digest.hex()}"', size, stored.last_modified)
 
     async def upload_part_copy(self, caller: Caller, bucket: str, key: str, upload_id: str, part_number: int, *,
-                               src_bucket: str, src_key: str, byte_range: str | None = None) -> PartResult:
-        """Part ``part_number`` made of ``src_bucket/src_key`` (or ``byte_range`` of it), read as the caller."""
+                               src_bucket: str, src_key: str, byte_range: str | None = None,
+                               check_source: Callable[[ObjectInfo], None] | None = None) -> PartResult:
+        """Part ``part_number`` made of ``src_bucket/src_key`` (or ``byte_range`` of it), read as the
+        caller; ``check_source``, given the source's info before anything is written, may refuse it."""
         self._gateway.object_access.check(caller, PUT_OBJECT, object_arn(bucket, key))
         _check_part_number(part_number)
         await self._upload(caller, bucket, key, upload_id)  # fail before the source is opened
         source = await self._objects.read(caller, src_bucket, src_key, byte_range=byte_range)
         try:
-            return await self.upload_part(caller, bucket, key, upload_id, part_number, _blocks(source.chunks(), source.body),
-                                          source.length)
+            if check_source is not None:
+                check_source(source.info)
+            return await self.upload_part(caller, bucket, key, upload_id, part_number,
+                                          _blocks(source.chunks(), source.body), source.length)
         finally:
             await source.aclose()
 
@@ -316,40 +324,33 @@ class MultipartService:
     # -- copies --
 
     async def copy(self, caller: Caller, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str, *,
-                   key_id: str | None, encryption_context: Mapping[str, str], metadata: bytes) -> PutResult:
+                   key_id: str | None, encryption_context: Mapping[str, str],
+                   describe: DescribeCopy | None = None) -> PutResult:
         """Decrypt ``src_bucket/src_key`` as the caller and encrypt it as ``dst_bucket/dst_key``
-        under ``key_id`` and ``encryption_context``, with ``metadata`` sealed beside it; streaming."""
+        under ``key_id`` and ``encryption_context``, streaming, through ``ObjectService.put``:
+        with ``describe``, the destination's metadata is sealed beside it the one way a put seals it."""
         gateway = self._gateway
-        dst_arn = object_arn(dst_bucket, dst_key)
-        gateway.object_access.check(caller, PUT_OBJECT, dst_arn)
+        gateway.object_access.check(caller, PUT_OBJECT, object_arn(dst_bucket, dst_key))
         _check_context(encryption_context)
-        _check_metadata(metadata)
         source = await self._objects.read(caller, src_bucket, src_key)
         try:
-            check_length(source.length, gateway.settings.max_object_bytes)
-            materials = gateway.materials_for(caller)
-            entry = await materials.encryption_materials(
-                key_id=key_id or gateway.settings.default_key_id, plaintext_length=source.length,
-                encryption_context=bind_context(encryption_context, dst_arn))
-            encryptor = Encryptor(entry.materials, frame_length=gateway.settings.frame_length)
-            sealed = seal(metadata, data_key=entry.materials.data_key, message_id=encryptor.header.message_id,
-                          arn=dst_arn) if metadata else b""
-            writer = await gateway.storage.open_write(dst_bucket, dst_key, sealed)
-            try:
-                async for block in _blocks(source.chunks(), source.body):
-                    materials.cache.record_bytes(entry, len(block))
-                    out = await gateway.pool.run(encryptor.update, block)
-                    if out:
-                        await writer.write(out)
-                await writer.write(encryptor.finalize())
-                stored = await writer.commit()
-            except BaseException:
-                await writer.abort()
-                raise
+            describe_destination = _checked(describe(source.info)) if describe is not None else None
+            return await self._objects.put(caller, dst_bucket, dst_key, _blocks(source.chunks(), source.body),
+                                           key_id=key_id, encryption_context=encryption_context,
+                                           length=source.length, describe=describe_destination)
         finally:
             await source.aclose()
-        return PutResult(bucket=dst_bucket, key=dst_key, size=encryptor.plaintext_length, stored_size=stored.size,
-                         kms_key_arn=key_arn(entry), etag='"' + encryptor.header.message_id.hex()[:32] + '"')
+
+
+def _checked(describe: Describe) -> Describe:
+    """``describe`` with its metadata held to ``MAX_OBJECT_METADATA_BYTES``."""
+
+    def checked(md5: bytes) -> bytes:
+        metadata = describe(md5)
+        _check_metadata(metadata)
+        return metadata
+
+    return checked
 
 
 async def _blocks(chunks: AsyncIterator[bytes | bytearray], body: bytes | None) -> AsyncIterator[bytes]:

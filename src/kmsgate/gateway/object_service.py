@@ -97,6 +97,8 @@ class PutResult:
     etag: str
     md5: bytes | None = None
     """The plaintext's MD5, when ``describe`` was given."""
+    last_modified: float = 0.0
+    """When storage committed it (seconds since the epoch)."""
 
 
 Describe = Callable[[bytes], bytes]
@@ -228,7 +230,7 @@ class ObjectService:
             raise
         return PutResult(bucket=bucket, key=key, size=encryptor.plaintext_length, stored_size=stored.size,
                          kms_key_arn=key_arn(entry), etag=etag_of(encryptor.header),
-                         md5=digest.digest() if digest is not None else None)
+                         md5=digest.digest() if digest is not None else None, last_modified=stored.last_modified)
 
     async def delete(self, caller: Caller, bucket: str, key: str) -> None:
         """Remove ``bucket/key``; removing a missing object succeeds."""

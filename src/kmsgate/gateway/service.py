@@ -4,7 +4,8 @@ A ``Gateway`` owns the request authenticator, the object access checks
 (``kmsgate.gateway.object_access``), the storage backend, the KMS client (wrapped
 with timeouts and metrics), the data-key caches (``CallerMaterials``), the crypto thread pool
 and the metrics. It is per process: each worker builds its own. Its services, ``objects``
-(``kmsgate.gateway.object_service``), ``buckets`` (``kmsgate.gateway.bucket_service``) and
+(``kmsgate.gateway.object_service``), ``buckets`` (``kmsgate.gateway.bucket_service``),
+``multipart`` (``kmsgate.gateway.multipart_service``: multipart uploads and copies) and
 ``streams`` (``kmsgate.gateway.stream_service``), are what every front (``/v1``, S3) calls; ``kmsgate.gateway.routes`` wires a ``Gateway``
 into an aiohttp application.
 
@@ -48,6 +49,7 @@ from kmsgate.gateway.auth import BearerCallers, RequestAuthenticator
 from kmsgate.gateway.bucket_service import BucketService
 from kmsgate.gateway.kms import DEFAULT_KMS_TIMEOUT_SECONDS, AuditedKmsClient, AuditRecorder, InstrumentedKmsClient
 from kmsgate.gateway.metrics import GatewayMetrics
+from kmsgate.gateway.multipart_service import MultipartService
 from kmsgate.gateway.object_access import ObjectAccess
 from kmsgate.gateway.object_service import ObjectService
 from kmsgate.gateway.principals import DEFAULT_MAX_IDENTITIES, CallerMaterials, KmsClientFactory
@@ -133,6 +135,7 @@ class Gateway:
         self.object_access = object_access or ObjectAccess(None)
         self.objects = ObjectService(self)
         self.buckets = BucketService(self)
+        self.multipart = MultipartService(self)
         self.streams = StreamService(self)
         # Bearer callers are remembered only over an immutable identity directory.
         self.bearer_callers = BearerCallers() if isinstance(authenticator, GatewayAuthenticator) else None

@@ -6,7 +6,10 @@ object, so it is never read or written in the clear. Fields that are absent are 
     key   type                    meaning
     v     int                     format version, 1
     etag  str                     the plaintext ETag, unquoted: 32 hex digits (the MD5
-                                  of a single PUT) or 32 hex digits, "-", part count
+                                  of a single PUT) or 32 hex digits, "-", part count;
+                                  absent from a multipart upload's record, written at
+                                  CreateMultipartUpload before any part exists (the
+                                  object's ETag is then its completion's)
     pc    int 1..10000            part count, for a multipart object only
     ct    str                     Content-Type
     cd    str                     Content-Disposition
@@ -17,7 +20,7 @@ object, so it is never read or written in the clear. Fields that are absent are 
     um    {str: str}              user metadata (x-amz-meta-*), names lower-case
 
 Decoding is strict — unknown version or field, wrong type, an ETag inconsistent with the
-part count, or more than ``MAX_RECORD_BYTES`` — and any failure is one
+part count (a part count without an ETag included), or more than ``MAX_RECORD_BYTES`` — and any failure is one
 ``InvalidStoredMetadata`` (an ``InternalError`` to the client: the record is ours, so a
 bad one is our fault, and what is wrong with it is not the client's business).
 """
@@ -58,7 +61,8 @@ class InvalidStoredMetadata(InternalError):
 class ObjectMetadata:
     """What is stored about an object besides its bytes."""
 
-    etag: str
+    etag: str | None
+    """``None`` in a multipart upload's record (see the module docstring)."""
     parts_count: int | None = None
     content_type: str | None = None
     content_disposition: str | None = None
@@ -75,10 +79,12 @@ class ObjectMetadata:
     @property
     def md5(self) -> bytes | None:
         """The plaintext MD5 of a single-PUT object (``None`` for a multipart one)."""
-        return bytes.fromhex(self.etag) if self.parts_count is None else None
+        return bytes.fromhex(self.etag) if self.etag is not None and self.parts_count is None else None
 
 
-def _etag_fits(etag: str, parts_count: int | None) -> bool:
+def _etag_fits(etag: str | None, parts_count: int | None) -> bool:
+    if etag is None:
+        return parts_count is None
     if parts_count is None:
         return _SINGLE_ETAG.match(etag) is not None
     match = _MULTIPART_ETAG.match(etag)
@@ -87,7 +93,9 @@ def _etag_fits(etag: str, parts_count: int | None) -> bool:
 
 def encode_metadata(metadata: ObjectMetadata) -> bytes:
     """The record for ``metadata``."""
-    record: dict[str, Any] = {"v": FORMAT_VERSION, "etag": metadata.etag}
+    record: dict[str, Any] = {"v": FORMAT_VERSION}
+    if metadata.etag is not None:
+        record["etag"] = metadata.etag
     if metadata.parts_count is not None:
         record["pc"] = metadata.parts_count
     for short, attribute in _HEADER_FIELDS.items():
@@ -128,7 +136,7 @@ def decode_metadata(data: bytes) -> ObjectMetadata:
         isinstance(k, str) and isinstance(v, str) for k, v in user_metadata.items()
     ):
         raise InvalidStoredMetadata()
-    if etag is None or not _etag_fits(etag, parts_count):
+    if not _etag_fits(etag, parts_count):
         raise InvalidStoredMetadata()
     return ObjectMetadata(
         etag=etag,

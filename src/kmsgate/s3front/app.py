@@ -17,7 +17,6 @@ from aiohttp import web
 from kmsgate.gateway.exchange import GATEWAY, Exchange, endpoint
 from kmsgate.gateway.inflight import IN_FLIGHT, counted_by_handlers
 from kmsgate.gateway.service import Gateway
-from kmsgate.s3 import errors as s3
 from kmsgate.s3front.auth import S3Authenticator
 from kmsgate.s3front.dispatch import dispatch
 from kmsgate.s3front.front import AUTHENTICATOR, REGION, S3Front, add_request_id
@@ -32,8 +31,6 @@ async def handle(request: web.Request, gateway: Gateway, exchange: Exchange) -> 
     target = resolve(request.raw_path.partition("?")[0], request.host, base_hosts)
     operation = dispatch(request.method, target, request.query, request.headers)
     exchange.operation = operation.name
-    if operation.handler is None:
-        raise s3.NotImplementedFeature(f"{operation.name} is not supported by this endpoint yet.")
     return await operation.handler(request, gateway, exchange, target)
 
 

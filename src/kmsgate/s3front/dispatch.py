@@ -22,11 +22,9 @@ object            POST                    ``?uploads`` CreateMultipartUpload; ``
                                           CompleteMultipartUpload
 ================  ======================  ==============================================
 
-Multipart uploads and CopyObject are answered ``NotImplemented`` (501) from ``NOT_YET``, the one
-place that changes when their service exists. Other sub-resources S3 knows (``?acl``,
-``?policy``, ``?tagging``, ``?versioning``, ...) are ``NotImplemented`` too, never silently
-served as the plain operation; a method S3 does not define on the target is
-``MethodNotAllowed``.
+Sub-resources S3 knows and this front does not serve (``?acl``, ``?policy``, ``?tagging``,
+``?versioning``, ...) are ``NotImplemented`` (501), never silently served as the plain
+operation; a method S3 does not define on the target is ``MethodNotAllowed``.
 """
 
 from __future__ import annotations
@@ -39,17 +37,10 @@ from aiohttp import web
 from kmsgate.gateway.exchange import Exchange
 from kmsgate.gateway.service import Gateway
 from kmsgate.s3 import errors as s3
-from kmsgate.s3front import buckets, deletes, listing, objects
+from kmsgate.s3front import buckets, copies, deletes, listing, multipart, objects
 from kmsgate.s3front.target import Target
 
 Operation = Callable[[web.Request, Gateway, Exchange, Target], Awaitable[web.StreamResponse]]
-COPY_SOURCE_HEADER = "x-amz-copy-source"
-
-NOT_YET = frozenset({
-    "CreateMultipartUpload", "UploadPart", "UploadPartCopy", "CompleteMultipartUpload",
-    "AbortMultipartUpload", "ListParts", "ListMultipartUploads", "CopyObject",
-})
-"""Operations S3 clients use that this front does not serve yet (501 ``NotImplemented``)."""
 
 UNSUPPORTED_SUBRESOURCES = frozenset({
     "accelerate", "acl", "analytics", "attributes", "cors", "intelligent-tiering", "inventory",
@@ -74,14 +65,21 @@ _HANDLERS: Mapping[str, Operation] = {
     "GetObject": objects.get_object,
     "HeadObject": objects.head_object,
     "DeleteObject": objects.delete_object,
+    "CopyObject": copies.copy_object,
+    "CreateMultipartUpload": multipart.create_multipart_upload,
+    "UploadPart": multipart.upload_part,
+    "UploadPartCopy": multipart.upload_part_copy,
+    "CompleteMultipartUpload": multipart.complete_multipart_upload,
+    "AbortMultipartUpload": multipart.abort_multipart_upload,
+    "ListParts": multipart.list_parts,
+    "ListMultipartUploads": multipart.list_multipart_uploads,
 }
 
 
 @dataclass(frozen=True, slots=True)
 class Dispatched:
     name: str
-    handler: Operation | None
-    """``None`` for an operation in ``NOT_YET``."""
+    handler: Operation
 
 
 def _bucket_operation(method: str, query: Mapping[str, str]) -> str | None:
@@ -105,7 +103,7 @@ def _bucket_operation(method: str, query: Mapping[str, str]) -> str | None:
 
 
 def _object_operation(method: str, query: Mapping[str, str], headers: Mapping[str, str]) -> str | None:
-    copying = COPY_SOURCE_HEADER in headers
+    copying = copies.COPY_SOURCE_HEADER in headers
     if method == "PUT":
         if "uploadId" in query or "partNumber" in query:
             return "UploadPartCopy" if copying else "UploadPart"
@@ -138,6 +136,4 @@ def dispatch(method: str, target: Target, query: Mapping[str, str], headers: Map
     if name is None:
         kind = "SERVICE" if target.bucket is None else "BUCKET" if target.key is None else "OBJECT"
         raise s3.MethodNotAllowed(method=method, resource_type=kind)
-    if name in NOT_YET:
-        return Dispatched(name, None)
     return Dispatched(name, _HANDLERS[name])

@@ -111,6 +111,12 @@ _BY_GATEWAY_CODE: Mapping[str, type[s3.S3Error]] = {
     "ObjectCorrupt": ObjectCorrupt,
     "EncryptionContextMismatch": EncryptionContextMismatch,
     "InvalidObjectKey": s3.KeyTooLongError,
+    "InvalidPart": s3.InvalidPart,
+    "InvalidPartOrder": s3.InvalidPartOrder,
+    "EntityTooSmall": s3.EntityTooSmall,
+    "MalformedXML": s3.MalformedXML,
+    "MetadataTooLarge": s3.MetadataTooLarge,
+    "IncompleteBody": IncompleteBody,
     "StorageError": s3.InternalError,
     "InternalError": s3.InternalError,
 }

@@ -16,6 +16,8 @@ by the ``/v1`` API (no metadata record) read as ``binary/octet-stream`` with the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from aiohttp import web
@@ -50,8 +52,9 @@ _STORED_HEADERS = {
 }
 
 
-async def _requested_key_id(request: web.Request, gateway: Gateway, bucket: str) -> str | None:
-    """The CMK a PUT asks for (``None``: the gateway's default), as the module docstring says."""
+async def requested_key_id(request: web.Request, gateway: Gateway, bucket: str) -> str | None:
+    """The CMK a PUT (or copy, or CreateMultipartUpload) asks for (``None``: the gateway's
+    default), as the module docstring says."""
     headers = request.headers
     if SSE_C_HEADER in headers or "x-amz-server-side-encryption-customer-key" in headers:
         raise s3.NotImplementedFeature("Server-side encryption with customer-provided keys (SSE-C) is not supported.")
@@ -76,7 +79,26 @@ async def _requested_key_id(request: web.Request, gateway: Gateway, bucket: str)
     return None
 
 
-def _declared_length(request: web.Request, exchange: Exchange) -> int | None:
+def request_context(request: web.Request) -> dict[str, str]:
+    """The encryption context a write asks for (the gateway's header), empty when none."""
+    return parse_context(request.headers) if CONTEXT_HEADER in request.headers else {}
+
+
+def metadata_from_headers(headers: Mapping[str, str]) -> ObjectMetadata:
+    """What a write's headers ask to keep with the object (``Content-*``, ``Cache-Control``,
+    ``Expires``, ``x-amz-meta-*``), with no ETag yet."""
+    stored = {attribute: headers[name] for attribute, name in _STORED_HEADERS.items() if name in headers}
+    if stored.get("content_encoding", "").strip().lower() == "aws-chunked":
+        del stored["content_encoding"]  # the transfer framing, not the object's encoding
+    return ObjectMetadata(
+        etag=None, user_metadata=collect_user_metadata(headers.items()), content_type=stored.get("content_type"),
+        content_disposition=stored.get("content_disposition"), content_encoding=stored.get("content_encoding"),
+        content_language=stored.get("content_language"), cache_control=stored.get("cache_control"),
+        expires=stored.get("expires"))
+
+
+def declared_length(request: web.Request, exchange: Exchange) -> int | None:
+    """The payload length a request declares (its decoded length when aws-chunked)."""
     if exchange.chunk_verifier is not None:
         value = request.headers.get(DECODED_LENGTH_HEADER, "")
         return int(value) if value.isdigit() else None
@@ -85,30 +107,22 @@ def _declared_length(request: web.Request, exchange: Exchange) -> int | None:
 
 async def put_object(request: web.Request, gateway: Gateway, exchange: Exchange, target: Target) -> web.StreamResponse:
     bucket, key = target.bucket or "", target.key or ""
-    key_id = await _requested_key_id(request, gateway, bucket)
-    context = parse_context(request.headers) if CONTEXT_HEADER in request.headers else {}
+    key_id = await requested_key_id(request, gateway, bucket)
+    context = request_context(request)
     expected_md5 = content_md5(request)
     checksum = ChecksumCheck(request)
-    headers = request.headers
-    stored = {attribute: headers[name] for attribute, name in _STORED_HEADERS.items() if name in headers}
-    if stored.get("content_encoding", "").strip().lower() == "aws-chunked":
-        del stored["content_encoding"]  # the transfer framing, not the object's encoding
-    user_metadata = collect_user_metadata(headers.items())
+    requested = metadata_from_headers(request.headers)
 
     def describe(md5: bytes) -> bytes:
         if expected_md5 is not None:
             expected_md5.verify(md5)
-        return encode_metadata(ObjectMetadata(
-            etag=md5_etag(md5), user_metadata=user_metadata, content_type=stored.get("content_type"),
-            content_disposition=stored.get("content_disposition"), content_encoding=stored.get("content_encoding"),
-            content_language=stored.get("content_language"), cache_control=stored.get("cache_control"),
-            expires=stored.get("expires")))
+        return encode_metadata(replace(requested, etag=md5_etag(md5)))
 
     settings = gateway.settings
     blocks = body_blocks(request, exchange, limit=settings.max_object_bytes, block=settings.io_block_bytes,
                          checksum=checksum)
     result = await gateway.objects.put(exchange.caller, bucket, key, blocks, key_id=key_id,
-                                       encryption_context=context, length=_declared_length(request, exchange),
+                                       encryption_context=context, length=declared_length(request, exchange),
                                        describe=describe)
     md5 = result.md5 or b""
     return web.Response(status=200, headers={
@@ -116,12 +130,17 @@ async def put_object(request: web.Request, gateway: Gateway, exchange: Exchange,
     })
 
 
-def _metadata(info: ObjectInfo) -> ObjectMetadata | None:
+def stored_metadata(info: ObjectInfo) -> ObjectMetadata | None:
+    """The metadata record kept with an object, ``None`` for one stored without (``/v1``)."""
     return decode_metadata(info.metadata) if info.metadata else None
 
 
-def _etag(info: ObjectInfo, metadata: ObjectMetadata | None) -> str:
-    return metadata.etag if metadata is not None else info.etag.strip('"')
+def object_etag(info: ObjectInfo, metadata: ObjectMetadata | None) -> str:
+    """An object's S3 ETag, unquoted: its record's (the MD5 of a single PUT or copy), else the
+    service's (a multipart object's ``<md5>-<n>``, or the message id of a ``/v1`` object)."""
+    if metadata is not None and metadata.etag is not None:
+        return metadata.etag
+    return info.etag.strip('"')
 
 
 def _check_conditions(request: web.Request, info: ObjectInfo, metadata: ObjectMetadata | None) -> None:
@@ -129,12 +148,12 @@ def _check_conditions(request: web.Request, info: ObjectInfo, metadata: ObjectMe
     if conditions == Preconditions():
         return
     modified = datetime.fromtimestamp(info.last_modified, timezone.utc)
-    check(conditions, etag=_etag(info, metadata), last_modified=modified, is_read=True)
+    check(conditions, etag=object_etag(info, metadata), last_modified=modified, is_read=True)
 
 
 def _headers(request: web.Request, info: ObjectInfo, metadata: ObjectMetadata | None) -> dict[str, str]:
     headers = {
-        "ETag": quote_etag(_etag(info, metadata)),
+        "ETag": quote_etag(object_etag(info, metadata)),
         "Last-Modified": format_http_date(datetime.fromtimestamp(info.last_modified, timezone.utc)),
         "Accept-Ranges": "bytes" if info.accepts_ranges else "none",
         "Content-Type": DEFAULT_CONTENT_TYPE,
@@ -154,7 +173,7 @@ def _headers(request: web.Request, info: ObjectInfo, metadata: ObjectMetadata | 
 async def head_object(request: web.Request, gateway: Gateway, exchange: Exchange,
                       target: Target) -> web.StreamResponse:
     info = await gateway.objects.head(exchange.caller, target.bucket or "", target.key or "")
-    metadata = _metadata(info)
+    metadata = stored_metadata(info)
     _check_conditions(request, info, metadata)
     response = web.StreamResponse(status=200, headers=_headers(request, info, metadata))
     if info.size is not None:
@@ -171,7 +190,7 @@ async def get_object(request: web.Request, gateway: Gateway, exchange: Exchange,
     read = await gateway.objects.read(exchange.caller, target.bucket or "", target.key or "",
                                       byte_range=request.headers.get("Range"))
     try:
-        metadata = _metadata(read.info)
+        metadata = stored_metadata(read.info)
         _check_conditions(request, read.info, metadata)
         headers = _headers(request, read.info, metadata)
         status = 200

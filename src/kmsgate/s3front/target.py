@@ -35,7 +35,7 @@ def _host_name(host: str) -> str:
     return host.rsplit(":", 1)[0].lower() if ":" in host else host.lower()
 
 
-def _checked_bucket(name: str) -> str:
+def checked_bucket(name: str) -> str:
     try:
         return validate_bucket_name(name)
     except InvalidArgument:
@@ -62,11 +62,11 @@ def resolve(raw_path: str, host: str, base_hosts: Collection[str]) -> Target:
     name = _host_name(host)
     for base in base_hosts:
         if name.endswith("." + base) and len(name) > len(base) + 1:
-            bucket = _checked_bucket(name[: -len(base) - 1])
+            bucket = checked_bucket(name[: -len(base) - 1])
             key = path[1:]
             return Target(bucket, checked_key(key) if key else None)
     rest = path[1:]
     if not rest:
         return Target(None, None)
     bucket, slash, key = rest.partition("/")
-    return Target(_checked_bucket(bucket), checked_key(key) if slash and key else None)
+    return Target(checked_bucket(bucket), checked_key(key) if slash and key else None)

@@ -27,11 +27,13 @@ from kmsgate.gateway.auth import gateway_authenticator
 from kmsgate.gateway.inflight import InFlight, counted_by_handlers
 from kmsgate.gateway.metrics import GatewayMetrics
 from kmsgate.gateway.object_access import ObjectAccess
+from kmsgate.gateway.exchange import GATEWAY
 from kmsgate.gateway.routes import setup_gateway
 from kmsgate.gateway.service import Gateway, GatewaySettings
 from kmsgate.gateway.storage.base import Storage
 from kmsgate.gateway.storage.file import FileStorage
 from kmsgate.gateway.storage.s3 import S3Storage
+from kmsgate.gateway.upload_expiry import expire_abandoned_uploads
 from kmsgate.gateway.workers import LISTENER_APPS, metrics_dir_from_env
 from kmsgate.kms.rootkey_source import load_root_key
 from kmsgate.kms.service import KmsService, open_service
@@ -55,12 +57,23 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(_kms_context(config))
     app.router.add_post("/", _kms_handler(counted_by_handlers(app)))
     setup_gateway(app, partial(_build_gateway, config))
+    app.cleanup_ctx.append(partial(_upload_expiry, config))
     if config.s3_port:
         base_hosts = ("localhost",) if _is_address(config.host) else ("localhost", config.host)
         s3_app = create_s3_app(app, partial(_s3_authenticator, config, app), region=config.region,
                                base_hosts=base_hosts)
         app[LISTENER_APPS] = {"s3": s3_app}
     return app
+
+
+async def _upload_expiry(config: Config, app: web.Application) -> AsyncIterator[None]:
+    """The worker's sweep of abandoned multipart uploads (``kmsgate.gateway.upload_expiry``),
+    cancelled and awaited at shutdown before the gateway closes."""
+    task = asyncio.create_task(expire_abandoned_uploads(app[GATEWAY].multipart, config.multipart_max_age_seconds))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _is_address(host: str) -> bool:
