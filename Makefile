@@ -25,8 +25,9 @@ S3_CLIENTS := rclone s3cmd
 tools:
 	@missing="$$(for t in $(S3_CLIENTS); do command -v $$t >/dev/null 2>&1 || printf '%s ' $$t; done)"; \
 	missing="$${missing% }"; if [ -z "$$missing" ]; then exit 0; fi; \
+	install="DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing"; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
-	   DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null 2>&1; then \
+	   { sh -c "$$install" >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && sh -c "$$install" >/dev/null 2>&1; }; }; then \
 	  echo "tools: installed $$missing"; \
 	else \
 	  echo "tools: $$missing not installed (needs root and apt-get); their S3 client tests will skip"; \
