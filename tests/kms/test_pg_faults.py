@@ -8,6 +8,8 @@ import base64
 import http.client
 import json
 import os
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,10 +33,16 @@ DEPENDENCY_ERRORS = {"DependencyTimeoutException", "KMSInternalException"}
 
 
 @pytest.fixture(scope="module")
-def restartable_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RestartablePostgres]:
-    server = RestartablePostgres(tmp_path_factory.mktemp("pg-faults"))
-    yield server
-    server.close()
+def restartable_postgres() -> Iterator[RestartablePostgres]:
+    # Not under pytest's temporary directory: a pytest session starting beside this one makes that
+    # owner-only again, and the server, running as pgserver's own user, could not start there.
+    base_dir = Path(tempfile.mkdtemp(prefix="kmsgate-pg-faults-"))
+    try:
+        server = RestartablePostgres(base_dir)
+        yield server
+        server.close()
+    finally:
+        shutil.rmtree(base_dir, ignore_errors=True)
 
 
 @pytest.fixture
