@@ -4,6 +4,7 @@ killed with ``kill -9`` loses nothing and the other nodes' clients see no error.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import http.client
 import json
@@ -19,10 +20,17 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from kmsgate.core.principal import account_root
+from kmsgate.kms.clock import FakeClock
+from kmsgate.kms.keyref import Namespace
 from kmsgate.kms.pg_listener import FALLBACK_CHECK_SECONDS, RETRY_MAX_SECONDS
-from kmsgate.kms.pg_store import CONNECT_TIMEOUT_SECONDS, POOL_TIMEOUT_SECONDS
+from kmsgate.kms.pg_store import CONNECT_TIMEOUT_SECONDS, POOL_TIMEOUT_SECONDS, PgKeyStore
+from kmsgate.kms.rootkey import RootKey
+from kmsgate.kms.service import KmsService
 from tests.conftest import KmsgateServer, start_server
 from tests.postgres import RestartablePostgres, fresh_database
+
+from .helpers import ACCOUNT_ID, REGION
 
 # Generous: a management call waits for a connection (the pool's timeout) and at most one connect
 # attempt (its own timeout) before it answers; anything near this bound is a hang, not slowness.
@@ -200,3 +208,38 @@ def test_a_node_killed_mid_load_loses_nothing_and_the_others_clients_see_no_erro
     for client in (b, c):  # everything acknowledged, by a before it died or by c, is held by both
         _until(lambda: set(acknowledged) <= keys_on(client), 5.0, "acknowledged keys listed")
     assert all(b.describe_key(KeyId=key)["KeyMetadata"]["KeyState"] == "Enabled" for key in acknowledged)
+
+
+async def test_a_node_that_was_told_of_a_change_just_before_the_outage_keeps_serving_what_it_holds(
+    restartable_postgres: RestartablePostgres, database: str,
+) -> None:
+    root_key, caller = RootKey(os.urandom(32)), account_root(ACCOUNT_ID)
+    namespace = Namespace(region=REGION, account_id=ACCOUNT_ID)
+    first = KmsService(PgKeyStore(database, root_key), namespace, FakeClock())
+    second_store = PgKeyStore(database, root_key)
+    second = KmsService(second_store, namespace, FakeClock())
+    try:
+        key_id = (await first.create_key(caller=caller))["key_metadata"]["key_id"]
+        blob = (await second.encrypt(caller=caller, key_id=key_id, plaintext=b"held")).ciphertext_blob
+        told = second_store.data_version()
+        made_before = (await first.create_key(caller=caller))["key_metadata"]["key_id"]  # second has not read it
+        await asyncio.to_thread(_until, lambda: second_store.data_version() > told, 5.0, "second notified")
+
+        restartable_postgres.stop()
+        try:
+            started = time.monotonic()
+            for _ in range(3):
+                made = await second.encrypt(caller=caller, key_id=key_id, plaintext=b"during")
+                opened = await second.decrypt(caller=caller, ciphertext_blob=made.ciphertext_blob)
+                assert opened.plaintext == b"during"
+                assert (await second.decrypt(caller=caller, ciphertext_blob=blob)).plaintext == b"held"
+            assert time.monotonic() - started < ANSWERS_WITHIN_S  # one wait for the store at most, no hang
+        finally:
+            restartable_postgres.start()
+        deadline = time.monotonic() + RESUMES_WITHIN_S
+        while not any(k["key_id"] == made_before for k in (await second.list_keys(caller=caller))["keys"]):
+            assert time.monotonic() < deadline, "the change notified before the outage is loaded after it"
+            await asyncio.sleep(0.05)
+    finally:
+        first.close()
+        second.close()
