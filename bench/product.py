@@ -3,7 +3,7 @@
 Local servers run ``python -m kmsgate serve --host 127.0.0.1 --port P --data-dir D``
 with the root credentials and gateway token in their environment (the same values the
 load generator signs with), plus ``--workers``, ``--cache-max-messages`` and
-``--insecure-no-auth`` as a scenario needs. Each is stopped by PID when the scenario
+``--insecure-no-auth`` (and a key store URL in ``KMSGATE_KEY_STORE``) as a scenario needs. Each is stopped by PID when the scenario
 ends. ``/metrics`` is scraped for ``kmsgate_kms_calls_total`` to count KMS calls.
 """
 
@@ -54,6 +54,7 @@ class ServerOptions:
     workers: int = 1
     cache_max_messages: int | None = None
     no_auth: bool = False
+    key_store: str | None = None  # KMSGATE_KEY_STORE (a postgresql:// URL); None: SQLite in the data directory
 
 
 class LocalKmsgate:
@@ -74,6 +75,8 @@ class LocalKmsgate:
             argv.append("--insecure-no-auth")
         env = dict(os.environ)
         env.update(secrets_.env())
+        if options.key_store is not None:  # in the environment: a URL may hold a password
+            env["KMSGATE_KEY_STORE"] = options.key_store
         self.log_path = os.path.join(log_dir, f"kmsgate-{port}.log")
         self.server = ServerProcess(argv, port=port, env=env, log_path=self.log_path)
         try:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from bench.context import Context, Options
 from bench.scen_crypto import run_crypto
 from bench.scen_gateway import run_objects, run_stream
+from bench.scen_keystore import run_keystore
 from bench.scen_kms import run_kms
 from bench.scen_latency import RUNS as LATENCY_RUNS
 from bench.scen_latency import run_latency
@@ -36,6 +37,8 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("crypto", "AESGCM in-process and openssl speed (crypto ceilings)", run_crypto, 5, 5),
         Scenario("kms", "KMS GenerateDataKey/Encrypt/Decrypt vs bare JSON handler and moto", run_kms, 14, 14,
                  targeted_pairs=3),
+        Scenario("keystore", "KMS GenerateDataKey on the PostgreSQL key store vs the SQLite store", run_keystore,
+                 2, 2, targeted_pairs=1),
         Scenario("gateway", "PUT/GET /v1/objects at 1 KiB..64 MiB vs sink/source ceilings", run_objects, 18, 18,
                  targeted_pairs=1),
         Scenario("stream", "/v1/encrypt and /v1/decrypt streaming vs echo ceiling, peak RSS", run_stream, 15, 12,

@@ -62,6 +62,8 @@ def check_targets(rows: Sequence[Measurement]) -> list[Target]:
     gdk = _find(rows, "kms/GenerateDataKey/sigv4")
     out.append(Target("KMS GenerateDataKey vs moto", ">= 25x moto",
                       gdk.extra.get("times_moto") if gdk is not None else None, 25.0))
+    out.append(Target("KMS GenerateDataKey, PostgreSQL vs SQLite key store", ">= 0.90 of the SQLite store",
+                      ratio("keystore/GenerateDataKey/postgresql"), 0.90, detail="same run, alternated rounds"))
     for op in ("Encrypt", "Decrypt"):
         out.append(Target(f"KMS {op} vs bare JSON", ">= 0.60 of bare handler", ratio(f"kms/{op}/sigv4"), 0.60))
     cache_rows = [m for m in rows if m.scenario == "cache" and "kms_calls" in m.extra]

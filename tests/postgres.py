@@ -52,3 +52,30 @@ def fresh_database(server_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(server_url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+class RestartablePostgres:
+    """A PostgreSQL server of the caller's own (``pgserver``), which a test may stop and start again.
+
+    Its socket lives in its own data directory and the URL stays the same across restarts, as a
+    database behind a fixed address does when it is restarted or fails over.
+    """
+
+    def __init__(self, base_dir: Path) -> None:
+        import pgserver
+
+        self._pgdata = base_dir / "pgdata"
+        self._server = pgserver.get_server(self._pgdata, cleanup_mode="stop")
+        self.url = self._server.get_uri()
+
+    def stop(self) -> None:
+        """Shut the server down now (``pg_ctl stop -m fast``: every connection is cut)."""
+        import pgserver
+
+        pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self._pgdata, user=self._server.system_user, timeout=60)
+
+    def start(self) -> None:
+        self._server.ensure_postgres_running()
+
+    def close(self) -> None:
+        self._server.cleanup()

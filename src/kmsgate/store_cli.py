@@ -1,12 +1,17 @@
-"""``kmsgate store migrate``: bring a key store's schema up to date without serving.
+"""``kmsgate store migrate`` and ``kmsgate store copy``: maintain a key store without serving.
 
 ``kmsgate serve`` applies missing migrations itself at start (under an advisory lock, so nodes
 starting together do not collide); this command does it alone, e.g. before a rolling upgrade::
 
     kmsgate store migrate --key-store postgresql://kmsgate@db.internal/kmsgate
 
-A SQLite store creates or updates its schema the same way. Nothing here needs the root key:
-migrations touch no key material.
+A SQLite store creates or updates its schema the same way. ``copy`` moves an installation from
+one key store to another (``kmsgate.kms.store_copy``), with every node stopped::
+
+    kmsgate store copy --from sqlite:///var/lib/kmsgate/kms.sqlite3 --to postgresql://kmsgate@db.internal/kmsgate
+
+Nothing here needs the root key: migrations touch no key material, and a copy moves material
+still wrapped under it.
 """
 
 from __future__ import annotations
@@ -34,10 +39,20 @@ def add_store_command(subparsers: Any, environ: Mapping[str, str]) -> argparse.A
                          "(default: sqlite in <data-dir>/kms.sqlite3)")
     migrate.add_argument("--data-dir", type=Path, default=Path(environ.get("KMSGATE_DATA_DIR") or "./data"),
                          help="[KMSGATE_DATA_DIR] (default: %(default)s)")
+    copy = actions.add_parser(
+        "copy", help="copy every key, material version, alias and grant of one key store into another, then exit"
+    )
+    copy.add_argument("--from", dest="source", required=True, metavar="URL", help="sqlite:///path or postgresql://…")
+    copy.add_argument("--to", dest="target", required=True, metavar="URL",
+                      help="sqlite:///path or postgresql://… (created if need be; must hold no keys, aliases or "
+                      "grants unless --force)")
+    copy.add_argument("--force", action="store_true", help="replace whatever the target holds")
     return store
 
 
 def run_store_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    if args.store_command == "copy":
+        return _run_copy(args, out)
     try:
         location = parse_key_store(args.key_store, args.data_dir)
     except KeyStoreUrlError as exc:
@@ -66,6 +81,23 @@ def run_store_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int
         raise SystemExit(f"kmsgate: {location.describe()}: {_one_line(exc)}") from None
     done = f"applied {', '.join(map(str, applied))}" if applied else "nothing to apply"
     print(f"{location.describe()}: schema version {version} ({done})", file=out)
+    return 0
+
+
+def _run_copy(args: argparse.Namespace, out: TextIO) -> int:
+    from kmsgate.kms.store_copy import StoreCopyError, copy_store
+
+    try:
+        source, target = (parse_key_store(url, Path(".")) for url in (args.source, args.target))
+    except KeyStoreUrlError as exc:
+        raise SystemExit(f"kmsgate: {exc}") from None
+    try:
+        report = copy_store(source, target, replace=args.force)
+    except StoreCopyError as exc:
+        raise SystemExit(f"kmsgate: {exc}") from None
+    rows = report.rows
+    print(f"{source.describe()} -> {target.describe()}: {rows['keys']} keys, {rows['materials']} material versions, "
+          f"{rows['aliases']} aliases, {rows['grants']} grants copied", file=out)
     return 0
 
 

@@ -10,8 +10,8 @@ path                        method   handler
 /v1/encrypt                 POST     ``streams.encrypt_stream``
 /v1/decrypt                 POST     ``streams.decrypt_stream``
 /healthz                    GET      alive (no dependency checked)
-/readyz                     GET      storage (with the default bucket) and KMS reachable, audit log
-                                     writable, else 503
+/readyz                     GET      storage (with the default bucket), KMS and its key store reachable,
+                                     audit log writable, else 503 with the reason of each failed check
 /metrics                    GET      Prometheus text exposition
 ==========================  =======  =========================================
 
@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import orjson
 from aiohttp import web
 
-from kmsgate.core.errors import ClientError
+from kmsgate.core.errors import ClientError, KmsError
 from kmsgate.gateway.exchange import GATEWAY, Exchange, endpoint
 from kmsgate.gateway.inflight import counted_by_handlers
 from kmsgate.gateway.objects import delete_object, get_object, head_object, put_object
@@ -60,25 +60,33 @@ async def _probe_kms(gateway: Gateway) -> None:
 async def readyz(request: web.Request, gateway: Gateway, exchange: Exchange) -> web.StreamResponse:
     timeout = gateway.settings.readiness_timeout_seconds
     checks: dict[str, str] = {}
+    reasons: dict[str, str] = {}
 
-    async def check(name: str, probe: asyncio.Future[None] | asyncio.Task[None]) -> None:
+    async def check(name: str, probe: Awaitable[None]) -> None:
         try:
             async with asyncio.timeout(timeout):
                 await probe
             checks[name] = "ok"
-        except Exception:  # whatever the failure, the dependency is not usable: not ready
-            checks[name] = "failed"
+        except TimeoutError:
+            checks[name], reasons[name] = "failed", f"no answer within {timeout:g} s"
+        except KmsError as exc:  # our own errors carry a message fit for an operator, and no secret
+            checks[name], reasons[name] = "failed", exc.message
+        except Exception as exc:  # whatever the failure, the dependency is not usable: not ready
+            checks[name], reasons[name] = "failed", type(exc).__name__
 
-    await asyncio.gather(
+    probes = [
         check("storage", asyncio.ensure_future(_probe_storage(gateway))),
         check("kms", asyncio.ensure_future(_probe_kms(gateway))),
-    )
+    ]
+    if gateway.key_store_probe is not None:
+        probes.append(check("key_store", asyncio.ensure_future(gateway.key_store_probe())))
+    await asyncio.gather(*probes)
     if gateway.audit_status is not None:
         checks["audit"] = "ok" if gateway.audit_status.writable else "failed"
     ready = all(v == "ok" for v in checks.values())
     body = {"status": "ready", "checks": checks} if ready else {
         "error": "NotReady", "message": "A dependency is unreachable or the audit log cannot be written.",
-        "checks": checks}
+        "checks": checks, "reasons": reasons}
     headers = None if ready else {"Retry-After": str(gateway.settings.retry_after_seconds)}
     return web.Response(status=200 if ready else 503, body=orjson.dumps(body),
                         content_type="application/json", headers=headers)

@@ -127,6 +127,7 @@ class Gateway:
                  kms_for: KmsClientFactory | None = None,
                  audit: AuditRecorder | None = None, audit_status: AuditStatus | None = None,
                  settings: GatewaySettings | None = None, kms_probe: KmsProbe | None = None,
+                 key_store_probe: KmsProbe | None = None,
                  on_close: Callable[[], Awaitable[None]] | None = None) -> None:
         self.settings = settings or GatewaySettings()
         self.storage = storage
@@ -153,6 +154,7 @@ class Gateway:
             on_depth=metrics.pool_queue_depth.set,
         )
         self.kms_probe = kms_probe
+        self.key_store_probe = key_store_probe  # the embedded KMS's key store; None with a remote KMS
         self.audit_status = audit_status
         self._audit_failures_synced = 0
         self.in_flight = 0

@@ -18,15 +18,23 @@ When the version moved, the request waits for a reload that started after its re
 reads only what changed since the view it replaces (``KeyStore.load_changes``), in a worker
 thread, so the event loop keeps serving; one reload runs at a time and every request that needs
 it waits on the same one. The new view is swapped in with one assignment when it is complete.
+
+A reload that finds the key store unreachable (``DependencyTimeoutError``: PostgreSQL down or
+cut off after it notified a change) does not fail the requests: they are served from the view
+held, as they would be had the notification come a moment later. Until a reload succeeds, no
+request waits on one: each is served from the held view at once, and a reload is retried in
+the background every ``RELOAD_RETRY_SECONDS``. Writes still fail on their own, in ``mutate``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
 from kmsgate.core.errors import (
+    DependencyTimeoutError,
     DisabledError,
     KmsInternalError,
     KmsInvalidStateError,
@@ -45,6 +53,7 @@ from kmsgate.kms.transaction import Transaction
 from kmsgate.kms.usage import UsageRecorder
 
 T = TypeVar("T")
+RELOAD_RETRY_SECONDS = 1.0  # while the key store is unreachable, how often a reload is tried again
 
 
 class Authorizer(Protocol):
@@ -85,6 +94,7 @@ class ServiceBase:
         self._reload: asyncio.Task[None] | None = None
         self._reloads_started = 0
         self._reloads_finished = 0
+        self._reload_failed_at: float | None = None  # monotonic time the last reload found the store unreachable
         self._usage = UsageRecorder()
 
     @property
@@ -109,10 +119,16 @@ class ServiceBase:
             self._version_current = True
             asyncio.get_running_loop().call_soon(self._expire_version)
             return self._snapshot
+        loop = asyncio.get_running_loop()
+        if self._reload_failed_at is not None:
+            # The key store did not answer the last reload: serve what is held, retry behind it.
+            if self._reload is None and time.monotonic() - self._reload_failed_at >= RELOAD_RETRY_SECONDS:
+                self._reload = loop.create_task(self._run_reload())
+            return self._snapshot
         wanted = self._reloads_started + 1  # the first reload to start after this reading
-        while self._reloads_finished < wanted:
+        while self._reloads_finished < wanted and self._reload_failed_at is None:
             if self._reload is None:
-                self._reload = asyncio.get_running_loop().create_task(self._run_reload())
+                self._reload = loop.create_task(self._run_reload())
             # Shielded: a request that goes away must not cancel the reload others wait on.
             await asyncio.shield(self._reload)
         return self._snapshot
@@ -123,6 +139,9 @@ class ServiceBase:
         try:
             loaded = await asyncio.to_thread(self._store.load_changes, self._loaded)
             self._loaded, self._snapshot, self._version = loaded, loaded.snapshot, version
+            self._reload_failed_at = None
+        except DependencyTimeoutError:
+            self._reload_failed_at = time.monotonic()
         finally:
             self._reloads_finished += 1
             self._reload = None
@@ -133,6 +152,7 @@ class ServiceBase:
     async def _mutate(self, change: Callable[[Transaction], T]) -> T:
         result = await asyncio.to_thread(self._store.mutate, change)
         self._version_current = False
+        self._reload_failed_at = None  # the store just answered: this request waits for a view with its write
         await self._refresh()
         return result
 

@@ -35,6 +35,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import psycopg
+import psycopg_pool
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
@@ -54,6 +55,7 @@ POOL_SIZE = 4  # connections per process: writes are serialised anyway; loads an
 POOL_TIMEOUT_SECONDS = 5.0  # waiting for a connection (the database unreachable) before giving up
 CONNECT_TIMEOUT_SECONDS = 5  # unless the URL sets connect_timeout
 STATEMENT_TIMEOUT_MS = 10_000
+CHECK_TIMEOUT_SECONDS = 2.0  # a readiness check waits this long for a connection
 USAGE_TRACKING_START = "usage_tracking_start"
 ROOT_KEY_CHECK = "root_key_check"
 
@@ -119,6 +121,17 @@ class PgKeyStore:
         self._listener.close(self._wake)
         self._loader.close(lambda: None)
         self._pool.close()
+
+    def check(self) -> None:
+        try:
+            with self._pool.connection(timeout=CHECK_TIMEOUT_SECONDS) as conn:
+                conn.execute("SELECT 1")
+        except psycopg_pool.PoolTimeout as exc:
+            raise DependencyTimeoutError(
+                f"the database gave no connection within {CHECK_TIMEOUT_SECONDS:g} s (unreachable or refusing)"
+            ) from exc
+        except psycopg.Error as exc:
+            raise DependencyTimeoutError(f"the database failed the check ({type(exc).__name__})") from exc
 
     def _wake(self, channel: str) -> None:
         with self._pool.connection(timeout=1.0) as conn:

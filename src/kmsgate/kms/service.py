@@ -6,6 +6,7 @@ onto these methods. Each method takes keyword-only snake_case arguments and ``ca
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from kmsgate.kms.base import Authorizer
@@ -37,6 +38,10 @@ class KmsService(
 
     def close(self) -> None:
         self._store.close()
+
+    async def check_key_store(self) -> None:
+        """Whether the key store answers now (readiness); raises ``DependencyTimeoutError`` saying why not."""
+        await asyncio.to_thread(self._store.check)
 
 
 def open_service(

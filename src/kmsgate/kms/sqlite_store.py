@@ -28,6 +28,7 @@ from typing import TypeVar
 
 import orjson
 
+from kmsgate.core.errors import DependencyTimeoutError
 from kmsgate.kms import changelog
 from kmsgate.kms.grant_records import grant_from_record
 from kmsgate.kms.loader import Loaded, ViewLoader
@@ -156,6 +157,14 @@ class SqliteKeyStore:
         self._writer.close()
         self._reader.close()
         self._loader.close(self._load_conn.close)
+
+    def check(self) -> None:
+        """Read the settings through the write connection (not the event loop's), so a check never races a request."""
+        with self._write_lock:
+            try:
+                self._writer.execute("SELECT COUNT(*) FROM settings").fetchone()
+            except sqlite3.Error as exc:
+                raise DependencyTimeoutError(f"the key store cannot be read ({type(exc).__name__})") from exc
 
     @contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:

@@ -10,7 +10,7 @@ The contract both keep:
   or on any node, runs beside; the function's reads see every earlier commit. An exception rolls
   everything back. Key material is written only wrapped under the root key.
 - ``mutate``, ``load``, ``load_changes``, ``last_usage``, ``usage_tracking_start``,
-  ``was_deleted`` and ``prune_changes`` block: call them from a worker thread, never the event
+  ``was_deleted``, ``prune_changes`` and ``check`` block: call them from a worker thread, never the event
   loop.
 - ``data_version`` is cheap enough for every request (no database round trip on PostgreSQL) and
   changes after any commit that changed served rows, by this store or another: SQLite sees it
@@ -41,6 +41,10 @@ class KeyStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+    def check(self) -> None:
+        """Read from the database now; raise ``DependencyTimeoutError`` saying why if it cannot answer."""
+        ...
 
     def data_version(self) -> int: ...
 

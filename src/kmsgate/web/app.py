@@ -108,6 +108,7 @@ async def _build_gateway(config: Config, app: web.Application) -> Gateway:
     kms: KmsClient
     kms_for: Callable[[Caller], KmsClient] | None = None
     on_close = None
+    key_store_probe = None
     if config.kms_endpoint is not None:
         remote = RemoteKmsClient(
             RemoteKmsSettings(
@@ -122,6 +123,7 @@ async def _build_gateway(config: Config, app: web.Application) -> Gateway:
         service = app[KMS_SERVICE]
         kms = InProcessKmsClient(service, account_root(config.account_id))
         kms_for = partial(InProcessKmsClient, service)  # the gateway calls the KMS as each caller
+        key_store_probe = service.check_key_store
     settings = GatewaySettings(
         default_key_id=config.default_key_alias,
         default_bucket=config.default_bucket,
@@ -149,6 +151,7 @@ async def _build_gateway(config: Config, app: web.Application) -> Gateway:
         audit_status=app[AUDIT_SINK],
         metrics=GatewayMetrics(metrics_dir_from_env()),
         settings=settings,
+        key_store_probe=key_store_probe,
         on_close=on_close,
     )
 
