@@ -8,12 +8,14 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
-from kmsgate.core.errors import AlreadyExistsError
+from kmsgate.core.errors import AlreadyExistsError, NotFoundError
 from kmsgate.core.principal import Caller
 from kmsgate.kms.clock import FakeClock
 from kmsgate.kms.keyref import Namespace
@@ -90,11 +92,25 @@ async def test_the_database_holds_no_key_material_and_no_plaintext(postgres_url:
         service.close()
 
 
+async def _until_seen(node: Any, caller: Caller, key_id: str, bound_s: float = 5.0) -> None:
+    """Wait (bounded) until ``node`` knows the key another node created."""
+    deadline = time.monotonic() + bound_s
+    while True:
+        try:
+            await node.describe_key(caller=caller, key_id=key_id)
+            return
+        except NotFoundError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+
+
 async def test_two_nodes_rotating_one_key_at_once_each_add_a_version(postgres_url: str, caller: Caller) -> None:
     root_key = RootKey(os.urandom(32))
     first, second = _node(postgres_url, root_key), _node(postgres_url, root_key)
     try:
         key_id = (await first.create_key(caller=caller))["key_metadata"]["key_id"]
+        await _until_seen(second, caller, key_id)  # nodes learn of a commit by notification, within a second
         await asyncio.gather(
             *(node.rotate_key_on_demand(caller=caller, key_id=key_id) for node in (first, second, first, second))
         )
