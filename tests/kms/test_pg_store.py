@@ -152,7 +152,15 @@ async def test_a_grant_name_used_on_two_nodes_at_once_makes_one_grant(postgres_u
             for node in (first, second, first, second)
         ))
         assert len({grant["grant_id"] for grant in made}) == 1
-        assert len((await second.list_grants(caller=caller, key_id=key_id))["grants"]) == 1
+        # Each node learns of the other's commit by notification (within a second, as grants in AWS
+        # are eventually consistent): wait, bounded, for the second node's view to settle.
+        deadline = time.monotonic() + 5
+        while True:
+            grants = (await second.list_grants(caller=caller, key_id=key_id))["grants"]
+            if grants or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        assert len(grants) == 1
     finally:
         first.close()
         second.close()
