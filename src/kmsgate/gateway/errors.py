@@ -59,6 +59,11 @@ class KmsUnavailableError(Exception):
     """The KMS could not be reached or timed out (raised by the gateway's KMS adapter)."""
 
 
+def corrupt() -> GatewayError:
+    """A stored object that failed authentication (truncated, tampered, moved to another name)."""
+    return GatewayError(502, "ObjectCorrupt", "The stored object failed authentication.")
+
+
 def saturated() -> GatewayError:
     return GatewayError(503, "SlowDown", "The gateway is saturated; retry later.", retry_after=RETRY_AFTER_SECONDS)
 

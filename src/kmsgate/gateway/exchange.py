@@ -53,6 +53,7 @@ from kmsgate.gateway.auth import Authenticated, PayloadCheck, authenticate
 from kmsgate.gateway.connections import uncompressed
 from kmsgate.gateway.errors import GatewayError, compressed_body, saturated, to_gateway_error
 from kmsgate.gateway.inflight import IN_FLIGHT
+from kmsgate.gateway.object_service import ObjectRead
 from kmsgate.gateway.service import Gateway
 
 log = logging.getLogger(__name__)
@@ -230,3 +231,23 @@ def endpoint(route: str, handler: Handler, *, shed: bool = True, auth: bool = Tr
                        principal=exchange.authenticated.arn if exchange.authenticated is not None else None)
 
     return wrapped
+
+
+async def send_object(request: web.Request, exchange: Exchange, read: ObjectRead,
+                      headers: dict[str, str]) -> web.StreamResponse:
+    """Answer with an opened object: 200, or 206 with ``Content-Range`` for a served range; one
+    write when it was verified whole, else streamed (a failure mid-body aborts, see ``endpoint``)."""
+    status = 200
+    if read.served is not None:
+        start, end = read.served
+        status, headers["Content-Range"] = 206, f"bytes {start}-{end - 1}/{read.info.size}"
+    if read.body is not None:
+        return web.Response(status=status, body=read.body, headers=headers)
+    response = web.StreamResponse(status=status, headers=headers)
+    if read.length is not None:
+        response.content_length = read.length
+    await exchange.start(request, response)
+    async for chunk in read.chunks():
+        await exchange.write(chunk)
+    await response.write_eof()
+    return response

@@ -31,7 +31,7 @@ from kmsgate.envelope.decryptor import Decryptor
 from kmsgate.envelope.errors import DataKeyUnavailableError, DecryptionError
 from kmsgate.envelope.header import MessageHeader, parse_header
 from kmsgate.envelope.ranges import RangeDecryptor, final_frame_span, frame_span, plaintext_length
-from kmsgate.gateway.errors import GatewayError
+from kmsgate.gateway.errors import GatewayError, corrupt
 from kmsgate.gateway.final_frame import open_same_object
 from kmsgate.gateway.headers import RangeNotSatisfiable, parse_range
 from kmsgate.gateway.multipart_records import (
@@ -55,10 +55,6 @@ HEADER_READ_BYTES = 8 * 1024
 MAX_HEADER_BYTES = 256 * 1024
 PARTS_AT_ONCE = 8
 """Parts whose header and final frame are checked concurrently while an object opens."""
-
-
-def corrupt() -> GatewayError:
-    return GatewayError(502, "ObjectCorrupt", "The stored object failed authentication.")
 
 
 @dataclass(frozen=True, slots=True)

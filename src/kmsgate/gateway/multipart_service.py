@@ -37,7 +37,7 @@ from kmsgate.envelope.encryptor import Encryptor
 from kmsgate.envelope.errors import DataKeyUnavailableError, DecryptionError
 from kmsgate.envelope.header import MessageHeader, parse_header
 from kmsgate.gateway.encryption import check_length, check_requested_context
-from kmsgate.gateway.errors import GatewayError
+from kmsgate.gateway.errors import GatewayError, corrupt
 from kmsgate.gateway.multipart_records import (
     MAX_PART_NUMBER,
     RESERVED_CONTEXT_PREFIX,
@@ -73,10 +73,6 @@ MAX_PART_BYTES = 5 * 1024**3
 DescribeCopy = Callable[[ObjectInfo], Describe]
 """Given the copy source's info once it is open (before anything is written), the destination's
 ``describe``; it may raise (a copy-source precondition that fails), and then nothing is written."""
-
-
-def corrupt() -> GatewayError:
-    return GatewayError(502, "ObjectCorrupt", "The stored object failed authentication.")
 
 
 def invalid_part(message: str) -> GatewayError:

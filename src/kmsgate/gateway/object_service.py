@@ -59,7 +59,7 @@ from kmsgate.gateway.encryption import (
     etag_of,
     key_arn,
 )
-from kmsgate.gateway.errors import GatewayError
+from kmsgate.gateway.errors import GatewayError, corrupt
 from kmsgate.gateway.final_frame import FinalFrame, open_same_object, verified_final_frame
 from kmsgate.gateway.headers import RangeNotSatisfiable, parse_range
 from kmsgate.gateway.multipart_reader import MultipartReader
@@ -79,10 +79,6 @@ from kmsgate.gateway.storage.base import ObjectNotFound, ObjectReader, StoredObj
 
 if TYPE_CHECKING:
     from kmsgate.gateway.service import Gateway
-
-
-def corrupt() -> GatewayError:
-    return GatewayError(502, "ObjectCorrupt", "The stored object failed authentication.")
 
 
 @dataclass(frozen=True, slots=True)

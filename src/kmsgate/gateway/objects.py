@@ -17,7 +17,7 @@ import orjson
 from aiohttp import web
 
 from kmsgate.gateway.bodies import declared_length, request_blocks, requested_key_and_context
-from kmsgate.gateway.exchange import Exchange
+from kmsgate.gateway.exchange import Exchange, send_object
 from kmsgate.gateway.headers import parse_context
 from kmsgate.gateway.keys import validate_object_key
 from kmsgate.gateway.object_service import ObjectInfo
@@ -72,20 +72,6 @@ async def get_object(request: web.Request, gateway: Gateway, exchange: Exchange)
                                       byte_range=request.headers.get("Range"),
                                       expected_context=parse_context(request.headers))
     try:
-        headers = _headers(read.info)
-        status = 200
-        if read.served is not None:
-            start, end = read.served
-            status, headers["Content-Range"] = 206, f"bytes {start}-{end - 1}/{read.info.size}"
-        if read.body is not None:  # verified whole: one write of headers and body
-            return web.Response(status=status, body=read.body, headers=headers)
-        response = web.StreamResponse(status=status, headers=headers)
-        if read.length is not None:
-            response.content_length = read.length
-        await exchange.start(request, response)
-        async for chunk in read.chunks():
-            await exchange.write(chunk)
-        await response.write_eof()
-        return response
+        return await send_object(request, exchange, read, _headers(read.info))
     finally:
         await read.aclose()

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 
-from kmsgate.gateway.exchange import Exchange
+from kmsgate.gateway.exchange import Exchange, send_object
 from kmsgate.gateway.headers import CONTEXT_HEADER, parse_context, parse_key_id
 from kmsgate.gateway.object_service import ObjectInfo
 from kmsgate.gateway.service import Gateway
@@ -192,21 +192,7 @@ async def get_object(request: web.Request, gateway: Gateway, exchange: Exchange,
     try:
         metadata = stored_metadata(read.info)
         _check_conditions(request, read.info, metadata)
-        headers = _headers(request, read.info, metadata)
-        status = 200
-        if read.served is not None:
-            start, end = read.served
-            status, headers["Content-Range"] = 206, f"bytes {start}-{end - 1}/{read.info.size}"
-        if read.body is not None:
-            return web.Response(status=status, body=read.body, headers=headers)
-        response = web.StreamResponse(status=status, headers=headers)
-        if read.length is not None:
-            response.content_length = read.length
-        await exchange.start(request, response)
-        async for chunk in read.chunks():
-            await exchange.write(chunk)
-        await response.write_eof()
-        return response
+        return await send_object(request, exchange, read, _headers(request, read.info, metadata))
     finally:
         await read.aclose()
 
