@@ -19,18 +19,26 @@ run: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# rclone and s3cmd (Debian's packages) drive the S3 API in tests/s3front; their tests skip without them.
-S3_CLIENTS := rclone s3cmd
+# Tools some tests drive, from Debian's packages (command:package): rclone and s3cmd for the S3 API
+# in tests/s3front; promtool and prometheus (package prometheus) and systemd-analyze (package systemd)
+# for tests/deploy. From PyPI into the venv: check-jsonschema (the Compose Specification's schema)
+# and kubernetes-validate (Kubernetes' schemas) for tests/deploy. kubectl, which renders the
+# kustomizations there, is in neither registry: its tests skip where the machine lacks it.
+# Each test that needs a missing tool skips, saying which.
+APT_TOOLS := rclone:rclone s3cmd:s3cmd promtool:prometheus prometheus:prometheus systemd-analyze:systemd
+PIP_TOOLS := check-jsonschema>=0.29 kubernetes-validate>=1.31
 
-tools:
-	@missing="$$(for t in $(S3_CLIENTS); do command -v $$t >/dev/null 2>&1 || printf '%s ' $$t; done)"; \
+tools: $(STAMP)
+	@$(BIN)/pip install -q $(foreach t,$(PIP_TOOLS),'$(t)') >/dev/null 2>&1 || \
+	  echo "tools: $(PIP_TOOLS) not installed from PyPI; their deploy tests will skip"
+	@missing="$$(for pair in $(APT_TOOLS); do command -v $${pair%%:*} >/dev/null 2>&1 || printf '%s\n' $${pair#*:}; done | sort -u | tr '\n' ' ')"; \
 	missing="$${missing% }"; if [ -z "$$missing" ]; then exit 0; fi; \
 	install="DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing"; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	   { sh -c "$$install" >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && sh -c "$$install" >/dev/null 2>&1; }; }; then \
 	  echo "tools: installed $$missing"; \
 	else \
-	  echo "tools: $$missing not installed (needs root and apt-get); their S3 client tests will skip"; \
+	  echo "tools: $$missing not installed (needs root and apt-get); the tests that use them will skip"; \
 	fi
 
 test: typecheck tools
