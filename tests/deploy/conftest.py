@@ -21,8 +21,8 @@ DOCS = REPO / "docs"
 
 def require_tool(name: str, how: str) -> str:
     """The path of command ``name``, or a skip saying in one line how ``make tools`` provides it."""
-    path = shutil.which(name) or (str(Path(sys.prefix) / "bin" / name) if (Path(sys.prefix) / "bin" / name).exists()
-                                  else None)
+    in_venv = Path(sys.prefix) / "bin" / name  # what `make tools` installs from PyPI
+    path = shutil.which(name) or (str(in_venv) if in_venv.exists() else None)
     if path is None:
         pytest.skip(f"{name} not installed ({how})")
     return path

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from tests.conftest import free_port
-from tests.deploy.conftest import DEPLOY, Workload
+from tests.deploy.conftest import DEPLOY, Workload, require_tool
 
 PROMETHEUS_DIR = DEPLOY / "prometheus"
 HOW = "Debian's prometheus package brings it; `make tools` installs it as root"
@@ -26,8 +26,6 @@ HOW = "Debian's prometheus package brings it; `make tools` installs it as root"
 
 @pytest.fixture(scope="module")
 def promtool() -> str:
-    from tests.deploy.conftest import require_tool
-
     return require_tool("promtool", HOW)
 
 
@@ -139,8 +137,6 @@ def wait_for(condition: Any, timeout: float, what: str) -> Any:
 
 @pytest.fixture
 def prometheus(worked_server: Workload, tmp_path: Path) -> Iterator[int]:
-    from tests.deploy.conftest import require_tool
-
     binary = require_tool("prometheus", HOW)
     config = adapted_config(tmp_path, f"127.0.0.1:{worked_server.server.port}")
     port = free_port()

@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.deploy.conftest import DEPLOY, require_tool
 
 UNIT = DEPLOY / "systemd" / "kmsgate.service"
