@@ -39,8 +39,8 @@ from kmsgate.envelope.encryptor import Encryptor
 from kmsgate.envelope.errors import DataKeyUnavailableError, DecryptionError
 from kmsgate.envelope.header import MessageHeader, parse_header
 from kmsgate.gateway.encryption import check_length, check_requested_context
-from kmsgate.gateway.listing_etag import VersionKind, upload_version
 from kmsgate.gateway.errors import GatewayError, corrupt
+from kmsgate.gateway.listing_etag import VersionKind, upload_version
 from kmsgate.gateway.multipart_records import (
     MAX_PART_NUMBER,
     RESERVED_CONTEXT_PREFIX,
