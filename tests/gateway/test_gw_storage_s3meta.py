@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kmsgate.gateway.storage.base import MAX_METADATA_BYTES
+from kmsgate.gateway.storage.base import MAX_METADATA_BYTES, MAX_SEALED_ETAG_BYTES
 from kmsgate.gateway.storage.s3meta import (
     INLINE_METADATA_BYTES,
     MetadataRef,
@@ -75,3 +75,31 @@ def test_upload_records_round_trip_and_refuse_damage() -> None:
     for body in (b"", token.encode()[:31], b"Z" * 32, token.encode() + b"x" * (MAX_METADATA_BYTES + 1)):
         with pytest.raises(ValueError):
             decode_upload_record(body)
+
+
+@given(metadata=st.binary(max_size=3000), sizes=st.lists(st.integers(0, 2**63), max_size=50),
+       sealed_etag=st.binary(min_size=1, max_size=MAX_SEALED_ETAG_BYTES))
+def test_sidecars_with_a_sealed_etag_round_trip(metadata: bytes, sizes: list[int], sealed_etag: bytes) -> None:
+    sidecar = Sidecar(metadata, tuple(sizes), sealed_etag)
+    assert decode_sidecar(encode_sidecar(sidecar)) == sidecar
+
+
+def test_a_sidecar_without_a_sealed_etag_keeps_the_first_format() -> None:
+    assert encode_sidecar(Sidecar(b"m", (1,)))[:4] == b"KGS1"
+    assert encode_sidecar(Sidecar(b"m", (1,), b"sealed"))[:4] == b"KGS2"
+
+
+def test_every_truncation_or_extension_of_a_sidecar_with_a_sealed_etag_is_refused() -> None:
+    body = encode_sidecar(Sidecar(b"metadata", (5, 6, 7), b"sealed etag"))
+    for cut in range(len(body)):
+        with pytest.raises(ValueError):
+            decode_sidecar(body[:cut])
+    with pytest.raises(ValueError):
+        decode_sidecar(body + b"\x00")
+
+
+def test_a_sealed_etag_travels_inline_beside_inline_metadata() -> None:
+    fields = inline_fields(b"metadata", b"sealed etag")
+    assert fields is not None
+    assert read_fields(fields) == MetadataRef(inline=b"metadata", sealed_etag=b"sealed etag")
+    assert read_fields(inline_fields(b"", b"sealed etag") or {}) == MetadataRef(sealed_etag=b"sealed etag")

@@ -22,6 +22,16 @@ few at a time; no KMS call). A multipart object is one message per part, so its 
 sum of its parts', each from that part's header (one short ranged read per part). An object
 whose header cannot be read (not a message, or a signed one whose size the format does not
 fix) is listed with its stored size.
+
+ETags are the ones HEAD reports (the MD5 of a single PUT or copy, ``"<md5 of the part MD5s>-<n>"``
+of a multipart object), opened from the sealed ETag storage keeps with each object under the
+gateway's catalog key (``kmsgate.gateway.listing_etag``), bound to the object and to the version
+its header names (message id; a multipart object's upload id): no KMS call per key, none at all
+once the catalog key is loaded. An entry falls back to its message's id (as before sealed ETags
+existed) when it has no sealed ETag (stored before them, by ``/v1``, or while the catalog key
+could not be had), when its sealed ETag does not open for it (moved from another object), or
+when the catalog key cannot be had now (``kmsgate.gateway.catalog_key``: the listing waits for it
+briefly, never fails for it).
 """
 
 from __future__ import annotations
@@ -35,6 +45,8 @@ from kmsgate.envelope.errors import DecryptionError
 from kmsgate.envelope.header import MessageHeader, parse_header
 from kmsgate.envelope.ranges import RangeUnsupportedError, plaintext_length
 from kmsgate.gateway.encryption import etag_of
+from kmsgate.gateway.listing_etag import ListingEtagError, VersionKind, open_etag, upload_version
+from kmsgate.gateway.multipart_records import UPLOAD_ID_CONTEXT_KEY
 from kmsgate.gateway.object_access import LIST_BUCKET, bucket_arn
 from kmsgate.gateway.storage.base import MAX_LIST_KEYS, BucketInfo, ObjectEntry, ObjectNotFound, ObjectPage
 
@@ -57,7 +69,8 @@ PROBES_AT_ONCE = 8
 
 @dataclass(frozen=True, slots=True)
 class ListedObject:
-    """One object of a listing: ``size`` is the plaintext size; ``etag`` the stored message's (quoted)."""
+    """One object of a listing: ``size`` is the plaintext size; ``etag`` (quoted) HEAD's, else the
+    stored message's (see the module docstring)."""
 
     key: str
     size: int
@@ -130,16 +143,17 @@ class BucketService:
         page: ObjectPage = await self._gateway.storage.list_objects(
             bucket, prefix=prefix, delimiter=delimiter, start_after=start_after, max_keys=max_keys)
         limit = asyncio.Semaphore(PROBES_AT_ONCE)
+        catalog_key = await self._gateway.catalog_key.get() if page.objects else None
 
         async def listed(entry: ObjectEntry) -> ListedObject:
             async with limit:
-                return await self._listed(bucket, entry)
+                return await self._listed(bucket, entry, catalog_key)
 
         objects = await asyncio.gather(*(listed(entry) for entry in page.objects))
         return ObjectListing(objects=tuple(objects), common_prefixes=page.common_prefixes,
                              is_truncated=page.is_truncated, next_marker=page.next_marker)
 
-    async def _listed(self, bucket: str, entry: ObjectEntry) -> ListedObject:
+    async def _listed(self, bucket: str, entry: ObjectEntry, catalog_key: bytes | None) -> ListedObject:
         etag = f'"{entry.etag}"'
         try:
             reader = await self._gateway.storage.open_read(bucket, entry.key, 0, HEADER_PROBE_BYTES)
@@ -148,6 +162,7 @@ class BucketService:
         try:
             data = b"".join([chunk async for chunk in reader])
             part_sizes = reader.info.part_sizes
+            sealed_etag = reader.info.sealed_etag
         finally:
             await reader.aclose()
         try:
@@ -159,7 +174,8 @@ class BucketService:
             else:
                 size = plaintext_length(header, part_sizes[0]) + await self._later_parts_size(
                     bucket, entry.key, part_sizes)
-            return ListedObject(entry.key, size, etag_of(header), entry.last_modified)
+            opened = _opened_etag(sealed_etag, catalog_key, bucket, entry.key, header, bool(part_sizes))
+            return ListedObject(entry.key, size, opened or etag_of(header), entry.last_modified)
         except (DecryptionError, RangeUnsupportedError, ValueError, ObjectNotFound):
             # not a message this gateway can size (or replaced meanwhile): its stored size stands
             return ListedObject(entry.key, entry.size, etag, entry.last_modified)
@@ -184,3 +200,22 @@ class BucketService:
             total += plaintext_length(header, stored_size)
             start += stored_size
         return total
+
+
+def _opened_etag(sealed_etag: bytes, catalog_key: bytes | None, bucket: str, key: str, header: MessageHeader,
+                 multipart: bool) -> str | None:
+    """The quoted ETag sealed for this object version, ``None`` when there is none to open."""
+    if not sealed_etag or catalog_key is None:
+        return None
+    if multipart:
+        upload_id = header.encryption_context.get(UPLOAD_ID_CONTEXT_KEY)
+        if upload_id is None:
+            return None
+        kind, version = VersionKind.UPLOAD_ID, upload_version(upload_id)
+    else:
+        kind, version = VersionKind.MESSAGE_ID, header.message_id
+    try:
+        etag = open_etag(sealed_etag, catalog_key=catalog_key, bucket=bucket, key=key, kind=kind, version=version)
+    except ListingEtagError:
+        return None
+    return f'"{etag}"'

@@ -151,6 +151,10 @@ class GatewayMetrics:
             "audit_log_write_failures", "Audit log write attempts that failed (disk full, I/O error).",
             namespace=ns, registry=reg,
         )
+        self.catalog_key_failures = Counter(
+            "catalog_key_failures", "Attempts to obtain the catalog key (KMS or storage) that failed; listings "
+            "report message ids instead of MD5 ETags until one succeeds.", namespace=ns, registry=reg,
+        )
         self._request_children: dict[tuple[str, str, int], _RequestChildren] = {}
         self._kms_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         self._pending_requests: dict[_RequestChildren, list[int]] = {}  # children -> [requests, in, out]

@@ -14,7 +14,9 @@ Formats and bindings are in ``kmsgate.gateway.multipart_records``; reading the r
 * **complete** (``s3:PutObject``) applies S3's rules -- part numbers ascending
   (``InvalidPartOrder``), every named part uploaded with that ETag (``InvalidPart``), all but
   the last at least 5 MiB of plaintext (``EntityTooSmall``) -- and stores the completion record
-  as the object's metadata; the object's ETag is ``md5(part MD5s)-<count>``.
+  as the object's metadata; the object's ETag is ``md5(part MD5s)-<count>``, also committed
+  sealed under the catalog key, bound to the object and its upload id, for listings
+  (``kmsgate.gateway.listing_etag``).
 * **copy** and **upload_part_copy** read the source as the caller (``s3:GetObject``) and
   encrypt it again for the destination (``s3:PutObject``), streaming: a copy is a put of the
   source's plaintext (``ObjectService.put``), so its metadata is sealed the one way a put's is.
@@ -38,6 +40,7 @@ from kmsgate.envelope.errors import DataKeyUnavailableError, DecryptionError
 from kmsgate.envelope.header import MessageHeader, parse_header
 from kmsgate.gateway.encryption import check_length, check_requested_context
 from kmsgate.gateway.errors import GatewayError, corrupt
+from kmsgate.gateway.listing_etag import VersionKind, upload_version
 from kmsgate.gateway.multipart_records import (
     MAX_PART_NUMBER,
     RESERVED_CONTEXT_PREFIX,
@@ -305,7 +308,10 @@ class MultipartService:
         completion = encode_completion(upload.record, ObjectRecord(upload_id, etag, tuple(numbers)),
                                        record_key=upload.record_key, record_message_id=upload.header.message_id,
                                        arn=arn)
-        stored = await gateway.storage.complete_upload(bucket, key, upload_id, numbers, metadata=completion)
+        sealed_etag = await gateway.catalog_key.seal(etag, bucket=bucket, key=key, kind=VersionKind.UPLOAD_ID,
+                                                     version=upload_version(upload_id))
+        stored = await gateway.storage.complete_upload(bucket, key, upload_id, numbers, metadata=completion,
+                                                       sealed_etag=sealed_etag)
         return CompleteResult(bucket, key, f'"{etag}"', sum(r.plaintext_size for r in records), stored.size,
                               upload.kms_key_arn)
 

@@ -14,7 +14,10 @@ response. What happens here:
   metadata with the object (the S3 API) passes ``describe``: once the body ended, it is given
   the plaintext's MD5 and returns the metadata, which is sealed under the message's data key
   (``kmsgate.gateway.sealed_metadata``) and committed with the object; it may raise (a digest
-  the client sent that does not match), and then nothing is stored.
+  the client sent that does not match), and then nothing is stored. Such an object's S3 ETag
+  (the MD5's hex) is also committed sealed under the catalog key, bound to the object and its
+  message id, for listings (``kmsgate.gateway.listing_etag``); without the catalog key it is not,
+  and listings report the message id.
 * **Metadata back.** ``head`` and ``read`` open an object's sealed metadata with the data key
   they obtained anyway (``ObjectInfo.metadata``, empty for objects stored without any); sealed
   metadata that does not open for this message and name is ``ObjectCorrupt``.
@@ -62,6 +65,7 @@ from kmsgate.gateway.encryption import (
 from kmsgate.gateway.errors import GatewayError, corrupt
 from kmsgate.gateway.final_frame import FinalFrame, open_same_object, verified_final_frame
 from kmsgate.gateway.headers import RangeNotSatisfiable, parse_range
+from kmsgate.gateway.listing_etag import VersionKind
 from kmsgate.gateway.multipart_reader import MultipartReader
 from kmsgate.gateway.multipart_records import PART_NUMBER_CONTEXT_KEY
 from kmsgate.gateway.object_access import (
@@ -76,6 +80,7 @@ from kmsgate.gateway.object_access import (
 )
 from kmsgate.gateway.sealed_metadata import MetadataError, open_sealed, seal
 from kmsgate.gateway.storage.base import ObjectNotFound, ObjectReader, StoredObject
+from kmsgate.s3.etags import md5_etag
 
 if TYPE_CHECKING:
     from kmsgate.gateway.service import Gateway
@@ -218,9 +223,12 @@ class ObjectService:
             if describe is None or digest is None:
                 stored = await writer.commit()
             else:
+                message_id = encryptor.header.message_id
                 metadata = seal(describe(digest.digest()), data_key=entry.materials.data_key,
-                                message_id=encryptor.header.message_id, arn=arn)
-                stored = await writer.commit(metadata=metadata)
+                                message_id=message_id, arn=arn)
+                sealed_etag = await gateway.catalog_key.seal(md5_etag(digest.digest()), bucket=bucket, key=key,
+                                                             kind=VersionKind.MESSAGE_ID, version=message_id)
+                stored = await writer.commit(metadata=metadata, sealed_etag=sealed_etag)
         except BaseException:
             await writer.abort()
             raise

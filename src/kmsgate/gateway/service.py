@@ -14,10 +14,11 @@ Who the KMS sees:
 * ``kms_for`` given (the embedded KMS): each authenticated caller's KMS calls act as that
   caller (``InProcessKmsClient(service, caller)``), so key policies and grants decide who may
   write or read under which key and context, and each caller has caches of its own
-  (``kmsgate.gateway.principals``). ``kms`` is the gateway's own identity, used only by the
-  readiness probe. With ``audit`` (``KmsAuditSink.record``) each of these calls leaves an
-  audit entry, as a KMS API request does; ``audit_status`` (the same sink) puts the audit log's
-  state in readiness and the metrics.
+  (``kmsgate.gateway.principals``). With ``audit`` (``KmsAuditSink.record``) each of these
+  calls leaves an audit entry, as a KMS API request does; ``audit_status`` (the same sink) puts
+  the audit log's state in readiness and the metrics. ``kms`` is the gateway's own identity (the
+  account root), used only by the readiness probe and for the catalog key
+  (``kmsgate.gateway.catalog_key``); its calls are counted in the metrics, not audited.
 * ``kms_for`` absent (a remote KMS): every call uses ``kms`` and its credentials, so the remote
   KMS sees the gateway's identity, not the caller's; callers are still authenticated, and any
   of them may use what the gateway's identity may. Callers share one cache.
@@ -47,6 +48,7 @@ from kmsgate.envelope.pool import THRESHOLD_BYTES, CryptoPool
 from kmsgate.auth.adapters import GatewayAuthenticator
 from kmsgate.gateway.auth import BearerCallers, RequestAuthenticator
 from kmsgate.gateway.bucket_service import BucketService
+from kmsgate.gateway.catalog_key import CatalogKey
 from kmsgate.gateway.kms import DEFAULT_KMS_TIMEOUT_SECONDS, AuditedKmsClient, AuditRecorder, InstrumentedKmsClient
 from kmsgate.gateway.metrics import GatewayMetrics
 from kmsgate.gateway.multipart_service import MultipartService
@@ -142,6 +144,8 @@ class Gateway:
         self.bearer_callers = BearerCallers() if isinstance(authenticator, GatewayAuthenticator) else None
         timeout = self.settings.kms_timeout_seconds
         self.kms = InstrumentedKmsClient(kms, metrics, timeout_seconds=timeout)
+        self.catalog_key = CatalogKey(storage=storage, kms=self.kms, key_id=self.settings.default_key_id,
+                                      metrics=metrics, write_wait_seconds=timeout)
         per_caller = None if kms_for is None else _instrumented(kms_for, metrics, timeout, audit)
         self.caller_materials = CallerMaterials(
             shared_kms=self.kms, kms_for=per_caller, limits=self.settings.cache_limits,
@@ -221,6 +225,7 @@ class Gateway:
             self._sync_handle.cancel()
             self._sync_handle = None
         self.sync_metrics()
+        await self.catalog_key.aclose()
         await self.caller_materials.aclose()
         self.pool.close()
         await self.storage.close()

@@ -3,7 +3,8 @@
 Query parameters as S3 takes them: ``prefix``, ``delimiter``, ``max-keys`` (0-1000; more is
 capped at 1000), ``encoding-type=url``; v2: ``continuation-token`` (opaque: the base64url of
 the key or common prefix the previous page ended at), ``start-after``; v1: ``marker``. Sizes
-are plaintext sizes; ETags are those of the stored messages (``kmsgate.gateway.bucket_service``).
+are plaintext sizes; ETags are the ones HEAD reports, opened from each object's sealed ETag
+without a KMS call (an object without one: its stored message's id; ``kmsgate.gateway.bucket_service``).
 """
 
 from __future__ import annotations

@@ -18,9 +18,18 @@ blob of at most ``MAX_METADATA_BYTES`` (the gateway's encrypted Content-Type and
 * ``commit()`` returning means durable and atomic: a reader sees either the previous object
   or the complete new one (bytes and metadata), never a prefix or a mix. ``commit(metadata=m)``
   replaces the blob given at ``open_write`` (for metadata known only once the bytes are
-  written, such as their digest); it is committed atomically with the bytes all the same. ``abort()`` leaves
+  written, such as their digest); it is committed atomically with the bytes all the same, and so is
+  ``commit(sealed_etag=e)``. ``abort()`` leaves
   nothing behind, and so does a writer whose ``write``/``commit`` raised (the backend cleans
   up before raising). Of two writers of one key, the later commit wins, whole.
+* The sealed ETag (``StoredObject.sealed_etag``, at most ``MAX_SEALED_ETAG_BYTES``, empty for
+  objects stored without one) is an opaque blob kept with an object version where a listing
+  reads it: ``open_read`` returns it with the version it reads, so a listing that reads an
+  object's header gets the ETag of that same version (``kmsgate.gateway.listing_etag``).
+* The catalog key: ``read_catalog_key`` returns the wrapped blob ``create_catalog_key`` stored,
+  or ``None``; ``create_catalog_key(blob)`` stores it unless one is there already and returns
+  the one that is kept (of two gateways creating it at once, both get the first), outside every
+  bucket so no listing shows it.
 * Reads stream through an ``ObjectReader`` over the half-open byte range ``[start, end)``
   of the stored bytes; ``end`` past the object's size is clamped to the size.
 * Listing (``list_objects``) has S3's semantics: keys in UTF-8 byte order (the code point
@@ -34,7 +43,8 @@ blob of at most ``MAX_METADATA_BYTES`` (the gateway's encrypted Content-Type and
   ``complete_upload`` makes the object, the named parts' stored bytes concatenated (part
   numbers strictly ascending, as S3 requires), visible atomically and replaces any previous
   version; the parts not named are discarded. The object's metadata blob is the one given to
-  ``complete_upload`` (``metadata``), else the upload's. A part may carry its own opaque blob
+  ``complete_upload`` (``metadata``), else the upload's; its sealed ETag is ``sealed_etag``. A
+  part may carry its own opaque blob
   (``PartWriter.commit(metadata)``, at most ``MAX_PART_METADATA_BYTES``), which
   ``list_parts`` returns with it until the upload ends; ``upload_metadata`` returns the
   upload's blob. ``StoredObject.part_sizes`` then gives the
@@ -57,6 +67,10 @@ READ_CHUNK_BYTES = 256 * 1024
 """Preferred size of the chunks a reader yields (a backend may yield smaller ones)."""
 MAX_METADATA_BYTES = 64 * 1024
 """Largest opaque metadata blob stored with an object or upload."""
+MAX_SEALED_ETAG_BYTES = 128
+"""Largest sealed ETag kept with an object."""
+MAX_CATALOG_KEY_BYTES = 4096
+"""Largest wrapped catalog key (a KMS ciphertext blob)."""
 MAX_PART_METADATA_BYTES = 1024
 """Largest opaque blob kept with one part of an upload."""
 MAX_BUCKET_CONFIG_BYTES = 64 * 1024
@@ -156,6 +170,18 @@ def check_metadata(metadata: bytes) -> bytes:
     return bytes(metadata)
 
 
+def check_sealed_etag(sealed_etag: bytes) -> bytes:
+    if len(sealed_etag) > MAX_SEALED_ETAG_BYTES:
+        raise InvalidArgument(f"sealed ETag exceeds {MAX_SEALED_ETAG_BYTES} bytes")
+    return bytes(sealed_etag)
+
+
+def check_catalog_key(wrapped: bytes) -> bytes:
+    if not wrapped or len(wrapped) > MAX_CATALOG_KEY_BYTES:
+        raise InvalidArgument(f"a wrapped catalog key is 1 to {MAX_CATALOG_KEY_BYTES} bytes")
+    return bytes(wrapped)
+
+
 def check_part_metadata(metadata: bytes) -> bytes:
     if len(metadata) > MAX_PART_METADATA_BYTES:
         raise InvalidArgument(f"part metadata exceeds {MAX_PART_METADATA_BYTES} bytes")
@@ -197,6 +223,8 @@ class StoredObject:
     part_sizes: tuple[int, ...] = ()
     """For an object made by ``complete_upload``: each part's stored size, in order (they sum
     to ``size``). Empty for an object written whole."""
+    sealed_etag: bytes = b""
+    """The blob given as ``sealed_etag`` to ``commit`` / ``complete_upload``; empty when none was."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,8 +282,9 @@ class ObjectWriter(Protocol):
 
     async def write(self, chunk: bytes | bytearray) -> None: ...
 
-    async def commit(self, metadata: bytes | None = None) -> StoredObject:
-        """Make the object visible; ``metadata`` (when given) replaces the blob of ``open_write``."""
+    async def commit(self, metadata: bytes | None = None, sealed_etag: bytes = b"") -> StoredObject:
+        """Make the object visible; ``metadata`` (when given) replaces the blob of ``open_write``;
+        ``sealed_etag`` is kept with it for listings."""
         ...
 
     async def abort(self) -> None: ...
@@ -380,9 +409,11 @@ class Storage(Protocol):
         ...
 
     async def complete_upload(
-        self, bucket: str, key: str, upload_id: str, part_numbers: Sequence[int], metadata: bytes | None = None
+        self, bucket: str, key: str, upload_id: str, part_numbers: Sequence[int], metadata: bytes | None = None,
+        sealed_etag: bytes = b"",
     ) -> StoredObject:
-        """Make the object of ``part_numbers``; its metadata blob is ``metadata``, or the upload's when ``None``."""
+        """Make the object of ``part_numbers``; its metadata blob is ``metadata``, or the upload's when
+        ``None``; ``sealed_etag`` is kept with it for listings."""
         ...
 
     async def abort_upload(self, bucket: str, key: str, upload_id: str) -> None: ...
@@ -391,6 +422,12 @@ class Storage(Protocol):
         """Abort every upload (of any bucket) initiated more than ``older_than_seconds`` ago;
         return how many were aborted."""
         ...
+
+    # -- the catalog key (see the module docstring) --
+
+    async def read_catalog_key(self) -> bytes | None: ...
+
+    async def create_catalog_key(self, wrapped: bytes) -> bytes: ...
 
     # -- the backend --
 

@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS objects (
     last_modified REAL NOT NULL, metadata BLOB NOT NULL,
     files TEXT NOT NULL,            -- data file names, space-separated, in order
     part_sizes TEXT NOT NULL,       -- stored part sizes, space-separated ('' when written whole)
+    sealed_etag BLOB NOT NULL DEFAULT x'',
     PRIMARY KEY (bucket, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS uploads (
     upload_id TEXT PRIMARY KEY, bucket TEXT NOT NULL, key TEXT NOT NULL,
@@ -66,6 +67,10 @@ CREATE TABLE IF NOT EXISTS parts (
 """
 _PARTS_METADATA_COLUMN = "ALTER TABLE parts ADD COLUMN metadata BLOB NOT NULL DEFAULT x''"
 """For a catalog made before parts kept a metadata blob."""
+_OBJECTS_SEALED_ETAG_COLUMN = "ALTER TABLE objects ADD COLUMN sealed_etag BLOB NOT NULL DEFAULT x''"
+"""For a catalog made before objects kept a sealed ETag (their rows get an empty one)."""
+CATALOG_KEY_FILENAME = "catalog-key.bin"
+"""The wrapped catalog key, beside the catalog (0600)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,15 +81,15 @@ class ObjectRecord:
     files: tuple[str, ...]
 
 
-def _object(bucket: str, row: tuple[str, int, str, float, bytes, str, str]) -> ObjectRecord:
-    key, size, etag, modified, metadata, files, part_sizes = row
+def _object(bucket: str, row: tuple[str, int, str, float, bytes, str, str, bytes]) -> ObjectRecord:
+    key, size, etag, modified, metadata, files, part_sizes, sealed_etag = row
     sizes = tuple(int(s) for s in part_sizes.split())
     info = StoredObject(bucket=bucket, key=key, size=int(size), etag=etag, last_modified=float(modified),
-                        metadata=bytes(metadata), part_sizes=sizes)
+                        metadata=bytes(metadata), part_sizes=sizes, sealed_etag=bytes(sealed_etag))
     return ObjectRecord(info, tuple(files.split()))
 
 
-_OBJECT_COLUMNS = "key, size, etag, last_modified, metadata, files, part_sizes"
+_OBJECT_COLUMNS = "key, size, etag, last_modified, metadata, files, part_sizes, sealed_etag"
 
 
 class Catalog:
@@ -106,6 +111,8 @@ class Catalog:
                         db.execute(statement)
                 if "metadata" not in {str(row[1]) for row in db.execute("PRAGMA table_info(parts)")}:
                     db.execute(_PARTS_METADATA_COLUMN)
+                if "sealed_etag" not in {str(row[1]) for row in db.execute("PRAGMA table_info(objects)")}:
+                    db.execute(_OBJECTS_SEALED_ETAG_COLUMN)
         except sqlite3.Error as exc:
             raise StorageError(f"file storage catalog failed: {type(exc).__name__}") from exc
 
@@ -212,9 +219,9 @@ class Catalog:
         old = db.execute("SELECT files FROM objects WHERE bucket = ? AND key = ?",
                          (info.bucket, info.key)).fetchone()
         db.execute(
-            f"INSERT OR REPLACE INTO objects (bucket, {_OBJECT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT OR REPLACE INTO objects (bucket, {_OBJECT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (info.bucket, info.key, info.size, info.etag, info.last_modified, info.metadata,
-             " ".join(record.files), " ".join(str(s) for s in info.part_sizes)),
+             " ".join(record.files), " ".join(str(s) for s in info.part_sizes), info.sealed_etag),
         )
         return [] if old is None else [f for f in str(old[0]).split() if f not in record.files]
 
@@ -302,9 +309,10 @@ class Catalog:
         return [UploadInfo(str(k), str(u), float(i)) for k, u, i in rows]
 
     def complete_upload(self, bucket: str, key: str, upload_id: str, part_numbers: Sequence[int],
-                        etag: str, now: float, metadata: bytes | None) -> tuple[StoredObject, list[str]]:
+                        etag: str, now: float, metadata: bytes | None,
+                        sealed_etag: bytes = b"") -> tuple[StoredObject, list[str]]:
         """Turn the upload into the object's current version, atomically, with ``metadata``
-        (``None``: the upload's); return it and the files nobody references any more (parts
+        (``None``: the upload's) and ``sealed_etag``; return it and the files nobody references any more (parts
         left out, the replaced version's)."""
         with self._write() as db:
             upload_metadata = self._require_upload(db, bucket, key, upload_id)
@@ -318,7 +326,7 @@ class Catalog:
             sizes = tuple(parts[n][0] for n in part_numbers)
             files = tuple(parts[n][1] for n in part_numbers)
             info = StoredObject(bucket=bucket, key=key, size=sum(sizes), etag=etag, last_modified=now,
-                                metadata=metadata, part_sizes=sizes)
+                                metadata=metadata, part_sizes=sizes, sealed_etag=sealed_etag)
             unused = [f for n, (_, f) in parts.items() if n not in set(part_numbers)]
             replaced = self._replace_object(db, ObjectRecord(info, files))
             db.execute("DELETE FROM parts WHERE upload_id = ?", (upload_id,))

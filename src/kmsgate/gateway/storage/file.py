@@ -5,6 +5,9 @@ Layout under ``root``::
     catalog.sqlite3                 the catalog (``kmsgate.gateway.storage.catalog``): buckets,
                                     configs, objects, uploads and parts, and which data files
                                     hold each object's bytes
+    catalog-key.bin                 the wrapped catalog key (0600), written once: to a
+                                    temporary file, fsync'd, then hard-linked to its name (which
+                                    fails if another process linked it first; that one is kept)
     data/<n[0:2]>/<n>               one data file: a whole object or one part, ``n`` 32 random hex
     tmp/<n>.part                    writes in progress (same file system, so rename is atomic)
     objects/<h[0:2]>/<h[2:4]>/<h>   objects of the previous layout (one flat namespace, ``h`` the
@@ -66,15 +69,17 @@ from kmsgate.gateway.storage.base import (
     StorageError,
     StoredObject,
     UploadInfo,
+    check_catalog_key,
     check_completion,
     check_metadata,
+    check_sealed_etag,
     check_part_metadata,
     check_part_number,
     resolve_range,
     validate_bucket_name,
     validate_config_name,
 )
-from kmsgate.gateway.storage.catalog import Catalog, ObjectRecord
+from kmsgate.gateway.storage.catalog import CATALOG_KEY_FILENAME, Catalog, ObjectRecord
 from kmsgate.gateway.storage.fileio import (
     Serial,
     fsync_dir,
@@ -211,19 +216,21 @@ class FileObjectWriter(_DataFileWriter[StoredObject]):
         self._bucket = bucket
         self._key = key
         self._metadata = metadata
+        self._sealed_etag = b""
 
-    async def commit(self, metadata: bytes | None = None) -> StoredObject:
-        if metadata is not None:
-            try:
+    async def commit(self, metadata: bytes | None = None, sealed_etag: bytes = b"") -> StoredObject:
+        try:
+            if metadata is not None:
                 self._metadata = check_metadata(metadata)
-            except BaseException:
-                await self.abort()
-                raise
+            self._sealed_etag = check_sealed_etag(sealed_etag)
+        except BaseException:
+            await self.abort()
+            raise
         return await super().commit()
 
     def _record(self, size: int, now: float) -> tuple[StoredObject, list[str]]:
         info = StoredObject(bucket=self._bucket, key=self._key, size=size, etag=self._name,
-                            last_modified=now, metadata=self._metadata)
+                            last_modified=now, metadata=self._metadata, sealed_etag=self._sealed_etag)
         return info, self._storage.catalog.put_object(ObjectRecord(info, (self._name,)))
 
 
@@ -530,19 +537,22 @@ class FileStorage:
         return await self._run(self.catalog.list_uploads, bucket, prefix, upper)
 
     def _complete_sync(self, bucket: str, key: str, upload_id: str, numbers: tuple[int, ...],
-                       metadata: bytes | None) -> StoredObject:
+                       metadata: bytes | None, sealed_etag: bytes) -> StoredObject:
         etag = f"{_new_name()}-{len(numbers)}"
-        info, stale = self.catalog.complete_upload(bucket, key, upload_id, numbers, etag, time.time(), metadata)
+        info, stale = self.catalog.complete_upload(bucket, key, upload_id, numbers, etag, time.time(), metadata,
+                                                   sealed_etag)
         unlink_quietly(self.data_paths(stale))
         return info
 
     async def complete_upload(
-        self, bucket: str, key: str, upload_id: str, part_numbers: Sequence[int], metadata: bytes | None = None
+        self, bucket: str, key: str, upload_id: str, part_numbers: Sequence[int], metadata: bytes | None = None,
+        sealed_etag: bytes = b"",
     ) -> StoredObject:
         numbers = check_completion(part_numbers)
         if metadata is not None:
             metadata = check_metadata(metadata)
-        return await self._run(self._complete_sync, bucket, key, upload_id, numbers, metadata)
+        return await self._run(self._complete_sync, bucket, key, upload_id, numbers, metadata,
+                               check_sealed_etag(sealed_etag))
 
     def _abort_sync(self, bucket: str, key: str, upload_id: str) -> None:
         unlink_quietly(self.data_paths(self.catalog.abort_upload(bucket, key, upload_id)))
@@ -562,6 +572,41 @@ class FileStorage:
 
     async def expire_uploads(self, older_than_seconds: float) -> int:
         return await self._run(self._expire_sync, older_than_seconds)
+
+    # -- the catalog key --
+
+    def _read_catalog_key_sync(self) -> bytes | None:
+        try:
+            return (self.root / CATALOG_KEY_FILENAME).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def _create_catalog_key_sync(self, wrapped: bytes) -> bytes:
+        tmp = self.tmp_dir / f"{_new_name()}.part"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                write_all(fd, [wrapped])
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(tmp, self.root / CATALOG_KEY_FILENAME)
+            except FileExistsError:
+                pass  # another process created it first: theirs is kept
+            fsync_dir(self.root)
+        finally:
+            unlink_quietly([tmp])
+        kept = self._read_catalog_key_sync()
+        if kept is None:
+            raise StorageError("file storage lost the catalog key it wrote")
+        return kept
+
+    async def read_catalog_key(self) -> bytes | None:
+        return await self._run(self._read_catalog_key_sync)
+
+    async def create_catalog_key(self, wrapped: bytes) -> bytes:
+        return await self._run(self._create_catalog_key_sync, check_catalog_key(wrapped))
 
     # -- the backend --
 

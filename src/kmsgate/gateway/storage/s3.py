@@ -7,6 +7,7 @@ Upstream layout (all under ``prefix`` in the upstream ``bucket``)::
     .kmsgate/configs/<bucket>/<name>  a bucket configuration document
     .kmsgate/meta/<token>             a sidecar: metadata blob and part sizes of one object version
     .kmsgate/uploads/<sha256(id)>     an in-progress multipart upload's token and metadata blob
+    .kmsgate/catalog-key              the wrapped catalog key (created once, ``If-None-Match: *``)
 
 A bucket name cannot start with ``.``, so ``.kmsgate/`` never collides with objects. How the
 metadata blob and part sizes are kept (inline in the upstream user metadata when small, else in
@@ -78,7 +79,9 @@ from kmsgate.gateway.storage.base import (
     StorageError,
     StoredObject,
     UploadInfo,
+    check_catalog_key,
     check_metadata,
+    check_sealed_etag,
     resolve_range,
     validate_bucket_name,
     validate_config_name,
@@ -122,6 +125,7 @@ class S3ObjectWriter:
         self._bucket_name = bucket
         self._key = key
         self._metadata = metadata
+        self._sealed_etag = b""
         self._previous = previous  # the sidecar token of the version this write replaces
         self._s3_key = storage.object_key(bucket, key)
         self._bucket = storage.bucket
@@ -140,7 +144,8 @@ class S3ObjectWriter:
     async def _user_metadata(self) -> dict[str, str]:
         """The upstream user metadata, writing the sidecar first when one is needed."""
         if self._fields is None:
-            self._token, self._fields = await self._storage.metadata_fields(Sidecar(self._metadata))
+            self._token, self._fields = await self._storage.metadata_fields(
+                Sidecar(self._metadata, sealed_etag=self._sealed_etag))
         return self._fields
 
     async def _send_part(self, data: bytes) -> None:
@@ -181,7 +186,7 @@ class S3ObjectWriter:
                 await self._abort(keep_sidecar=True)
                 raise
 
-    async def commit(self, metadata: bytes | None = None) -> StoredObject:
+    async def commit(self, metadata: bytes | None = None, sealed_etag: bytes = b"") -> StoredObject:
         if self._done:
             raise StorageError("commit after commit or abort")
         s3 = self._storage.client
@@ -190,6 +195,7 @@ class S3ObjectWriter:
         try:
             if metadata is not None:
                 self._metadata = check_metadata(metadata)
+            self._sealed_etag = check_sealed_etag(sealed_etag)
             if self._upload_id is None:
                 fields = await self._user_metadata()
                 resp = await s3.put_object(Bucket=self._bucket, Key=self._s3_key, Body=data, Metadata=fields)
@@ -197,7 +203,8 @@ class S3ObjectWriter:
                 if data:
                     await self._send_part(data)
                 if self._token is not None:
-                    await self._storage.write_sidecar(self._token, Sidecar(self._metadata))
+                    await self._storage.write_sidecar(self._token, Sidecar(self._metadata,
+                                                                           sealed_etag=self._sealed_etag))
                 resp = await s3.complete_multipart_upload(
                     Bucket=self._bucket,
                     Key=self._s3_key,
@@ -216,7 +223,8 @@ class S3ObjectWriter:
         if self._previous is not None and self._previous != self._token:
             await self._storage.discard_sidecar(self._previous)
         return StoredObject(bucket=self._bucket_name, key=self._key, size=self._written,
-                            etag=clean_etag(resp.get("ETag")), last_modified=time.time(), metadata=self._metadata)
+                            etag=clean_etag(resp.get("ETag")), last_modified=time.time(), metadata=self._metadata,
+                            sealed_etag=self._sealed_etag)
 
     async def abort(self) -> None:
         await self._abort(keep_sidecar=False)
@@ -327,6 +335,9 @@ class S3Storage:
     def _config_key(self, bucket: str, name: str) -> str:
         return f"{self.prefix}.kmsgate/configs/{bucket}/{name}"
 
+    def _catalog_key_key(self) -> str:
+        return f"{self.prefix}.kmsgate/catalog-key"
+
     def sidecar_key(self, token: str) -> str:
         return f"{self.prefix}.kmsgate/meta/{token}"
 
@@ -335,7 +346,7 @@ class S3Storage:
     async def metadata_fields(self, sidecar: Sidecar) -> tuple[str | None, dict[str, str]]:
         """The user metadata for an object version carrying ``sidecar``, and its sidecar token
         when the sidecar had to be written (it is, before this returns)."""
-        fields = None if sidecar.part_sizes else inline_fields(sidecar.metadata)
+        fields = None if sidecar.part_sizes else inline_fields(sidecar.metadata, sidecar.sealed_etag)
         if fields is not None:
             return None, fields
         token = new_token()
@@ -358,7 +369,7 @@ class S3Storage:
 
     async def _sidecar(self, ref: MetadataRef) -> Sidecar:
         if ref.token is None:
-            return Sidecar(ref.inline)
+            return Sidecar(ref.inline, sealed_etag=ref.sealed_etag)
         try:
             resp = await self.client.get_object(Bucket=self.bucket, Key=self.sidecar_key(ref.token))
             async with resp["Body"] as body:
@@ -384,7 +395,7 @@ class S3Storage:
         sidecar = await self._sidecar(self._ref(resp))
         return StoredObject(bucket=bucket, key=key, size=size, etag=clean_etag(resp.get("ETag")),
                             last_modified=_stamp(resp.get("LastModified")), metadata=sidecar.metadata,
-                            part_sizes=sidecar.part_sizes)
+                            part_sizes=sidecar.part_sizes, sealed_etag=sidecar.sealed_etag)
 
     async def previous_token(self, bucket: str, key: str) -> str | None:
         """The sidecar token of the object now stored under ``key``, if it has one."""
@@ -615,15 +626,43 @@ class S3Storage:
         return await self.uploads.list_uploads(bucket, prefix)
 
     async def complete_upload(
-        self, bucket: str, key: str, upload_id: str, part_numbers: Sequence[int], metadata: bytes | None = None
+        self, bucket: str, key: str, upload_id: str, part_numbers: Sequence[int], metadata: bytes | None = None,
+        sealed_etag: bytes = b"",
     ) -> StoredObject:
-        return await self.uploads.complete_upload(bucket, key, upload_id, part_numbers, metadata)
+        return await self.uploads.complete_upload(bucket, key, upload_id, part_numbers, metadata, sealed_etag)
 
     async def abort_upload(self, bucket: str, key: str, upload_id: str) -> None:
         await self.uploads.abort_upload(bucket, key, upload_id)
 
     async def expire_uploads(self, older_than_seconds: float) -> int:
         return await self.uploads.expire_uploads(older_than_seconds)
+
+    # -- the catalog key --
+
+    async def read_catalog_key(self) -> bytes | None:
+        try:
+            resp = await self.client.get_object(Bucket=self.bucket, Key=self._catalog_key_key())
+            async with resp["Body"] as body:
+                return bytes(await body.read())
+        except CLIENT_ERRORS as exc:
+            err = translate(exc, "catalog key read")
+            if isinstance(err, ObjectNotFound):
+                return None
+            raise err from exc
+
+    async def create_catalog_key(self, wrapped: bytes) -> bytes:
+        try:
+            await self.client.put_object(Bucket=self.bucket, Key=self._catalog_key_key(),
+                                         Body=check_catalog_key(wrapped), IfNoneMatch="*")
+        except ClientError as exc:
+            if error_code(exc) not in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise translate(exc, "catalog key write") from exc
+        except TRANSPORT_ERRORS as exc:
+            raise translate(exc, "catalog key write") from exc
+        kept = await self.read_catalog_key()
+        if kept is None:
+            raise StorageError("s3 catalog key vanished after it was written")
+        return kept
 
     # -- the backend --
 

@@ -47,6 +47,7 @@ from kmsgate.gateway.storage.base import (
     check_metadata,
     check_part_metadata,
     check_part_number,
+    check_sealed_etag,
 )
 from kmsgate.gateway.storage.s3errors import CLIENT_ERRORS, clean_etag, translate
 from kmsgate.gateway.storage.s3meta import (
@@ -266,9 +267,11 @@ class S3Uploads:
         return sorted(uploads, key=lambda u: (u.key, u.initiated, u.upload_id))
 
     async def complete_upload(
-        self, bucket: str, key: str, upload_id: str, part_numbers: Sequence[int], metadata: bytes | None = None
+        self, bucket: str, key: str, upload_id: str, part_numbers: Sequence[int], metadata: bytes | None = None,
+        sealed_etag: bytes = b"",
     ) -> StoredObject:
         numbers = check_completion(part_numbers)
+        sealed_etag = check_sealed_etag(sealed_etag)
         if metadata is not None:
             metadata = check_metadata(metadata)
         storage = self.storage
@@ -282,7 +285,7 @@ class S3Uploads:
         if missing:
             raise InvalidPart(f"part {missing[0]} was not uploaded")
         sizes = tuple(by_number[n].size for n in numbers)
-        await storage.write_sidecar(token, Sidecar(metadata, sizes))
+        await storage.write_sidecar(token, Sidecar(metadata, sizes, sealed_etag))
         try:
             resp = await storage.client.complete_multipart_upload(
                 Bucket=storage.bucket, Key=storage.object_key(bucket, key), UploadId=upload_id,
@@ -295,7 +298,7 @@ class S3Uploads:
         await self._drop_part_records(upload_id)
         await self._delete_record(upload_id)
         return StoredObject(bucket=bucket, key=key, size=sum(sizes), etag=clean_etag(resp.get("ETag")),
-                            last_modified=time.time(), metadata=metadata, part_sizes=sizes)
+                            last_modified=time.time(), metadata=metadata, part_sizes=sizes, sealed_etag=sealed_etag)
 
     async def _delete_record(self, upload_id: str) -> None:
         storage = self.storage
