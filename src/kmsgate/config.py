@@ -257,7 +257,6 @@ class Option:
             return "unset"
         return str(self.default) if str(self.default) else '""'
 
-
     def expected(self) -> str:
         if self.choices:
             return f"one of {', '.join(self.choices)}"
