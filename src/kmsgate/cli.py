@@ -22,8 +22,8 @@ from kmsgate.admin_cli import add_keys_command, run_keys_command
 from kmsgate.allocator import tune_allocator
 from kmsgate.auth.identities import ROOT_TOKEN_FILE_NAME, IdentitiesError, load_directory
 from kmsgate.bootstrap import ensure_default_key
-from kmsgate.config import (CONFIG_FILE_ENV, OPTIONS, Config, ConfigError, LoadedConfig, Option, is_loopback,
-                            load_config, show)
+from kmsgate.config import Config, ConfigError, LoadedConfig, is_loopback, load_config, show
+from kmsgate.config_flags import add_config_flag, add_option_flags, given_flags
 from kmsgate.gateway import workers
 from kmsgate.gateway.connections import ConnectionLimits
 from kmsgate.gateway.tls import TlsError, server_context, tls_files
@@ -35,26 +35,6 @@ from kmsgate.store_cli import add_store_command, run_store_command
 from kmsgate.web.app import create_app
 
 log = logging.getLogger("kmsgate")
-
-
-def add_option_flags(parser: argparse.ArgumentParser, options: Sequence[Option] = OPTIONS) -> None:
-    """One flag per option, grouped as declared; a flag not given leaves its attribute unset."""
-    groups: dict[str, Any] = {"general": parser}
-    for opt in options:
-        group = groups.get(opt.group) or groups.setdefault(opt.group, parser.add_argument_group(opt.group))
-        text = f"{opt.help} [{opt.env}] (default: {opt.describe_default()})".replace("%", "%%")
-        if opt.kind is bool:
-            group.add_argument(opt.flag, dest=opt.name, action=argparse.BooleanOptionalAction,
-                               default=argparse.SUPPRESS, help=text)
-        else:
-            metavar = "{" + ",".join(opt.choices) + "}" if opt.choices else opt.key.upper()
-            group.add_argument(opt.flag, dest=opt.name, default=argparse.SUPPRESS, metavar=metavar, help=text)
-
-
-def _add_config_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, default=None, metavar="FILE",
-                        help=f"TOML file of options (keys as `kmsgate config show` prints them) [{CONFIG_FILE_ENV}]; "
-                        "flags win over the environment, which wins over the file")
 
 
 def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -69,24 +49,23 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         description="Run kmsgate. Every option can also be given as the KMSGATE_<NAME> environment variable "
         "shown in brackets, or in the --config file; a flag wins over the environment, which wins over the file.",
     )
-    _add_config_flag(serve)
+    add_config_flag(serve)
     add_option_flags(serve)
     config = commands.add_parser("config", help="show the effective configuration")
     config_actions = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     config_show = config_actions.add_parser(
         "show", help="print every option's effective value and where it came from (default, file, env, flag), "
         "secrets masked; takes the flags of `kmsgate serve`")
-    _add_config_flag(config_show)
+    add_config_flag(config_show)
     add_option_flags(config_show)
     add_keys_command(commands, environ)
-    add_store_command(commands, environ)
+    add_store_command(commands)
     return parser
 
 
 def load_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> LoadedConfig:
     """The configuration of ``serve`` or ``config show``: the flags given, over ``environ``, the file and the defaults."""
-    flags = {opt.name: getattr(args, opt.name) for opt in OPTIONS if hasattr(args, opt.name)}
-    return load_config(flags, environ, args.config)
+    return load_config(given_flags(args), environ, args.config)
 
 
 def _tls_context_check(config: Config) -> None:
@@ -202,6 +181,6 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     elif args.command == "keys":
         sys.exit(run_keys_command(args))
     elif args.command == "store":
-        sys.exit(run_store_command(args))
+        sys.exit(run_store_command(args, environ=env))
     else:  # pragma: no cover - argparse rejects unknown commands
         sys.exit(2)

@@ -22,7 +22,7 @@ import re
 import tomllib
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -355,10 +355,13 @@ def read_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"--config ({path}) must be a TOML file: {exc}") from None
 
 
-def load_config(flags: Mapping[str, object], environ: Mapping[str, str], config_file: Path | None = None
-                ) -> LoadedConfig:
+def load_config(flags: Mapping[str, object], environ: Mapping[str, str], config_file: Path | None = None, *,
+                options: Sequence[Option] = OPTIONS) -> LoadedConfig:
     """The configuration from ``flags`` (option name -> the flag's text, or a bool for on/off options;
-    only the flags given), ``environ`` and ``config_file`` (else ``KMSGATE_CONFIG``), over the defaults."""
+    only the flags given), ``environ`` and ``config_file`` (else ``KMSGATE_CONFIG``), over the defaults.
+
+    ``options`` limits what is read to the options a command uses (``kmsgate store migrate``); the
+    others keep their defaults and the checks across options are left to ``serve``."""
     path = config_file if config_file is not None else Path(environ[CONFIG_FILE_ENV]) if environ.get(
         CONFIG_FILE_ENV) else None
     table = read_file(path) if path is not None else {}
@@ -371,7 +374,7 @@ def load_config(flags: Mapping[str, object], environ: Mapping[str, str], config_
                               f"`kmsgate config show`")
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    for opt in OPTIONS:
+    for opt in options:
         if opt.name in flags:
             raw = flags[opt.name]
             where = "flag"
@@ -388,7 +391,8 @@ def load_config(flags: Mapping[str, object], environ: Mapping[str, str], config_
         values[opt.name] = _checked(opt, value, where)
         sources[opt.name] = where.split(" ")[0]
     config = Config(**values)
-    _check_together(config)
+    if options is OPTIONS:
+        _check_together(config)
     return LoadedConfig(config, sources, path)
 
 

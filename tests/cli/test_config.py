@@ -173,3 +173,14 @@ def test_serve_help_names_every_option_and_its_environment_variable() -> None:
     text = re.sub(r"\s+", " ", result.stdout)
     for opt in OPTIONS:
         assert opt.flag in text and f"[{opt.env}]" in text
+
+
+def test_store_migrate_reads_its_options_from_the_same_file_and_ignores_the_others(tmp_path: Path) -> None:
+    database = tmp_path / "elsewhere" / "keys.sqlite3"
+    config_file = tmp_path / "kmsgate.toml"
+    config_file.write_text(f'key_store = "sqlite:///{database}"\nport = 7000\n')
+    result = _kmsgate("store", "migrate", env={"KMSGATE_CONFIG": str(config_file), "KMSGATE_PORT": "not-used-here",
+                                               "KMSGATE_DATA_DIR": str(tmp_path / "data")})
+    assert result.returncode == 0, result.stderr
+    assert database.exists()
+    assert not (tmp_path / "data").exists()
