@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from kmsgate.auth.audit import FSYNC_POLICIES
+from kmsgate.envelope.cache import CacheLimits
 
 T = TypeVar("T")
 
@@ -40,6 +41,7 @@ BUCKET_NAME_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 _SHOWN_VALUE_CHARS = 40
+_CACHE = CacheLimits()  # the data-key cache's limits, with their reasons, are the cache's own
 
 Check = Callable[[Any], "str | None"]
 """A value check: ``None`` when the value is acceptable, else what was expected ("at least 1")."""
@@ -201,13 +203,13 @@ class Config:
     kms_region: str | None = option(None, "region for --kms-endpoint", group="gateway", default_text="--region")
     kms_timeout_seconds: float = option(5.0, "seconds a KMS call may take before the request fails with 503",
                                         flag="--kms-timeout", check=_positive, group="gateway")
-    cache_max_age_seconds: float = option(300.0, "seconds a cached data key may encrypt new messages",
+    cache_max_age_seconds: float = option(_CACHE.max_age_seconds, "seconds a cached data key may encrypt new messages",
                                           flag="--cache-max-age", check=_positive, group="gateway")
-    cache_max_messages: int = option(100_000, "messages one cached data key may encrypt; 1 turns reuse off (one "
+    cache_max_messages: int = option(_CACHE.max_messages, "messages one cached data key may encrypt; 1 turns reuse off (one "
                                      "KMS call per object)", check=_at_least(1), group="gateway")
-    cache_max_bytes: int = option(64 * 2**30, "plaintext bytes one cached data key may encrypt, counted as streams flow",
+    cache_max_bytes: int = option(_CACHE.max_bytes, "plaintext bytes one cached data key may encrypt, counted as streams flow",
                                   check=_at_least(1), group="gateway", default_text="68719476736 = 64 GiB")
-    cache_capacity: int = option(1000, "data keys held at once per caller (least recently used leave first)",
+    cache_capacity: int = option(_CACHE.capacity, "data keys held at once per caller (least recently used leave first)",
                                  check=_at_least(1), group="gateway")
 
     @property
