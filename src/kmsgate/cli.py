@@ -11,12 +11,9 @@ import argparse
 import asyncio
 import logging
 import os
-import re
 import sys
 from collections.abc import Mapping, Sequence
 from functools import partial
-from pathlib import Path
-from typing import Any
 
 from kmsgate.admin_cli import add_keys_command, run_keys_command
 from kmsgate.allocator import tune_allocator
