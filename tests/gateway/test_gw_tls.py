@@ -326,3 +326,47 @@ def test_a_non_loopback_host_serves_plain_http_with_insecure_http(tmp_path: Path
         process.terminate()
         process.wait(timeout=30)
         log_file.close()
+
+
+def _handshake_serial(server_context: ssl.SSLContext, client_context: ssl.SSLContext) -> int:
+    """The serial of the certificate ``server_context`` presents, by a handshake in memory (no socket)."""
+    client_in, client_out, server_in, server_out = (ssl.MemoryBIO() for _ in range(4))
+    client = client_context.wrap_bio(client_in, client_out, server_hostname="localhost")
+    server = server_context.wrap_bio(server_in, server_out, server_side=True)
+    done: set[str] = set()
+    for _ in range(20):
+        for name, side in (("client", client), ("server", server)):
+            try:
+                side.do_handshake()
+                done.add(name)
+            except ssl.SSLWantReadError:
+                pass
+        server_in.write(client_out.read())
+        client_in.write(server_out.read())
+        if done == {"client", "server"}:
+            der = client.getpeercert(binary_form=True)
+            assert der is not None
+            return x509.load_der_x509_certificate(der).serial_number
+    raise AssertionError("the handshake did not finish")
+
+
+def test_a_reload_serves_the_new_pair_and_a_pair_that_cannot_serve_leaves_the_old_one(
+        tmp_path: Path, ca: TestCa) -> None:
+    from kmsgate.gateway.tls import TlsFiles, reload, server_context
+
+    first = ca.issue("in-memory")
+    files = TlsFiles(first.cert, first.key)
+    serving = server_context(files)
+    client = ssl.create_default_context(cafile=str(ca.file))
+    assert _handshake_serial(serving, client) == first.serial
+    second = ca.issue("in-memory")
+    assert reload(serving, files) is True
+    assert _handshake_serial(serving, client) == second.serial
+
+    other = ca.issue("other")
+    mismatched = TlsFiles(second.cert, other.key)
+    assert reload(serving, mismatched) is False
+    assert _handshake_serial(serving, client) == second.serial
+    other.key.chmod(0o640)
+    assert reload(serving, TlsFiles(other.cert, other.key)) is False
+    assert _handshake_serial(serving, client) == second.serial
