@@ -370,3 +370,14 @@ def test_a_reload_serves_the_new_pair_and_a_pair_that_cannot_serve_leaves_the_ol
     other.key.chmod(0o640)
     assert reload(serving, TlsFiles(other.cert, other.key)) is False
     assert _handshake_serial(serving, client) == second.serial
+
+
+def test_a_client_that_never_finishes_its_handshake_is_closed_after_the_header_timeout(
+        tmp_path: Path, ca: TestCa) -> None:
+    server = tls_server(tmp_path, ca, ca.issue("stalled"), "--header-timeout", "1")
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as raw:
+            # Without a bound of its own the handshake would wait 60 s (asyncio's default): past this timeout.
+            assert raw.recv(1) == b""
+    finally:
+        server.stop()

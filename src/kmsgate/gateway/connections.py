@@ -202,5 +202,8 @@ class LimitedSite(web.BaseSite):
         def protocol() -> LimitedRequestHandler:
             return LimitedRequestHandler(server, limits=self._limits, count=self._count, loop=loop, access_log=None)
 
+        # A TLS handshake gets the time a request gets for its headers; it counts as no connection
+        # until it is done (the protocol above sees the connection only then).
+        handshake_timeout = self._limits.header_timeout_seconds if self._ssl_context else None
         self._server = await loop.create_server(protocol, sock=self._sock, backlog=self._backlog,
-                                                ssl=self._ssl_context)
+                                                ssl=self._ssl_context, ssl_handshake_timeout=handshake_timeout)
