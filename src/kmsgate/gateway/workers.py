@@ -158,8 +158,9 @@ async def _serve_async(app_factory: AppFactory, host: str, port: int, drain_time
     stop = asyncio.Event()
     for sig in _STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
-    ssl_context = server_context(tls) if tls is not None else None
-    if tls is not None and ssl_context is not None:
+    ssl_context = None
+    if tls is not None:
+        ssl_context = server_context(tls)
         loop.add_signal_handler(_RELOAD_SIGNAL, reload, ssl_context, tls)
     built = app_factory()
     app = await built if inspect.isawaitable(built) else built
