@@ -364,8 +364,9 @@ def load_config(flags: Mapping[str, object], environ: Mapping[str, str], config_
 
     ``options`` limits what is read to the options a command uses (``kmsgate store migrate``); the
     others keep their defaults and the checks across options are left to ``serve``."""
-    path = config_file if config_file is not None else Path(environ[CONFIG_FILE_ENV]) if environ.get(
-        CONFIG_FILE_ENV) else None
+    path = config_file
+    if path is None and environ.get(CONFIG_FILE_ENV):
+        path = Path(environ[CONFIG_FILE_ENV])
     table = read_file(path) if path is not None else {}
     by_key = {opt.key: opt for opt in OPTIONS}
     for key in table:
