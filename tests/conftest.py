@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -35,14 +36,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    """Wait until the server answers ``GET /healthz`` with 200 (listening alone is not ready)."""
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0,
+                  ssl_context: ssl.SSLContext | None = None) -> None:
+    """Wait until the server answers ``GET /healthz`` with 200 (listening alone is not ready);
+    over TLS with ``ssl_context``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"kmsgate exited early with code {process.returncode}")
         try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1.0)
+            connection = (http.client.HTTPConnection("127.0.0.1", port, timeout=1.0) if ssl_context is None else
+                          http.client.HTTPSConnection("127.0.0.1", port, timeout=1.0, context=ssl_context))
             try:
                 connection.request("GET", "/healthz")
                 if connection.getresponse().status == 200:
@@ -70,10 +74,14 @@ class KmsgateServer:
     root_token: str = ROOT_TOKEN
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    ca_file: Path | None = None  # the server serves TLS (its --tls-* arguments in extra_args) signed by this CA
 
     @property
     def endpoint_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.ca_file else 'http'}://127.0.0.1:{self.port}"
+
+    def client_ssl_context(self) -> ssl.SSLContext | None:
+        return None if self.ca_file is None else ssl.create_default_context(cafile=str(self.ca_file))
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -102,7 +110,7 @@ class KmsgateServer:
             command, env=self.env(), stdout=log_file, stderr=log_file, start_new_session=True
         )
         log_file.close()
-        wait_for_port(self.port, self.process)
+        wait_for_port(self.port, self.process, ssl_context=self.client_ssl_context())
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -136,6 +144,8 @@ class KmsgateServer:
 
     def kms_client(self, **kwargs: Any) -> Any:
         config = BotoConfig(retries={"max_attempts": 1, "mode": "standard"})
+        if self.ca_file is not None:
+            kwargs.setdefault("verify", str(self.ca_file))
         return self.boto_session().client("kms", endpoint_url=self.endpoint_url, config=config, **kwargs)
 
     def cli_env(self) -> dict[str, str]:

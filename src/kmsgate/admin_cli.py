@@ -23,9 +23,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from kmsgate.auth.key_policies import admin_user_key_policy
+from kmsgate.config import DEFAULTS
 
-DEFAULT_ENDPOINT_URL = "http://127.0.0.1:8080"
-DEFAULT_REGION = "us-east-1"
+DEFAULT_ENDPOINT_URL = f"http://{DEFAULTS.host}:{DEFAULTS.port}"
+DEFAULT_REGION = DEFAULTS.region
 
 
 def add_keys_command(subparsers: Any, environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
@@ -59,11 +60,12 @@ def add_keys_command(subparsers: Any, environ: Mapping[str, str] | None = None) 
 
 
 def _client(endpoint_url: str, region: str) -> Any:
-    import boto3  # a client-side dependency: only this command needs it
+    import botocore.session  # a dependency of kmsgate (boto3 is not); imported only by this command
     from botocore.config import Config
 
     config = Config(retries={"max_attempts": 2, "mode": "standard"})
-    return boto3.session.Session(region_name=region).client("kms", endpoint_url=endpoint_url, config=config)
+    return botocore.session.Session().create_client("kms", region_name=region, endpoint_url=endpoint_url,
+                                                    config=config)
 
 
 def _account_of(arns: Sequence[str]) -> str | None:

@@ -24,21 +24,23 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from kmsgate.config import OPTIONS, ConfigError, load_config
+from kmsgate.config_flags import add_config_flag, add_option_flags, given_flags
 from kmsgate.kms.stores import KeyStoreUrlError, parse_key_store
 
+STORE_OPTIONS = tuple(opt for opt in OPTIONS if opt.name in ("key_store", "data_dir"))
+"""The options of ``kmsgate store migrate``, as ``kmsgate serve`` declares them."""
 
-def add_store_command(subparsers: Any, environ: Mapping[str, str]) -> argparse.ArgumentParser:
+
+def add_store_command(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``store migrate`` to a ``kmsgate`` sub-command set; returns the ``store`` parser."""
     store: argparse.ArgumentParser = subparsers.add_parser("store", help="maintain the key store")
     actions = store.add_subparsers(dest="store_command", metavar="ACTION", required=True)
     migrate = actions.add_parser(
         "migrate", help="create the key store's schema or apply its missing migrations, then exit"
     )
-    migrate.add_argument("--key-store", default=environ.get("KMSGATE_KEY_STORE") or None,
-                         help="sqlite:///path or postgresql://… [KMSGATE_KEY_STORE] "
-                         "(default: sqlite in <data-dir>/kms.sqlite3)")
-    migrate.add_argument("--data-dir", type=Path, default=Path(environ.get("KMSGATE_DATA_DIR") or "./data"),
-                         help="[KMSGATE_DATA_DIR] (default: %(default)s)")
+    add_config_flag(migrate)
+    add_option_flags(migrate, STORE_OPTIONS)
     copy = actions.add_parser(
         "copy", help="copy every key, material version, alias and grant of one key store into another, then exit"
     )
@@ -50,13 +52,17 @@ def add_store_command(subparsers: Any, environ: Mapping[str, str]) -> argparse.A
     return store
 
 
-def run_store_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run_store_command(args: argparse.Namespace, out: TextIO = sys.stdout,
+                      environ: Mapping[str, str] | None = None) -> int:
     if args.store_command == "copy":
         return _run_copy(args, out)
+    env = os.environ if environ is None else environ
     try:
-        location = parse_key_store(args.key_store, args.data_dir)
-    except KeyStoreUrlError as exc:
-        raise SystemExit(f"kmsgate: {exc}") from None
+        config = load_config(given_flags(args, STORE_OPTIONS), env, args.config, options=STORE_OPTIONS).config
+    except ConfigError as exc:
+        print(f"kmsgate: {exc}", file=sys.stderr)
+        return 2
+    location = parse_key_store(config.key_store, config.data_dir)
     if location.sqlite_path is not None:
         from kmsgate.kms.sqlite_store import create_schema
 

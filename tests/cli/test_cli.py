@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from kmsgate.cli import build_parser, config_from_args
+from kmsgate.cli import build_parser, load_from_args
+from kmsgate.config import ConfigError
 
 
 def parse(argv: list[str], environ: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
-    return config_from_args(build_parser(environ or {}).parse_args(["serve", *argv]))
+    env = environ or {}
+    return load_from_args(build_parser(env).parse_args(["serve", *argv]), env).config
 
 
 def test_defaults_match_the_documented_values() -> None:
@@ -37,20 +39,21 @@ def test_environment_overrides_defaults_and_flags_override_environment() -> None
 
 
 @pytest.mark.parametrize(
-    ("variable", "value", "says"),
+    ("variable", "value", "flag", "says"),
     [
-        ("KMSGATE_PORT", "80x", "must be a whole number"),
-        ("KMSGATE_KMS_TIMEOUT", "soon", "must be a number"),
-        ("KMSGATE_CACHE_MAX_MESSAGES", "1.5", "must be a whole number"),
-        ("KMSGATE_STORAGE", "ftp", "must be one of file, s3"),
-        ("KMSGATE_AUDIT_FSYNC", "always", "must be one of batch, none"),
-        ("KMSGATE_LOG_LEVEL", "loud", "must be one of debug, info, warning, error"),
+        ("KMSGATE_PORT", "80x", "--port", "must be a whole number"),
+        ("KMSGATE_KMS_TIMEOUT", "soon", "--kms-timeout", "must be a number"),
+        ("KMSGATE_CACHE_MAX_MESSAGES", "1.5", "--cache-max-messages", "must be a whole number"),
+        ("KMSGATE_STORAGE", "ftp", "--storage", "must be one of file, s3"),
+        ("KMSGATE_AUDIT_FSYNC", "always", "--audit-fsync", "must be one of batch, none"),
+        ("KMSGATE_LOG_LEVEL", "loud", "--log-level", "must be one of debug, info, warning, error"),
     ],
 )
-def test_an_unreadable_environment_value_is_refused_naming_the_variable(variable: str, value: str, says: str) -> None:
-    with pytest.raises(SystemExit) as refused:
+def test_an_unreadable_environment_value_is_refused_naming_the_variable(
+        variable: str, value: str, flag: str, says: str) -> None:
+    with pytest.raises(ConfigError) as refused:
         parse([], {variable: value})
-    assert str(refused.value) == f"kmsgate: {variable} {says}, not {value!r}"
+    assert str(refused.value) == f"{flag} (env {variable}) {says}, not {value!r}"
 
 
 def test_the_multipart_max_age_defaults_to_seven_days_and_is_set_by_environment_or_flag() -> None:
@@ -77,7 +80,7 @@ def test_an_empty_environment_value_means_the_default() -> None:
     ],
 )
 def test_invalid_options_are_refused(argv: list[str]) -> None:
-    with pytest.raises(SystemExit):
+    with pytest.raises(ConfigError):
         parse(argv)
 
 
@@ -98,6 +101,7 @@ def test_help_explains_every_serve_option() -> None:
 
 
 def test_insecure_no_auth_is_refused_on_a_non_loopback_address(tmp_path: Path) -> None:
-    result = _kmsgate("serve", "--insecure-no-auth", "--host", "0.0.0.0", "--port", "0", "--data-dir", str(tmp_path))
+    result = _kmsgate("serve", "--insecure-no-auth", "--insecure-http", "--host", "0.0.0.0", "--port", "0",
+                      "--data-dir", str(tmp_path))
     assert result.returncode != 0
     assert "non-loopback" in result.stderr

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,8 +181,8 @@ class LimitedSite(web.BaseSite):
     __slots__ = ("_sock", "_limits", "_count")
 
     def __init__(self, runner: web.AppRunner, sock: socket.socket, limits: ConnectionLimits, *,
-                 backlog: int = 128) -> None:
-        super().__init__(runner, backlog=backlog)
+                 backlog: int = 128, ssl_context: ssl.SSLContext | None = None) -> None:
+        super().__init__(runner, backlog=backlog, ssl_context=ssl_context)
         self._sock = sock
         self._limits = limits
         self._count = _ConnectionCount()
@@ -189,7 +190,7 @@ class LimitedSite(web.BaseSite):
     @property
     def name(self) -> str:
         host, port = self._sock.getsockname()[:2]
-        return f"http://{host}:{port}"
+        return f"{'https' if self._ssl_context else 'http'}://{host}:{port}"
 
     async def start(self) -> None:
         await super().start()
@@ -201,4 +202,8 @@ class LimitedSite(web.BaseSite):
         def protocol() -> LimitedRequestHandler:
             return LimitedRequestHandler(server, limits=self._limits, count=self._count, loop=loop, access_log=None)
 
-        self._server = await loop.create_server(protocol, sock=self._sock, backlog=self._backlog)
+        # A TLS handshake gets the time a request gets for its headers; it counts as no connection
+        # until it is done (the protocol above sees the connection only then).
+        handshake_timeout = self._limits.header_timeout_seconds if self._ssl_context else None
+        self._server = await loop.create_server(protocol, sock=self._sock, backlog=self._backlog,
+                                                ssl=self._ssl_context, ssl_handshake_timeout=handshake_timeout)

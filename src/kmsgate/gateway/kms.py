@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from kmsgate.core.errors import KmsError
+from kmsgate.config import DEFAULTS
 from kmsgate.core.principal import Caller
 from kmsgate.envelope.kms_client import GeneratedDataKey, KmsClient, UnwrappedKey, WrappedKey
 from kmsgate.gateway.errors import KmsUnavailableError
@@ -29,14 +30,13 @@ from kmsgate.gateway.metrics import GatewayMetrics
 from kmsgate.kms.audit_context import REQUEST_AUTHORIZATION, REQUEST_KEY_ARN
 
 T = TypeVar("T")
-DEFAULT_KMS_TIMEOUT_SECONDS = 5.0
 
 
 class InstrumentedKmsClient:
     """Wraps any ``KmsClient`` (in-process or remote) with a timeout and metrics."""
 
     def __init__(self, inner: KmsClient, metrics: GatewayMetrics, *,
-                 timeout_seconds: float = DEFAULT_KMS_TIMEOUT_SECONDS) -> None:
+                 timeout_seconds: float = DEFAULTS.kms_timeout_seconds) -> None:
         self.inner = inner
         self.metrics = metrics
         self.timeout_seconds = timeout_seconds

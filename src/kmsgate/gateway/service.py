@@ -38,6 +38,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from kmsgate.config import DEFAULTS
 from kmsgate.envelope.cache import CacheLimits, DecryptCacheLimits
 from kmsgate.envelope.encryptor import FRAME_LENGTH
 from kmsgate.envelope.header import DecryptPolicy
@@ -49,7 +50,7 @@ from kmsgate.auth.adapters import GatewayAuthenticator
 from kmsgate.gateway.auth import BearerCallers, RequestAuthenticator
 from kmsgate.gateway.bucket_service import BucketService
 from kmsgate.gateway.catalog_key import CatalogKey
-from kmsgate.gateway.kms import DEFAULT_KMS_TIMEOUT_SECONDS, AuditedKmsClient, AuditRecorder, InstrumentedKmsClient
+from kmsgate.gateway.kms import AuditedKmsClient, AuditRecorder, InstrumentedKmsClient
 from kmsgate.gateway.metrics import GatewayMetrics
 from kmsgate.gateway.multipart_service import MultipartService
 from kmsgate.gateway.object_access import ObjectAccess
@@ -60,9 +61,7 @@ from kmsgate.gateway.stream_service import StreamService
 
 log = logging.getLogger(__name__)
 
-DEFAULT_KEY_ALIAS = "alias/kmsgate-default"
-DEFAULT_BUCKET = "kmsgate"
-DEFAULT_MAX_OBJECT_BYTES = 5 * 2**30
+DEFAULT_KEY_ALIAS = DEFAULTS.default_key_alias
 METRICS_SYNC_SECONDS = 0.5
 """Longest delay before a request's counts (requests, bytes, in flight, data-key cache hits and
 misses) reach the shared metrics (``/metrics`` of the same process syncs first, so it is always
@@ -74,11 +73,11 @@ class GatewaySettings:
     """Tunables of the gateway (the CLI maps its options onto these)."""
 
     default_key_id: str = DEFAULT_KEY_ALIAS
-    default_bucket: str = DEFAULT_BUCKET
+    default_bucket: str = DEFAULTS.default_bucket
     """The bucket of the ``/v1/objects`` API: objects are ``arn:aws:s3:::<bucket>/<key>``."""
-    max_object_bytes: int = DEFAULT_MAX_OBJECT_BYTES
+    max_object_bytes: int = DEFAULTS.max_object_size
     """Largest plaintext accepted by PUT and /v1/encrypt, and largest message by /v1/decrypt."""
-    max_in_flight: int = 1024
+    max_in_flight: int = DEFAULTS.max_in_flight
     """Requests handled at once per process; one more is answered 503 at once."""
     frame_length: int = FRAME_LENGTH
     io_block_bytes: int = 256 * 1024
@@ -87,7 +86,7 @@ class GatewaySettings:
     """Threads for large crypto steps (default: the CPU count)."""
     crypto_inline_bytes: int = THRESHOLD_BYTES
     crypto_max_queued: int | None = None
-    kms_timeout_seconds: float = DEFAULT_KMS_TIMEOUT_SECONDS
+    kms_timeout_seconds: float = DEFAULTS.kms_timeout_seconds
     readiness_timeout_seconds: float = 2.0
     retry_after_seconds: int = 1
     cache_limits: CacheLimits = field(default_factory=CacheLimits)

@@ -40,6 +40,11 @@ main application holds under ``LISTENER_APPS[name]`` (a front such as the S3 API
 the main application's resources and lifetime). Each is reserved by the supervisor and shared
 by the workers exactly as the main port is, served within the same limits, and stopped and
 drained with it.
+
+TLS: with ``tls`` (``kmsgate.gateway.tls.TlsFiles``) every listener serves TLS. Each worker builds
+its own SSL context from the files. SIGHUP to the supervisor is forwarded to every worker, and each
+re-reads the certificate and key (``kmsgate.gateway.tls.reload``): connections already open go on,
+new handshakes get the new pair; a worker started later reads the files as they are then.
 """
 
 from __future__ import annotations
@@ -64,6 +69,7 @@ from aiohttp import web
 from kmsgate.gateway.connections import ConnectionLimits, LimitedSite
 from kmsgate.gateway.inflight import IN_FLIGHT, InFlight
 from kmsgate.gateway.metrics import SupervisorMetrics, mark_worker_dead
+from kmsgate.gateway.tls import TlsFiles, reload, server_context
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +88,8 @@ DEFAULT_LIVENESS_TIMEOUT_SECONDS = 30.0
 _BEAT = struct.Struct("=Q")
 _PR_SET_PDEATHSIG = 1
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-_SUPERVISOR_SIGNALS = {signal.SIGCHLD, *_STOP_SIGNALS}
+_RELOAD_SIGNAL = signal.SIGHUP
+_SUPERVISOR_SIGNALS = {signal.SIGCHLD, _RELOAD_SIGNAL, *_STOP_SIGNALS}
 
 
 def bind_reuseport(host: str, port: int) -> socket.socket:
@@ -144,13 +151,17 @@ def _write_port_file(path: str, port: int) -> None:
 
 async def _serve_async(app_factory: AppFactory, host: str, port: int, drain_timeout: float,
                        limits: ConnectionLimits, heartbeat: tuple[Heartbeats, int] | None,
-                       listeners: dict[str, int]) -> None:
+                       listeners: dict[str, int], tls: TlsFiles | None) -> None:
     loop = asyncio.get_running_loop()
     if heartbeat is not None:
         heartbeat[0].beat_from(loop, heartbeat[1])
     stop = asyncio.Event()
     for sig in _STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
+    ssl_context = None
+    if tls is not None:
+        ssl_context = server_context(tls)
+        loop.add_signal_handler(_RELOAD_SIGNAL, reload, ssl_context, tls)
     built = app_factory()
     app = await built if inspect.isawaitable(built) else built
     in_flight = app.get(IN_FLIGHT)
@@ -172,7 +183,7 @@ async def _serve_async(app_factory: AppFactory, host: str, port: int, drain_time
         for site_runner, site_port in ((runner, port), *zip(front_runners, listeners.values())):
             sock = bind_reuseport(host, site_port)
             sock.listen(LISTEN_BACKLOG)
-            site = LimitedSite(site_runner, sock, limits, backlog=LISTEN_BACKLOG)
+            site = LimitedSite(site_runner, sock, limits, backlog=LISTEN_BACKLOG, ssl_context=ssl_context)
             await site.start()
             sites.append(site)
         await stop.wait()
@@ -188,15 +199,16 @@ async def _serve_async(app_factory: AppFactory, host: str, port: int, drain_time
 def run_worker(app_factory: AppFactory, *, host: str, port: int, drain_timeout: float,
                limits: ConnectionLimits = ConnectionLimits(),
                heartbeat: tuple[Heartbeats, int] | None = None,
-               listeners: dict[str, int] | None = None) -> None:
+               listeners: dict[str, int] | None = None, tls: TlsFiles | None = None) -> None:
     """Serve until SIGTERM/SIGINT, then drain; runs uvloop in the calling process.
 
     With ``heartbeat`` (the shared counters and this worker's slot) the loop proves it runs.
+    With ``tls``, SIGHUP reloads the certificate and key.
     """
     import uvloop
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(_serve_async(app_factory, host, port, drain_timeout, limits, heartbeat, listeners or {}))
+        runner.run(_serve_async(app_factory, host, port, drain_timeout, limits, heartbeat, listeners or {}, tls))
 
 
 @dataclass
@@ -210,6 +222,7 @@ class _Supervisor:
     limits: ConnectionLimits
     liveness_timeout: float
     listeners: dict[str, int] = field(default_factory=dict)
+    tls: TlsFiles | None = None
     children: dict[int, float] = field(default_factory=dict)  # pid -> start time
     quick_deaths: int = 0
     pending_starts: list[float] = field(default_factory=list)  # monotonic due times
@@ -230,12 +243,13 @@ class _Supervisor:
             code = 0
             try:
                 _exit_with_parent()
-                signal.pthread_sigmask(signal.SIG_SETMASK, set())
                 for sig in _SUPERVISOR_SIGNALS:
                     signal.signal(sig, signal.SIG_DFL)
+                signal.signal(_RELOAD_SIGNAL, signal.SIG_IGN)  # until the loop handles it: never fatal
+                signal.pthread_sigmask(signal.SIG_SETMASK, set())
                 run_worker(self.app_factory, host=self.host, port=self.port,
                            drain_timeout=self.drain_timeout, limits=self.limits, heartbeat=heartbeat,
-                           listeners=self.listeners)
+                           listeners=self.listeners, tls=self.tls)
             except BaseException:  # a worker must never return into the supervisor's stack
                 log.exception("worker %d failed", os.getpid())
                 code = 1
@@ -304,6 +318,8 @@ class _Supervisor:
             info = signal.sigtimedwait(_SUPERVISOR_SIGNALS, timeout)
             if info is not None and info.si_signo in _STOP_SIGNALS:
                 return self.stop()
+            if info is not None and info.si_signo == _RELOAD_SIGNAL:
+                self.forward(_RELOAD_SIGNAL)
             self.reap()
             self.kill_unresponsive()
             if self.quick_deaths >= MAX_QUICK_DEATHS:
@@ -312,12 +328,15 @@ class _Supervisor:
                 return 1
             self.start_due()
 
-    def stop(self) -> int:
+    def forward(self, sig: signal.Signals) -> None:
         for pid in list(self.children):
             try:
-                os.kill(pid, signal.SIGTERM)
+                os.kill(pid, sig)
             except ProcessLookupError:
                 continue
+
+    def stop(self) -> int:
+        self.forward(signal.SIGTERM)
         deadline = time.monotonic() + self.drain_timeout + KILL_GRACE_SECONDS
         while self.children and time.monotonic() < deadline:
             try:
@@ -350,10 +369,11 @@ def serve(
     limits: ConnectionLimits = ConnectionLimits(),
     liveness_timeout: float = DEFAULT_LIVENESS_TIMEOUT_SECONDS,
     listeners: dict[str, int] | None = None,
+    tls: TlsFiles | None = None,
 ) -> int:
     """Serve ``app_factory()`` on ``host:port`` with ``workers`` processes; returns an exit code.
 
-    ``listeners`` names more ports (see the module docstring). Blocks until SIGTERM/SIGINT.
+    ``listeners`` names more ports, ``tls`` the PEM files to serve TLS with (see the module docstring). Blocks until SIGTERM/SIGINT.
     Call it from the main thread of a process that has no running event loop and no other
     threads (it forks).
     """
@@ -375,7 +395,7 @@ def serve(
         if port_file:
             _write_port_file(port_file, bound_port)
         run_worker(app_factory, host=host, port=bound_port, drain_timeout=drain_timeout, limits=limits,
-                   listeners=bound_listeners)
+                   listeners=bound_listeners, tls=tls)
         return 0
     metrics_dir = tempfile.mkdtemp(prefix="kmsgate-metrics-")
     previous = os.environ.get(MULTIPROC_ENV)
@@ -387,7 +407,7 @@ def serve(
         log.info("serving on %s:%d with %d workers", host, bound_port, workers,
                  extra={"listeners": bound_listeners} if bound_listeners else None)
         supervisor = _Supervisor(app_factory, host, bound_port, workers, drain_timeout, metrics_dir, limits,
-                                 liveness_timeout, bound_listeners)
+                                 liveness_timeout, bound_listeners, tls)
         return supervisor.run()
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _SUPERVISOR_SIGNALS)
