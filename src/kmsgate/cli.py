@@ -25,7 +25,7 @@ from kmsgate.auth.identities import ROOT_TOKEN_FILE_NAME, IdentitiesError, load_
 from kmsgate.bootstrap import ensure_default_key
 from kmsgate.config import Config
 from kmsgate.gateway import workers
-from kmsgate.gateway.connections import ConnectionLimits
+from kmsgate.web.connections import ConnectionLimits
 from kmsgate.kms.rootkey_source import load_root_key
 from kmsgate.kms.rootkey import RootKey, RootKeyError
 from kmsgate.kms.stores import KeyStoreUrlError, open_store, parse_key_store
