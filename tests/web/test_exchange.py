@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import http.client
 import json
 import socket
 import time
@@ -15,6 +16,9 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -23,7 +27,7 @@ from kmsgate.web.exchange import LOAD, Load
 from kmsgate.web.inflight import IN_FLIGHT
 from kmsgate.web.kms_api import KMS_API, KmsApi, TrustingAuthenticator, add_kms_route
 
-from conftest import REGION, KmsgateServer, start_server
+from tests.conftest import REGION, KmsgateServer, start_server
 
 WAIT_S = 20.0
 ACCOUNT_ID = "111122223333"
@@ -157,6 +161,38 @@ def test_kms_requests_are_counted_in_the_request_metrics_under_route_kms(one_slo
     before = _scrape(one_slot).get(key, 0.0)
     one_slot.kms_client().list_keys()
     _until(lambda: _scrape(one_slot).get(key, 0.0) == before + 1, "the KMS request counted")
+
+
+def _post_signed(connection: http.client.HTTPConnection, server: KmsgateServer, target: str, document: dict[str, Any],
+                 secret: str) -> tuple[int, str]:
+    body = json.dumps(document).encode()
+    request = AWSRequest(method="POST", url=f"{server.endpoint_url}/", data=body,
+                         headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": target})
+    SigV4Auth(Credentials(server.access_key_id, secret), "kms", server.region).add_auth(request)
+    connection.request("POST", "/", body=body, headers=dict(request.headers.items()))
+    response = connection.getresponse()
+    response.read()
+    return response.status, response.headers["x-amzn-RequestId"]
+
+
+def test_a_refused_request_is_audited_without_the_key_of_the_one_before_it_on_its_connection(
+        one_slot: KmsgateServer) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", one_slot.port, timeout=WAIT_S)
+    try:  # one keep-alive connection: an Encrypt under a key, then a request that fails authentication
+        status, served_id = _post_signed(connection, one_slot, "TrentService.Encrypt",
+                                         {"KeyId": "alias/kmsgate-default", "Plaintext": "AAAA"},
+                                         one_slot.secret_access_key)
+        assert status == 200
+        status, refused_id = _post_signed(connection, one_slot, "TrentService.Encrypt",
+                                          {"KeyId": "alias/kmsgate-default", "Plaintext": "AAAA"}, "wrong" * 8)
+        assert status == 400
+    finally:
+        connection.close()
+    entries = _until(lambda: (found := {e["request_id"]: e for e in _audit_entries(one_slot)})
+                     and served_id in found and refused_id in found and found, "both audit entries")
+    assert entries[served_id]["key_arn"].startswith("arn:aws:kms:")
+    assert entries[refused_id]["error_code"] == "InvalidSignatureException"
+    assert entries[refused_id]["key_arn"] is None and entries[refused_id]["principal_arn"] is None
 
 
 class HeldService:

@@ -228,50 +228,42 @@ class KmsApi:
             exc_internal = KmsInternalError(INTERNAL_ERROR_MESSAGE)
             response = _error_response(exc_internal, request_id)
             code = exc_internal.code
-        if self._audit is None:
-            return response
         return self._audited(response, request, request_id, operation_name, caller, kwargs, code,
-                             REQUEST_AUTHORIZATION.get())
+                             REQUEST_KEY_ARN.get(), REQUEST_AUTHORIZATION.get())
 
     def refuse(self, error: KmsError, request: web.Request, caller: Caller | None) -> web.Response:
         """The answer to a request refused before ``respond`` (authentication, compressed body,
         shed), audited as every request is."""
         request_id = self._next_request_id()
-        response = _error_response(error, request_id)
-        if self._audit is None:
-            return response
         operation_name = _operation_name(request.headers.get("X-Amz-Target", ""))
-        return self._audited(response, request, request_id, operation_name, caller, {}, error.code, None)
+        return self._audited(_error_response(error, request_id), request, request_id, operation_name, caller, {},
+                             error.code, None, None)
 
     def _audited(self, response: web.Response, request: web.Request, request_id: str, operation_name: str,
-                 caller: Caller | None, kwargs: dict[str, Any], code: str | None,
+                 caller: Caller | None, kwargs: dict[str, Any], code: str | None, key_arn: str | None,
                  authorization: Authorization | None) -> web.Response:
         """``response``, once its audit entry is written; if the log failed meanwhile, the answer is
         withheld, as for a refusal."""
+        if self._audit is None:
+            return response
+        entry = {
+            "request_id": request_id,
+            "operation": operation_name,
+            "caller": caller,
+            "source_ip": request.remote,
+            "key_arn": key_arn,
+            "key_id": kwargs.get("key_id") or kwargs.get("destination_key_id") or kwargs.get("target_key_id"),
+            "encryption_context": kwargs.get("encryption_context"),
+            "error_code": code,
+            "access_key_id": _claimed_access_key_id(request) if caller is None else None,
+            "authorized_by": authorization.basis if authorization is not None else None,
+            "grant_id": authorization.grant_id if authorization is not None else None,
+        }
         try:
-            self._audit_record(request, request_id, operation_name, caller, kwargs, code, authorization)
+            self._audit.record(entry)
         except KmsError as exc:
             return _error_response(exc, request_id)
         return response
-
-    def _audit_record(self, request: web.Request, request_id: str, operation_name: str, caller: Caller | None,
-                      kwargs: dict[str, Any], code: str | None, authorization: Authorization | None) -> None:
-        if self._audit is not None:
-            self._audit.record(
-                {
-                    "request_id": request_id,
-                    "operation": operation_name,
-                    "caller": caller,
-                    "source_ip": request.remote,
-                    "key_arn": REQUEST_KEY_ARN.get(),
-                    "key_id": kwargs.get("key_id") or kwargs.get("destination_key_id") or kwargs.get("target_key_id"),
-                    "encryption_context": kwargs.get("encryption_context"),
-                    "error_code": code,
-                    "access_key_id": _claimed_access_key_id(request) if caller is None else None,
-                    "authorized_by": authorization.basis if authorization is not None else None,
-                    "grant_id": authorization.grant_id if authorization is not None else None,
-                }
-            )
 
     def _operation(self, operation_name: str) -> _Operation:
         """Resolve and keep an operation (``UnknownOperationError`` for a name AWS does not have)."""
@@ -333,6 +325,8 @@ def add_kms_route(app: web.Application) -> None:
 
 
 async def _read_capped(request: web.Request) -> bytes:
+    """The whole request body, however many reads it arrives in; at most ``MAX_REQUEST_BYTES``
+    (each read has a deadline, see ``kmsgate.web.connections``)."""
     declared = request.content_length
     if declared is not None and declared > MAX_REQUEST_BYTES:
         raise ValidationError(f"Request body is larger than {MAX_REQUEST_BYTES} bytes")
