@@ -22,8 +22,8 @@ from kmsgate.bootstrap import ensure_default_key
 from kmsgate.config import Config, ConfigError, LoadedConfig, is_loopback, load_config, show
 from kmsgate.config_flags import add_config_flag, add_option_flags, given_flags
 from kmsgate.gateway import workers
-from kmsgate.gateway.connections import ConnectionLimits
 from kmsgate.gateway.tls import TlsError, server_context, tls_files
+from kmsgate.web.connections import ConnectionLimits
 from kmsgate.kms.rootkey_source import load_root_key
 from kmsgate.kms.rootkey import RootKey, RootKeyError
 from kmsgate.kms.stores import open_store, parse_key_store

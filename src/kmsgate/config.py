@@ -182,8 +182,10 @@ class Config:
     max_object_size: int = option(5 * 2**30, "largest body accepted by PUT /v1/objects and /v1/encrypt, in "
                                   "bytes; larger is 413", check=_at_least(1), group="gateway",
                                   default_text="5368709120 = 5 GiB")
-    max_in_flight: int = option(1024, "gateway requests handled at once per worker; more are answered 503 with "
-                                "Retry-After (requests still authenticating are not counted)", check=_at_least(1), group="gateway")
+    max_in_flight: int = option(1024, "authenticated requests handled at once per worker, of the KMS API, /v1 "
+                                "and the S3 API together; more are 503 SlowDown with Retry-After on the gateway, "
+                                "400 ThrottlingException on the KMS API (requests still authenticating are not "
+                                "counted)", check=_at_least(1), group="gateway")
     multipart_max_age_seconds: float = option(7 * 24 * 3600.0, "seconds after which an unfinished multipart "
                                               "upload is aborted and its parts removed, checked by each worker",
                                               flag="--multipart-max-age", check=_positive, group="gateway",

@@ -26,6 +26,8 @@ from kmsgate.auth.adapters import KeyPolicyAuthorizer, KmsAuditSink, SigV4Authen
 from kmsgate.auth.audit import AuditLog
 from kmsgate.auth.key_policies import admin_user_key_policy
 from kmsgate.auth.sigv4 import SigV4Verifier
+from kmsgate.gateway.metrics import GatewayMetrics
+from kmsgate.web.exchange import LOAD, Load
 
 from .conftest import (
     ACCOUNT, ALICE_AKID, ALICE_ARN, ALICE_SECRET, BOB_AKID, BOB_ARN, BOB_SECRET, REGION, ROOT_AKID, ROOT_SECRET,
@@ -63,7 +65,9 @@ def kms_server(tmp_path: Path, directory, clock) -> Iterator[KmsServer]:
             service, SigV4Authenticator(SigV4Verifier(directory, REGION, "kms", clock)), KmsAuditSink(audit, clock)
         )
         app = web.Application()
-        app.router.add_post("/", api.handle)
+        app[kms_api.KMS_API] = api
+        app[LOAD] = Load(max_in_flight=1024, metrics=GatewayMetrics())
+        kms_api.add_kms_route(app)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()

@@ -10,7 +10,7 @@ import orjson
 
 from json_logging import json_logger
 
-from kmsgate.gateway.access import AccessLog
+from kmsgate.web.access import AccessLog
 
 FIELDS = dict(method="PUT", route="object", path="/v1/objects/" + "k" * 300, status=201, error=None,
               bytes_in=1024, bytes_out=57, seconds=0.0123456, remote="127.0.0.1",

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kmsgate.config import Config
-from kmsgate.gateway.inflight import IN_FLIGHT
+from kmsgate.web.inflight import IN_FLIGHT
 from kmsgate.web.app import create_app
 
 from .helpers import signed_post

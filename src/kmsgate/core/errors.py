@@ -145,7 +145,7 @@ class DryRunOperationError(ClientError):
 
 
 class RequestTimeoutError(ClientError):
-    """The client stopped sending its request body (see ``kmsgate.gateway.connections``)."""
+    """The client stopped sending its request body (see ``kmsgate.web.connections``)."""
 
     code = "RequestTimeoutException"
     status = 408
@@ -156,6 +156,14 @@ class UnsupportedMediaTypeError(ClientError):
 
     code = "UnsupportedMediaTypeException"
     status = 415
+
+
+class ThrottlingError(KmsError):
+    """A request shed because the worker already serves ``--max-in-flight`` requests: 400, as AWS
+    answers it, and retried by AWS SDKs (not a fault of the request itself, hence no ``ClientError``)."""
+
+    code = "ThrottlingException"
+    status = 400
 
 
 class KmsInternalError(KmsError):

@@ -41,17 +41,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kmsgate.auth.adapters import GatewayAuthenticator
 from kmsgate.auth.identities import IdentityDirectory
 from kmsgate.auth.sigv4 import SigV4Verifier
 from kmsgate.auth.sigv4_canonical import UNSIGNED_PAYLOAD, check_request_target
-from kmsgate.auth.sigv4_chunked import ChunkSignatureVerifier
 from kmsgate.core.errors import IncompleteSignatureError, InvalidUriError, KmsError
 from kmsgate.core.principal import Caller
 from kmsgate.gateway.errors import GatewayError
+from kmsgate.web.exchange import Authenticated
 
 PAYLOAD_HASH_HEADER = "x-amz-content-sha256"
 SIGV4_ALGORITHM = "AWS4-HMAC-SHA256"
@@ -112,19 +111,6 @@ def _has_body(request: Any) -> bool:
 
 def unauthorized(code: str, message: str) -> GatewayError:
     return GatewayError(401, code, message, headers={"WWW-Authenticate": WWW_AUTHENTICATE})
-
-
-@dataclass(frozen=True, slots=True)
-class Authenticated:
-    """Who sent a request, and what its body must satisfy."""
-
-    caller: Caller
-    payload_check: PayloadCheck | None = None
-    """Set when the body's SHA-256 was signed: the streamed body must match it."""
-    body: bytes | None = None
-    """The whole body, when it had to be read to verify the signature."""
-    chunk_verifier: ChunkSignatureVerifier | None = None
-    """Set for a chunk-signed upload (a front that accepts them): its body is decoded through it."""
 
 
 async def _read_small_body(request: Any) -> bytes:

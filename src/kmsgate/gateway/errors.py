@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from kmsgate.core.errors import AccessDeniedError, ClientError, KmsError
-from kmsgate.gateway.connections import BodyReadTimeout
+from kmsgate.web.connections import BodyReadTimeout
 from kmsgate.envelope.errors import DataKeyUnavailableError, DecryptionError, EncryptionError
 from kmsgate.envelope.pool import PoolSaturated
 from kmsgate.gateway.headers import HeaderError

@@ -116,7 +116,8 @@ class GatewayMetrics:
             namespace=ns, registry=reg, multiprocess_mode="livesum",
         )
         self.rejected = Counter(
-            "gateway_rejected_requests", "Requests refused with 503 because the gateway was saturated.",
+            "gateway_rejected_requests", "Requests shed because the worker was saturated "
+            "(503 SlowDown on the gateway, ThrottlingException on the KMS API).",
             ["reason"], namespace=ns, registry=reg,
         )
         self.pool_queue_depth = Gauge(
@@ -215,6 +216,9 @@ class GatewayMetrics:
                 self._kms_children[(operation, outcome)] = children
         children[0].inc()
         children[1].observe(seconds)
+
+    def count_rejected(self, reason: str) -> None:
+        self.rejected.labels(reason).inc()
 
     def cache_hit(self, count: int = 1) -> None:
         self.cache_hits.inc(count)

@@ -30,10 +30,11 @@ from aiohttp import web
 
 from kmsgate.core.errors import ClientError, KmsError
 from kmsgate.gateway.exchange import GATEWAY, Exchange, endpoint
-from kmsgate.gateway.inflight import counted_by_handlers
 from kmsgate.gateway.objects import delete_object, get_object, head_object, put_object
 from kmsgate.gateway.service import Gateway
 from kmsgate.gateway.streams import decrypt_stream, encrypt_stream
+from kmsgate.web.exchange import LOAD
+from kmsgate.web.inflight import counted_by_handlers
 
 OBJECT_PATH = "/v1/objects/{key:.+}"
 
@@ -123,6 +124,7 @@ def setup_gateway(app: web.Application, factory: GatewayFactory) -> None:
     async def context(app: web.Application) -> AsyncIterator[None]:
         gateway = await factory(app)
         app[GATEWAY] = gateway
+        app[LOAD] = gateway.load
         try:
             await gateway.start()
             yield

@@ -58,6 +58,7 @@ from kmsgate.gateway.object_service import ObjectService
 from kmsgate.gateway.principals import DEFAULT_MAX_IDENTITIES, CallerMaterials, KmsClientFactory
 from kmsgate.gateway.storage.base import BucketAlreadyExists, Storage, StorageError
 from kmsgate.gateway.stream_service import StreamService
+from kmsgate.web.exchange import Load
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,8 @@ class GatewaySettings:
     max_object_bytes: int = DEFAULTS.max_object_size
     """Largest plaintext accepted by PUT and /v1/encrypt, and largest message by /v1/decrypt."""
     max_in_flight: int = DEFAULTS.max_in_flight
-    """Requests handled at once per process; one more is answered 503 at once."""
+    """Authenticated requests served at once per process, of every front (the KMS API's too);
+    one more is shed at once (``kmsgate.web.exchange``)."""
     frame_length: int = FRAME_LENGTH
     io_block_bytes: int = 256 * 1024
     """Bytes gathered from a request body before one encrypt/decrypt step."""
@@ -160,9 +162,9 @@ class Gateway:
         self.key_store_probe = key_store_probe  # the embedded KMS's key store; None with a remote KMS
         self.audit_status = audit_status
         self._audit_failures_synced = 0
-        self.in_flight = 0
         self._on_close = on_close
         self._sync_handle: asyncio.TimerHandle | None = None
+        self.load = Load(self.settings.max_in_flight, metrics, self.schedule_metrics_sync)
         self._default_bucket_ready = False
 
     async def ensure_default_bucket(self) -> None:
@@ -187,6 +189,11 @@ class Gateway:
     def materials_for(self, caller: Caller) -> MaterialsManager:
         """The data-key caches whose KMS calls act as ``caller`` (see the module docstring)."""
         return self.caller_materials.for_caller(caller)
+
+    @property
+    def in_flight(self) -> int:
+        """Authenticated requests being served now, over every front of this process."""
+        return self.load.in_flight
 
     def schedule_metrics_sync(self) -> None:
         """Called as each request starts and ends: schedules one metrics sync at most

@@ -9,7 +9,7 @@
   ``PROMETHEUS_MULTIPROC_DIR`` and forks N workers. Each worker installs uvloop, builds its
   application by calling ``app_factory()`` *in the worker* (so no event loop, thread or
   connection crosses the fork), binds its own ``SO_REUSEPORT`` listening socket and serves
-  it within ``ConnectionLimits`` (``kmsgate.gateway.connections``: header, body-read and idle
+  it within ``ConnectionLimits`` (``kmsgate.web.connections``: header, body-read and idle
   deadlines, a cap on open connections).
   The kernel spreads new connections over the workers' sockets.
 * A worker that dies is reaped, its live gauges are dropped from the metrics merge, and a
@@ -27,7 +27,7 @@
   frozen worker swallows connections. ``0`` turns the check off.
 * SIGTERM or SIGINT to the supervisor is forwarded to every worker. A worker stops
   accepting, lets in-flight requests finish for up to ``drain_timeout`` seconds (counted by
-  ``kmsgate.gateway.inflight``), cancels what is left, runs the application's cleanup and exits 0.
+  ``kmsgate.web.inflight``), cancels what is left, runs the application's cleanup and exits 0.
   Workers still alive ``KILL_GRACE_SECONDS`` after the drain timeout are killed. The
   supervisor then removes the metrics directory and exits 0.
 
@@ -66,8 +66,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from kmsgate.gateway.connections import ConnectionLimits, LimitedSite
-from kmsgate.gateway.inflight import IN_FLIGHT, InFlight
+from kmsgate.web.connections import ConnectionLimits, LimitedSite
+from kmsgate.web.inflight import IN_FLIGHT, InFlight
 from kmsgate.gateway.metrics import SupervisorMetrics, mark_worker_dead
 from kmsgate.gateway.tls import TlsFiles, reload, server_context
 

@@ -2,10 +2,10 @@
 
 ``create_s3_app(main, authenticator, region=...)`` builds the application served on
 ``--s3-port``. It shares the main application's ``Gateway`` (built at the main application's
-startup, which the worker runs first) and its in-flight count, so a stopping worker drains S3
-requests with the rest. Each request goes through ``kmsgate.gateway.exchange.endpoint`` with
-the S3 front (authentication, load shedding, metrics per operation, access log, error
-documents), then ``dispatch`` picks the operation.
+startup, which the worker runs first), its in-flight count, so a stopping worker drains S3
+requests with the rest, and its ``Load``, so ``--max-in-flight`` counts them with the rest.
+Each request goes through ``kmsgate.gateway.exchange.endpoint`` with the S3 front
+(authentication, load shedding, metrics per operation, access log, error documents), then ``dispatch`` picks the operation.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from collections.abc import AsyncIterator, Callable, Collection
 from aiohttp import web
 
 from kmsgate.gateway.exchange import GATEWAY, Exchange, endpoint
-from kmsgate.gateway.inflight import IN_FLIGHT, counted_by_handlers
 from kmsgate.gateway.service import Gateway
 from kmsgate.s3front.auth import S3Authenticator
 from kmsgate.s3front.dispatch import dispatch
 from kmsgate.s3front.front import AUTHENTICATOR, REGION, S3Front, add_request_id
 from kmsgate.s3front.target import resolve
+from kmsgate.web.exchange import LOAD
+from kmsgate.web.inflight import IN_FLIGHT, counted_by_handlers
 
 ROUTE = "s3"
 BASE_HOSTS = web.AppKey[tuple[str, ...]]("s3_base_hosts")
@@ -45,6 +46,7 @@ def create_s3_app(main: web.Application, authenticator: Callable[[], S3Authentic
 
     async def context(app: web.Application) -> AsyncIterator[None]:
         app[GATEWAY] = main[GATEWAY]
+        app[LOAD] = main[LOAD]
         app[AUTHENTICATOR] = authenticator()
         yield
 

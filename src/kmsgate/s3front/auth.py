@@ -26,7 +26,8 @@ from kmsgate.auth.sigv4_canonical import UNSIGNED_PAYLOAD
 from kmsgate.auth.sigv4_chunked import SIGNED_STREAMING_PAYLOADS, STREAMING_UNSIGNED_PAYLOAD_TRAILER
 from kmsgate.core.errors import KmsError
 from kmsgate.core.principal import Caller
-from kmsgate.gateway.auth import Authenticated, PayloadCheck
+from kmsgate.gateway.auth import PayloadCheck
+from kmsgate.web.exchange import Authenticated
 from kmsgate.s3.errors import AccessDenied, InvalidRequest, MissingContentLength
 from kmsgate.s3front.errors import auth_error
 

@@ -1,4 +1,4 @@
-"""The S3 API as a front of the request wrapper (``kmsgate.gateway.exchange.Front``), and request ids.
+"""The S3 API as a front of the request wrapper (``kmsgate.web.exchange.Front``), and request ids.
 
 Every response carries ``x-amz-request-id`` (and ``x-amz-id-2``, S3's host id), added as the
 response is prepared, so errors and streamed bodies alike have it; an error document names
@@ -12,12 +12,12 @@ import secrets
 
 from aiohttp import web
 
-from kmsgate.gateway.auth import Authenticated
-from kmsgate.gateway.exchange import Failure
+from kmsgate.gateway.errors import saturated
 from kmsgate.gateway.service import Gateway
 from kmsgate.s3.errors import S3Error, error_document
 from kmsgate.s3front.auth import S3Authenticator
 from kmsgate.s3front.errors import retry_after, to_s3_error
+from kmsgate.web.exchange import Authenticated, Exchange, Failure
 
 REQUEST_ID_HEADER = "x-amz-request-id"
 HOST_ID_HEADER = "x-amz-id-2"
@@ -47,7 +47,7 @@ async def add_request_id(request: web.Request, response: web.StreamResponse) -> 
 class S3Front:
     """S3's authentication and error documents, for ``exchange.endpoint``."""
 
-    refuses_compressed_bodies = False  # an object's Content-Encoding is stored, not applied
+    compressed_body_refusal = None  # an object's Content-Encoding is stored, not applied
 
     async def authenticate(self, request: web.Request, gateway: Gateway) -> Authenticated:
         return request.app[AUTHENTICATOR].authenticate(request)
@@ -56,7 +56,10 @@ class S3Front:
         err = to_s3_error(exc)
         return Failure(err.status, err.code, err, retry_after=retry_after(exc) if err.status == 503 else None)
 
-    def render(self, failure: Failure, request: web.Request) -> web.Response:
+    def saturated(self) -> Failure:
+        return self.failure(saturated())
+
+    def render(self, failure: Failure, request: web.Request, exchange: Exchange) -> web.Response:
         err = failure.error if isinstance(failure.error, S3Error) else to_s3_error(failure.error)
         headers = {} if failure.retry_after is None else {"Retry-After": str(failure.retry_after)}
         body = error_document(err, request_id=request_id(request), resource=request.path)

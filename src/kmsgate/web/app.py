@@ -8,7 +8,7 @@ import ipaddress
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from functools import partial
 from typing import Any
 
@@ -24,7 +24,6 @@ from kmsgate.envelope.cache import CacheLimits
 from kmsgate.envelope.kms_client import InProcessKmsClient, KmsClient, RemoteKmsClient, RemoteKmsSettings
 from kmsgate.gateway.auth import RequestAuthenticator as GatewayRequestAuthenticator
 from kmsgate.gateway.auth import gateway_authenticator
-from kmsgate.gateway.inflight import InFlight, counted_by_handlers
 from kmsgate.gateway.metrics import GatewayMetrics
 from kmsgate.gateway.object_access import ObjectAccess
 from kmsgate.gateway.exchange import GATEWAY
@@ -39,7 +38,7 @@ from kmsgate.kms.rootkey_source import load_root_key
 from kmsgate.kms.service import KmsService, open_service
 from kmsgate.s3front.app import create_s3_app
 from kmsgate.s3front.auth import S3Authenticator
-from kmsgate.web.kms_api import Authenticator, KmsApi, TrustingAuthenticator
+from kmsgate.web.kms_api import KMS_API, Authenticator, KmsApi, TrustingAuthenticator, add_kms_route
 
 log = logging.getLogger("kmsgate")
 
@@ -47,7 +46,6 @@ AUDIT_FILENAME = "audit.log"
 OBJECTS_DIRNAME = "objects"
 
 KMS_SERVICE: web.AppKey[KmsService] = web.AppKey("kms_service", KmsService)
-KMS_API: web.AppKey[KmsApi] = web.AppKey("kms_api", KmsApi)
 IDENTITIES: web.AppKey[IdentityDirectory] = web.AppKey("identities", IdentityDirectory)
 AUDIT_SINK: web.AppKey[KmsAuditSink] = web.AppKey("audit_sink", KmsAuditSink)
 
@@ -55,7 +53,7 @@ AUDIT_SINK: web.AppKey[KmsAuditSink] = web.AppKey("audit_sink", KmsAuditSink)
 def create_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=1024**2)
     app.cleanup_ctx.append(_kms_context(config))
-    app.router.add_post("/", _kms_handler(counted_by_handlers(app)))
+    add_kms_route(app)
     setup_gateway(app, partial(_build_gateway, config))
     app.cleanup_ctx.append(partial(_upload_expiry, config))
     if config.s3_port:
@@ -154,17 +152,6 @@ async def _build_gateway(config: Config, app: web.Application) -> Gateway:
         key_store_probe=key_store_probe,
         on_close=on_close,
     )
-
-
-def _kms_handler(in_flight: InFlight) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    async def kms_handler(request: web.Request) -> web.StreamResponse:
-        in_flight.enter()
-        try:
-            return await request.app[KMS_API].handle(request)
-        finally:
-            in_flight.leave()
-
-    return kms_handler
 
 
 def _kms_context(config: Config) -> Callable[[web.Application], AsyncIterator[None]]:

@@ -1,11 +1,17 @@
 """The AWS KMS wire protocol (JSON 1.1 over ``POST /``) as a thin adapter over ``KmsService``.
 
-Request path: operation from ``X-Amz-Target`` -> authentication from the headers alone (a
-pluggable ``Authenticator``: an unknown access key, a bad scope or date is answered without
-reading the body) -> the body, capped -> its signature -> JSON decode -> validation against the service model -> the service method
+The route is a front of the shared request wrapper (``kmsgate.web.exchange``), like the gateway's:
+a compressed body is refused, the request is authenticated (a pluggable ``Authenticator``: its
+headers alone first, so an unknown access key, a bad scope or date is answered without reading
+the body; then the body, capped, and its signature), shed with ``ThrottlingException`` when the
+worker already serves ``--max-in-flight`` authenticated requests, counted in the worker's
+in-flight count, metrics (route ``kms``) and access log. Then ``KmsApi.respond``: operation from
+``X-Amz-Target`` -> JSON decode -> validation against the service model -> the service method
 (which authorizes per key) -> JSON encode. Every ``KmsError`` is rendered here and only here, as
 ``{"__type": code, "message": message}`` with its HTTP status; anything else is a logged
-``KMSInternalException`` that tells the caller nothing about internals.
+``KMSInternalException`` that tells the caller nothing about internals. Every request, answered
+by the service or refused before it, leaves one audit entry (``AuditSink``); a request whose
+entry cannot be written is answered ``KMSInternalException`` instead.
 
 Per operation, everything that does not depend on the request (the compiled codec, the bound
 service method, its required and accepted arguments) is looked up once and kept. Request ids
@@ -20,8 +26,7 @@ import itertools
 import logging
 import os
 import re
-import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Protocol
@@ -35,21 +40,26 @@ from kmsgate.core.errors import (
     KmsInternalError,
     RequestTimeoutError,
     SerializationError,
+    ThrottlingError,
     UnknownOperationError,
     UnsupportedMediaTypeError,
     UnsupportedOperationError,
     ValidationError,
 )
 from kmsgate.core.principal import Caller, account_root
-from kmsgate.gateway.connections import BodyReadTimeout, uncompressed
 from kmsgate.kms.audit_context import REQUEST_AUTHORIZATION, REQUEST_KEY_ARN
 from kmsgate.web import awsjson
+from kmsgate.web.connections import BodyReadTimeout
+from kmsgate.web.exchange import Authenticated, Exchange, Failure, endpoint
+from kmsgate.web.inflight import counted_by_handlers
 
 log = logging.getLogger("kmsgate.kms")
 
+ROUTE = "kms"
 TARGET_PREFIX = "TrentService."
 CONTENT_TYPE = "application/x-amz-json-1.1"
 MAX_REQUEST_BYTES = 256 * 1024  # the largest valid KMS request is far smaller (6 KiB blobs, 32 KiB policies)
+INTERNAL_ERROR_MESSAGE = "An internal error occurred; see the server log for the request id"
 _IGNORED_WHEN_FALSE = frozenset({"dry_run"})
 _ACCESS_KEY_ID_RE = re.compile(r"[A-Z0-9]{16,128}")
 
@@ -138,6 +148,10 @@ class _Operation:
     accepted: frozenset[str]
 
 
+def _operation_name(target: str) -> str:
+    return target[len(TARGET_PREFIX) :] if target.startswith(TARGET_PREFIX) else target
+
+
 def _request_id_prefix() -> str:
     """Random ``xxxxxxxx-xxxx-4xxx-yxxx`` (UUID version 4 and variant bits), drawn once."""
     value = bytearray(os.urandom(10))
@@ -152,7 +166,7 @@ class KmsApi:
 
     def __init__(self, service: Any, authenticator: Authenticator, audit: AuditSink | None = None) -> None:
         self._service = service
-        self._authenticator = authenticator
+        self.authenticator = authenticator
         self._audit = audit
         self._operations: dict[str, _Operation] = {}
         self._id_prefix = _request_id_prefix()
@@ -161,12 +175,14 @@ class KmsApi:
     def _next_request_id(self) -> str:
         return f"{self._id_prefix}-{next(self._id_counter) & 0xFFFFFFFFFFFF:012x}"
 
-    async def handle(self, request: web.Request) -> web.Response:
-        started = time.perf_counter()
+    async def respond(self, request: web.Request, exchange: Exchange) -> web.Response:
+        """The answer to an authenticated request (``exchange.body`` is its whole body)."""
         request_id = self._next_request_id()
         target = request.headers.get("X-Amz-Target", "")
-        operation_name = target[len(TARGET_PREFIX) :] if target.startswith(TARGET_PREFIX) else target
-        caller: Caller | None = None
+        operation_name = _operation_name(target)
+        caller = exchange.caller
+        body = exchange.body or b""
+        exchange.bytes_in = len(body)
         kwargs: dict[str, Any] = {}
         REQUEST_KEY_ARN.set(None)
         REQUEST_AUTHORIZATION.set(None)
@@ -174,9 +190,6 @@ class KmsApi:
             if not target.startswith(TARGET_PREFIX):
                 raise UnknownOperationError(f"Unknown operation {target or '(missing X-Amz-Target)'}")
             op = self._operations.get(operation_name) or self._operation(operation_name)
-            pending = self._authenticator.check_headers(request)
-            body = await _read_body(request)
-            caller = pending.verify_body(body)
             try:
                 document = orjson.loads(body) if body and not body.isspace() else {}
             except orjson.JSONDecodeError:
@@ -212,49 +225,45 @@ class KmsApi:
             code = exc.code
         except Exception:
             log.exception("internal error", extra={"request_id": request_id, "operation": operation_name})
-            exc_internal = KmsInternalError("An internal error occurred; see the server log for the request id")
+            exc_internal = KmsInternalError(INTERNAL_ERROR_MESSAGE)
             response = _error_response(exc_internal, request_id)
             code = exc_internal.code
-        # Per-request lines are debug: the audit log is the record of every KMS call, and an
-        # info line per request would cost more than the cryptography it describes.
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "kms request",
-                extra={
-                    "request_id": request_id,
-                    "operation": operation_name,
-                    "status": response.status,
-                    "error_code": code,
-                    "principal": caller.arn if caller else None,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-                },
-            )
-        if self._audit is not None:
-            authorization = REQUEST_AUTHORIZATION.get()
-            try:
-                self._audit_record(request, request_id, operation_name, caller, kwargs, code, authorization)
-            except KmsError as exc:  # the log failed meanwhile: the answer is withheld, as for a refusal
-                response = _error_response(exc, request_id)
-        return response
+        return self._audited(response, request, request_id, operation_name, caller, kwargs, code,
+                             REQUEST_KEY_ARN.get(), REQUEST_AUTHORIZATION.get())
 
-    def _audit_record(self, request: web.Request, request_id: str, operation_name: str, caller: Caller | None,
-                      kwargs: dict[str, Any], code: str | None, authorization: Authorization | None) -> None:
-        if self._audit is not None:
-            self._audit.record(
-                {
-                    "request_id": request_id,
-                    "operation": operation_name,
-                    "caller": caller,
-                    "source_ip": request.remote,
-                    "key_arn": REQUEST_KEY_ARN.get(),
-                    "key_id": kwargs.get("key_id") or kwargs.get("destination_key_id") or kwargs.get("target_key_id"),
-                    "encryption_context": kwargs.get("encryption_context"),
-                    "error_code": code,
-                    "access_key_id": _claimed_access_key_id(request) if caller is None else None,
-                    "authorized_by": authorization.basis if authorization is not None else None,
-                    "grant_id": authorization.grant_id if authorization is not None else None,
-                }
-            )
+    def refuse(self, error: KmsError, request: web.Request, caller: Caller | None) -> web.Response:
+        """The answer to a request refused before ``respond`` (authentication, compressed body,
+        shed), audited as every request is."""
+        request_id = self._next_request_id()
+        operation_name = _operation_name(request.headers.get("X-Amz-Target", ""))
+        return self._audited(_error_response(error, request_id), request, request_id, operation_name, caller, {},
+                             error.code, None, None)
+
+    def _audited(self, response: web.Response, request: web.Request, request_id: str, operation_name: str,
+                 caller: Caller | None, kwargs: dict[str, Any], code: str | None, key_arn: str | None,
+                 authorization: Authorization | None) -> web.Response:
+        """``response``, once its audit entry is written; if the log failed meanwhile, the answer is
+        withheld, as for a refusal."""
+        if self._audit is None:
+            return response
+        entry = {
+            "request_id": request_id,
+            "operation": operation_name,
+            "caller": caller,
+            "source_ip": request.remote,
+            "key_arn": key_arn,
+            "key_id": kwargs.get("key_id") or kwargs.get("destination_key_id") or kwargs.get("target_key_id"),
+            "encryption_context": kwargs.get("encryption_context"),
+            "error_code": code,
+            "access_key_id": _claimed_access_key_id(request) if caller is None else None,
+            "authorized_by": authorization.basis if authorization is not None else None,
+            "grant_id": authorization.grant_id if authorization is not None else None,
+        }
+        try:
+            self._audit.record(entry)
+        except KmsError as exc:
+            return _error_response(exc, request_id)
+        return response
 
     def _operation(self, operation_name: str) -> _Operation:
         """Resolve and keep an operation (``UnknownOperationError`` for a name AWS does not have)."""
@@ -268,22 +277,56 @@ class KmsApi:
         return op
 
 
-async def _read_body(request: web.Request) -> bytes:
-    """The whole request body, however many reads it arrives in; at most ``MAX_REQUEST_BYTES``.
+KMS_API: web.AppKey[KmsApi] = web.AppKey("kms_api", KmsApi)
 
-    A compressed body is refused unread (its inflated size would escape the cap), and a body that
-    stops arriving fails with ``RequestTimeoutException`` (each read has a deadline, see
-    ``kmsgate.gateway.connections``).
-    """
-    if not uncompressed(request.headers):
-        raise UnsupportedMediaTypeError("Compressed request bodies (Content-Encoding) are not accepted.")
-    try:
-        return await _read_capped(request)
-    except BodyReadTimeout:
-        raise RequestTimeoutError(BodyReadTimeout.MESSAGE) from None
+
+def _compressed_body() -> KmsError:
+    return UnsupportedMediaTypeError("Compressed request bodies (Content-Encoding) are not accepted.")
+
+
+class KmsFront:
+    """The KMS API as a front of the request wrapper: SigV4 (service ``kms``) over the whole body,
+    failures as ``{"__type", "message"}`` with the ``KmsError``'s status, each one audited."""
+
+    compressed_body_refusal = staticmethod(_compressed_body)
+
+    async def authenticate(self, request: web.Request, api: KmsApi) -> Authenticated:
+        pending = api.authenticator.check_headers(request)  # nothing of the body is read before this passes
+        try:
+            body = await _read_capped(request)
+        except BodyReadTimeout:
+            raise RequestTimeoutError(BodyReadTimeout.MESSAGE) from None
+        return Authenticated(pending.verify_body(body), body=body)
+
+    def failure(self, exc: BaseException) -> Failure:
+        error = exc if isinstance(exc, KmsError) else KmsInternalError(INTERNAL_ERROR_MESSAGE)
+        return Failure(error.status, error.code, error)
+
+    def saturated(self) -> Failure:
+        return self.failure(ThrottlingError("Rate exceeded; retry later."))
+
+    def render(self, failure: Failure, request: web.Request, exchange: Exchange) -> web.Response:
+        error = failure.error
+        if not isinstance(error, KmsError):
+            error = KmsInternalError(INTERNAL_ERROR_MESSAGE)
+        return request.app[KMS_API].refuse(error, request, exchange.authenticated)
+
+
+def serve(request: web.Request, api: KmsApi, exchange: Exchange) -> Awaitable[web.StreamResponse]:
+    """The wrapper's handler: ``api.respond`` (its coroutine, awaited by the wrapper)."""
+    return api.respond(request, exchange)
+
+
+def add_kms_route(app: web.Application) -> None:
+    """Serve the KMS API at ``POST /`` of ``app`` over the ``KmsApi`` it keeps under ``KMS_API``
+    (and the ``Load`` under ``kmsgate.web.exchange.LOAD``, shared with the gateway's fronts)."""
+    counted_by_handlers(app)
+    app.router.add_post("/", endpoint(ROUTE, serve, service=KMS_API, front=KmsFront()))
 
 
 async def _read_capped(request: web.Request) -> bytes:
+    """The whole request body, however many reads it arrives in; at most ``MAX_REQUEST_BYTES``
+    (each read has a deadline, see ``kmsgate.web.connections``)."""
     declared = request.content_length
     if declared is not None and declared > MAX_REQUEST_BYTES:
         raise ValidationError(f"Request body is larger than {MAX_REQUEST_BYTES} bytes")

@@ -1,4 +1,5 @@
-"""The gateway's access log: one JSON line per request on the ``kmsgate.gateway.access`` logger.
+"""The access log of every front (KMS API, ``/v1``, S3 API): one JSON line per request on the
+``kmsgate.gateway.access`` logger (the name logging configurations select it by).
 
 Each line carries ``method``, ``route``, ``path`` (at most ``MAX_LOGGED_PATH_CHARS``),
 ``status``, ``error`` (the AWS-style code or null), ``bytes_in``, ``bytes_out``,

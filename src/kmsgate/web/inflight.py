@@ -6,8 +6,8 @@ first only stops accepting, waits here for the handlers in flight, and then lets
 close.
 
 An application whose handlers count themselves (``enter`` as a handler starts, ``leave``
-as it ends) keeps its ``InFlight`` under ``IN_FLIGHT``; kmsgate's KMS route and gateway
-routes do. For any other application the worker counts through ``middleware``. The
+as it ends) keeps its ``InFlight`` under ``IN_FLIGHT``; kmsgate's fronts do, in their shared
+request wrapper (``kmsgate.web.exchange``). For any other application the worker counts through ``middleware``. The
 difference is speed: any middleware at all makes aiohttp wrap every handler of the
 application in two more coroutines per request, which costs a KMS request about 5% of its
 CPU time.

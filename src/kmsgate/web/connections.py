@@ -19,7 +19,8 @@ serves an ``AppRunner`` through ``LimitedRequestHandler``, which adds, per ``Con
   malformed request).
 
 Request bodies are never inflated (``auto_decompress=False``): a ``Content-Encoding`` other than
-``identity`` is refused by each protocol adapter, so the body limits apply to the bytes received.
+``identity`` is refused by the request wrapper (``kmsgate.web.exchange``) in each front's error
+shape, so the body limits apply to the bytes received.
 """
 
 from __future__ import annotations
