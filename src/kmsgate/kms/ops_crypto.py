@@ -47,6 +47,7 @@ class CryptoOperations(ServiceBase):
         key_ref: str | None,
         encryption_context: Mapping[str, str] | None,
         grant_tokens: Sequence[str],
+        encryption_algorithm: str | None = None,
     ) -> None:
         """A cryptographic use of ``key`` (named ``key_ref`` in the request): allowed, and the key usable.
 
@@ -60,6 +61,7 @@ class CryptoOperations(ServiceBase):
             encryption_context=dict(encryption_context or {}),
             grant_tokens=grant_tokens,
             request_alias=self._request_alias(key_ref),
+            extra={"kms:EncryptionAlgorithm": encryption_algorithm or SYMMETRIC_DEFAULT},
         )
         self._require_usable(key)
 
@@ -88,7 +90,7 @@ class CryptoOperations(ServiceBase):
             raise InvalidCiphertextError(blob.INVALID_CIPHERTEXT_MESSAGE)
         self._authorize_use(caller, action, key, key_id, encryption_context, grant_tokens)
         material = self._snapshot.materials.get((key.key_id, header.version))
-        if material is None:
+        if material is None or key.key_spec != SYMMETRIC_DEFAULT:
             raise InvalidCiphertextError(blob.INVALID_CIPHERTEXT_MESSAGE)
         return blob.open_blob(material.secret, ciphertext_blob, encoded), key, material
 
@@ -102,11 +104,14 @@ class CryptoOperations(ServiceBase):
         grant_tokens: Sequence[str] = (),
         encryption_algorithm: str | None = None,
     ) -> EncryptResult:
-        _check_algorithm(encryption_algorithm, "EncryptionAlgorithm")
         if not 1 <= len(plaintext) <= MAX_PLAINTEXT_BYTES:
             raise ValidationError(f"Plaintext must be 1 to {MAX_PLAINTEXT_BYTES} bytes")
         key = await self._resolve(key_id, allow_alias=True)
-        self._authorize_use(caller, "kms:Encrypt", key, key_id, encryption_context, grant_tokens)
+        self._authorize_use(
+            caller, "kms:Encrypt", key, key_id, encryption_context, grant_tokens, encryption_algorithm
+        )
+        self._require_key_usage(key, "Encrypt", "ENCRYPT_DECRYPT", symmetric=True)
+        _check_algorithm(encryption_algorithm, "EncryptionAlgorithm")
         sealed, material = self._seal(key, plaintext, encryption_context)
         self._note_use(key, "Encrypt")
         return EncryptResult(
@@ -160,6 +165,7 @@ class CryptoOperations(ServiceBase):
         self._authorize_use(
             caller, "kms:ReEncryptTo", destination, destination_key_id, destination_encryption_context, grant_tokens
         )
+        self._require_key_usage(destination, "ReEncrypt", "ENCRYPT_DECRYPT", symmetric=True)
         sealed, material = self._seal(destination, plaintext, destination_encryption_context)
         self._note_use(source, "ReEncrypt")
         self._note_use(destination, "ReEncrypt")
@@ -188,6 +194,7 @@ class CryptoOperations(ServiceBase):
         size = _KEY_SPEC_BYTES[key_spec] if key_spec is not None else int(number_of_bytes or 0)
         key = await self._resolve(key_id, allow_alias=True)
         self._authorize_use(caller, action, key, key_id, encryption_context, grant_tokens)
+        self._require_key_usage(key, action.removeprefix("kms:"), "ENCRYPT_DECRYPT", symmetric=True)
         plaintext = os.urandom(size)
         sealed, material = self._seal(key, plaintext, encryption_context)
         self._note_use(key, action.removeprefix("kms:"))
