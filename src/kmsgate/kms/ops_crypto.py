@@ -18,8 +18,9 @@ from kmsgate.core.errors import (
     ValidationError,
 )
 from kmsgate.core.principal import Caller
-from kmsgate.kms import blob
+from kmsgate.kms import asymmetric, blob
 from kmsgate.kms.base import ServiceBase
+from kmsgate.kms.keyspecs import KEY_SPECS
 from kmsgate.kms.context import encode_context
 from kmsgate.kms.model import SYMMETRIC_DEFAULT, KeyMaterial, KmsKey
 from kmsgate.kms.results import DataKeyResult, DecryptResult, EncryptResult, ReEncryptResult
@@ -31,6 +32,11 @@ _KEY_SPEC_BYTES = {"AES_256": 32, "AES_128": 16}
 def _check_algorithm(algorithm: str | None, field: str) -> None:
     if algorithm not in (None, SYMMETRIC_DEFAULT):
         raise ValidationError(f"{field} {algorithm} is not valid for a symmetric key; use SYMMETRIC_DEFAULT")
+
+
+def _refuse_context(encryption_context: Mapping[str, str] | None) -> None:
+    if encryption_context:
+        raise ValidationError("EncryptionContext is not supported with asymmetric KMS keys")
 
 
 class CryptoOperations(ServiceBase):
@@ -110,7 +116,8 @@ class CryptoOperations(ServiceBase):
         self._authorize_use(
             caller, "kms:Encrypt", key, key_id, encryption_context, grant_tokens, encryption_algorithm
         )
-        self._require_key_usage(key, "Encrypt", "ENCRYPT_DECRYPT", symmetric=True)
+        if key.key_spec != SYMMETRIC_DEFAULT:
+            return self._encrypt_asymmetric(key, plaintext, encryption_context, encryption_algorithm)
         _check_algorithm(encryption_algorithm, "EncryptionAlgorithm")
         sealed, material = self._seal(key, plaintext, encryption_context)
         self._note_use(key, "Encrypt")
@@ -131,6 +138,12 @@ class CryptoOperations(ServiceBase):
         grant_tokens: Sequence[str] = (),
         encryption_algorithm: str | None = None,
     ) -> DecryptResult:
+        if key_id is not None:
+            named = await self._resolve(key_id, allow_alias=True)
+            if named.key_spec != SYMMETRIC_DEFAULT:
+                return self._decrypt_asymmetric(
+                    caller, named, key_id, ciphertext_blob, encryption_context, grant_tokens, encryption_algorithm
+                )
         _check_algorithm(encryption_algorithm, "EncryptionAlgorithm")
         plaintext, key, material = await self._open(
             ciphertext_blob, encryption_context, key_id, caller, "kms:Decrypt", grant_tokens
@@ -141,6 +154,41 @@ class CryptoOperations(ServiceBase):
             plaintext=plaintext,
             encryption_algorithm=SYMMETRIC_DEFAULT,
             key_material_id=material.material_id,
+        )
+
+    def _encrypt_asymmetric(
+        self, key: KmsKey, plaintext: bytes, encryption_context: Mapping[str, str] | None, algorithm: str | None
+    ) -> EncryptResult:
+        self._require_key_usage(key, "Encrypt", "ENCRYPT_DECRYPT")
+        spec = KEY_SPECS[key.key_spec]
+        chosen = asymmetric.check_encryption_algorithm(spec, key.key_usage, algorithm)
+        _refuse_context(encryption_context)
+        material = self._material(key)
+        ciphertext = asymmetric.encrypt(material.secret, spec, chosen, plaintext)
+        self._note_use(key, "Encrypt")
+        return EncryptResult(
+            key_id=key.arn, ciphertext_blob=ciphertext, encryption_algorithm=chosen, key_material_id=material.material_id
+        )
+
+    def _decrypt_asymmetric(
+        self,
+        caller: Caller,
+        key: KmsKey,
+        key_ref: str,
+        ciphertext_blob: bytes,
+        encryption_context: Mapping[str, str] | None,
+        grant_tokens: Sequence[str],
+        algorithm: str | None,
+    ) -> DecryptResult:
+        self._authorize_use(caller, "kms:Decrypt", key, key_ref, encryption_context, grant_tokens, algorithm)
+        self._require_key_usage(key, "Decrypt", "ENCRYPT_DECRYPT")
+        chosen = asymmetric.check_encryption_algorithm(KEY_SPECS[key.key_spec], key.key_usage, algorithm)
+        _refuse_context(encryption_context)
+        material = self._material(key)
+        plaintext = asymmetric.decrypt(material.secret, chosen, ciphertext_blob)
+        self._note_use(key, "Decrypt")
+        return DecryptResult(
+            key_id=key.arn, plaintext=plaintext, encryption_algorithm=chosen, key_material_id=material.material_id
         )
 
     async def re_encrypt(
