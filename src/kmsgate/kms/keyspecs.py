@@ -18,7 +18,7 @@ Pure: no I/O. Key generation can take long (RSA 4096): callers run it off the ev
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import serialization
@@ -188,6 +188,39 @@ def _looks_like_pkcs8(der: bytes) -> bool:
     length_octets = der[1] - 0x80 if der[1] & 0x80 else 0
     offset = 2 + length_octets
     return der[offset : offset + 3] in (b"\x02\x01\x00", b"\x02\x01\x01") and der[offset + 3 : offset + 4] == b"\x30"
+
+
+# Grant operations a key of each kind supports (besides CreateGrant, RetireGrant, DescribeKey).
+_SYMMETRIC_GRANT_OPERATIONS = frozenset({
+    "Encrypt", "Decrypt", "ReEncryptFrom", "ReEncryptTo", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
+    "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext",
+})
+_GRANT_OPERATIONS_BY_USAGE = {
+    ENCRYPT_DECRYPT: frozenset({"Encrypt", "Decrypt", "ReEncryptFrom", "ReEncryptTo", "GetPublicKey"}),
+    SIGN_VERIFY: frozenset({"Sign", "Verify", "GetPublicKey"}),
+    GENERATE_VERIFY_MAC: frozenset({"GenerateMac", "VerifyMac"}),
+    KEY_AGREEMENT: frozenset({"DeriveSharedSecret", "GetPublicKey"}),
+}
+_ANY_KEY_GRANT_OPERATIONS = frozenset({"CreateGrant", "RetireGrant", "DescribeKey"})
+
+
+def check_grant(spec: KeySpecInfo, key_usage: str, operations: Iterable[str], *, constrained: bool) -> None:
+    """CreateGrant's ValidationException for operations the key does not support, or an encryption
+    context constraint on a key whose operations take no encryption context (asymmetric, HMAC)."""
+    if spec.family == "symmetric":
+        supported = _SYMMETRIC_GRANT_OPERATIONS
+    else:
+        supported = _GRANT_OPERATIONS_BY_USAGE[key_usage]
+    unsupported = sorted(set(operations) - supported - _ANY_KEY_GRANT_OPERATIONS)
+    if unsupported:
+        raise ValidationError(
+            f"Grant operations {unsupported} are not supported by a KMS key with KeySpec {spec.name} "
+            f"and KeyUsage {key_usage}"
+        )
+    if constrained and spec.family != "symmetric":
+        raise ValidationError(
+            f"Encryption context grant constraints cannot be used with a KMS key with KeySpec {spec.name}"
+        )
 
 
 def check_imported_material(spec: KeySpecInfo, material: bytes) -> bytes:
