@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, rsa
 
 from kmsgate.core.errors import IncorrectKeyMaterialError, UnsupportedOperationError, ValidationError
+from kmsgate.kms.model import KEY_MATERIAL_BYTES
 
 ENCRYPT_DECRYPT = "ENCRYPT_DECRYPT"
 SIGN_VERIFY = "SIGN_VERIFY"
@@ -160,7 +161,7 @@ def check_usage(spec: KeySpecInfo, key_usage: str) -> None:
 def generate_material(spec: KeySpecInfo) -> bytes:
     """New key material for ``spec`` (see the module docstring for its form). Slow for RSA 4096."""
     if spec.family == "symmetric":
-        return os.urandom(32)
+        return os.urandom(KEY_MATERIAL_BYTES)
     if spec.family == "hmac":
         return os.urandom(spec.hmac_bytes[0])
     private_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | mldsa.MLDSA44PrivateKey | mldsa.MLDSA65PrivateKey | mldsa.MLDSA87PrivateKey
@@ -230,8 +231,10 @@ def check_imported_material(spec: KeySpecInfo, material: bytes) -> bytes:
     of exactly the spec's type and size (re-encoded, so what is kept is always canonical).
     """
     if spec.family == "symmetric":
-        if len(material) != 32:
-            raise IncorrectKeyMaterialError("Key material for a SYMMETRIC_DEFAULT key must be 32 bytes")
+        if len(material) != KEY_MATERIAL_BYTES:
+            raise IncorrectKeyMaterialError(
+                f"Key material for a SYMMETRIC_DEFAULT key must be {KEY_MATERIAL_BYTES} bytes"
+            )
         return material
     if spec.family == "hmac":
         _, low, high = spec.hmac_bytes
