@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from kmsgate.core.errors import IncorrectKeyMaterialError, UnsupportedOperationError, ValidationError
 from kmsgate.kms.model import KEY_MATERIAL_BYTES
@@ -164,7 +165,7 @@ def generate_material(spec: KeySpecInfo) -> bytes:
         return os.urandom(KEY_MATERIAL_BYTES)
     if spec.family == "hmac":
         return os.urandom(spec.hmac_bytes[0])
-    private_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | mldsa.MLDSA44PrivateKey | mldsa.MLDSA65PrivateKey | mldsa.MLDSA87PrivateKey
+    private_key: PrivateKeyTypes
     if spec.family == "rsa":
         private_key = rsa.generate_private_key(public_exponent=65537, key_size=spec.rsa_bits)
     elif spec.family == "ecc":
