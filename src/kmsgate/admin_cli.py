@@ -9,7 +9,9 @@ so after a first start::
                             --user arn:aws:iam::111122223333:role/app --alias alias/app
 
 The key policy is ``kmsgate.auth.key_policies.admin_user_key_policy``: administrators may manage
-the key but not use it, users may use it but not manage it, and the account root keeps ``kms:*``.
+the key but not use it, users may use it but not manage it (with the actions of its key spec and
+usage: ``--key-spec ECC_NIST_P256`` users may Sign, Verify and GetPublicKey), and the account root
+keeps ``kms:*``.
 The key's metadata (and the alias, when given) is printed as JSON on stdout.
 """
 
@@ -22,8 +24,10 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
-from kmsgate.auth.key_policies import admin_user_key_policy
+from kmsgate.auth.key_policies import admin_user_key_policy, key_user_actions
 from kmsgate.config import DEFAULTS
+from kmsgate.core.errors import ValidationError
+from kmsgate.kms.keyspecs import KEY_SPECS, check_usage
 
 DEFAULT_ENDPOINT_URL = f"http://{DEFAULTS.host}:{DEFAULTS.port}"
 DEFAULT_REGION = DEFAULTS.region
@@ -39,8 +43,9 @@ def add_keys_command(subparsers: Any, environ: Mapping[str, str] | None = None) 
     create = actions.add_parser(
         "create",
         help="create a key whose policy names its administrators and users",
-        description="Create a symmetric key on a running kmsgate with a key policy giving --admin principals "
-        "the key-administrator actions and --user principals the key-usage actions. Credentials come from the "
+        description="Create a key (symmetric unless --key-spec says otherwise) on a running kmsgate with a key "
+        "policy giving --admin principals the key-administrator actions and --user principals the key-usage "
+        "actions of its spec and usage. Credentials come from the "
         "standard AWS chain (e.g. AWS_SHARED_CREDENTIALS_FILE=data/credentials AWS_PROFILE=kmsgate).",
     )
     create.add_argument("--admin", action="extend", nargs="+", default=[], metavar="ARN",
@@ -49,6 +54,12 @@ def add_keys_command(subparsers: Any, environ: Mapping[str, str] | None = None) 
                         help="principal ARN(s) that may use the key for cryptography (not administer it)")
     create.add_argument("--alias", help="also create this alias (alias/NAME) for the key")
     create.add_argument("--description", default="", help="the key's description")
+    create.add_argument("--key-spec", default="SYMMETRIC_DEFAULT", choices=sorted(KEY_SPECS), metavar="SPEC",
+                        help="the key spec (default: %(default)s; RSA_2048, ECC_NIST_P256, HMAC_256, ML_DSA_65…)")
+    create.add_argument("--key-usage", default=None,
+                        choices=("ENCRYPT_DECRYPT", "SIGN_VERIFY", "GENERATE_VERIFY_MAC", "KEY_AGREEMENT"),
+                        help="the key usage (default: the first the spec allows, as CreateKey picks "
+                        "ENCRYPT_DECRYPT for RSA and SIGN_VERIFY for elliptic curves)")
     create.add_argument("--endpoint-url",
                         default=env.get("AWS_ENDPOINT_URL_KMS") or env.get("AWS_ENDPOINT_URL") or DEFAULT_ENDPOINT_URL,
                         help="the kmsgate KMS endpoint [AWS_ENDPOINT_URL_KMS] (default: %(default)s)")
@@ -81,8 +92,17 @@ def create_key(args: argparse.Namespace, client: Any) -> dict[str, Any]:
     account_id = args.account_id or _account_of([*args.admin, *args.user])
     if account_id is None:
         raise ValueError("give --account-id, or at least one --admin or --user ARN")
-    policy = admin_user_key_policy(account_id, args.admin, args.user)
-    metadata = client.create_key(Policy=policy, Description=args.description)["KeyMetadata"]
+    spec = KEY_SPECS[args.key_spec]
+    key_usage = args.key_usage or spec.usages[0]
+    try:
+        check_usage(spec, key_usage)
+    except ValidationError as exc:
+        raise ValueError(exc.message) from None
+    user_actions = key_user_actions(key_usage, symmetric=spec.family == "symmetric")
+    policy = admin_user_key_policy(account_id, args.admin, args.user, user_actions)
+    metadata = client.create_key(
+        Policy=policy, Description=args.description, KeySpec=spec.name, KeyUsage=key_usage
+    )["KeyMetadata"]
     output: dict[str, Any] = {"KeyMetadata": metadata}
     if args.alias:
         client.create_alias(AliasName=args.alias, TargetKeyId=metadata["KeyId"])

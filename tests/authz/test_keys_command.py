@@ -156,3 +156,41 @@ def test_generated_credentials_work_with_the_aws_cli(generated_server: KmsgateSe
                              "kms", "list-keys"], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "Keys" in json.loads(result.stdout)
+
+
+@pytest.mark.parametrize(
+    ("spec", "usage", "user_actions"),
+    [("ECC_NIST_P256", None, ["kms:DescribeKey", "kms:GetPublicKey", "kms:Sign", "kms:Verify"]),
+     ("RSA_2048", "ENCRYPT_DECRYPT",
+      ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:DescribeKey", "kms:GetPublicKey"]),
+     ("HMAC_256", None, ["kms:DescribeKey", "kms:GenerateMac", "kms:VerifyMac"])],
+)
+def test_keys_create_with_a_key_spec_gives_users_that_specs_actions(
+    generated_server: KmsgateServer, spec: str, usage: str | None, user_actions: list[str]
+) -> None:
+    result = keys_create(generated_server, "--admin", ALICE.arn, "--user", BOB.arn, "--key-spec", spec,
+                         *(["--key-usage", usage] if usage else []))
+    assert result.returncode == 0, result.stderr
+    metadata = json.loads(result.stdout)["KeyMetadata"]
+    assert metadata["KeySpec"] == spec
+    key_id = metadata["KeyId"]
+    policy = json.loads(client_as(generated_server, ALICE).get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
+    by_sid = {statement["Sid"]: statement for statement in policy["Statement"]}
+    assert by_sid["Allow use of the key"]["Action"] == user_actions
+    bob = client_as(generated_server, BOB)
+    if spec == "ECC_NIST_P256":
+        assert metadata["KeyUsage"] == "SIGN_VERIFY"
+        assert error_code(bob.sign, KeyId=key_id, Message=b"m", SigningAlgorithm="ECDSA_SHA_256") is None
+        assert error_code(client_as(generated_server, ALICE).sign, KeyId=key_id, Message=b"m",
+                          SigningAlgorithm="ECDSA_SHA_256") == "AccessDeniedException"
+    elif spec == "HMAC_256":
+        assert error_code(bob.generate_mac, KeyId=key_id, Message=b"m", MacAlgorithm="HMAC_SHA_256") is None
+    else:
+        assert error_code(bob.get_public_key, KeyId=key_id) is None
+
+
+def test_keys_create_refuses_a_usage_the_spec_does_not_allow(generated_server: KmsgateServer) -> None:
+    result = keys_create(generated_server, "--user", BOB.arn, "--key-spec", "ECC_NIST_P256",
+                         "--key-usage", "ENCRYPT_DECRYPT")
+    assert result.returncode == 2
+    assert "KeyUsage ENCRYPT_DECRYPT is not compatible with KeySpec ECC_NIST_P256" in result.stderr

@@ -103,3 +103,51 @@ def test_cli_paginates_list_keys(cli_server: Any) -> None:
     direct = cli_server.kms_client().list_keys(Limit=1000)["Keys"]
     assert sorted(k["KeyId"] for k in every) == sorted(k["KeyId"] for k in direct)
     assert len(every) >= 3
+
+
+def test_cli_asymmetric_and_hmac_keys(cli_server: Any, tmp_path: Path) -> None:
+    """create-key with a key spec, get-public-key, sign, verify, RSA encrypt/decrypt, generate-mac, verify-mac."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    message = tmp_path / "message"
+    message.write_bytes(b"signed from the command line")
+    meta = aws_json(cli_server, "create-key", "--key-spec", "ECC_NIST_P384", "--key-usage", "SIGN_VERIFY")["KeyMetadata"]
+    assert meta["KeySpec"] == "ECC_NIST_P384" and meta["SigningAlgorithms"] == ["ECDSA_SHA_384"]
+    key_id = meta["KeyId"]
+    public = aws_json(cli_server, "get-public-key", "--key-id", key_id)
+    signed = aws_json(cli_server, "sign", "--key-id", key_id, "--message", f"fileb://{message}",
+                      "--signing-algorithm", "ECDSA_SHA_384")
+    signature = base64.b64decode(signed["Signature"])
+    loaded = serialization.load_der_public_key(base64.b64decode(public["PublicKey"]))
+    assert isinstance(loaded, ec.EllipticCurvePublicKey)
+    loaded.verify(signature, message.read_bytes(), ec.ECDSA(hashes.SHA384()))
+    signature_file = tmp_path / "signature"
+    signature_file.write_bytes(signature)
+    verified = aws_json(cli_server, "verify", "--key-id", key_id, "--message", f"fileb://{message}",
+                        "--signature", f"fileb://{signature_file}", "--signing-algorithm", "ECDSA_SHA_384")
+    assert verified["SignatureValid"] is True
+    message.write_bytes(b"changed")
+    failed = aws(cli_server, "verify", "--key-id", key_id, "--message", f"fileb://{message}",
+                 "--signature", f"fileb://{signature_file}", "--signing-algorithm", "ECDSA_SHA_384", check=False)
+    assert failed.returncode != 0 and "KMSInvalidSignatureException" in failed.stderr
+
+    rsa_key = aws_json(cli_server, "create-key", "--key-spec", "RSA_2048", "--key-usage", "ENCRYPT_DECRYPT")["KeyMetadata"]
+    encrypted = aws_json(cli_server, "encrypt", "--key-id", rsa_key["KeyId"], "--plaintext", f"fileb://{message}",
+                         "--encryption-algorithm", "RSAES_OAEP_SHA_256")
+    blob = tmp_path / "blob"
+    blob.write_bytes(base64.b64decode(encrypted["CiphertextBlob"]))
+    decrypted = aws_json(cli_server, "decrypt", "--key-id", rsa_key["KeyId"], "--ciphertext-blob", f"fileb://{blob}",
+                         "--encryption-algorithm", "RSAES_OAEP_SHA_256")
+    assert base64.b64decode(decrypted["Plaintext"]) == b"changed"
+
+    hmac_key = aws_json(cli_server, "create-key", "--key-spec", "HMAC_256", "--key-usage", "GENERATE_VERIFY_MAC")
+    mac = aws_json(cli_server, "generate-mac", "--key-id", hmac_key["KeyMetadata"]["KeyId"],
+                   "--message", f"fileb://{message}", "--mac-algorithm", "HMAC_SHA_256")
+    mac_file = tmp_path / "mac"
+    mac_file.write_bytes(base64.b64decode(mac["Mac"]))
+    assert aws_json(cli_server, "verify-mac", "--key-id", hmac_key["KeyMetadata"]["KeyId"], "--message",
+                    f"fileb://{message}", "--mac", f"fileb://{mac_file}", "--mac-algorithm", "HMAC_SHA_256")["MacValid"]
+    wrong = aws(cli_server, "sign", "--key-id", hmac_key["KeyMetadata"]["KeyId"], "--message", f"fileb://{message}",
+                "--signing-algorithm", "ECDSA_SHA_256", check=False)
+    assert wrong.returncode != 0 and "InvalidKeyUsageException" in wrong.stderr

@@ -171,3 +171,69 @@ def load_sigv4_streaming() -> dict[str, Any]:
     """The chunked-upload example of AWS's S3 API reference (see ``sigv4-streaming.json``)."""
     document: dict[str, Any] = json.loads((HERE / "sigv4-streaming.json").read_text())
     return document
+
+
+# -- asymmetric and HMAC KMS keys (kms_asymmetric.json; sources and licences in its "sources") --
+
+
+@dataclass(frozen=True, slots=True)
+class MacVector:
+    name: str
+    key: bytes
+    data: bytes
+    macs: dict[str, bytes]  # MacAlgorithm (HMAC_SHA_256...) -> expected MAC
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureVector:
+    name: str
+    private_key_pkcs8: bytes
+    public_key_raw: bytes | None  # Ed25519's 32 bytes; None where the vector gives none
+    message: bytes
+    signature: bytes
+
+
+def _kms_asymmetric() -> dict[str, Any]:
+    return json.loads((HERE / "kms_asymmetric.json").read_text())  # type: ignore[no-any-return]
+
+
+def load_hmac_vectors() -> list[MacVector]:
+    return [
+        MacVector(
+            v["name"],
+            bytes.fromhex(v["key"]),
+            bytes.fromhex(v["data"]),
+            {name: bytes.fromhex(v[name]) for name in v if name.startswith("HMAC_")},
+        )
+        for v in _kms_asymmetric()["hmac_rfc4231"]
+    ]
+
+
+def _ed25519_pkcs8(seed: bytes) -> bytes:
+    """RFC 8410 PKCS#8 for an Ed25519 seed: the fixed 16-byte prefix, then the seed."""
+    return bytes.fromhex("302e020100300506032b657004220420") + seed
+
+
+def load_ed25519_vectors(prehashed: bool = False) -> list[SignatureVector]:
+    """RFC 8032's Ed25519 (section 7.1) or Ed25519ph (section 7.3) vectors; ``message`` is the raw message."""
+    return [
+        SignatureVector(
+            v["name"],
+            _ed25519_pkcs8(bytes.fromhex(v["seed"])),
+            bytes.fromhex(v["public"]),
+            bytes.fromhex(v["message"]),
+            bytes.fromhex(v["signature"]),
+        )
+        for v in _kms_asymmetric()["ed25519ph_rfc8032" if prehashed else "ed25519_rfc8032"]
+    ]
+
+
+def load_rsa_pkcs1_vectors() -> list[SignatureVector]:
+    """Wycheproof RSASSA-PKCS1-v1_5 generation vectors: RSA_2048, SHA-256."""
+    group = _kms_asymmetric()["rsa_pkcs1_v1_5_wycheproof"]
+    key = bytes.fromhex(group["private_key_pkcs8"])
+    return [
+        SignatureVector(f"wycheproof tcId {t['tcId']}", key, None, bytes.fromhex(t["message"]),
+                        bytes.fromhex(t["signature"]))
+        for t in group["tests"]
+    ]

@@ -58,6 +58,22 @@ KEY_USER_ACTIONS: tuple[str, ...] = (
     "kms:DescribeKey",
 )
 
+# The key-user actions for the other kinds of key, as the AWS console's default policy lists them.
+KEY_USER_ACTIONS_BY_USAGE: dict[str, tuple[str, ...]] = {
+    "ENCRYPT_DECRYPT": ("kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:DescribeKey", "kms:GetPublicKey"),
+    "SIGN_VERIFY": ("kms:DescribeKey", "kms:GetPublicKey", "kms:Sign", "kms:Verify"),
+    "GENERATE_VERIFY_MAC": ("kms:DescribeKey", "kms:GenerateMac", "kms:VerifyMac"),
+    "KEY_AGREEMENT": ("kms:DescribeKey", "kms:GetPublicKey", "kms:DeriveSharedSecret"),
+}
+
+
+def key_user_actions(key_usage: str, symmetric: bool) -> tuple[str, ...]:
+    """What key users may do with a key of this usage (a symmetric encryption key: ``KEY_USER_ACTIONS``)."""
+    if symmetric:
+        return KEY_USER_ACTIONS
+    return KEY_USER_ACTIONS_BY_USAGE[key_usage]
+
+
 # Grants for integrated AWS services; kms:GrantIsForAWSResource is never true in kmsgate,
 # so this statement is kept for fidelity with AWS and never applies.
 KEY_USER_GRANT_ACTIONS: tuple[str, ...] = ("kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant")
@@ -79,8 +95,10 @@ def default_key_policy(account_id: str) -> str:
     return json.dumps(policy, indent=2)
 
 
-def admin_user_key_policy(account_id: str, admins: Sequence[str], users: Sequence[str]) -> str:
-    """A key policy with a key-administrators and a key-users statement; ``ValueError`` on bad ARNs."""
+def admin_user_key_policy(
+    account_id: str, admins: Sequence[str], users: Sequence[str], user_actions: Sequence[str] = KEY_USER_ACTIONS
+) -> str:
+    """A key policy with a key-administrators and a key-users statement (``user_actions``); ``ValueError`` on bad ARNs."""
     for arn in (*admins, *users):
         parse_principal_arn(arn)
     statements: list[dict[str, object]] = [_root_statement(account_id)]
@@ -100,7 +118,7 @@ def admin_user_key_policy(account_id: str, admins: Sequence[str], users: Sequenc
                 "Sid": "Allow use of the key",
                 "Effect": "Allow",
                 "Principal": {"AWS": sorted(set(users))},
-                "Action": list(KEY_USER_ACTIONS),
+                "Action": list(user_actions),
                 "Resource": "*",
             }
         )

@@ -49,6 +49,18 @@ class InvalidKeyUsageError(ClientError):
     code = "InvalidKeyUsageException"
 
 
+class KmsInvalidSignatureError(ClientError):
+    """Verify: the signature is not valid for the message under the key."""
+
+    code = "KMSInvalidSignatureException"
+
+
+class KmsInvalidMacError(ClientError):
+    """VerifyMac: the MAC is not valid for the message under the key."""
+
+    code = "KMSInvalidMacException"
+
+
 class ValidationError(ClientError):
     code = "ValidationException"
 

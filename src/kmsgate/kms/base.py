@@ -36,6 +36,7 @@ from typing import Any, Protocol, TypeVar
 from kmsgate.core.errors import (
     DependencyTimeoutError,
     DisabledError,
+    InvalidKeyUsageError,
     KmsInternalError,
     KmsInvalidStateError,
     NotFoundError,
@@ -46,7 +47,7 @@ from kmsgate.core.principal import Caller
 from kmsgate.kms.audit_context import REQUEST_AUTHORIZATION, REQUEST_KEY_ARN
 from kmsgate.kms.clock import Clock
 from kmsgate.kms.keyref import Namespace
-from kmsgate.kms.model import KeyMaterial, KeyState, KmsKey
+from kmsgate.kms.model import SYMMETRIC_DEFAULT, KeyMaterial, KeyState, KmsKey
 from kmsgate.kms.snapshot import Snapshot
 from kmsgate.kms.store import KeyStore
 from kmsgate.kms.transaction import Transaction
@@ -203,6 +204,15 @@ class ServiceBase:
         raise KmsInvalidStateError(f"{key.arn} is {_state_phrase(key.state)}.")
 
     @staticmethod
+    def _require_key_usage(key: KmsKey, operation: str, key_usage: str, *, symmetric: bool = False) -> None:
+        """``InvalidKeyUsageException`` unless ``key`` has ``key_usage`` (and, if asked, is SYMMETRIC_DEFAULT)."""
+        if key.key_usage != key_usage or (symmetric and key.key_spec != SYMMETRIC_DEFAULT):
+            raise InvalidKeyUsageError(
+                f"{key.arn} key usage is {key.key_usage} and key spec is {key.key_spec}, "
+                f"which is not valid for {operation}."
+            )
+
+    @staticmethod
     def _require_state(key: KmsKey, *allowed: KeyState) -> None:
         if key.state not in allowed:
             raise KmsInvalidStateError(f"{key.arn} is {_state_phrase(key.state)}.")
@@ -212,6 +222,9 @@ class ServiceBase:
     ) -> None:
         if key is not None:
             REQUEST_KEY_ARN.set(key.arn)
+            # The key's own facts, which every key-scoped request carries (kms:KeySpec, kms:KeyUsage).
+            conditions["extra"] = {"kms:KeySpec": key.key_spec, "kms:KeyUsage": key.key_usage,
+                                   **conditions.get("extra", {})}
         REQUEST_AUTHORIZATION.set(None)  # a denial leaves none, even after an earlier allowed action
         REQUEST_AUTHORIZATION.set(self._authorizer.authorize(caller, action, key, conditions))
 

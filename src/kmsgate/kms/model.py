@@ -77,7 +77,8 @@ class KmsKey:
 
 @dataclass(frozen=True, slots=True)
 class KeyMaterial:
-    """One version of a key's secret material. ``secret`` is the clear 32-byte AES key, in memory only."""
+    """One version of a key's secret material, clear in memory only: ``secret`` is the 32-byte AES key, the
+    HMAC key, or the PKCS#8 DER private key, as the key's spec has it (``kmsgate.kms.keyspecs``)."""
 
     key_id: str
     version: int

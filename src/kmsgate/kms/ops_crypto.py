@@ -18,8 +18,9 @@ from kmsgate.core.errors import (
     ValidationError,
 )
 from kmsgate.core.principal import Caller
-from kmsgate.kms import blob
+from kmsgate.kms import asymmetric, blob
 from kmsgate.kms.base import ServiceBase
+from kmsgate.kms.keyspecs import KEY_SPECS
 from kmsgate.kms.context import encode_context
 from kmsgate.kms.model import SYMMETRIC_DEFAULT, KeyMaterial, KmsKey
 from kmsgate.kms.results import DataKeyResult, DecryptResult, EncryptResult, ReEncryptResult
@@ -31,6 +32,11 @@ _KEY_SPEC_BYTES = {"AES_256": 32, "AES_128": 16}
 def _check_algorithm(algorithm: str | None, field: str) -> None:
     if algorithm not in (None, SYMMETRIC_DEFAULT):
         raise ValidationError(f"{field} {algorithm} is not valid for a symmetric key; use SYMMETRIC_DEFAULT")
+
+
+def _refuse_context(encryption_context: Mapping[str, str] | None) -> None:
+    if encryption_context:
+        raise ValidationError("EncryptionContext is not supported with asymmetric KMS keys")
 
 
 class CryptoOperations(ServiceBase):
@@ -47,6 +53,7 @@ class CryptoOperations(ServiceBase):
         key_ref: str | None,
         encryption_context: Mapping[str, str] | None,
         grant_tokens: Sequence[str],
+        encryption_algorithm: str | None = None,
     ) -> None:
         """A cryptographic use of ``key`` (named ``key_ref`` in the request): allowed, and the key usable.
 
@@ -60,6 +67,7 @@ class CryptoOperations(ServiceBase):
             encryption_context=dict(encryption_context or {}),
             grant_tokens=grant_tokens,
             request_alias=self._request_alias(key_ref),
+            extra={"kms:EncryptionAlgorithm": encryption_algorithm or SYMMETRIC_DEFAULT},
         )
         self._require_usable(key)
 
@@ -88,7 +96,7 @@ class CryptoOperations(ServiceBase):
             raise InvalidCiphertextError(blob.INVALID_CIPHERTEXT_MESSAGE)
         self._authorize_use(caller, action, key, key_id, encryption_context, grant_tokens)
         material = self._snapshot.materials.get((key.key_id, header.version))
-        if material is None:
+        if material is None or key.key_spec != SYMMETRIC_DEFAULT:
             raise InvalidCiphertextError(blob.INVALID_CIPHERTEXT_MESSAGE)
         return blob.open_blob(material.secret, ciphertext_blob, encoded), key, material
 
@@ -102,11 +110,15 @@ class CryptoOperations(ServiceBase):
         grant_tokens: Sequence[str] = (),
         encryption_algorithm: str | None = None,
     ) -> EncryptResult:
-        _check_algorithm(encryption_algorithm, "EncryptionAlgorithm")
         if not 1 <= len(plaintext) <= MAX_PLAINTEXT_BYTES:
             raise ValidationError(f"Plaintext must be 1 to {MAX_PLAINTEXT_BYTES} bytes")
         key = await self._resolve(key_id, allow_alias=True)
-        self._authorize_use(caller, "kms:Encrypt", key, key_id, encryption_context, grant_tokens)
+        self._authorize_use(
+            caller, "kms:Encrypt", key, key_id, encryption_context, grant_tokens, encryption_algorithm
+        )
+        if key.key_spec != SYMMETRIC_DEFAULT:
+            return self._encrypt_asymmetric(key, plaintext, encryption_context, encryption_algorithm)
+        _check_algorithm(encryption_algorithm, "EncryptionAlgorithm")
         sealed, material = self._seal(key, plaintext, encryption_context)
         self._note_use(key, "Encrypt")
         return EncryptResult(
@@ -126,6 +138,12 @@ class CryptoOperations(ServiceBase):
         grant_tokens: Sequence[str] = (),
         encryption_algorithm: str | None = None,
     ) -> DecryptResult:
+        if key_id is not None:
+            named = await self._resolve(key_id, allow_alias=True)
+            if named.key_spec != SYMMETRIC_DEFAULT:
+                return self._decrypt_asymmetric(
+                    caller, named, key_id, ciphertext_blob, encryption_context, grant_tokens, encryption_algorithm
+                )
         _check_algorithm(encryption_algorithm, "EncryptionAlgorithm")
         plaintext, key, material = await self._open(
             ciphertext_blob, encryption_context, key_id, caller, "kms:Decrypt", grant_tokens
@@ -136,6 +154,41 @@ class CryptoOperations(ServiceBase):
             plaintext=plaintext,
             encryption_algorithm=SYMMETRIC_DEFAULT,
             key_material_id=material.material_id,
+        )
+
+    def _encrypt_asymmetric(
+        self, key: KmsKey, plaintext: bytes, encryption_context: Mapping[str, str] | None, algorithm: str | None
+    ) -> EncryptResult:
+        self._require_key_usage(key, "Encrypt", "ENCRYPT_DECRYPT")
+        spec = KEY_SPECS[key.key_spec]
+        chosen = asymmetric.check_encryption_algorithm(spec, key.key_usage, algorithm)
+        _refuse_context(encryption_context)
+        material = self._material(key)
+        ciphertext = asymmetric.encrypt(material.secret, spec, chosen, plaintext)
+        self._note_use(key, "Encrypt")
+        return EncryptResult(
+            key_id=key.arn, ciphertext_blob=ciphertext, encryption_algorithm=chosen, key_material_id=material.material_id
+        )
+
+    def _decrypt_asymmetric(
+        self,
+        caller: Caller,
+        key: KmsKey,
+        key_ref: str,
+        ciphertext_blob: bytes,
+        encryption_context: Mapping[str, str] | None,
+        grant_tokens: Sequence[str],
+        algorithm: str | None,
+    ) -> DecryptResult:
+        self._authorize_use(caller, "kms:Decrypt", key, key_ref, encryption_context, grant_tokens, algorithm)
+        self._require_key_usage(key, "Decrypt", "ENCRYPT_DECRYPT")
+        chosen = asymmetric.check_encryption_algorithm(KEY_SPECS[key.key_spec], key.key_usage, algorithm)
+        _refuse_context(encryption_context)
+        material = self._material(key)
+        plaintext = asymmetric.decrypt(material.secret, chosen, ciphertext_blob)
+        self._note_use(key, "Decrypt")
+        return DecryptResult(
+            key_id=key.arn, plaintext=plaintext, encryption_algorithm=chosen, key_material_id=material.material_id
         )
 
     async def re_encrypt(
@@ -160,6 +213,7 @@ class CryptoOperations(ServiceBase):
         self._authorize_use(
             caller, "kms:ReEncryptTo", destination, destination_key_id, destination_encryption_context, grant_tokens
         )
+        self._require_key_usage(destination, "ReEncrypt", "ENCRYPT_DECRYPT", symmetric=True)
         sealed, material = self._seal(destination, plaintext, destination_encryption_context)
         self._note_use(source, "ReEncrypt")
         self._note_use(destination, "ReEncrypt")
@@ -188,6 +242,7 @@ class CryptoOperations(ServiceBase):
         size = _KEY_SPEC_BYTES[key_spec] if key_spec is not None else int(number_of_bytes or 0)
         key = await self._resolve(key_id, allow_alias=True)
         self._authorize_use(caller, action, key, key_id, encryption_context, grant_tokens)
+        self._require_key_usage(key, action.removeprefix("kms:"), "ENCRYPT_DECRYPT", symmetric=True)
         plaintext = os.urandom(size)
         sealed, material = self._seal(key, plaintext, encryption_context)
         self._note_use(key, action.removeprefix("kms:"))

@@ -42,7 +42,9 @@ from kmsgate.core.errors import (
 )
 from kmsgate.core.principal import Caller
 from kmsgate.kms.audit_context import REQUEST_AUTHORIZATION, REQUEST_KEY_ARN
+from kmsgate.kms import keyspecs
 from kmsgate.kms.base import ServiceBase
+from kmsgate.kms.keyspecs import KEY_SPECS
 from kmsgate.kms.model import KeyState, KmsKey
 from kmsgate.kms.pagination import paginate
 from kmsgate.kms.transaction import Transaction
@@ -111,6 +113,9 @@ class GrantOperations(ServiceBase):
             encryption_context_subset=subset,
             encryption_context_equals=equals,
             name=name,
+        )
+        keyspecs.check_grant(
+            KEY_SPECS[key.key_spec], key.key_usage, candidate.operations, constrained=candidate.constraints is not None
         )
         # kms:EncryptionContext* conditions on CreateGrant see the grant's constraint pairs.
         self._authorize(

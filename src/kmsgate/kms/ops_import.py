@@ -16,10 +16,10 @@ from kmsgate.core.errors import (
     ValidationError,
 )
 from kmsgate.core.principal import Caller
-from kmsgate.kms import importing
+from kmsgate.kms import importing, keyspecs
 from kmsgate.kms.base import ServiceBase
+from kmsgate.kms.keyspecs import KEY_SPECS
 from kmsgate.kms.model import (
-    KEY_MATERIAL_BYTES,
     KEY_MATERIAL_DOES_NOT_EXPIRE,
     KEY_MATERIAL_EXPIRES,
     ORIGIN_EXTERNAL,
@@ -92,8 +92,8 @@ class ImportOperations(ServiceBase):
         secret = await asyncio.to_thread(
             importing.unwrap_material, self._store.root_key, key.key_id, import_token, encrypted_key_material, now
         )
-        if len(secret) != KEY_MATERIAL_BYTES:
-            raise IncorrectKeyMaterialError(f"Key material for a SYMMETRIC_DEFAULT key must be {KEY_MATERIAL_BYTES} bytes")
+        # HMAC keys take raw key bytes, asymmetric keys a PKCS#8 private key of their spec.
+        secret = keyspecs.check_imported_material(KEY_SPECS[key.key_spec], secret)
 
         commitment = material_commitment(secret)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import Sequence
@@ -17,9 +18,10 @@ from kmsgate.core.errors import (
     ValidationError,
 )
 from kmsgate.core.principal import Caller
+from kmsgate.kms import keyspecs
 from kmsgate.kms.base import ServiceBase
+from kmsgate.kms.keyspecs import KEY_SPECS
 from kmsgate.kms.model import (
-    KEY_MATERIAL_BYTES,
     ORIGIN_AWS_KMS,
     ORIGIN_EXTERNAL,
     SYMMETRIC_DEFAULT,
@@ -80,11 +82,13 @@ class KeyOperations(ServiceBase):
             "key_state": key.state.value,
             "origin": key.origin,
             "key_manager": "CUSTOMER",
-            "customer_master_key_spec": key.key_spec,
             "key_spec": key.key_spec,
-            "encryption_algorithms": [SYMMETRIC_DEFAULT],
             "multi_region": False,
         }
+        spec = KEY_SPECS[key.key_spec]
+        if spec.customer_master_key_spec:  # the deprecated member, whose enum lacks the newer specs
+            metadata["customer_master_key_spec"] = key.key_spec
+        metadata.update(spec.metadata(key.key_usage))
         # PendingDeletionWindowInDays belongs to multi-Region keys (PendingReplicaDeletion), so a
         # single-Region key in PendingDeletion reports only its DeletionDate, as AWS does.
         if key.deletion_date is not None:
@@ -111,13 +115,10 @@ class KeyOperations(ServiceBase):
         tags: Sequence[dict[str, str]] = (),
         multi_region: bool = False,
     ) -> dict[str, Any]:
-        spec = key_spec or customer_master_key_spec or SYMMETRIC_DEFAULT
         if key_spec and customer_master_key_spec and key_spec != customer_master_key_spec:
             raise ValidationError("KeySpec and CustomerMasterKeySpec must not differ")
-        if spec != SYMMETRIC_DEFAULT:
-            raise UnsupportedOperationError(f"KeySpec {spec} is not supported; kmsgate keys are SYMMETRIC_DEFAULT")
-        if key_usage != "ENCRYPT_DECRYPT":
-            raise ValidationError(f"KeyUsage {key_usage} is not compatible with KeySpec {spec}")
+        spec = keyspecs.key_spec(key_spec or customer_master_key_spec or SYMMETRIC_DEFAULT)
+        keyspecs.check_usage(spec, key_usage)
         if origin not in (ORIGIN_AWS_KMS, ORIGIN_EXTERNAL):
             raise UnsupportedOperationError(f"Origin {origin} is not supported")
         if multi_region:
@@ -135,7 +136,7 @@ class KeyOperations(ServiceBase):
             creation_date=now,
             description=description,
             key_usage=key_usage,
-            key_spec=spec,
+            key_spec=spec.name,
             origin=origin,
             state=KeyState.ENABLED if origin == ORIGIN_AWS_KMS else KeyState.PENDING_IMPORT,
             current_version=1 if origin == ORIGIN_AWS_KMS else 0,
@@ -147,11 +148,17 @@ class KeyOperations(ServiceBase):
         self._check_new_policy(caller, key, bypass_policy_lockout_safety_check or policy is None)
         material = None
         if origin == ORIGIN_AWS_KMS:
+            # An RSA 4096 key pair takes a while to find: never on the event loop.
+            secret = (
+                await asyncio.to_thread(keyspecs.generate_material, spec)
+                if spec.asymmetric
+                else keyspecs.generate_material(spec)
+            )
             material = KeyMaterial(
                 key_id=key_id,
                 version=1,
                 material_id=new_material_id(),
-                secret=os.urandom(KEY_MATERIAL_BYTES),
+                secret=secret,
                 created=now,
                 rotation_type=None,
             )

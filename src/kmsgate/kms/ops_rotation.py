@@ -12,7 +12,7 @@ from typing import Any
 from kmsgate.core.errors import LimitExceededError, UnsupportedOperationError
 from kmsgate.core.principal import Caller
 from kmsgate.kms.base import ServiceBase
-from kmsgate.kms.model import KEY_MATERIAL_BYTES, ORIGIN_EXTERNAL, KeyMaterial, KeyState, KmsKey
+from kmsgate.kms.model import KEY_MATERIAL_BYTES, ORIGIN_EXTERNAL, SYMMETRIC_DEFAULT, KeyMaterial, KeyState, KmsKey
 from kmsgate.kms.ops_keys import DAY_SECONDS, new_material_id
 from kmsgate.kms.pagination import paginate
 from kmsgate.kms.transaction import Transaction
@@ -39,10 +39,19 @@ def add_material_version(tx: Transaction, key: KmsKey, rotation_type: str, now: 
     return key.evolve(current_version=version)
 
 
+def _require_rotation_support(key: KmsKey) -> None:
+    """Only symmetric encryption keys rotate (as in AWS); kmsgate does not rotate imported material."""
+    if key.key_spec != SYMMETRIC_DEFAULT:
+        raise UnsupportedOperationError(
+            f"{key.arn} has KeySpec {key.key_spec}; only SYMMETRIC_DEFAULT keys support key rotation"
+        )
+    if key.origin == ORIGIN_EXTERNAL:
+        raise UnsupportedOperationError(f"{key.arn} has imported key material; kmsgate does not rotate it")
+
+
 class RotationOperations(ServiceBase):
     def _rotatable(self, key: KmsKey) -> None:
-        if key.origin == ORIGIN_EXTERNAL:
-            raise UnsupportedOperationError(f"{key.arn} has imported key material; kmsgate does not rotate it")
+        _require_rotation_support(key)
         if key.state is KeyState.DISABLED:
             self._require_usable(key)
         self._require_state(key, KeyState.ENABLED)
@@ -82,8 +91,7 @@ class RotationOperations(ServiceBase):
     async def get_key_rotation_status(self, *, caller: Caller, key_id: str) -> dict[str, Any]:
         key = await self._resolve(key_id, allow_alias=False)
         self._authorize(caller, "kms:GetKeyRotationStatus", key)
-        if key.origin == ORIGIN_EXTERNAL:
-            raise UnsupportedOperationError(f"{key.arn} has imported key material; kmsgate does not rotate it")
+        _require_rotation_support(key)
         status: dict[str, Any] = {"key_rotation_enabled": key.rotation_enabled, "key_id": key.arn}
         if key.rotation_enabled:
             status["rotation_period_in_days"] = key.rotation_period_days
@@ -126,6 +134,8 @@ class RotationOperations(ServiceBase):
     ) -> dict[str, Any]:
         key = await self._resolve(key_id, allow_alias=False)
         self._authorize(caller, "kms:ListKeyRotations", key)
+        if key.key_spec != SYMMETRIC_DEFAULT:
+            _require_rotation_support(key)
         if key.origin == ORIGIN_EXTERNAL and include_key_material != "ALL_KEY_MATERIAL":
             raise UnsupportedOperationError(f"{key.arn} has imported key material; kmsgate does not rotate it")
         versions = [

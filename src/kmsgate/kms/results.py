@@ -46,3 +46,45 @@ class ReEncryptResult:
     destination_encryption_algorithm: str
     source_key_material_id: str
     destination_key_material_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PublicKeyResult:
+    """GetPublicKey: the DER SubjectPublicKeyInfo and what the key may do with it."""
+
+    key_id: str
+    public_key: bytes
+    key_spec: str
+    customer_master_key_spec: str | None
+    key_usage: str
+    encryption_algorithms: list[str] | None
+    signing_algorithms: list[str] | None
+    key_agreement_algorithms: list[str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class SignResult:
+    key_id: str
+    signature: bytes
+    signing_algorithm: str
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    key_id: str
+    signature_valid: bool
+    signing_algorithm: str
+
+
+@dataclass(frozen=True, slots=True)
+class MacResult:
+    key_id: str
+    mac: bytes
+    mac_algorithm: str
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyMacResult:
+    key_id: str
+    mac_valid: bool
+    mac_algorithm: str

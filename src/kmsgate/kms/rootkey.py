@@ -5,8 +5,9 @@ Wrapped material, byte by byte::
     offset  size  field
     0       1     format version, 0x01
     1       12    nonce, random from the OS
-    13      32    AES-256-GCM ciphertext of the 32-byte material
-    45      16    tag
+    13      n     AES-256-GCM ciphertext of the material: 32 bytes for a SYMMETRIC_DEFAULT key,
+                  the HMAC key of an HMAC key, the PKCS#8 DER private key of an asymmetric key
+    13+n    16    tag
 
 Associated data: ``"kmsgate-material-v1" || key id (ASCII UUID) || uint32 version``, so a wrapped
 material cannot be moved to another key or version without failing authentication.

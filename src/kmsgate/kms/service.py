@@ -14,6 +14,7 @@ from kmsgate.kms.clock import Clock, SystemClock
 from kmsgate.kms.keyref import Namespace
 from kmsgate.kms.maintenance import Maintenance
 from kmsgate.kms.ops_aliases import AliasOperations
+from kmsgate.kms.ops_asymmetric import AsymmetricOperations
 from kmsgate.kms.ops_crypto import CryptoOperations
 from kmsgate.kms.ops_grants import GrantOperations
 from kmsgate.kms.ops_import import ImportOperations
@@ -28,6 +29,7 @@ class KmsService(
     KeyOperations,
     AliasOperations,
     CryptoOperations,
+    AsymmetricOperations,
     RotationOperations,
     ImportOperations,
     GrantOperations,
