@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test typecheck tools bench clean
+.PHONY: run test typecheck tools bench-tools bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,24 +19,35 @@ run: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# rclone and s3cmd (Debian's packages) drive the S3 API in tests/s3front; their tests skip without them.
-S3_CLIENTS := rclone s3cmd
-
-tools:
-	@missing="$$(for t in $(S3_CLIENTS); do command -v $$t >/dev/null 2>&1 || printf '%s ' $$t; done)"; \
+# Debian packages a target needs, installed when missing and possible (root with apt-get);
+# $(1) the packages, $(2) what happens without them.
+define install_tools
+	@missing="$$(for t in $(1); do command -v $$t >/dev/null 2>&1 || printf '%s ' $$t; done)"; \
 	missing="$${missing% }"; if [ -z "$$missing" ]; then exit 0; fi; \
 	install="DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing"; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	   { sh -c "$$install" >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && sh -c "$$install" >/dev/null 2>&1; }; }; then \
 	  echo "tools: installed $$missing"; \
 	else \
-	  echo "tools: $$missing not installed (needs root and apt-get); their S3 client tests will skip"; \
+	  echo "tools: $$missing not installed (needs root and apt-get); $(2)"; \
 	fi
+endef
+
+# rclone and s3cmd (Debian's packages) drive the S3 API in tests/s3front; their tests skip without them.
+S3_CLIENTS := rclone s3cmd
+# wrk is the benchmark's C load generator (the S3 and worker figures, the cross-checks).
+BENCH_TOOLS := wrk
+
+tools:
+	$(call install_tools,$(S3_CLIENTS),their S3 client tests will skip)
+
+bench-tools:
+	$(call install_tools,$(BENCH_TOOLS),the figures measured with it are skipped)
 
 test: typecheck tools
 	$(BIN)/python -m pytest -q tests
 
-bench: $(STAMP)
+bench: $(STAMP) bench-tools
 	$(BIN)/python -m bench
 
 clean:
