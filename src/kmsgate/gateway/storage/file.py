@@ -24,10 +24,12 @@ version's files. Catalog rows are committed in groups (``kmsgate.gateway.storage
 the rows of the writers that reach that step while one catalog transaction commits go in the
 next one, so concurrent writes share one durable ``COMMIT``, and each writer returns only
 after the commit that holds its row. With 64 concurrent 1 KiB S3 PUTs this took the server's
-CPU time per PUT from about 1,630 to 1,050-1,140 us (one durable commit, not one per object, and no
-threads waiting their turn on the catalog's lock). A crash before the catalog commit leaves the old version visible and an
-unreferenced data file; a crash after it leaves the new version and the old files unreferenced.
-At open, temporary files older than ``STALE_TMP_SECONDS`` and data files that the catalog does
+CPU time per PUT from about 1,630 to 1,050-1,140 us (one durable commit, not one per object,
+and no threads waiting their turn on the catalog's lock).
+
+A crash before the catalog commit leaves the old version visible and an unreferenced data
+file; a crash after it leaves the new version and the old files unreferenced. At open,
+temporary files older than ``STALE_TMP_SECONDS`` and data files that the catalog does
 not name and that are older than ``ORPHAN_GRACE_SECONDS`` (another process may be between its
 rename and its catalog commit) are removed. A completed multipart upload keeps its part files,
 named in order by the object's row: completing copies nothing.
