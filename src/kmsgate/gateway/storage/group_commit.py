@@ -38,7 +38,8 @@ class GroupCommit(Generic[T, R]):
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[R] = loop.create_future()
         self._queue.append((record, fut))
-        if self._task is None or self._task.done():
+        task = self._task
+        if task is None or task.done() or task.get_loop() is not loop:
             self._task = loop.create_task(self._run())
         return await fut
 
