@@ -62,9 +62,9 @@ def check_context(header: MessageHeader, expected: Mapping[str, str]) -> None:
 
 MD5_WEIGHT = 16
 """The AES-GCM bytes one byte of MD5 weighs for ``CryptoPool.run``, whose threshold is set in
-AES-GCM work: hashlib's MD5 runs at 250-650 MB/s on the development machine against 8-11 GB/s
-for AES-GCM, so a 256 KiB block hashed and encrypted (about 1 ms, 30 times a thread hand-off)
-goes to a thread while a 1 KiB one stays inline. Taking MD5 off the event loop moved a 64 MiB
+AES-GCM work: on 256 KiB blocks hashlib's MD5 ran at about 250 MB/s on the (busy) development
+machine against 11.5 GB/s for AES-GCM, so a 256 KiB block hashed and encrypted (about 1 ms,
+10-20 thread hand-offs) goes to a thread while a 1 KiB one stays inline. Taking MD5 off the event loop moved a 64 MiB
 S3 PutObject's server time on the event loop from about 260 to 120 ms."""
 
 
