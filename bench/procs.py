@@ -105,17 +105,19 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
-        """Wait until the port accepts connections; raise if the process exits first."""
+    def wait_ready(self, timeout_s: float = READY_TIMEOUT_S, port: int | None = None) -> None:
+        """Wait until the port (``port``, else the server's own) accepts connections; raise if
+        the process exits first."""
+        port = self.port if port is None else port
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.argv[0]} exited with {self.proc.returncode} before listening")
-            if port_open(self.host, self.port):
+            if port_open(self.host, port):
                 return
             time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"{self.argv[0]} did not listen on {self.port} within {timeout_s:.0f}s")
+        raise RuntimeError(f"{self.argv[0]} did not listen on {port} within {timeout_s:.0f}s")
 
     def reset_peak(self) -> None:
         for pid in process_tree(self.pid):

@@ -2,7 +2,8 @@
 
 Local servers run ``python -m kmsgate serve --host 127.0.0.1 --port P --data-dir D``
 with the root credentials and gateway token in their environment (the same values the
-load generator signs with), plus ``--workers``, ``--cache-max-messages`` and
+load generator signs with), ``--s3-port`` (a free port when a scenario asks for the S3 API,
+else 0: off), plus ``--workers``, ``--cache-max-messages`` and
 ``--insecure-no-auth`` (and a key store URL in ``KMSGATE_KEY_STORE``) as a scenario needs. Each is stopped by PID when the scenario
 ends. ``/metrics`` is scraped for ``kmsgate_kms_calls_total`` to count KMS calls.
 """
@@ -55,6 +56,7 @@ class ServerOptions:
     cache_max_messages: int | None = None
     no_auth: bool = False
     key_store: str | None = None  # KMSGATE_KEY_STORE (a postgresql:// URL); None: SQLite in the data directory
+    s3: bool = False  # serve the S3 API on a port of its own (``LocalKmsgate.s3_url``)
 
 
 class LocalKmsgate:
@@ -64,8 +66,9 @@ class LocalKmsgate:
         self.options = options
         self.data_dir = tempfile.mkdtemp(prefix="kmsgate-bench-data-")
         port = free_port()
+        self.s3_port = free_port() if options.s3 else 0
         argv = [sys.executable, "-m", "kmsgate", "serve", "--host", "127.0.0.1", "--port", str(port),
-                "--s3-port", "0", "--data-dir", self.data_dir]
+                "--s3-port", str(self.s3_port), "--data-dir", self.data_dir]
         # Always explicit: the server's default is the CPU count, and a figure is compared
         # with a ceiling running the same number of processes.
         argv += ["--workers", str(options.workers)]
@@ -81,6 +84,8 @@ class LocalKmsgate:
         self.server = ServerProcess(argv, port=port, env=env, log_path=self.log_path)
         try:
             self.server.wait_ready()
+            if self.s3_port:
+                self.server.wait_ready(port=self.s3_port)
         except Exception:
             self.close()
             raise
@@ -88,6 +93,13 @@ class LocalKmsgate:
     @property
     def url(self) -> str:
         return self.server.url
+
+    @property
+    def s3_url(self) -> str:
+        """The S3 API's base URL (``ServerOptions.s3``)."""
+        if not self.s3_port:
+            raise RuntimeError("this server was started without the S3 API")
+        return f"http://{self.server.host}:{self.s3_port}"
 
     def close(self) -> None:
         self.server.stop()

@@ -129,7 +129,12 @@ def markdown(report: Report) -> str:
         lines += ["", "## Details", "", "| figure | details |", "|---|---|"]
         for r in extras:
             bits = []
-            if "server_peak_rss_bytes" in r.extra:
+            if "server_rss_growth_parts" in r.extra:
+                bits.append(f"server peak RSS {r.extra['server_peak_rss_bytes'] / 1024**2:.0f} MiB, "
+                            f"{r.extra['server_rss_growth_bytes'] / 1024**2:.1f} MiB over idle = "
+                            f"{r.extra['server_rss_growth_parts']:.2f} parts of "
+                            f"{r.extra['part_bytes'] / 1024**2:.0f} MiB ({r.extra['upload_threads']} threads)")
+            elif "server_peak_rss_bytes" in r.extra:
                 bits.append(f"server peak RSS {r.extra['server_peak_rss_bytes'] / 1024**2:.0f} MiB, "
                             f"{r.extra['server_rss_growth_per_request_bytes'] / 1024**2:.1f} MiB per request in flight")
             if "times_moto" in r.extra:

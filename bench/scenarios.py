@@ -12,6 +12,7 @@ from bench.scen_keystore import run_keystore
 from bench.scen_kms import run_kms
 from bench.scen_latency import RUNS as LATENCY_RUNS
 from bench.scen_latency import run_latency
+from bench.scen_s3 import run_s3
 from bench.scen_scale import run_cache, run_workers
 
 
@@ -43,6 +44,8 @@ SCENARIOS: dict[str, Scenario] = {
                  targeted_pairs=1),
         Scenario("stream", "/v1/encrypt and /v1/decrypt streaming vs echo ceiling, peak RSS", run_stream, 15, 12,
                  targeted_pairs=2),
+        Scenario("s3", "S3 PutObject/GetObject 64 MiB and 1 KiB (wrk and ours) vs echo and a bare S3 handler, "
+                 "multipart upload memory", run_s3, 9, 9, targeted_pairs=4),
         Scenario("workers", "1 vs 2 workers (KMS and encrypt) and the ceiling", run_workers, 12, 12),
         Scenario("cache", "KMS calls per 10,000 PUTs against --cache-max-messages", run_cache, 6, 4),
         Scenario("latency", "open-loop latency at 50% and 80% of the measured rate, vs the bare handler",

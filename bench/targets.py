@@ -9,6 +9,7 @@ from bench.measure import Measurement
 
 MIB = 1024 * 1024
 FRAMES_PER_REQUEST_LIMIT_BYTES = 16 * MIB  # "a few frames", far below a 64 MiB body
+MULTIPART_LIMIT_PARTS = 4.0  # "a few parts" of server memory for a whole multipart upload
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,24 @@ def check_targets(rows: Sequence[Measurement]) -> list[Target]:
                       ratio("keystore/GenerateDataKey/postgresql"), 0.90, detail="same run, alternated rounds"))
     for op in ("Encrypt", "Decrypt"):
         out.append(Target(f"KMS {op} vs bare JSON", ">= 0.60 of bare handler", ratio(f"kms/{op}/sigv4"), 0.60))
+    for op, verb in (("PUT", "PutObject"), ("GET", "GetObject")):
+        key = f"s3/{op}/{64 * MIB}"
+        out.append(Target(f"S3 {verb} 64 MiB vs echo", ">= 0.60 of echo MB/s", ratio(key), 0.60))
+        m = _find(rows, key)
+        per = m.extra.get("server_rss_growth_per_request_bytes") if m is not None else None
+        out.append(Target(f"S3 {verb} 64 MiB server memory per request", "<= 16 MiB (a few frames)",
+                          None if per is None else per / MIB, FRAMES_PER_REQUEST_LIMIT_BYTES / MIB,
+                          higher_is_better=False, detail="MiB of peak RSS growth per request in flight"))
+    out.append(Target("S3 PutObject 1 KiB vs bare S3 handler (wrk)", ">= 0.50 of bare handler",
+                      ratio("s3/PUT/1024/wrk"), 0.50))
+    out.append(Target("S3 PutObject 1 KiB vs bare S3 handler (Python load generator)", ">= 0.50 of bare handler",
+                      ratio("s3/PUT/1024"), 0.50))
+    for m in rows:
+        if m.scenario == "s3" and m.key.startswith("s3/multipart/") and "server_rss_growth_parts" in m.extra:
+            out.append(Target(f"S3 {m.label}: server memory", f"<= {MULTIPART_LIMIT_PARTS:g} parts",
+                              float(m.extra["server_rss_growth_parts"]), MULTIPART_LIMIT_PARTS,
+                              higher_is_better=False,
+                              detail=f"peak minus idle RSS in parts of {m.extra['part_bytes'] // MIB} MiB"))
     cache_rows = [m for m in rows if m.scenario == "cache" and "kms_calls" in m.extra]
     for m in cache_rows:
         out.append(Target(f"cache {m.extra['cache_max_messages']}, {m.concurrency} clients: KMS calls",

@@ -160,7 +160,7 @@ def crash_here(*args, **kwargs):
     time.sleep(3600)  # killed here
 
 if point == "before-catalog-commit":
-    catalog.Catalog.put_object = crash_here
+    catalog.Catalog.commit_group = crash_here
 elif point == "after-catalog-commit":
     file.unlink_quietly = crash_here
 

@@ -185,12 +185,6 @@ def _info(stored: StoredObject, header: MessageHeader, size: int | None, data_ke
                       metadata=metadata)
 
 
-async def _hashed(body: AsyncIterable[bytes], digest: hashlib._Hash) -> AsyncIterator[bytes]:
-    async for block in body:
-        digest.update(block)
-        yield block
-
-
 class ObjectService:
     """Objects in buckets, as one gateway process serves them (see the module docstring)."""
 
@@ -217,8 +211,7 @@ class ObjectService:
         digest = hashlib.md5(usedforsecurity=False) if describe is not None else None
         writer = await gateway.storage.open_write(bucket, key)
         try:
-            async for data in encrypted(gateway, materials, entry, encryptor,
-                                        body if digest is None else _hashed(body, digest)):
+            async for data in encrypted(gateway, materials, entry, encryptor, body, digest=digest):
                 await writer.write(data)
             if describe is None or digest is None:
                 stored = await writer.commit()

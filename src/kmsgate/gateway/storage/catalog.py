@@ -4,7 +4,9 @@ One database (``catalog.sqlite3`` under the storage root; WAL, ``synchronous=FUL
 timeout) shared by every worker process. Writes run in ``BEGIN IMMEDIATE`` transactions, so
 SQLite's locking serialises processes and a check (does the bucket exist? the upload?) and the
 write it guards are one atomic step. A committed transaction is durable when ``COMMIT``
-returns: that commit is the acknowledgment point of every storage operation.
+returns: that commit is the acknowledgment point of every storage operation. ``commit_group``
+records the new objects and parts of several writers in one transaction, each in its own
+savepoint.
 
 An object row names its data files (unique random names, see ``kmsgate.gateway.storage.file``)
 in order, with the stored size of each part for a completed multipart upload. Methods that
@@ -79,6 +81,21 @@ class ObjectRecord:
 
     info: StoredObject
     files: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PartRecord:
+    """A part of a multipart upload and the data file that holds its bytes."""
+
+    bucket: str
+    key: str
+    upload_id: str
+    part: PartInfo
+    file: str
+
+
+CatalogWrite = ObjectRecord | PartRecord
+"""What ``Catalog.commit_group`` records: an object's current version, or a part."""
 
 
 def _object(bucket: str, row: tuple[str, int, str, float, bytes, str, str, bytes]) -> ObjectRecord:
@@ -228,8 +245,35 @@ class Catalog:
     def put_object(self, record: ObjectRecord) -> list[str]:
         """Make ``record`` the object's current version; return the replaced version's files."""
         with self._write() as db:
-            self._require_bucket(db, record.info.bucket)
-            return self._replace_object(db, record)
+            return self._put_object(db, record)
+
+    @classmethod
+    def _put_object(cls, db: sqlite3.Connection, record: ObjectRecord) -> list[str]:
+        cls._require_bucket(db, record.info.bucket)
+        return cls._replace_object(db, record)
+
+    def commit_group(self, writes: Sequence[CatalogWrite]) -> list[list[str] | StorageError]:
+        """Record every write in one transaction, so one durable ``COMMIT`` serves them all.
+
+        Each write runs in its own savepoint: one that fails (``NoSuchBucket``, ``NoSuchUpload``)
+        is rolled back alone and its error is its outcome; the others' outcome is the data files
+        they replaced. A failed ``COMMIT`` raises: then none of the group was recorded."""
+        outcomes: list[list[str] | StorageError] = []
+        with self._write() as db:
+            for write in writes:
+                db.execute("SAVEPOINT group_write")
+                try:
+                    if isinstance(write, ObjectRecord):
+                        stale = self._put_object(db, write)
+                    else:
+                        stale = self._put_part(db, write)
+                except StorageError as exc:
+                    db.execute("ROLLBACK TO group_write")
+                    outcomes.append(exc)
+                else:
+                    outcomes.append(stale)
+                db.execute("RELEASE group_write")
+        return outcomes
 
     def delete_object(self, bucket: str, key: str) -> list[str]:
         with self._write() as db:
@@ -282,12 +326,18 @@ class Catalog:
     def put_part(self, bucket: str, key: str, upload_id: str, part: PartInfo, file: str) -> list[str]:
         """Record a part (replacing one of the same number); return the replaced part's file."""
         with self._write() as db:
-            self._require_upload(db, bucket, key, upload_id)
-            old = db.execute("SELECT file FROM parts WHERE upload_id = ? AND part_number = ?",
-                             (upload_id, part.part_number)).fetchone()
-            db.execute("INSERT OR REPLACE INTO parts (upload_id, part_number, size, etag, last_modified, file, "
-                       "metadata) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       (upload_id, part.part_number, part.size, part.etag, part.last_modified, file, part.metadata))
+            return self._put_part(db, PartRecord(bucket, key, upload_id, part, file))
+
+    @classmethod
+    def _put_part(cls, db: sqlite3.Connection, record: PartRecord) -> list[str]:
+        part = record.part
+        cls._require_upload(db, record.bucket, record.key, record.upload_id)
+        old = db.execute("SELECT file FROM parts WHERE upload_id = ? AND part_number = ?",
+                         (record.upload_id, part.part_number)).fetchone()
+        db.execute("INSERT OR REPLACE INTO parts (upload_id, part_number, size, etag, last_modified, file, "
+                   "metadata) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   (record.upload_id, part.part_number, part.size, part.etag, part.last_modified, record.file,
+                    part.metadata))
         return [] if old is None else [str(old[0])]
 
     def list_parts(self, bucket: str, key: str, upload_id: str) -> list[PartInfo]:
