@@ -36,7 +36,8 @@ def test_grants_stored_before_the_grantee_and_name_columns_are_counted_after_ope
             [(grant.grant_id, KEY_ID, orjson.dumps(grant_to_record(grant))) for grant in grants],
         )
     conn.close()
-    store = SqliteKeyStore(tmp_path, RootKey(os.urandom(32)))
+    root_key = RootKey(os.urandom(32))
+    store = SqliteKeyStore(tmp_path, root_key)
     try:
         counts = store.mutate(lambda tx: (tx.count_grants(KEY_ID), tx.count_grants(KEY_ID, BOB),
                                           tx.count_grants(KEY_ID, CAROL)))
@@ -45,5 +46,5 @@ def test_grants_stored_before_the_grantee_and_name_columns_are_counted_after_ope
         assert {grant.grant_id for grant in store.load().snapshot.grants[KEY_ID]} == {g.grant_id for g in grants}
     finally:
         store.close()
-    reopened = SqliteKeyStore(tmp_path, RootKey(os.urandom(32)))  # a second opening finds the columns in place
+    reopened = SqliteKeyStore(tmp_path, root_key)  # a second opening finds the columns in place
     reopened.close()
