@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from kmsgate.kms.rootkey import RootKey, RootKeyError
-from kmsgate.kms.rootkey_rotation import SWITCHED_STATE, Rotation, RotationError, StopAt
+from kmsgate.kms.rootkey_rotation import BATCH_ROWS, SWITCHED_STATE, Rotation, RotationError, StopAt
 from kmsgate.kms.rootkey_source import (
     NEW_ROOT_KEY_FILENAME,
     OLD_ROOT_KEY_FILENAME,
@@ -72,6 +72,8 @@ def add_root_key_command(subparsers: Any, environ: Mapping[str, str]) -> argpars
                         help="the NEW root key: read if the file exists, else created (mode 0600) with a new random "
                         "key; KMSGATE_NEW_ROOT_KEY (base64) takes precedence. Without either, and with the current "
                         "key in <data-dir>/root.key, a new key replaces that file (the old one is removed)")
+    rotate.add_argument("--batch-rows", type=int, default=BATCH_ROWS,
+                        help="values rewrapped per staging transaction (default: %(default)s)")
     return root_key
 
 
@@ -93,6 +95,8 @@ def run_root_key_command(args: argparse.Namespace, environ: Mapping[str, str], o
 
 
 def _rotate(args: argparse.Namespace, environ: Mapping[str, str], location: KeyStoreLocation, out: TextIO) -> int:
+    if args.batch_rows < 1:
+        raise RotationError("--batch-rows must be at least 1")
     data_dir: Path = args.data_dir
     current, current_source, in_data_dir = _current_key(args, environ)
     new_given = bool(environ.get("KMSGATE_NEW_ROOT_KEY")) or args.new_root_key_file is not None
@@ -126,7 +130,7 @@ def _rotate(args: argparse.Namespace, environ: Mapping[str, str], location: KeyS
     resumed = rotation.begin(current, new)
     if resumed:
         print(f"{where}: resuming an interrupted rotation to this new root key", file=out)
-    staged = rotation.stage(current, new)
+    staged = rotation.stage(current, new, args.batch_rows)
     print(f"{where}: {staged} wrapped values staged under the new root key", file=out)
     report = rotation.switch(current, new)
     print(f"{where}: switched: {report.rewrapped} wrapped values now under the new root key "

@@ -55,8 +55,10 @@ def install_new_root_key(data_dir: Path, after_keeping_old: Callable[[], None] =
     current, new, old = (data_dir / name for name in (ROOT_KEY_FILENAME, NEW_ROOT_KEY_FILENAME, OLD_ROOT_KEY_FILENAME))
     linking = data_dir / (OLD_ROOT_KEY_FILENAME + ".tmp")
     linking.unlink(missing_ok=True)
-    os.link(current, linking)
-    os.replace(linking, old)
+    # An earlier run may have linked it already: renaming a link over another of the same file does nothing.
+    if not (old.exists() and os.path.samefile(old, current)):
+        os.link(current, linking)
+        os.replace(linking, old)
     _sync_dir(data_dir)
     after_keeping_old()
     os.replace(new, current)
