@@ -220,14 +220,15 @@ def _count(world: World, table: str) -> int:
         return int(row[0]) if row is not None else 0
 
 
-def _opens(world: World, root_key: RootKey) -> bool:
+def _refusal(world: World, root_key: RootKey) -> str | None:
+    """Why the store refuses to open with ``root_key``, or ``None`` if it opens."""
     try:
         service = open_service(world.data_dir, root_key, region=REGION, account_id=ACCOUNT_ID,
                                key_store=world.key_store)
-    except RootKeyError:
-        return False
+    except RootKeyError as exc:
+        return str(exc)
     service.close()
-    return True
+    return None
 
 
 def _decrypts_everything(world: World, root_key: RootKey) -> None:
@@ -266,8 +267,13 @@ def test_a_kill_9_at_each_point_leaves_a_store_one_key_opens_and_running_again_f
         new = read_root_key_file(new_file)
         assert _key_text(old_file) == old_text
     opening, refused = (old, new) if opens_with == "old" else (new, old)
-    assert _opens(world, opening)
-    assert not _opens(world, refused)
+    assert _refusal(world, opening) is None
+    assert _refusal(world, refused) == (
+        "a rotation to this root key has not finished; run 'kmsgate root-key rotate' again to finish it, "
+        "or start with the current root key"
+        if opens_with == "old"
+        else "this root key was replaced by 'kmsgate root-key rotate'; start with the new root key"
+    )
     _decrypts_everything(world, opening)
 
     resumed = _rotate(world)
