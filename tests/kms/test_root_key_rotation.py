@@ -290,3 +290,25 @@ def test_a_kill_9_at_each_point_leaves_a_store_one_key_opens_and_running_again_f
     finally:
         server.stop()
     assert "replaced by 'kmsgate root-key rotate'" in _serve_refused(world, old_text)
+
+
+def test_a_rotation_to_a_new_key_file_killed_after_the_switch_finishes_when_run_again(
+    world: World, tmp_path: Path
+) -> None:
+    current = tmp_path / "current.key"
+    (world.data_dir / "root.key").rename(current)
+    new_file = tmp_path / "new.key"
+    arguments = ("--root-key-file", str(current), "--new-root-key-file", str(new_file))
+
+    killed = _rotate(world, *arguments, KMSGATE_TEST_ROTATE_KILL_AT="switched")
+    resumed = _rotate(world, *arguments)
+
+    assert killed.returncode == -9, killed.stderr
+    assert resumed.returncode == 0, resumed.stderr
+    assert RESUMED_SAYS["new"] in resumed.stdout
+    assert _key_text(current) != _key_text(new_file)
+    server = world.server(KMSGATE_ROOT_KEY_FILE=str(new_file))
+    try:
+        _assert_everything_decrypts_and_the_pending_token_imports(server, world)
+    finally:
+        server.stop()
