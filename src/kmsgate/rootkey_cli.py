@@ -82,15 +82,16 @@ def run_root_key_command(args: argparse.Namespace, environ: Mapping[str, str], o
         location = parse_key_store(args.key_store, args.data_dir)
     except KeyStoreUrlError as exc:
         raise SystemExit(f"kmsgate: {exc}") from None
+    failures: tuple[type[BaseException], ...] = (RotationError, RootKeyError, OSError, sqlite3.Error)
+    if location.postgres_url is not None:
+        import psycopg
+
+        from kmsgate.kms.pg_schema import SchemaError
+
+        failures += (psycopg.Error, SchemaError)
     try:
         return _rotate(args, environ, location, out)
-    except (RotationError, RootKeyError, OSError) as exc:
-        raise SystemExit(f"kmsgate: {location.describe()}: {_one_line(exc)}") from None
-    except sqlite3.Error as exc:
-        raise SystemExit(f"kmsgate: {location.describe()}: {_one_line(exc)}") from None
-    except Exception as exc:  # the database's own errors, on one line, without the URL's secrets
-        if type(exc).__module__.split(".")[0] != "psycopg":
-            raise
+    except failures as exc:  # one line, without the URL's secrets
         raise SystemExit(f"kmsgate: {location.describe()}: {_one_line(exc)}") from None
 
 
