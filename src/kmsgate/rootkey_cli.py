@@ -121,8 +121,7 @@ def _rotate(args: argparse.Namespace, environ: Mapping[str, str], location: KeyS
             raise RotationError("the key store was switched to a root key other than the new one given; "
                                 "give the root key it was rotated to")
         print(f"{where}: resuming: the key store is already under the new root key", file=out)
-        return _finish(rotation, data_dir, replaces_file, new_source, current_source, stop_at, out,
-                       rewrapped=None)
+        return _finish(rotation, data_dir, replaces_file, new_source, current_source, stop_at, out)
 
     rotation.require_opens(current, current_source)
     new, new_source, created = _new_key(args, environ, data_dir, replaces_file, create=True)
@@ -136,12 +135,12 @@ def _rotate(args: argparse.Namespace, environ: Mapping[str, str], location: KeyS
     report = rotation.switch(current, new)
     print(f"{where}: switched: {report.rewrapped} wrapped values now under the new root key "
           f"({report.caught_up} rewrapped during the switch); the old root key no longer opens it", file=out)
-    return _finish(rotation, data_dir, replaces_file, new_source, current_source, stop_at, out,
-                   rewrapped=report.rewrapped)
+    return _finish(rotation, data_dir, replaces_file, new_source, current_source, stop_at, out)
 
 
 def _finish(rotation: Rotation, data_dir: Path, replaces_file: bool, new_source: str, current_source: str,
-            stop_at: StopAt, out: TextIO, rewrapped: int | None) -> int:
+            stop_at: StopAt, out: TextIO) -> int:
+    """Install the new key file (when the rotation replaces ``root.key``), clean up, and say what is next."""
     if replaces_file:
         install_new_root_key(data_dir, lambda: stop_at(OLD_KEY_KEPT))
         stop_at(KEY_FILE_REPLACED)
