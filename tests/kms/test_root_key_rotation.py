@@ -272,7 +272,8 @@ def test_a_kill_9_at_each_point_leaves_a_store_one_key_opens_and_running_again_f
         "a rotation to this root key has not finished; run 'kmsgate root-key rotate' again to finish it, "
         "or start with the current root key"
         if opens_with == "old"
-        else "this root key was replaced by 'kmsgate root-key rotate'; start with the new root key"
+        else "this root key was replaced by 'kmsgate root-key rotate'; start with the new root key "
+        "(if the rotation was interrupted, run it again to finish it)"
     )
     _decrypts_everything(world, opening)
 

@@ -55,7 +55,10 @@ def delete_setting(conn: Connection, name: str) -> None:
 def refusal(settings: Settings, root_key: RootKey) -> str:
     """Why ``root_key`` does not open a store with these settings (names no secret)."""
     if root_key.matches_check(settings.get(ROOT_KEY_PREVIOUS_CHECK, "")):
-        return "this root key was replaced by 'kmsgate root-key rotate'; start with the new root key"
+        return (
+            "this root key was replaced by 'kmsgate root-key rotate'; start with the new root key "
+            "(if the rotation was interrupted, run it again to finish it)"
+        )
     if root_key.matches_check(settings.get(ROOT_KEY_NEXT_CHECK, "")):
         return (
             "a rotation to this root key has not finished; run 'kmsgate root-key rotate' again to finish it, "
