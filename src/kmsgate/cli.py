@@ -28,6 +28,7 @@ from kmsgate.kms.rootkey_source import load_root_key
 from kmsgate.kms.rootkey import RootKey, RootKeyError
 from kmsgate.kms.stores import open_store, parse_key_store
 from kmsgate.logs import configure_logging
+from kmsgate.rootkey_cli import add_root_key_command, run_root_key_command
 from kmsgate.store_cli import add_store_command, run_store_command
 from kmsgate.web.app import create_app
 
@@ -57,6 +58,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     add_option_flags(config_show)
     add_keys_command(commands, environ)
     add_store_command(commands)
+    add_root_key_command(commands)
     return parser
 
 
@@ -179,5 +181,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         sys.exit(run_keys_command(args))
     elif args.command == "store":
         sys.exit(run_store_command(args, environ=env))
+    elif args.command == "root-key":
+        sys.exit(run_root_key_command(args, env))
     else:  # pragma: no cover - argparse rejects unknown commands
         sys.exit(2)

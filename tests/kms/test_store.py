@@ -1,5 +1,6 @@
 """The key store opens a database written by an earlier kmsgate: grants gain their grantee and name
-columns, filled from the stored records, and are counted and found through them."""
+columns, filled from the stored records, and are counted and found through them; the root key's
+check value is recorded, and another root key is refused."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import sqlite3
 from pathlib import Path
 
 import orjson
+import pytest
 
 from kmsgate.auth.grants import new_grant
 from kmsgate.kms.grant_records import grant_to_record
-from kmsgate.kms.rootkey import RootKey
+from kmsgate.kms.model import KeyMaterial
+from kmsgate.kms.rootkey import RootKey, RootKeyError
 from kmsgate.kms.sqlite_store import DB_FILENAME, SqliteKeyStore
 
 from .helpers import ACCOUNT_ID
@@ -36,7 +39,8 @@ def test_grants_stored_before_the_grantee_and_name_columns_are_counted_after_ope
             [(grant.grant_id, KEY_ID, orjson.dumps(grant_to_record(grant))) for grant in grants],
         )
     conn.close()
-    store = SqliteKeyStore(tmp_path, RootKey(os.urandom(32)))
+    root_key = RootKey(os.urandom(32))
+    store = SqliteKeyStore(tmp_path, root_key)
     try:
         counts = store.mutate(lambda tx: (tx.count_grants(KEY_ID), tx.count_grants(KEY_ID, BOB),
                                           tx.count_grants(KEY_ID, CAROL)))
@@ -45,5 +49,33 @@ def test_grants_stored_before_the_grantee_and_name_columns_are_counted_after_ope
         assert {grant.grant_id for grant in store.load().snapshot.grants[KEY_ID]} == {g.grant_id for g in grants}
     finally:
         store.close()
-    reopened = SqliteKeyStore(tmp_path, RootKey(os.urandom(32)))  # a second opening finds the columns in place
+    reopened = SqliteKeyStore(tmp_path, root_key)  # a second opening finds the columns in place
     reopened.close()
+
+
+def test_a_sqlite_store_refuses_a_root_key_other_than_the_one_it_was_created_with(tmp_path: Path) -> None:
+    SqliteKeyStore(tmp_path, RootKey(os.urandom(32))).close()  # no material yet: only the check value tells
+
+    with pytest.raises(RootKeyError, match="not the one this key store was created with"):
+        SqliteKeyStore(tmp_path, RootKey(os.urandom(32)))
+
+
+def test_a_sqlite_store_from_before_check_values_records_only_a_root_key_that_opens_its_material(
+    tmp_path: Path,
+) -> None:
+    root_key = RootKey(os.urandom(32))
+    store = SqliteKeyStore(tmp_path, root_key)
+    store.mutate(lambda tx: tx.put_material(
+        KeyMaterial(key_id=KEY_ID, version=1, material_id="0" * 64, secret=os.urandom(32), created=1.0,
+                    rotation_type=None)
+    ))
+    store.close()
+    with sqlite3.connect(tmp_path / DB_FILENAME) as conn:  # as a kmsgate without check values left it
+        conn.execute("DELETE FROM settings WHERE name = 'root_key_check'")
+    conn.close()
+
+    with pytest.raises(RootKeyError, match="not the one this key store was created with"):
+        SqliteKeyStore(tmp_path, RootKey(os.urandom(32)))
+    SqliteKeyStore(tmp_path, root_key).close()
+    with pytest.raises(RootKeyError):
+        SqliteKeyStore(tmp_path, RootKey(os.urandom(32)))

@@ -17,7 +17,8 @@ every call blocks and runs in a worker thread, never on the event loop.
   (``kmsgate.kms.pg_listener``) follows them, and ``data_version`` returns the last number seen:
   an attribute read, no round trip on the request path.
 - The root key: the store keeps a check value derived from it (``RootKey.check_value``), written
-  by the first node; a node started with another root key is refused before it serves.
+  by the first node; a node started with another root key is refused before it serves, and a
+  write by a node whose root key a rotation replaced is refused (``kmsgate.kms.rootkey_state``).
 - The database is sent ids, timestamps, policies and grants, and key material only wrapped
   under the root key: never clear material, plaintext or secrets.
 - A database that does not answer: a write waits at most ``POOL_TIMEOUT_SECONDS`` for a
@@ -46,7 +47,8 @@ from kmsgate.kms.loader import Loaded, ViewLoader
 from kmsgate.kms.pg_listener import CHANNEL, ChangeListener
 from kmsgate.kms.pg_schema import WRITE_LOCK, migrate
 from kmsgate.kms.pg_sql import PgConnection, Row
-from kmsgate.kms.rootkey import RootKey, RootKeyError
+from kmsgate.kms import rootkey_state
+from kmsgate.kms.rootkey import RootKey
 from kmsgate.kms.transaction import Transaction
 
 T = TypeVar("T")
@@ -57,7 +59,6 @@ CONNECT_TIMEOUT_SECONDS = 5  # unless the URL sets connect_timeout
 STATEMENT_TIMEOUT_MS = 10_000
 CHECK_TIMEOUT_SECONDS = 2.0  # a readiness check waits this long for a connection
 USAGE_TRACKING_START = "usage_tracking_start"
-ROOT_KEY_CHECK = "root_key_check"
 
 
 class KeyStoreUnavailableError(Exception):
@@ -84,7 +85,7 @@ class PgKeyStore:
         )
         try:
             self._tracking_start = self._settle()
-            self._loader = ViewLoader(self._reading, root_key)
+            self._loader = ViewLoader(self._reading, self.root_key)
             self._listener = ChangeListener(url, self._kwargs, self._advance)
         except BaseException:
             self._pool.close()
@@ -92,19 +93,17 @@ class PgKeyStore:
 
     def _settle(self) -> float:
         """First start writes the usage-tracking start and the root key's check value; every start checks it."""
-        with self._write() as (conn, _tx):
+        with self._write(settling=True) as (conn, _tx):
             return self._settle_in(conn)
 
     def _settle_in(self, conn: PgConnection) -> float:
         self._advance(changelog.last_seq(conn))
-        for name, value in ((USAGE_TRACKING_START, repr(time.time())), (ROOT_KEY_CHECK, self.root_key.check_value())):
-            conn.execute("INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING", (name, value))
-        settings: dict[str, str] = dict(conn.execute("SELECT name, value FROM settings").fetchall())
-        if not self.root_key.matches_check(settings[ROOT_KEY_CHECK]):
-            raise RootKeyError(
-                "the root key is not the one this key store was created with; every node needs the same root key"
-            )
-        return float(settings[USAGE_TRACKING_START])
+        conn.execute(
+            "INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+            (USAGE_TRACKING_START, repr(time.time())),
+        )
+        self.root_key = rootkey_state.settle(conn, self.root_key)
+        return float(rootkey_state.read_settings(conn)[USAGE_TRACKING_START])
 
     @property
     def rows_loaded(self) -> int:
@@ -179,12 +178,18 @@ class PgKeyStore:
     # -- writes -----------------------------------------------------------------------------
 
     @contextmanager
-    def _write(self) -> Iterator[tuple[PgConnection, Transaction]]:
-        """One write transaction under ``WRITE_LOCK``, logging and notifying what it changed as it commits."""
+    def _write(self, settling: bool = False) -> Iterator[tuple[PgConnection, Transaction]]:
+        """One write transaction under ``WRITE_LOCK``, logging and notifying what it changed as it commits.
+
+        Unless ``settling`` (the start's own check, which explains a refusal better), it first checks
+        that this node's root key is still the store's.
+        """
         with _unavailable_as_timeout():
             with self._pool.connection() as raw, raw.transaction():
                 raw.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
                 conn = PgConnection(raw)
+                if not settling:
+                    rootkey_state.require_active(conn, self.root_key)
                 tx = Transaction(conn, self.root_key)
                 yield conn, tx
                 committed = 0

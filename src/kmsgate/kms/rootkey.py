@@ -17,6 +17,13 @@ derived key, so one wrapped format can never be confused with the other. A third
 ``HMAC-SHA256(root key, "kmsgate-root/check")``, lets a shared key store recognise the root key
 it was created with (a node started with another is refused) without holding anything that
 helps to find the key.
+
+When the root key is rotated (``kmsgate.kms.rootkey_rotation``), import tokens already handed
+out stay usable for their lifetime: the retired root key's token-sealing key (the derived value
+above, not the root key itself) is kept in the store, wrapped under the new root key with the
+same layout as material and associated data ``"kmsgate-retired-token-key-v1"``, and
+``with_retired_token_keys`` gives a root key that also opens tokens sealed under it. Holding a
+retired token-sealing key opens only import tokens, never material.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import hashlib
 import hmac
 import os
 import struct
+from collections.abc import Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -32,6 +40,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 ROOT_KEY_BYTES = 32
 _WRAP_VERSION = 1
 _NONCE_BYTES = 12
+_RETIRED_TOKEN_KEY_AD = b"kmsgate-retired-token-key-v1"
 
 
 class RootKeyError(Exception):
@@ -41,13 +50,15 @@ class RootKeyError(Exception):
 class RootKey:
     """Wraps and unwraps secrets at rest. Holds the key; never prints it."""
 
-    __slots__ = ("_check", "_material_aead", "_token_aead")
+    __slots__ = ("_check", "_material_aead", "_token_key", "_token_aead", "_retired_token_aeads")
 
     def __init__(self, secret: bytes) -> None:
         if len(secret) != ROOT_KEY_BYTES:
             raise RootKeyError(f"the root key must be {ROOT_KEY_BYTES} bytes")
         self._material_aead = AESGCM(hmac.digest(secret, b"kmsgate-root/material", hashlib.sha256))
-        self._token_aead = AESGCM(hmac.digest(secret, b"kmsgate-root/import-token", hashlib.sha256))
+        self._token_key = hmac.digest(secret, b"kmsgate-root/import-token", hashlib.sha256)
+        self._token_aead = AESGCM(self._token_key)
+        self._retired_token_aeads: tuple[AESGCM, ...] = ()
         self._check = hmac.digest(secret, b"kmsgate-root/check", hashlib.sha256).hex()
 
     def __repr__(self) -> str:
@@ -64,6 +75,39 @@ class RootKey:
     def matches_check(self, check: str) -> bool:
         """Whether ``check`` is this root key's check value (compared in constant time)."""
         return hmac.compare_digest(self._check.encode(), check.encode())
+
+    def with_retired_token_keys(self, token_keys: Sequence[bytes]) -> RootKey:
+        """This root key, also opening import tokens sealed under ``token_keys`` (retired roots' token keys)."""
+        widened = RootKey.__new__(RootKey)
+        widened._material_aead = self._material_aead
+        widened._token_key = self._token_key
+        widened._token_aead = self._token_aead
+        widened._check = self._check
+        widened._retired_token_aeads = tuple(AESGCM(token_key) for token_key in token_keys)
+        return widened
+
+    def wrap_retired_token_key(self, retiring: RootKey) -> bytes:
+        """``retiring``'s token-sealing key wrapped under this root key (kept so its import tokens still open)."""
+        return self._wrap(self._material_aead, _RETIRED_TOKEN_KEY_AD, retiring._token_key)
+
+    def rewrap_retired_token_key(self, previous: RootKey, wrapped: bytes) -> bytes:
+        """A retired token-sealing key ``previous`` wrapped, wrapped under this root key instead."""
+        return self._wrap(self._material_aead, _RETIRED_TOKEN_KEY_AD, previous.unwrap_retired_token_key(wrapped))
+
+    def unwrap_retired_token_key(self, wrapped: bytes) -> bytes:
+        if len(wrapped) < 1 + _NONCE_BYTES + 16 or wrapped[0] != _WRAP_VERSION:
+            raise RootKeyError("a retired token key is malformed")
+        try:
+            return self._material_aead.decrypt(
+                wrapped[1 : 1 + _NONCE_BYTES], wrapped[1 + _NONCE_BYTES :], _RETIRED_TOKEN_KEY_AD
+            )
+        except InvalidTag as exc:
+            raise RootKeyError("a retired token key failed authentication under the root key") from exc
+
+    @staticmethod
+    def _wrap(aead: AESGCM, associated_data: bytes, secret: bytes) -> bytes:
+        nonce = os.urandom(_NONCE_BYTES)
+        return bytes([_WRAP_VERSION]) + nonce + aead.encrypt(nonce, secret, associated_data)
 
     def wrap_material(self, key_id: str, version: int, material: bytes) -> bytes:
         nonce = os.urandom(_NONCE_BYTES)
@@ -87,7 +131,10 @@ class RootKey:
     def open_token(self, token: bytes, associated_data: bytes) -> bytes:
         if len(token) < 1 + _NONCE_BYTES + 16 or token[0] != _WRAP_VERSION:
             raise RootKeyError("token is malformed")
-        try:
-            return self._token_aead.decrypt(token[1 : 1 + _NONCE_BYTES], token[1 + _NONCE_BYTES :], associated_data)
-        except InvalidTag as exc:
-            raise RootKeyError("token failed authentication") from exc
+        nonce, sealed = token[1 : 1 + _NONCE_BYTES], token[1 + _NONCE_BYTES :]
+        for aead in (self._token_aead, *self._retired_token_aeads):
+            try:
+                return aead.decrypt(nonce, sealed, associated_data)
+            except InvalidTag:
+                continue
+        raise RootKeyError("token failed authentication")

@@ -1,15 +1,24 @@
-"""Where the root key comes from: an environment value, a file, or a new file in the data dir."""
+"""Where the root key comes from: an environment value, a file, or a new file in the data dir.
+
+A rotation (``kmsgate root-key rotate``) of the data dir's own ``root.key`` stages the new key
+in ``root.key.new``; once the key store is switched, ``install_new_root_key`` keeps the old one
+as ``root.key.old`` (a hard link) and renames ``root.key.new`` over ``root.key``, each step
+durable before the next, so at every instant the directory holds a file with each key.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from kmsgate.kms.rootkey import ROOT_KEY_BYTES, RootKey, RootKeyError
 
 ROOT_KEY_FILENAME = "root.key"
+NEW_ROOT_KEY_FILENAME = "root.key.new"
+OLD_ROOT_KEY_FILENAME = "root.key.old"
 
 
 def load_root_key(*, env_value: str | None, path: Path | None, data_dir: Path) -> tuple[RootKey, str]:
@@ -27,6 +36,43 @@ def load_root_key(*, env_value: str | None, path: Path | None, data_dir: Path) -
         _create(default)
         return RootKey(_decode(default.read_text(encoding="ascii"), str(default))), f"{default} (created)"
     return RootKey(_decode(default.read_text(encoding="ascii"), str(default))), str(default)
+
+
+def read_root_key_file(path: Path) -> RootKey:
+    return RootKey(_decode(path.read_text(encoding="ascii"), str(path)))
+
+
+def read_or_create_root_key_file(path: Path) -> tuple[RootKey, bool]:
+    """The root key in ``path``, created first (a new random key, mode 0600, synced) if there is none; and whether it was."""
+    created = not path.exists()
+    if created:
+        _create(path)
+    return read_root_key_file(path), created
+
+
+def install_new_root_key(data_dir: Path, after_keeping_old: Callable[[], None] = lambda: None) -> None:
+    """``root.key.new`` becomes ``root.key``; the old ``root.key`` stays as ``root.key.old`` until removed."""
+    current, new, old = (data_dir / name for name in (ROOT_KEY_FILENAME, NEW_ROOT_KEY_FILENAME, OLD_ROOT_KEY_FILENAME))
+    linking = data_dir / (OLD_ROOT_KEY_FILENAME + ".tmp")
+    linking.unlink(missing_ok=True)
+    # An earlier run may have linked it already: renaming a link over another of the same file does nothing.
+    if not (old.exists() and os.path.samefile(old, current)):
+        os.link(current, linking)
+        os.replace(linking, old)
+    _sync_dir(data_dir)
+    after_keeping_old()
+    os.replace(new, current)
+    _sync_dir(data_dir)
+
+
+def remove_old_root_key(data_dir: Path) -> bool:
+    """Remove ``root.key.old``; returns whether there was one."""
+    old = data_dir / OLD_ROOT_KEY_FILENAME
+    if not old.exists():
+        return False
+    old.unlink()
+    _sync_dir(data_dir)
+    return True
 
 
 def _decode(text: str, source: str) -> bytes:
@@ -52,7 +98,11 @@ def _create(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+    _sync_dir(path.parent)
+
+
+def _sync_dir(directory: Path) -> None:
+    dir_fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:

@@ -8,6 +8,10 @@ Every write transaction also records which served entities it changed in the cha
 (``kmsgate.kms.changelog``), in the same commit, so that a reader can load only what changed
 (``kmsgate.kms.loader``).
 
+The root key's check value is kept in ``settings`` (``kmsgate.kms.rootkey_state``): a store
+opened with another root key is refused, and every write transaction first checks that its root
+key is still the store's (a rotation may have replaced it).
+
 Connections: a write connection used from worker threads under a lock, inside ``BEGIN
 IMMEDIATE`` transactions (several processes may share one data dir, and SQLite's own locking
 serialises them); a read connection used on the event-loop thread only for cheap reads
@@ -32,6 +36,7 @@ from kmsgate.core.errors import DependencyTimeoutError
 from kmsgate.kms import changelog
 from kmsgate.kms.grant_records import grant_from_record
 from kmsgate.kms.loader import Loaded, ViewLoader
+from kmsgate.kms import rootkey_state
 from kmsgate.kms.rootkey import RootKey
 from kmsgate.kms.transaction import Transaction
 
@@ -134,19 +139,35 @@ class SqliteKeyStore:
     def __init__(self, data_dir: Path, root_key: RootKey, filename: str = DB_FILENAME) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.path = data_dir / filename
-        self.root_key = root_key
-        self._root_key = root_key
         self._write_lock = threading.Lock()
         if not self.path.exists():
             # Wrapped material is still secret-adjacent: owner-only, and SQLite gives its
             # -wal and -shm files the same mode.
             os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         self._writer = _connect(self.path)
-        create_schema(self._writer)
+        try:
+            create_schema(self._writer)
+            root_key = self._settle(root_key)
+        except BaseException:
+            self._writer.close()
+            raise
+        self.root_key = root_key
+        self._root_key = root_key
         self._reader = _connect(self.path)
         self._version_cursor = self._reader.cursor()  # reused: data_version is read on every request
         self._load_conn = _connect(self.path)
         self._loader = ViewLoader(self._reading, root_key)
+
+    def _settle(self, root_key: RootKey) -> RootKey:
+        """Record the root key's check value on first use; refuse another root key (``kmsgate.kms.rootkey_state``)."""
+        self._writer.execute("BEGIN IMMEDIATE")
+        try:
+            settled = rootkey_state.settle(self._writer, root_key)
+        except BaseException:
+            self._writer.execute("ROLLBACK")
+            raise
+        self._writer.execute("COMMIT")
+        return settled
 
     @property
     def rows_loaded(self) -> int:
@@ -200,6 +221,7 @@ class SqliteKeyStore:
         with self._write_lock:
             self._writer.execute("BEGIN IMMEDIATE")
             try:
+                rootkey_state.require_active(self._writer, self._root_key)
                 tx = Transaction(self._writer, self._root_key)
                 yield tx
                 changelog.append(self._writer, tx.changed, time.time())

@@ -2,7 +2,7 @@
 
 What is copied is every row that makes the KMS: keys (with their policies, tags and rotation
 state, held in each key's record), material versions, aliases, grants, deletion markers, key
-usage and the settings (when usage tracking began; on PostgreSQL, the root key's check value).
+usage and the settings (when usage tracking began, the root key's check value).
 Material is copied as stored, wrapped under the root key: the copy never unwraps it, so it needs
 no root key, and the target must be served with the same root key as the source. The change log
 is not copied: nodes starting on the target read it in full.
