@@ -16,6 +16,8 @@ from typing import Any
 
 import psycopg
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from kmsgate.core.principal import account_root
 from kmsgate.kms.rootkey import RootKey, RootKeyError
@@ -30,6 +32,18 @@ ALGORITHM = "RSAES_OAEP_SHA_256"
 
 
 @dataclass
+class AsymmetricKeys:
+    """An RSA key with a ciphertext, an ECC signing key with its public key, an HMAC key with a MAC."""
+
+    rsa_key_id: str
+    rsa_ciphertext: bytes
+    ecc_key_id: str
+    ecc_public_key: bytes
+    hmac_key_id: str
+    mac: bytes
+
+
+@dataclass
 class World:
     """What was made through the server before the rotation."""
 
@@ -39,6 +53,7 @@ class World:
     pending_key_id: str  # an EXTERNAL key with an import token handed out, nothing imported yet
     pending_token: bytes
     pending_public_key: bytes
+    asymmetric: AsymmetricKeys
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("KMSGATE_")}
@@ -49,6 +64,33 @@ class World:
 
     def server(self, **env: str) -> KmsgateServer:
         return start_server(self.data_dir, **({"KMSGATE_KEY_STORE": self.key_store} if self.key_store else {}), **env)
+
+
+ASYMMETRIC_PLAINTEXT = b"under an RSA key"
+MAC_MESSAGE = b"under an HMAC key"
+
+
+def _make_asymmetric_keys(kms: Any) -> AsymmetricKeys:
+    rsa = kms.create_key(KeySpec="RSA_2048", KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]["KeyId"]
+    ciphertext = kms.encrypt(KeyId=rsa, Plaintext=ASYMMETRIC_PLAINTEXT,
+                             EncryptionAlgorithm="RSAES_OAEP_SHA_256")["CiphertextBlob"]
+    ecc = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    hmac_key = kms.create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")["KeyMetadata"]["KeyId"]
+    mac = kms.generate_mac(KeyId=hmac_key, Message=MAC_MESSAGE, MacAlgorithm="HMAC_SHA_256")["Mac"]
+    return AsymmetricKeys(rsa, ciphertext, ecc, kms.get_public_key(KeyId=ecc)["PublicKey"], hmac_key, mac)
+
+
+def _assert_asymmetric_keys_kept_their_material(kms: Any, keys: AsymmetricKeys) -> None:
+    decrypted = kms.decrypt(KeyId=keys.rsa_key_id, CiphertextBlob=keys.rsa_ciphertext,
+                            EncryptionAlgorithm="RSAES_OAEP_SHA_256")["Plaintext"]
+    assert decrypted == ASYMMETRIC_PLAINTEXT
+    signature = kms.sign(KeyId=keys.ecc_key_id, Message=b"after the rotation", MessageType="RAW",
+                         SigningAlgorithm="ECDSA_SHA_256")["Signature"]
+    public_key = serialization.load_der_public_key(keys.ecc_public_key)
+    assert isinstance(public_key, ec.EllipticCurvePublicKey)
+    public_key.verify(signature, b"after the rotation", ec.ECDSA(hashes.SHA256()))  # the same private key signs
+    mac = kms.generate_mac(KeyId=keys.hmac_key_id, Message=MAC_MESSAGE, MacAlgorithm="HMAC_SHA_256")["Mac"]
+    assert mac == keys.mac  # the same HMAC key
 
 
 def _build_world(data_dir: Path, key_store: str | None) -> World:
@@ -78,9 +120,10 @@ def _build_world(data_dir: Path, key_store: str | None) -> World:
         encrypt(imported, b"imported material")
         pending = kms.create_key(Origin="EXTERNAL")["KeyMetadata"]["KeyId"]
         token = kms.get_parameters_for_import(KeyId=pending, WrappingAlgorithm=ALGORITHM, WrappingKeySpec="RSA_2048")
+        asymmetric = _make_asymmetric_keys(kms)
     finally:
         server.stop()
-    return World(data_dir, key_store, ciphertexts, pending, token["ImportToken"], token["PublicKey"])
+    return World(data_dir, key_store, ciphertexts, pending, token["ImportToken"], token["PublicKey"], asymmetric)
 
 
 @pytest.fixture
@@ -103,6 +146,7 @@ def _assert_everything_decrypts_and_the_pending_token_imports(server: KmsgateSer
     kms = server.kms_client()
     for plaintext, blob in world.ciphertexts.items():
         assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == plaintext
+    _assert_asymmetric_keys_kept_their_material(kms, world.asymmetric)
     kms.import_key_material(
         KeyId=world.pending_key_id, ImportToken=world.pending_token,
         EncryptedKeyMaterial=wrap_key_material(world.pending_public_key, os.urandom(32), ALGORITHM),
