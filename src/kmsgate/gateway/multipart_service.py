@@ -207,7 +207,8 @@ class MultipartService:
             md5.update(block)
             return encryptor.update(block)
 
-        writer = await gateway.storage.open_part_write(bucket, key, upload_id, part_number)
+        stored_length = encryptor.output_length(length, final=True) if length is not None else None
+        writer = await gateway.storage.open_part_write(bucket, key, upload_id, part_number, length=stored_length)
         try:
             async for block in body:
                 materials.cache.record_bytes(entry, len(block))

@@ -233,11 +233,14 @@ class ObjectService:
             key_id=key_id or gateway.settings.default_key_id, encryption_context=context, plaintext_length=length)
         encryptor = Encryptor(entry.materials, frame_length=gateway.settings.frame_length)
         digest = hashlib.md5(usedforsecurity=False) if describe is not None else None
-        writer = await gateway.storage.open_write(bucket, key)
+        stored_length = encryptor.output_length(length, final=True) if length is not None else None
+        writer = await gateway.storage.open_write(bucket, key, length=stored_length)
         try:
             async for data in encrypted(gateway, materials, entry, encryptor,
                                         body if digest is None else _hashed(body, digest)):
                 await writer.write(data)
+            if length is not None and encryptor.plaintext_length != length:
+                raise GatewayError(400, "IncompleteBody", "The body is not as long as its declared length.")
             if describe is None or digest is None:
                 stored = await writer.commit()
             else:
