@@ -129,3 +129,23 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not reached in time"
         time.sleep(0.05)
+
+
+def test_get_and_head_by_part_number_on_the_s3_backend(server: KmsgateServer) -> None:
+    s3 = s3_client(server)
+    s3.create_bucket(Bucket="by-part")
+    parts = [os.urandom(PART), os.urandom(PART + 1), b"the last part"]
+    upload_id = s3.create_multipart_upload(Bucket="by-part", Key="mp")["UploadId"]
+    completed = [{"PartNumber": n, "ETag": s3.upload_part(Bucket="by-part", Key="mp", UploadId=upload_id,
+                                                          PartNumber=n, Body=body)["ETag"]}
+                 for n, body in enumerate(parts, start=1)]
+    s3.complete_multipart_upload(Bucket="by-part", Key="mp", UploadId=upload_id, MultipartUpload={"Parts": completed})
+    size = sum(len(p) for p in parts)
+    got = s3.get_object(Bucket="by-part", Key="mp", PartNumber=2)
+    assert got["Body"].read() == parts[1]
+    assert (got["ContentRange"], got["PartsCount"]) == (f"bytes {PART}-{2 * PART}/{size}", 3)
+    head = s3.head_object(Bucket="by-part", Key="mp", PartNumber=3)
+    assert (head["ContentLength"], head["PartsCount"]) == (len(parts[2]), 3)
+    with pytest.raises(ClientError) as err:
+        s3.get_object(Bucket="by-part", Key="mp", PartNumber=4)
+    assert err.value.response["Error"]["Code"] == "InvalidPartNumber"
