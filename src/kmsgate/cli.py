@@ -39,6 +39,7 @@ N = TypeVar("N", int, float)
 LOG_LEVELS = ("debug", "info", "warning", "error")
 STORAGES = ("file", "s3")
 BUCKET_NAME_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+HOST_LABEL_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 
 
 def _env(environ: Mapping[str, str], name: str, default: str | None) -> str | None:
@@ -93,6 +94,9 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     serve.add_argument("--s3-port", type=int, default=_env_number(environ, "S3_PORT", int, defaults.s3_port),
                        help="TCP port of the S3 API, on the same host; 0 turns it off [KMSGATE_S3_PORT] "
                        "(default: %(default)s)")
+    serve.add_argument("--s3-domain", default=_env(environ, "S3_DOMAIN", ""),
+                       help="host names (comma-separated) under which <bucket>.<name> addresses a bucket "
+                       "(virtual-hosted style), besides localhost and --host when it is a name [KMSGATE_S3_DOMAIN]")
     serve.add_argument("--data-dir", type=Path, default=Path(_env(environ, "DATA_DIR", str(defaults.data_dir)) or "."),
                        help="directory for the key store, root key and objects [KMSGATE_DATA_DIR] (default: %(default)s)")
     serve.add_argument("--region", default=_env(environ, "REGION", defaults.region),
@@ -232,6 +236,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
         raise SystemExit("kmsgate: --s3-port must be a port number, or 0 (off)")
     if args.s3_port and args.s3_port == args.port:
         raise SystemExit("kmsgate: --s3-port must differ from --port")
+    s3_domains = tuple(name.strip().lower().rstrip(".") for name in (args.s3_domain or "").split(",") if name.strip())
+    for name in s3_domains:
+        if not _is_host_name(name):
+            raise SystemExit(f"kmsgate: --s3-domain: {name[:64]!r} is not a host name")
     if args.liveness_timeout < 0:
         raise SystemExit("kmsgate: --liveness-timeout must be 0 (off) or positive")
     try:
@@ -242,6 +250,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         host=args.host,
         port=args.port,
         s3_port=args.s3_port,
+        s3_domains=s3_domains,
         data_dir=args.data_dir,
         region=args.region,
         account_id=args.account_id,
@@ -276,6 +285,16 @@ def config_from_args(args: argparse.Namespace) -> Config:
         cache_max_bytes=args.cache_max_bytes,
         cache_capacity=args.cache_capacity,
     )
+
+
+def _is_host_name(name: str) -> bool:
+    """A DNS name (labels of letters, digits and inner hyphens), not an IP address."""
+    try:
+        ipaddress.ip_address(name)
+        return False
+    except ValueError:
+        pass
+    return len(name) <= 253 and all(HOST_LABEL_RE.fullmatch(label) for label in name.split("."))
 
 
 def _is_loopback(host: str) -> bool:

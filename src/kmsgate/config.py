@@ -11,6 +11,7 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 8080
     s3_port: int = 9000  # the S3 API on the same host; 0: not served
+    s3_domains: tuple[str, ...] = ()  # <bucket>.<domain> hosts are virtual-hosted, besides localhost and --host
     data_dir: Path = Path("./data")
     region: str = "us-east-1"
     account_id: str = "111122223333"

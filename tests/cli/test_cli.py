@@ -101,3 +101,13 @@ def test_insecure_no_auth_is_refused_on_a_non_loopback_address(tmp_path: Path) -
     result = _kmsgate("serve", "--insecure-no-auth", "--host", "0.0.0.0", "--port", "0", "--data-dir", str(tmp_path))
     assert result.returncode != 0
     assert "non-loopback" in result.stderr
+
+
+def test_s3_domains_are_read_from_the_flag_or_environment_and_must_be_host_names() -> None:
+    assert parse([]).s3_domains == ()
+    assert parse([], {"KMSGATE_S3_DOMAIN": "s3.example.com"}).s3_domains == ("s3.example.com",)
+    assert parse(["--s3-domain", "S3.Example.com., s3.internal"]).s3_domains == ("s3.example.com", "s3.internal")
+    for bad in ("10.0.0.1", "s3_example.com", "-s3.example.com", "s3..example.com"):
+        with pytest.raises(SystemExit) as refused:
+            parse([f"--s3-domain={bad}"])
+        assert "--s3-domain" in str(refused.value)

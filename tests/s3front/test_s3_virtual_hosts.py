@@ -8,6 +8,7 @@ header boto3 signed: what reaches kmsgate is byte for byte the request a resolvi
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -15,15 +16,15 @@ import pytest
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
-from tests.conftest import KmsgateServer
-from tests.s3front.conftest import s3_endpoint
+from tests.conftest import KmsgateServer, free_port, start_server
+from tests.s3front.conftest import s3_client, s3_endpoint
 
 
-def virtual_client(server: KmsgateServer) -> tuple[Any, list[str]]:
-    """A boto3 client addressing buckets as ``<bucket>.localhost:<port>``, and the hosts it sent."""
+def virtual_client(server: KmsgateServer, domain: str = "localhost") -> tuple[Any, list[str]]:
+    """A boto3 client addressing buckets as ``<bucket>.<domain>:<port>``, and the hosts it sent."""
     port = urlsplit(s3_endpoint(server)).port
     client = server.boto_session().client(
-        "s3", endpoint_url=f"http://localhost:{port}",
+        "s3", endpoint_url=f"http://{domain}:{port}",
         config=BotoConfig(signature_version="s3v4", s3={"addressing_style": "virtual"},
                           retries={"max_attempts": 1, "mode": "standard"}))
     sent: list[str] = []
@@ -62,3 +63,22 @@ def test_a_virtual_hosted_request_for_a_missing_bucket_is_no_such_bucket(s3_serv
         virtual_s3.list_objects_v2(Bucket="no-such-bucket-here")
     assert err.value.response["Error"]["Code"] == "NoSuchBucket"
     assert sent[0].startswith("no-such-bucket-here.localhost:")
+
+
+@pytest.fixture(scope="module")
+def domain_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KmsgateServer]:
+    """A kmsgate whose S3 API also takes ``<bucket>.s3.kmsgate.test`` as virtual-hosted."""
+    server = start_server(tmp_path_factory.mktemp("kmsgate-s3-domain") / "data", "--s3-port", str(free_port()),
+                          "--s3-domain", "s3.kmsgate.test")
+    yield server
+    server.stop()
+
+
+def test_a_bucket_under_the_configured_s3_domain_is_virtual_hosted(domain_server: KmsgateServer) -> None:
+    path_style = s3_client(domain_server)
+    path_style.create_bucket(Bucket="under-domain")
+    virtual_s3, sent = virtual_client(domain_server, "s3.kmsgate.test")
+    virtual_s3.put_object(Bucket="under-domain", Key="k", Body=b"by domain")
+    assert sent[0].startswith("under-domain.s3.kmsgate.test:")
+    assert path_style.get_object(Bucket="under-domain", Key="k")["Body"].read() == b"by domain"
+    assert virtual_s3.get_object(Bucket="under-domain", Key="k")["Body"].read() == b"by domain"

@@ -59,7 +59,8 @@ def create_app(config: Config) -> web.Application:
     setup_gateway(app, partial(_build_gateway, config))
     app.cleanup_ctx.append(partial(_upload_expiry, config))
     if config.s3_port:
-        base_hosts = ("localhost",) if _is_address(config.host) else ("localhost", config.host)
+        named = ("localhost",) if _is_address(config.host) else ("localhost", config.host)
+        base_hosts = named + tuple(name for name in config.s3_domains if name not in named)
         s3_app = create_s3_app(app, partial(_s3_authenticator, config, app), region=config.region,
                                base_hosts=base_hosts)
         app[LISTENER_APPS] = {"s3": s3_app}
