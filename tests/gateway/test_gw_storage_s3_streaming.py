@@ -1,4 +1,5 @@
-"""The s3 backend streams writes of known length to the upstream: a few chunks held, nothing partial left."""
+"""The s3 backend's writes hold a few chunks whatever their size: streamed upstream when their length
+is known, spooled to a temporary file when not; and nothing partial is left upstream."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from kmsgate.gateway.storage.base import MIN_PART_BYTES, ObjectNotFound, StorageError
 from kmsgate.gateway.storage.s3 import S3Storage
 from kmsgate.gateway.storage.s3stream import PIPE_CHUNKS
+from kmsgate.gateway.storage.spool import MEMORY_BYTES
 
 BUCKET = "contract-bucket"
 CHUNK = 64 * 1024
@@ -96,3 +98,30 @@ async def test_s3_a_streamed_write_short_of_its_length_is_refused_and_leaves_not
     with pytest.raises(ObjectNotFound):
         await s3_storage.head(BUCKET, "short")
     assert not s3_admin.list_multipart_uploads(Bucket=s3_bucket).get("Uploads")
+
+
+async def test_s3_a_write_of_unknown_length_is_spooled_not_held(s3_storage: S3Storage, s3_admin: Any,
+                                                                s3_bucket: str) -> None:
+    await s3_storage.create_bucket(BUCKET)
+    data = os.urandom(3 * MIN_PART_BYTES + 54_321)
+    writer = await s3_storage.open_write(BUCKET, "unknown")
+    for chunk in chunks(data):
+        await writer.write(chunk)
+    await writer.commit(metadata=b"meta")
+    assert 0 < writer.peak_held_bytes <= MEMORY_BYTES + CHUNK
+    assert s3_admin.get_object(Bucket=s3_bucket, Key=f"objects/{BUCKET}/unknown")["Body"].read() == data
+    assert (await s3_storage.head(BUCKET, "unknown")).metadata == b"meta"
+
+
+async def test_s3_a_part_of_unknown_length_is_spooled_not_held(s3_storage: S3Storage, s3_admin: Any,
+                                                               s3_bucket: str) -> None:
+    await s3_storage.create_bucket(BUCKET)
+    upload_id = await s3_storage.create_upload(BUCKET, "k")
+    data = os.urandom(s3_storage.uploads.max_part_bytes)
+    writer = await s3_storage.open_part_write(BUCKET, "k", upload_id, 1)
+    for chunk in chunks(data):
+        await writer.write(chunk)
+    assert (await writer.commit()).size == len(data)
+    assert 0 < writer.peak_held_bytes <= MEMORY_BYTES + CHUNK
+    await s3_storage.complete_upload(BUCKET, "k", upload_id, [1])
+    assert s3_admin.get_object(Bucket=s3_bucket, Key=f"objects/{BUCKET}/k")["Body"].read() == data

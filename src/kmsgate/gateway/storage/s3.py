@@ -25,15 +25,16 @@ until ``commit``, which writes the sidecar (always used: the metadata is known o
 then sends it, so a write that fails or is aborted midway leaves nothing visible. A writer holds
 at most a few chunks (``PIPE_CHUNKS`` per request, and the last one), whatever the object size.
 
-Smaller writes, and writes of unknown length, accumulate in one buffer of at most
-``part_size`` (+ one chunk) bytes. An object that ends before the buffer first fills is sent
-with a single ``PutObject`` at ``commit``. Otherwise the writer starts an upstream multipart
-upload, sends each full buffer as a part, and ``commit`` sends the rest as the last part and completes the upload; S3 makes the
+Smaller writes, and writes of unknown length, accumulate in a ``Spool`` (memory up to 256 KiB,
+then a temporary file; ``kmsgate.gateway.storage.spool``) of at most ``part_size`` (+ one chunk)
+bytes. An object that ends before the spool first fills is sent with a single ``PutObject`` at
+``commit``. Otherwise the writer starts an upstream multipart upload, sends each full spool as
+a part (read from the file as it is sent), and ``commit`` sends the rest as the last part and completes the upload; S3 makes the
 object visible only at completion, whole. Since ``commit(metadata=...)`` may replace the
 metadata blob after the upload started, such an object always names a sidecar: its token is
 chosen when the upload starts and the sidecar written at ``commit``, before the completion. On any failure, and on ``abort``, the upload is
-aborted so no parts remain billed or visible. Memory per buffering writer is therefore bounded by
-``part_size`` whatever the object size.
+aborted so no parts remain billed or visible. Memory per spooling writer is therefore bounded by
+the spool's memory (256 KiB and a chunk) whatever the object size.
 
 Sidecars are written before the object that names them and deleted after the object stops
 naming them (a replacement or a delete learns the previous version's token with a ``HEAD`` when
@@ -104,6 +105,7 @@ from kmsgate.gateway.storage.s3meta import (
 )
 from kmsgate.gateway.storage.s3stream import StreamedCall
 from kmsgate.gateway.storage.s3uploads import S3PartWriter, S3Uploads
+from kmsgate.gateway.storage.spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +144,7 @@ class S3ObjectWriter:
         self._previous = previous  # the sidecar token of the version this write replaces
         self._s3_key = storage.object_key(bucket, key)
         self._bucket = storage.bucket
-        self._buffer = bytearray()
+        self._spool = Spool()
         self._written = 0
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
@@ -161,7 +163,8 @@ class S3ObjectWriter:
             self._token, self._fields = await self._storage.metadata_fields(Sidecar(self._metadata))
         return self._fields
 
-    async def _send_part(self, data: bytes) -> None:
+    async def _send_part(self) -> None:
+        """The spooled bytes upstream as the next part (the upload starts with the first)."""
         s3 = self._storage.client
         if self._upload_id is None:
             if self._fields is None:  # the sidecar itself is written at commit, with the final blob
@@ -178,12 +181,14 @@ class S3ObjectWriter:
             Key=self._s3_key,
             UploadId=self._upload_id,
             PartNumber=number,
-            Body=data,
+            Body=await self._spool.body(),
+            ContentLength=self._spool.size,
         )
         self._parts.append({"ETag": resp["ETag"], "PartNumber": number})
+        await self._spool.clear()
 
     def _note_held(self) -> None:
-        held = len(self._buffer) + len(self._held or b"") + (self._call.held_bytes if self._call else 0)
+        held = self._spool.memory_bytes + len(self._held or b"") + (self._call.held_bytes if self._call else 0)
         self.peak_held_bytes = max(self.peak_held_bytes, held)
 
     async def _start_call(self) -> StreamedCall:
@@ -265,27 +270,23 @@ class S3ObjectWriter:
         if self._length is not None:
             await self._write_streamed(bytes(chunk))
             return
-        self._buffer += chunk
         self._written += len(chunk)
-        self._note_held()
-        if len(self._buffer) >= self._storage.part_size:
-            data = bytes(self._buffer)
-            self._buffer.clear()
-            try:
-                await self._send_part(data)
-            except CLIENT_ERRORS as exc:
-                await self._abort(keep_sidecar=not isinstance(exc, ClientError))
-                raise translate(exc, "upload part") from exc
-            except BaseException:
-                await self._abort(keep_sidecar=True)
-                raise
+        try:
+            await self._spool.write(chunk)
+            self._note_held()
+            if self._spool.size >= self._storage.part_size:
+                await self._send_part()
+        except CLIENT_ERRORS as exc:
+            await self._abort(keep_sidecar=not isinstance(exc, ClientError))
+            raise translate(exc, "upload part") from exc
+        except BaseException:
+            await self._abort(keep_sidecar=True)
+            raise
 
     async def commit(self, metadata: bytes | None = None) -> StoredObject:
         if self._done:
             raise StorageError("commit after commit or abort")
         s3 = self._storage.client
-        data = bytes(self._buffer)
-        self._buffer.clear()
         try:
             if metadata is not None:
                 self._metadata = check_metadata(metadata)
@@ -293,10 +294,11 @@ class S3ObjectWriter:
                 resp = await self._commit_streamed()
             elif self._upload_id is None:
                 fields = await self._user_metadata()
-                resp = await s3.put_object(Bucket=self._bucket, Key=self._s3_key, Body=data, Metadata=fields)
+                resp = await s3.put_object(Bucket=self._bucket, Key=self._s3_key, Body=await self._spool.body(),
+                                           ContentLength=self._spool.size, Metadata=fields)
             else:
-                if data:
-                    await self._send_part(data)
+                if self._spool.size:
+                    await self._send_part()
                 if self._token is not None:
                     await self._storage.write_sidecar(self._token, Sidecar(self._metadata))
                 resp = await s3.complete_multipart_upload(
@@ -314,6 +316,7 @@ class S3ObjectWriter:
             await self._abort(keep_sidecar=True)
             raise
         self._done = True
+        self._spool.close()
         if self._previous is not None and self._previous != self._token:
             await self._storage.discard_sidecar(self._previous)
         return StoredObject(bucket=self._bucket_name, key=self._key, size=self._written,
@@ -324,7 +327,7 @@ class S3ObjectWriter:
 
     async def _abort(self, *, keep_sidecar: bool) -> None:
         self._done = True
-        self._buffer.clear()
+        self._spool.close()
         self._held = None
         call, self._call = self._call, None
         if call is not None:
@@ -403,8 +406,8 @@ class S3Storage:
         """Build a client from the standard AWS credential chain; close with ``close()``.
 
         ``max_part_bytes``: the largest part ``open_part_write`` takes when its length is not
-        given (such a part is sent as one upstream ``UploadPart``, held in memory whole); a part
-        of known length streams."""
+        given (such a part is spooled to a temporary file, then sent); a part of known length
+        streams."""
         if part_size < MIN_PART_BYTES:
             raise ValueError(f"part_size must be at least {MIN_PART_BYTES} bytes")
         config = AioConfig(

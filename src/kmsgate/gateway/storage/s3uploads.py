@@ -22,8 +22,8 @@ Each part is sent as one upstream ``UploadPart``. A part of known length
 (``open_part_write(length=...)``) streams to it as it is written
 (``kmsgate.gateway.storage.s3stream``), its last chunk kept back until ``commit`` so that a
 part abandoned midway never reaches the upstream; a writer holds a few chunks whatever the part
-size. A part of unknown length is held in memory, at most ``max_part_bytes``, and sent at
-``commit``. The upstream's own rules apply (S3 refuses parts but the last
+size. A part of unknown length, at most ``max_part_bytes``, is spooled (memory up to 256 KiB,
+then a temporary file: ``kmsgate.gateway.storage.spool``) and sent from there at ``commit``. The upstream's own rules apply (S3 refuses parts but the last
 below ``MIN_PART_BYTES`` at completion: ``EntityTooSmall``).
 """
 
@@ -54,6 +54,7 @@ from kmsgate.gateway.storage.base import (
 )
 from kmsgate.gateway.storage.s3errors import CLIENT_ERRORS, clean_etag, translate
 from kmsgate.gateway.storage.s3stream import StreamedCall
+from kmsgate.gateway.storage.spool import Spool
 from kmsgate.gateway.storage.s3meta import (
     Sidecar,
     decode_part_record,
@@ -74,7 +75,7 @@ PART_RECORD_READS = 16
 
 
 class S3PartWriter:
-    """Streams one part of known ``length``, else buffers it (at most ``max_part_bytes``) and
+    """Streams one part of known ``length``, else spools it (at most ``max_part_bytes``) and
     sends it at ``commit``; see the module docstring."""
 
     def __init__(self, uploads: S3Uploads, s3_key: str, upload_id: str, part_number: int,
@@ -86,7 +87,7 @@ class S3PartWriter:
         self._length = length
         self._call: StreamedCall | None = None
         self._held: bytes | None = None
-        self._buffer = bytearray()
+        self._spool = Spool()
         self._written = 0
         self._done = False
         self.peak_held_bytes = 0
@@ -97,7 +98,7 @@ class S3PartWriter:
         return self._written
 
     def _note_held(self) -> None:
-        held = len(self._buffer) + len(self._held or b"") + (self._call.held_bytes if self._call else 0)
+        held = self._spool.memory_bytes + len(self._held or b"") + (self._call.held_bytes if self._call else 0)
         self.peak_held_bytes = max(self.peak_held_bytes, held)
 
     def _start_call(self, length: int) -> StreamedCall:
@@ -133,21 +134,25 @@ class S3PartWriter:
         if self._length is not None:
             await self._write_streamed(bytes(chunk), self._length)
             return
-        if len(self._buffer) + len(chunk) > self._uploads.max_part_bytes:
+        if self._written + len(chunk) > self._uploads.max_part_bytes:
             await self.abort()
             raise InvalidArgument(f"a part exceeds {self._uploads.max_part_bytes} bytes")
-        self._buffer += chunk
         self._written += len(chunk)
+        try:
+            await self._spool.write(chunk)
+        except BaseException:
+            await self.abort()
+            raise
         self._note_held()
 
     async def _send(self) -> dict[str, Any]:
-        """The whole part upstream: the buffer, or the last chunk of a streamed part."""
+        """The whole part upstream: the spool, or the last chunk of a streamed part."""
         storage = self._uploads.storage
         if self._length is None:
-            data, self._buffer = bytes(self._buffer), bytearray()
             return dict(await storage.client.upload_part(Bucket=storage.bucket, Key=self._s3_key,
                                                          UploadId=self._upload_id, PartNumber=self._part_number,
-                                                         Body=data))
+                                                         Body=await self._spool.body(),
+                                                         ContentLength=self._spool.size))
         if self._held is None:
             raise StorageError("part shorter than its declared length")
         held, self._held = self._held, None
@@ -170,6 +175,7 @@ class S3PartWriter:
             await self.abort()
             raise
         self._done = True
+        self._spool.close()
         etag = clean_etag(resp.get("ETag"))
         if metadata:
             await self._uploads.write_part_record(self._upload_id, self._part_number, etag, metadata)
@@ -177,7 +183,7 @@ class S3PartWriter:
 
     async def abort(self) -> None:
         self._done = True
-        self._buffer = bytearray()
+        self._spool.close()
         self._held = None
         call, self._call = self._call, None
         if call is not None:
