@@ -125,3 +125,21 @@ async def test_s3_a_part_of_unknown_length_is_spooled_not_held(s3_storage: S3Sto
     assert 0 < writer.peak_held_bytes <= MEMORY_BYTES + CHUNK
     await s3_storage.complete_upload(BUCKET, "k", upload_id, [1])
     assert s3_admin.get_object(Bucket=s3_bucket, Key=f"objects/{BUCKET}/k")["Body"].read() == data
+
+
+async def test_s3_an_empty_write_after_the_last_chunk_loses_nothing(s3_storage: S3Storage, s3_admin: Any,
+                                                                    s3_bucket: str) -> None:
+    await s3_storage.create_bucket(BUCKET)
+    data = os.urandom(MIN_PART_BYTES + 3)
+    writer = await s3_storage.open_write(BUCKET, "k", length=len(data))
+    for chunk in [*chunks(data), b""]:
+        await writer.write(chunk)
+    await writer.commit()
+    assert s3_admin.get_object(Bucket=s3_bucket, Key=f"objects/{BUCKET}/k")["Body"].read() == data
+    upload_id = await s3_storage.create_upload(BUCKET, "p")
+    part_writer = await s3_storage.open_part_write(BUCKET, "p", upload_id, 1, length=len(data))
+    for chunk in [*chunks(data), b""]:
+        await part_writer.write(chunk)
+    assert (await part_writer.commit()).size == len(data)
+    await s3_storage.complete_upload(BUCKET, "p", upload_id, [1])
+    assert s3_admin.get_object(Bucket=s3_bucket, Key=f"objects/{BUCKET}/p")["Body"].read() == data

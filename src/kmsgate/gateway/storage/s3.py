@@ -232,6 +232,8 @@ class S3ObjectWriter:
 
     async def _write_streamed(self, chunk: bytes) -> None:
         length = self._length or 0
+        if not chunk:  # nothing to send, and never the kept-back last chunk
+            return
         if self._written + len(chunk) > length:
             await self._abort(keep_sidecar=False)
             raise StorageError("write longer than its declared length")
@@ -259,6 +261,8 @@ class S3ObjectWriter:
             self._fields = sidecar_fields(self._token)
         await self._storage.write_sidecar(self._token, Sidecar(self._metadata))
         await self._stream(held)
+        if self._call is not None:  # every request must have had all its bytes before the completion
+            raise StorageError("s3 streamed write incomplete")
         if self._upload_id is None:
             return self._put_response
         return dict(await self._storage.client.complete_multipart_upload(

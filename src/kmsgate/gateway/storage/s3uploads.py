@@ -108,6 +108,8 @@ class S3PartWriter:
             Body=body, ContentLength=length))
 
     async def _write_streamed(self, chunk: bytes, length: int) -> None:
+        if not chunk:  # nothing to send, and never the kept-back last chunk
+            return
         if self._written + len(chunk) > length:
             await self.abort()
             raise StorageError("part longer than its declared length")
