@@ -91,6 +91,25 @@ def _port(value: int) -> str | None:
     return None if 0 <= value <= 65535 else "a port number from 0 to 65535"
 
 
+_HOST_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def split_host_names(value: str) -> tuple[str, ...]:
+    """``--s3-domain``'s comma-separated names, lower-cased, without a trailing dot."""
+    return tuple(name.strip().lower().rstrip(".") for name in value.split(",") if name.strip())
+
+
+def _host_names(value: str) -> str | None:
+    for name in split_host_names(value):
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            if len(name) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in name.split(".")):
+                continue
+        return "comma-separated DNS names (not addresses)"
+    return None
+
+
 def _account_id(value: str) -> str | None:
     return None if value.isdigit() and len(value) == 12 else "12 digits"
 
@@ -121,6 +140,9 @@ class Config:
     host: str = option("127.0.0.1", "address to listen on; another than loopback needs --tls-cert or --insecure-http")
     port: int = option(8080, "TCP port of the KMS API and the /v1 gateway API", check=_port)
     s3_port: int = option(9000, "TCP port of the S3 API, on the same host; 0 turns it off", check=_port)
+    s3_domain: str = option("", "host names (comma-separated) under which <bucket>.<name> addresses a bucket "
+                            "(virtual-hosted style), besides localhost and --host when it is a name",
+                            check=_host_names)
     tls_cert: Path | None = option(None, "PEM certificate chain served on every port (KMS, /v1, S3); "
                                    "re-read with the key on SIGHUP", group="tls")
     tls_key: Path | None = option(None, "PEM private key of --tls-cert; must not be readable by group or others",

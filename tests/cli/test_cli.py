@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kmsgate.cli import build_parser, load_from_args
-from kmsgate.config import ConfigError
+from kmsgate.config import ConfigError, split_host_names
 
 
 def parse(argv: list[str], environ: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
@@ -105,3 +105,14 @@ def test_insecure_no_auth_is_refused_on_a_non_loopback_address(tmp_path: Path) -
                       "--data-dir", str(tmp_path))
     assert result.returncode != 0
     assert "non-loopback" in result.stderr
+
+
+def test_s3_domains_are_read_from_the_flag_or_environment_and_must_be_host_names() -> None:
+    assert split_host_names(parse([]).s3_domain) == ()
+    assert split_host_names(parse([], {"KMSGATE_S3_DOMAIN": "s3.example.com"}).s3_domain) == ("s3.example.com",)
+    assert split_host_names(parse(["--s3-domain", "S3.Example.com., s3.internal"]).s3_domain) == \
+        ("s3.example.com", "s3.internal")
+    for bad in ("10.0.0.1", "s3_example.com", "-s3.example.com", "s3..example.com"):
+        with pytest.raises(ConfigError) as refused:
+            parse([f"--s3-domain={bad}"])
+        assert "--s3-domain" in str(refused.value)

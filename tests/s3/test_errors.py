@@ -14,7 +14,7 @@ from tests.s3.strategies import xml_text
 EXPECTED_STATUS = {
     "NoSuchBucket": 404, "NoSuchKey": 404, "NoSuchUpload": 404, "BucketAlreadyExists": 409,
     "BucketAlreadyOwnedByYou": 409, "BucketNotEmpty": 409, "InvalidPart": 400, "InvalidPartOrder": 400,
-    "EntityTooSmall": 400, "EntityTooLarge": 400, "InvalidRange": 416, "AccessDenied": 403,
+    "EntityTooSmall": 400, "EntityTooLarge": 400, "InvalidRange": 416, "InvalidPartNumber": 416, "AccessDenied": 403,
     "SignatureDoesNotMatch": 403, "RequestTimeTooSkewed": 403, "InvalidAccessKeyId": 403,
     "AuthorizationHeaderMalformed": 400, "MissingContentLength": 411, "BadDigest": 400,
     "InvalidDigest": 400, "InvalidRequest": 400, "InvalidArgument": 400, "InvalidBucketName": 400,

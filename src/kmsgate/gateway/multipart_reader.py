@@ -191,26 +191,28 @@ class MultipartReader:
         from kmsgate.gateway.object_service import ObjectInfo
 
         return ObjectInfo(etag=opened.etag, last_modified=opened.stored.last_modified, size=opened.size,
-                          kms_key_arn=opened.kms_key_arn, metadata=opened.metadata)
+                          kms_key_arn=opened.kms_key_arn, metadata=opened.metadata,
+                          part_sizes=tuple(p.plaintext_size for p in opened.parts))
 
     async def head(self, caller: Caller, stored: StoredObject) -> ObjectInfo:
         return self.info(await self.open(caller, stored))
 
     async def read(self, caller: Caller, stored: StoredObject, *, byte_range: str | None = None,
-                   expected_context: Mapping[str, str] | None = None) -> ObjectRead:
-        """The object, or one range of it, streamed from the parts that hold it."""
-        from kmsgate.gateway.object_service import ObjectRead
+                   part_number: int | None = None, expected_context: Mapping[str, str] | None = None) -> ObjectRead:
+        """The object, or one range or one part of it, streamed from the parts that hold it."""
+        from kmsgate.gateway.object_service import ObjectRead, part_range
 
         opened = await self.open(caller, stored)
         if expected_context and dict(expected_context) != dict(opened.encryption_context):
             raise GatewayError(400, "EncryptionContextMismatch",
                                "The encryption context does not match the one the object was encrypted with.")
+        info = self.info(opened)
         try:
-            wanted = parse_range(byte_range, opened.size)
+            wanted = parse_range(byte_range, opened.size) if part_number is None else part_range(info, part_number)
         except RangeNotSatisfiable:
             raise GatewayError(416, "InvalidRange", "The requested range is not satisfiable.") from None
         start, end = wanted if wanted is not None else (0, opened.size)
-        return ObjectRead(self.info(opened), served=wanted, chunks=self._plaintext(opened, start, end))
+        return ObjectRead(info, served=wanted, chunks=self._plaintext(opened, start, end))
 
     async def _plaintext(self, opened: MultipartObject, start: int, end: int) -> AsyncIterator[bytes | bytearray]:
         """Plaintext ``[start, end)``: for each part it overlaps, the frames holding its share."""

@@ -206,7 +206,8 @@ class MultipartService:
         encryptor = Encryptor(entry.materials, frame_length=gateway.settings.frame_length)
         md5 = hashlib.md5(usedforsecurity=False)
         hash_and_encrypt = hashing(md5, encryptor)
-        writer = await gateway.storage.open_part_write(bucket, key, upload_id, part_number)
+        stored_length = encryptor.output_length(length, final=True) if length is not None else None
+        writer = await gateway.storage.open_part_write(bucket, key, upload_id, part_number, length=stored_length)
         try:
             async for block in body:
                 materials.cache.record_bytes(entry, len(block))

@@ -39,6 +39,10 @@ response. What happens here:
   only once that signature verified. So reads ignore the range and stream the whole body,
   which ends only once the signature verified; ``head`` authenticates the header and states
   no size.
+* **Parts.** ``read`` and ``head`` take a ``part_number``: the plaintext of that part of a
+  multipart object, served as a range (``ObjectRead.served``; ``part_range`` for ``head``).
+  A single-part object has one part, the whole object. Any other number is
+  ``InvalidPartNumber`` (416).
 """
 
 from __future__ import annotations
@@ -118,6 +122,8 @@ class ObjectInfo:
     """The CMK the object's data key is encrypted under."""
     metadata: bytes = b""
     """The metadata a front kept with the object (opened), empty when it kept none."""
+    part_sizes: tuple[int, ...] = ()
+    """The plaintext size of each part of a multipart object; empty for a single-part one."""
 
     @property
     def accepts_ranges(self) -> bool:
@@ -166,6 +172,23 @@ class ObjectRead:
             await close()
 
 
+def invalid_part_number() -> GatewayError:
+    return GatewayError(416, "InvalidPartNumber", "The requested partnumber is not satisfiable")
+
+
+def part_range(info: ObjectInfo, part_number: int) -> tuple[int, int] | None:
+    """The half-open plaintext range of part ``part_number`` of the object ``info`` describes
+    (``None``: the whole object, when its size is not known or it is empty)."""
+    if not info.part_sizes:
+        if part_number != 1:
+            raise invalid_part_number()
+        return (0, info.size) if info.size else None
+    if not 1 <= part_number <= len(info.part_sizes):
+        raise invalid_part_number()
+    start = sum(info.part_sizes[: part_number - 1])
+    return start, start + info.part_sizes[part_number - 1]
+
+
 def _plaintext_length(header: MessageHeader, stored_size: int) -> int | None:
     """The plaintext size, or ``None`` for signed messages (their footer length varies)."""
     try:
@@ -209,10 +232,13 @@ class ObjectService:
             key_id=key_id or gateway.settings.default_key_id, encryption_context=context, plaintext_length=length)
         encryptor = Encryptor(entry.materials, frame_length=gateway.settings.frame_length)
         digest = hashlib.md5(usedforsecurity=False) if describe is not None else None
-        writer = await gateway.storage.open_write(bucket, key)
+        stored_length = encryptor.output_length(length, final=True) if length is not None else None
+        writer = await gateway.storage.open_write(bucket, key, length=stored_length)
         try:
             async for data in encrypted(gateway, materials, entry, encryptor, body, digest=digest):
                 await writer.write(data)
+            if length is not None and encryptor.plaintext_length != length:
+                raise GatewayError(400, "IncompleteBody", "The body is not as long as its declared length.")
             if describe is None or digest is None:
                 stored = await writer.commit()
             else:
@@ -234,8 +260,9 @@ class ObjectService:
         self._gateway.object_access.check(caller, DELETE_OBJECT, object_arn(bucket, key))
         await self._gateway.storage.delete(bucket, key)
 
-    async def head(self, caller: Caller, bucket: str, key: str) -> ObjectInfo:
-        """What a read would say of ``bucket/key`` before its body, vouched for as a read's is."""
+    async def head(self, caller: Caller, bucket: str, key: str, *, part_number: int | None = None) -> ObjectInfo:
+        """What a read would say of ``bucket/key`` before its body, vouched for as a read's is;
+        ``part_number``, when given, must name one of its parts (``part_range``)."""
         gateway = self._gateway
         arn = object_arn(bucket, key)
         gateway.object_access.check(caller, GET_OBJECT, arn)
@@ -243,7 +270,13 @@ class ObjectService:
         stored = reader.info
         if stored.part_sizes:
             await reader.aclose()
-            return await MultipartReader(gateway).head(caller, stored)
+            info = await MultipartReader(gateway).head(caller, stored)
+            if part_number is not None:
+                part_range(info, part_number)
+            return info
+        if part_number not in (None, 1):
+            await reader.aclose()
+            raise invalid_part_number()
         try:
             header, buffered = await self._header(reader, aiter(reader), arn)
         finally:
@@ -260,10 +293,11 @@ class ObjectService:
         return _info(stored, header, size, data_key, arn)
 
     async def read(self, caller: Caller, bucket: str, key: str, *, byte_range: str | None = None,
+                   part_number: int | None = None,
                    expected_context: Mapping[str, str] | None = None) -> ObjectRead:
-        """Open ``bucket/key`` for reading, the whole object or ``byte_range`` (``bytes=a-b``,
-        ``bytes=a-``, ``bytes=-n``). ``expected_context``, when given, must be the object's own
-        context (the binding pair aside)."""
+        """Open ``bucket/key`` for reading, the whole object, or ``byte_range`` (``bytes=a-b``,
+        ``bytes=a-``, ``bytes=-n``), or part ``part_number`` (not both). ``expected_context``,
+        when given, must be the object's own context (the binding pair aside)."""
         gateway = self._gateway
         arn = object_arn(bucket, key)
         gateway.object_access.check(caller, GET_OBJECT, arn)
@@ -271,7 +305,10 @@ class ObjectService:
         if reader.info.part_sizes:
             await reader.aclose()
             return await MultipartReader(gateway).read(caller, reader.info, byte_range=byte_range,
-                                                       expected_context=expected_context)
+                                                       part_number=part_number, expected_context=expected_context)
+        if part_number not in (None, 1):
+            await reader.aclose()
+            raise invalid_part_number()
         try:
             stored = reader.info
             chunks = aiter(reader)
@@ -279,7 +316,8 @@ class ObjectService:
             size = _plaintext_length(header, stored.size)
             data_key = await self._data_key(caller, header)
             final: FinalFrame | None = None
-            if size is not None and (len(buffered) < stored.size or byte_range is not None):
+            ranged = byte_range is not None or part_number is not None
+            if size is not None and (len(buffered) < stored.size or ranged):
                 # The size is about to be stated, or a range served: the final frame vouches for both.
                 # (An object read whole with its header is verified whole before anything is returned.)
                 try:
@@ -289,7 +327,7 @@ class ObjectService:
             wanted = None
             if size is not None:
                 try:
-                    wanted = parse_range(byte_range, size)
+                    wanted = parse_range(byte_range, size) if part_number is None else (0, size) if size else None
                 except RangeNotSatisfiable:
                     raise GatewayError(416, "InvalidRange", "The requested range is not satisfiable.") from None
             info = _info(stored, header, size, data_key, arn)

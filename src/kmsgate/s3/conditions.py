@@ -136,13 +136,16 @@ def check(
     etag: str | None,
     last_modified: datetime | None,
     is_read: bool,
+    validators: Mapping[str, str] | None = None,
 ) -> None:
     """``evaluate``, raising ``NotModified`` or ``PreconditionFailed`` unless it proceeds.
 
-    ``PreconditionFailed`` names the failed header in ``Condition``, as S3 does.
+    ``PreconditionFailed`` names the failed header in ``Condition``, as S3 does, and carries
+    no other header; ``NotModified`` carries ``validators``, the headers of a 200 that a 304
+    repeats (see ``NotModified``).
     """
     outcome, condition = _evaluate(conditions, etag, last_modified, is_read)
     if outcome is Outcome.NOT_MODIFIED:
-        raise NotModified()
+        raise NotModified(headers=validators)
     if outcome is Outcome.PRECONDITION_FAILED:
         raise PreconditionFailed(condition=condition)

@@ -209,6 +209,11 @@ class InvalidDigest(S3Error):
     default_message = "The Content-MD5 you specified is not valid."
 
 
+class InvalidPartNumber(S3Error):
+    code, status = "InvalidPartNumber", 416
+    default_message = "The requested partnumber is not satisfiable"
+
+
 class InvalidRequest(S3Error):
     code, status = "InvalidRequest", 400
     default_message = "Invalid Request"
@@ -288,11 +293,20 @@ class PreconditionFailed(S3Error):
 
 
 class NotModified(S3Error):
-    """304: not a failure, but carried the same way; the response has no body."""
+    """304: not a failure, but carried the same way; the response has no body.
+
+    ``headers`` are the validators the 304 carries so a cache can revalidate (RFC 9110
+    section 15.4.5): ``ETag``, ``Last-Modified``, and ``Cache-Control`` / ``Expires`` when
+    the object has them.
+    """
 
     code, status = "NotModified", 304
     default_message = "Not Modified"
     has_body = False
+
+    def __init__(self, message: str | None = None, *, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.headers: Mapping[str, str] = dict(headers or {})
 
 
 class SlowDown(S3Error):
@@ -332,7 +346,7 @@ S3_ERRORS: Mapping[str, type[S3Error]] = {
         BucketNotEmpty, InvalidPart, InvalidPartOrder, EntityTooSmall, EntityTooLarge,
         InvalidRange, AccessDenied, SignatureDoesNotMatch, RequestTimeTooSkewed,
         InvalidAccessKeyId, AuthorizationHeaderMalformed, MissingContentLength, BadDigest,
-        InvalidDigest, InvalidRequest, InvalidArgument, InvalidBucketName, KeyTooLongError,
+        InvalidDigest, InvalidPartNumber, InvalidRequest, InvalidArgument, InvalidBucketName, KeyTooLongError,
         MalformedXML, MaxMessageLengthExceeded, MetadataTooLarge, MethodNotAllowed,
         NotImplementedFeature, PreconditionFailed, NotModified, SlowDown, ServiceUnavailable,
         InternalError, XAmzContentSHA256Mismatch,

@@ -112,6 +112,7 @@ _BY_GATEWAY_CODE: Mapping[str, type[s3.S3Error]] = {
     "EncryptionContextMismatch": EncryptionContextMismatch,
     "InvalidObjectKey": s3.KeyTooLongError,
     "InvalidPart": s3.InvalidPart,
+    "InvalidPartNumber": s3.InvalidPartNumber,
     "InvalidPartOrder": s3.InvalidPartOrder,
     "EntityTooSmall": s3.EntityTooSmall,
     "MalformedXML": s3.MalformedXML,

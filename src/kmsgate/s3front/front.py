@@ -14,7 +14,7 @@ from aiohttp import web
 
 from kmsgate.gateway.errors import saturated
 from kmsgate.gateway.service import Gateway
-from kmsgate.s3.errors import S3Error, error_document
+from kmsgate.s3.errors import NotModified, S3Error, error_document
 from kmsgate.s3front.auth import S3Authenticator
 from kmsgate.s3front.errors import retry_after, to_s3_error
 from kmsgate.web.exchange import Authenticated, Exchange, Failure
@@ -63,6 +63,7 @@ class S3Front:
         err = failure.error if isinstance(failure.error, S3Error) else to_s3_error(failure.error)
         headers = {} if failure.retry_after is None else {"Retry-After": str(failure.retry_after)}
         body = error_document(err, request_id=request_id(request), resource=request.path)
-        if not body:  # 304: no body at all
+        if isinstance(err, NotModified):  # no body at all, and the validators a cache revalidates with
+            headers.update(err.headers)
             return web.Response(status=err.status, body=b"", headers=headers)
         return web.Response(status=err.status, body=body, content_type=XML_CONTENT_TYPE, headers=headers)

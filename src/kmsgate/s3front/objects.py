@@ -12,6 +12,11 @@ Which CMK: ``x-amz-server-side-encryption-aws-kms-key-id`` with ``aws:kms``; els
 default encryption (``PutBucketEncryption``); else the gateway's default key. ``AES256``
 (SSE-S3) is served with the gateway's default key; SSE-C is ``NotImplemented``. Objects stored
 by the ``/v1`` API (no metadata record) read as ``binary/octet-stream`` with the message's ETag.
+
+GET and HEAD with ``?partNumber=n`` answer for that part of a multipart object (206 with
+``Content-Range`` and ``x-amz-mp-parts-count``); part 1 of a single-part object is all of it
+(206, no parts count); another number is ``InvalidPartNumber`` (416), and a ``Range`` as
+well is ``InvalidRequest`` (400).
 """
 
 from __future__ import annotations
@@ -24,13 +29,13 @@ from aiohttp import web
 
 from kmsgate.gateway.exchange import Exchange, send_object
 from kmsgate.gateway.headers import CONTEXT_HEADER, parse_context, parse_key_id
-from kmsgate.gateway.object_service import ObjectInfo
+from kmsgate.gateway.object_service import ObjectInfo, part_range
 from kmsgate.gateway.service import Gateway
 from kmsgate.s3 import errors as s3
 from kmsgate.s3.bucket_config import SseAlgorithm, parse_bucket_encryption
 from kmsgate.s3.conditions import Preconditions, check
 from kmsgate.s3.dates import format_http_date
-from kmsgate.s3.etags import md5_etag, quote_etag
+from kmsgate.s3.etags import MAX_PARTS, md5_etag, quote_etag
 from kmsgate.s3.headers import collect_user_metadata, parse_response_overrides, user_metadata_headers
 from kmsgate.s3.metadata import ObjectMetadata, decode_metadata, encode_metadata
 from kmsgate.s3front.auth import DECODED_LENGTH_HEADER
@@ -41,6 +46,8 @@ SSE_HEADER = "x-amz-server-side-encryption"
 SSE_KEY_HEADER = "x-amz-server-side-encryption-aws-kms-key-id"
 SSE_C_HEADER = "x-amz-server-side-encryption-customer-algorithm"
 AWS_KMS = "aws:kms"
+PART_NUMBER_PARAMETER = "partNumber"
+PARTS_COUNT_HEADER = "x-amz-mp-parts-count"
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 _STORED_HEADERS = {
     "content_type": "Content-Type",
@@ -143,12 +150,22 @@ def object_etag(info: ObjectInfo, metadata: ObjectMetadata | None) -> str:
     return info.etag.strip('"')
 
 
-def _check_conditions(request: web.Request, info: ObjectInfo, metadata: ObjectMetadata | None) -> None:
+_NOT_MODIFIED_HEADERS = ("ETag", "Last-Modified", "Cache-Control", "Expires")
+"""What a 304 repeats of the 200 it stands for (RFC 9110 section 15.4.5); S3 sends no body
+headers with it, and a 412 carries none of these."""
+
+
+def _check_conditions(request: web.Request, info: ObjectInfo, metadata: ObjectMetadata | None,
+                      headers: Mapping[str, str]) -> None:
+    """Raise ``NotModified`` (with the validators of ``headers``, the 200's) or
+    ``PreconditionFailed`` when the request's conditions say so."""
     conditions = Preconditions.from_headers(request.headers)
     if conditions == Preconditions():
         return
     modified = datetime.fromtimestamp(info.last_modified, timezone.utc)
-    check(conditions, etag=object_etag(info, metadata), last_modified=modified, is_read=True)
+    validators = {name: headers[name] for name in _NOT_MODIFIED_HEADERS if name in headers}
+    check(conditions, etag=object_etag(info, metadata), last_modified=modified, is_read=True,
+          validators=validators)
 
 
 def _headers(request: web.Request, info: ObjectInfo, metadata: ObjectMetadata | None) -> dict[str, str]:
@@ -170,14 +187,43 @@ def _headers(request: web.Request, info: ObjectInfo, metadata: ObjectMetadata | 
     return headers
 
 
+def requested_part(request: web.Request) -> int | None:
+    """GetObject's or HeadObject's ``?partNumber``, checked; with a ``Range`` it is ``InvalidRequest``."""
+    value = request.query.get(PART_NUMBER_PARAMETER)
+    if value is None:
+        return None
+    if not value.isdigit() or len(value) > 5 or not 1 <= int(value) <= MAX_PARTS:
+        raise s3.InvalidArgument("Part number must be an integer between 1 and 10000, inclusive",
+                                 argument_name=PART_NUMBER_PARAMETER, argument_value=value[:32])
+    if "Range" in request.headers:
+        raise s3.InvalidRequest("Cannot specify both Range header and partNumber query parameter.")
+    return int(value)
+
+
+def _part_headers(info: ObjectInfo, part_number: int | None) -> dict[str, str]:
+    """``x-amz-mp-parts-count`` of a read by part of a multipart object, as S3 sends it."""
+    if part_number is None or not info.part_sizes:
+        return {}
+    return {PARTS_COUNT_HEADER: str(len(info.part_sizes))}
+
+
 async def head_object(request: web.Request, gateway: Gateway, exchange: Exchange,
                       target: Target) -> web.StreamResponse:
-    info = await gateway.objects.head(exchange.caller, target.bucket or "", target.key or "")
+    part_number = requested_part(request)
+    info = await gateway.objects.head(exchange.caller, target.bucket or "", target.key or "",
+                                      part_number=part_number)
     metadata = stored_metadata(info)
-    _check_conditions(request, info, metadata)
-    response = web.StreamResponse(status=200, headers=_headers(request, info, metadata))
-    if info.size is not None:
-        response.content_length = info.size
+    headers = _headers(request, info, metadata)
+    _check_conditions(request, info, metadata, headers)
+    headers.update(_part_headers(info, part_number))
+    served = part_range(info, part_number) if part_number is not None else None
+    status, length = 200, info.size
+    if served is not None:
+        status, length = 206, served[1] - served[0]
+        headers["Content-Range"] = f"bytes {served[0]}-{served[1] - 1}/{info.size}"
+    response = web.StreamResponse(status=status, headers=headers)
+    if length is not None:
+        response.content_length = length
     await exchange.start(request, response)
     await response.write_eof()
     return response
@@ -185,14 +231,15 @@ async def head_object(request: web.Request, gateway: Gateway, exchange: Exchange
 
 async def get_object(request: web.Request, gateway: Gateway, exchange: Exchange,
                      target: Target) -> web.StreamResponse:
-    if "partNumber" in request.query:
-        raise s3.NotImplementedFeature("GetObject by part number is not supported.")
+    part_number = requested_part(request)
     read = await gateway.objects.read(exchange.caller, target.bucket or "", target.key or "",
-                                      byte_range=request.headers.get("Range"))
+                                      byte_range=request.headers.get("Range"), part_number=part_number)
     try:
         metadata = stored_metadata(read.info)
-        _check_conditions(request, read.info, metadata)
-        return await send_object(request, exchange, read, _headers(request, read.info, metadata))
+        headers = _headers(request, read.info, metadata)
+        _check_conditions(request, read.info, metadata, headers)
+        headers.update(_part_headers(read.info, part_number))
+        return await send_object(request, exchange, read, headers)
     finally:
         await read.aclose()
 

@@ -2,9 +2,9 @@
 
 Path-style is the default (``aws --endpoint-url``, boto3 with a custom endpoint use it for
 bucket names that are not DNS-safe, and ``addressing_style="path"`` always). A ``Host`` of the
-form ``<bucket>.<base>`` with ``<base>`` one of the front's base host names (``localhost`` and
-the configured ``--host`` when it is a name) is virtual-hosted: the bucket is the first label
-and the whole path is the key. The key is the percent-decoded path as sent (the signature
+form ``<bucket>.<base>`` with ``<base>`` one of the front's base host names (``localhost``, the
+configured ``--host`` when it is a name, and each ``--s3-domain``) is virtual-hosted: the bucket
+is the first label and the whole path is the key. The key is the percent-decoded path as sent (the signature
 covers it byte for byte), never normalised: ``a//b`` and ``a/./b`` are keys of their own.
 """
 

@@ -18,7 +18,7 @@ from kmsgate.auth.adapters import KeyPolicyAuthorizer, KmsAuditSink, SigV4Authen
 from kmsgate.auth.audit import AuditLog
 from kmsgate.auth.identities import IdentityDirectory, load_directory
 from kmsgate.auth.sigv4 import SigV4Verifier
-from kmsgate.config import Config
+from kmsgate.config import Config, split_host_names
 from kmsgate.core.principal import Caller, account_root
 from kmsgate.envelope.cache import CacheLimits
 from kmsgate.envelope.kms_client import InProcessKmsClient, KmsClient, RemoteKmsClient, RemoteKmsSettings
@@ -57,7 +57,8 @@ def create_app(config: Config) -> web.Application:
     setup_gateway(app, partial(_build_gateway, config))
     app.cleanup_ctx.append(partial(_upload_expiry, config))
     if config.s3_port:
-        base_hosts = ("localhost",) if _is_address(config.host) else ("localhost", config.host)
+        named = ("localhost",) if _is_address(config.host) else ("localhost", config.host)
+        base_hosts = named + tuple(name for name in split_host_names(config.s3_domain) if name not in named)
         s3_app = create_s3_app(app, partial(_s3_authenticator, config, app), region=config.region,
                                base_hosts=base_hosts)
         app[LISTENER_APPS] = {"s3": s3_app}

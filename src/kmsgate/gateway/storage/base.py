@@ -14,7 +14,9 @@ blob of at most ``MAX_METADATA_BYTES`` (the gateway's encrypted Content-Type and
   bucket raises ``NoSuchBucket``.
 * Writes stream through an ``ObjectWriter``: ``write(chunk)`` any number of times, then
   exactly one of ``commit()`` or ``abort()``. Memory held by a writer is bounded by a
-  backend constant, never by the object size.
+  backend constant, never by the object size. ``open_write(length=n)`` and
+  ``open_part_write(length=n)`` say that exactly ``n`` bytes will be written: a backend may send
+  them on as they come, and refuse a write past ``n`` or a commit short of it.
 * ``commit()`` returning means durable and atomic: a reader sees either the previous object
   or the complete new one (bytes and metadata), never a prefix or a mix. ``commit(metadata=m)``
   replaces the blob given at ``open_write`` (for metadata known only once the bytes are
@@ -370,7 +372,8 @@ class Storage(Protocol):
 
     # -- objects --
 
-    async def open_write(self, bucket: str, key: str, metadata: bytes = b"") -> ObjectWriter: ...
+    async def open_write(self, bucket: str, key: str, metadata: bytes = b"", *,
+                         length: int | None = None) -> ObjectWriter: ...
 
     async def open_read(
         self, bucket: str, key: str, start: int | None = None, end: int | None = None
@@ -396,7 +399,8 @@ class Storage(Protocol):
 
     async def create_upload(self, bucket: str, key: str, metadata: bytes = b"") -> str: ...
 
-    async def open_part_write(self, bucket: str, key: str, upload_id: str, part_number: int) -> PartWriter: ...
+    async def open_part_write(self, bucket: str, key: str, upload_id: str, part_number: int, *,
+                              length: int | None = None) -> PartWriter: ...
 
     async def upload_metadata(self, bucket: str, key: str, upload_id: str) -> bytes:
         """The blob given to ``create_upload``; ``NoSuchUpload`` once the upload ended."""

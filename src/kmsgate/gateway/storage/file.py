@@ -496,7 +496,9 @@ class FileStorage:
 
     # -- objects --
 
-    async def open_write(self, bucket: str, key: str, metadata: bytes = b"") -> FileObjectWriter:
+    async def open_write(self, bucket: str, key: str, metadata: bytes = b"", *,
+                         length: int | None = None) -> FileObjectWriter:
+        # ``length`` is not needed: the bytes stream to a temporary file, renamed at commit.
         metadata = check_metadata(metadata)
         await self.head_bucket(bucket)  # fail before the body streams; the commit checks again
         return FileObjectWriter(self, bucket, key, metadata)
@@ -553,7 +555,8 @@ class FileStorage:
         await self._run(self.catalog.create_upload, bucket, key, upload_id, metadata, time.time())
         return upload_id
 
-    async def open_part_write(self, bucket: str, key: str, upload_id: str, part_number: int) -> FilePartWriter:
+    async def open_part_write(self, bucket: str, key: str, upload_id: str, part_number: int, *,
+                              length: int | None = None) -> FilePartWriter:
         check_part_number(part_number)
         await self._run(self.catalog.check_upload, bucket, key, upload_id)
         return FilePartWriter(self, bucket, key, upload_id, part_number)

@@ -18,15 +18,24 @@ bucket's name and ``/`` shows up in that bucket, with an empty metadata blob.
 Credentials and, when not given, the region come from the standard AWS chain (environment,
 shared files, instance roles); nothing here reads or logs them.
 
-Writes: bytes accumulate in one buffer of at most ``part_size`` (+ one chunk) bytes. An
-object that ends before the buffer first fills is sent with a single ``PutObject`` at
-``commit``. Otherwise the writer starts an upstream multipart upload, sends each full buffer as
-a part, and ``commit`` sends the rest as the last part and completes the upload; S3 makes the
+Writes of a known length (``open_write(length=...)``; the gateway knows a message's length
+from the plaintext's) above ``BUFFERED_PUT_BYTES`` stream: the bytes go upstream as they are
+written (``kmsgate.gateway.storage.s3stream``), one ``PutObject`` up to ``part_size``, else an
+upstream multipart upload of ``part_size`` parts, each streamed. The last chunk is kept back
+until ``commit``, which writes the sidecar (always used: the metadata is known only then) and
+then sends it, so a write that fails or is aborted midway leaves nothing visible. A writer holds
+at most a few chunks (``PIPE_CHUNKS`` per request, and the last one), whatever the object size.
+
+Smaller writes, and writes of unknown length, accumulate in a ``Spool`` (memory up to 256 KiB,
+then a temporary file; ``kmsgate.gateway.storage.spool``) of at most ``part_size`` (+ one chunk)
+bytes. An object that ends before the spool first fills is sent with a single ``PutObject`` at
+``commit``. Otherwise the writer starts an upstream multipart upload, sends each full spool as
+a part (read from the file as it is sent), and ``commit`` sends the rest as the last part and completes the upload; S3 makes the
 object visible only at completion, whole. Since ``commit(metadata=...)`` may replace the
 metadata blob after the upload started, such an object always names a sidecar: its token is
 chosen when the upload starts and the sidecar written at ``commit``, before the completion. On any failure, and on ``abort``, the upload is
-aborted so no parts remain billed or visible. Memory per writer is therefore bounded by
-``part_size`` whatever the object size.
+aborted so no parts remain billed or visible. Memory per spooling writer is therefore bounded by
+the spool's memory (256 KiB and a chunk) whatever the object size.
 
 Sidecars are written before the object that names them and deleted after the object stops
 naming them (a replacement or a delete learns the previous version's token with a ``HEAD`` when
@@ -97,11 +106,15 @@ from kmsgate.gateway.storage.s3meta import (
     read_fields,
     sidecar_fields,
 )
+from kmsgate.gateway.storage.s3stream import StreamedCall
 from kmsgate.gateway.storage.s3uploads import S3PartWriter, S3Uploads
+from kmsgate.gateway.storage.spool import Spool
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PART_BYTES = 8 * 1024 * 1024
+BUFFERED_PUT_BYTES = 256 * 1024
+"""Largest write of known length sent whole at ``commit`` (one request, metadata inline)."""
 MAX_PARTS = 10_000
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 _OPEN_ATTEMPTS = 3
@@ -120,8 +133,14 @@ class _SidecarGone(Exception):
 class S3ObjectWriter:
     """Streams one object into S3; see the module docstring."""
 
-    def __init__(self, storage: S3Storage, bucket: str, key: str, metadata: bytes, previous: str | None) -> None:
+    def __init__(self, storage: S3Storage, bucket: str, key: str, metadata: bytes, previous: str | None,
+                 length: int | None = None) -> None:
         self._storage = storage
+        self._length = length if length is not None and length > BUFFERED_PUT_BYTES else None
+        self._call: StreamedCall | None = None
+        self._held: bytes | None = None  # a streamed write's last chunk, sent at commit
+        self.peak_held_bytes = 0
+        """Most bytes this writer held at once (buffered, queued for the upstream, kept back)."""
         self._bucket_name = bucket
         self._key = key
         self._metadata = metadata
@@ -129,13 +148,14 @@ class S3ObjectWriter:
         self._previous = previous  # the sidecar token of the version this write replaces
         self._s3_key = storage.object_key(bucket, key)
         self._bucket = storage.bucket
-        self._buffer = bytearray()
+        self._spool = Spool()
         self._written = 0
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
         self._fields: dict[str, str] | None = None
         self._token: str | None = None
         self._done = False
+        self._put_response: dict[str, Any] = {}
 
     @property
     def bytes_written(self) -> int:
@@ -148,7 +168,8 @@ class S3ObjectWriter:
                 Sidecar(self._metadata, sealed_etag=self._sealed_etag))
         return self._fields
 
-    async def _send_part(self, data: bytes) -> None:
+    async def _send_part(self) -> None:
+        """The spooled bytes upstream as the next part (the upload starts with the first)."""
         s3 = self._storage.client
         if self._upload_id is None:
             if self._fields is None:  # the sidecar itself is written at commit, with the final blob
@@ -165,43 +186,129 @@ class S3ObjectWriter:
             Key=self._s3_key,
             UploadId=self._upload_id,
             PartNumber=number,
-            Body=data,
+            Body=await self._spool.body(),
+            ContentLength=self._spool.size,
         )
         self._parts.append({"ETag": resp["ETag"], "PartNumber": number})
+        await self._spool.clear()
+
+    def _note_held(self) -> None:
+        held = self._spool.memory_bytes + len(self._held or b"") + (self._call.held_bytes if self._call else 0)
+        self.peak_held_bytes = max(self.peak_held_bytes, held)
+
+    async def _start_call(self) -> StreamedCall:
+        """The upstream request for the next bytes of a streamed write."""
+        s3, length, sent = self._storage.client, self._length or 0, len(self._parts) * self._storage.part_size
+        if self._token is None:
+            self._token = new_token()
+            self._fields = sidecar_fields(self._token)
+        fields = self._fields
+        if length <= self._storage.part_size:
+            return StreamedCall(length, lambda body: s3.put_object(
+                Bucket=self._bucket, Key=self._s3_key, Body=body, ContentLength=length, Metadata=fields))
+        if self._upload_id is None:
+            resp = await s3.create_multipart_upload(Bucket=self._bucket, Key=self._s3_key, Metadata=fields)
+            self._upload_id = str(resp["UploadId"])
+        upload_id, number = self._upload_id, len(self._parts) + 1
+        if number > MAX_PARTS:
+            raise StorageError("s3 upload exceeds the part limit")
+        part_length = min(self._storage.part_size, length - sent)
+        return StreamedCall(part_length, lambda body: s3.upload_part(
+            Bucket=self._bucket, Key=self._s3_key, UploadId=upload_id, PartNumber=number, Body=body,
+            ContentLength=part_length))
+
+    async def _stream(self, data: bytes) -> None:
+        """Send ``data`` upstream, across as many requests (parts) as it spans."""
+        view = memoryview(data)
+        while view:
+            if self._call is None:
+                self._call = await self._start_call()
+            take = min(len(view), self._call.remaining)
+            await self._call.feed(bytes(view[:take]))
+            self._note_held()
+            view = view[take:]
+            if self._call.remaining == 0:
+                call, self._call = self._call, None
+                resp = await call.result()
+                if self._upload_id is not None:
+                    self._parts.append({"ETag": resp["ETag"], "PartNumber": len(self._parts) + 1})
+                else:
+                    self._put_response = resp
+
+    async def _write_streamed(self, chunk: bytes) -> None:
+        length = self._length or 0
+        if not chunk:  # nothing to send, and never the kept-back last chunk
+            return
+        if self._written + len(chunk) > length:
+            await self._abort(keep_sidecar=False)
+            raise StorageError("write longer than its declared length")
+        self._written += len(chunk)
+        if self._written == length:  # the last chunk: sent at commit, after the sidecar
+            self._held = chunk
+            self._note_held()
+            return
+        try:
+            await self._stream(chunk)
+        except CLIENT_ERRORS as exc:
+            await self._abort(keep_sidecar=False)
+            raise translate(exc, "upload") from exc
+        except BaseException:
+            await self._abort(keep_sidecar=False)
+            raise
+
+    async def _commit_streamed(self) -> dict[str, Any]:
+        """Write the sidecar, then send the last chunk; the upstream's answer to the last request."""
+        if self._held is None:
+            raise StorageError("write shorter than its declared length")
+        held, self._held = self._held, None
+        if self._token is None:  # everything was kept back: no request started yet
+            self._token = new_token()
+            self._fields = sidecar_fields(self._token)
+        await self._storage.write_sidecar(self._token, Sidecar(self._metadata, sealed_etag=self._sealed_etag))
+        await self._stream(held)
+        if self._call is not None:  # every request must have had all its bytes before the completion
+            raise StorageError("s3 streamed write incomplete")
+        if self._upload_id is None:
+            return self._put_response
+        return dict(await self._storage.client.complete_multipart_upload(
+            Bucket=self._bucket, Key=self._s3_key, UploadId=self._upload_id, MultipartUpload={"Parts": self._parts}))
 
     async def write(self, chunk: bytes | bytearray) -> None:
         if self._done:
             raise StorageError("write after commit or abort")
-        self._buffer += chunk
+        if self._length is not None:
+            await self._write_streamed(bytes(chunk))
+            return
         self._written += len(chunk)
-        if len(self._buffer) >= self._storage.part_size:
-            data = bytes(self._buffer)
-            self._buffer.clear()
-            try:
-                await self._send_part(data)
-            except CLIENT_ERRORS as exc:
-                await self._abort(keep_sidecar=not isinstance(exc, ClientError))
-                raise translate(exc, "upload part") from exc
-            except BaseException:
-                await self._abort(keep_sidecar=True)
-                raise
+        try:
+            await self._spool.write(chunk)
+            self._note_held()
+            if self._spool.size >= self._storage.part_size:
+                await self._send_part()
+        except CLIENT_ERRORS as exc:
+            await self._abort(keep_sidecar=not isinstance(exc, ClientError))
+            raise translate(exc, "upload part") from exc
+        except BaseException:
+            await self._abort(keep_sidecar=True)
+            raise
 
     async def commit(self, metadata: bytes | None = None, sealed_etag: bytes = b"") -> StoredObject:
         if self._done:
             raise StorageError("commit after commit or abort")
         s3 = self._storage.client
-        data = bytes(self._buffer)
-        self._buffer.clear()
         try:
             if metadata is not None:
                 self._metadata = check_metadata(metadata)
             self._sealed_etag = check_sealed_etag(sealed_etag)
-            if self._upload_id is None:
+            if self._length is not None:
+                resp = await self._commit_streamed()
+            elif self._upload_id is None:
                 fields = await self._user_metadata()
-                resp = await s3.put_object(Bucket=self._bucket, Key=self._s3_key, Body=data, Metadata=fields)
+                resp = await s3.put_object(Bucket=self._bucket, Key=self._s3_key, Body=await self._spool.body(),
+                                           ContentLength=self._spool.size, Metadata=fields)
             else:
-                if data:
-                    await self._send_part(data)
+                if self._spool.size:
+                    await self._send_part()
                 if self._token is not None:
                     await self._storage.write_sidecar(self._token, Sidecar(self._metadata,
                                                                            sealed_etag=self._sealed_etag))
@@ -220,6 +327,7 @@ class S3ObjectWriter:
             await self._abort(keep_sidecar=True)
             raise
         self._done = True
+        self._spool.close()
         if self._previous is not None and self._previous != self._token:
             await self._storage.discard_sidecar(self._previous)
         return StoredObject(bucket=self._bucket_name, key=self._key, size=self._written,
@@ -231,7 +339,11 @@ class S3ObjectWriter:
 
     async def _abort(self, *, keep_sidecar: bool) -> None:
         self._done = True
-        self._buffer.clear()
+        self._spool.close()
+        self._held = None
+        call, self._call = self._call, None
+        if call is not None:
+            await call.cancel()
         upload_id, self._upload_id = self._upload_id, None
         if upload_id is not None:
             try:
@@ -305,8 +417,9 @@ class S3Storage:
     ) -> S3Storage:
         """Build a client from the standard AWS credential chain; close with ``close()``.
 
-        ``max_part_bytes``: the largest part ``open_part_write`` takes (a part is sent as one
-        upstream ``UploadPart``, so it is held in memory whole)."""
+        ``max_part_bytes``: the largest part ``open_part_write`` takes when its length is not
+        given (such a part is spooled to a temporary file, then sent); a part of known length
+        streams."""
         if part_size < MIN_PART_BYTES:
             raise ValueError(f"part_size must be at least {MIN_PART_BYTES} bytes")
         config = AioConfig(
@@ -314,7 +427,11 @@ class S3Storage:
             read_timeout=read_timeout,
             max_pool_connections=max_pool_connections,
             retries={"max_attempts": 3, "mode": "standard"},
-            s3={"addressing_style": "path"} if endpoint_url else None,
+            # Streamed bodies (s3stream) cannot be read twice: no payload hash, no checksum
+            # a request does not require. Every stored byte is authenticated by its message.
+            s3={"addressing_style": "path", "payload_signing_enabled": False} if endpoint_url
+            else {"payload_signing_enabled": False},
+            request_checksum_calculation="when_required",
         )
         stack = contextlib.AsyncExitStack()
         client = await stack.enter_async_context(
@@ -506,10 +623,11 @@ class S3Storage:
 
     # -- objects --
 
-    async def open_write(self, bucket: str, key: str, metadata: bytes = b"") -> S3ObjectWriter:
+    async def open_write(self, bucket: str, key: str, metadata: bytes = b"", *,
+                         length: int | None = None) -> S3ObjectWriter:
         metadata = check_metadata(metadata)
         _, previous = await asyncio.gather(self.head_bucket(bucket), self.previous_token(bucket, key))
-        return S3ObjectWriter(self, bucket, key, metadata, previous)
+        return S3ObjectWriter(self, bucket, key, metadata, previous, length)
 
     async def _missing(self, bucket: str, key: str, exc: BaseException, what: str) -> StorageError:
         """The error for a failed object call: ``NoSuchBucket`` when the bucket is missing too."""
@@ -613,8 +731,9 @@ class S3Storage:
     async def create_upload(self, bucket: str, key: str, metadata: bytes = b"") -> str:
         return await self.uploads.create_upload(bucket, key, metadata)
 
-    async def open_part_write(self, bucket: str, key: str, upload_id: str, part_number: int) -> S3PartWriter:
-        return await self.uploads.open_part_write(bucket, key, upload_id, part_number)
+    async def open_part_write(self, bucket: str, key: str, upload_id: str, part_number: int, *,
+                              length: int | None = None) -> S3PartWriter:
+        return await self.uploads.open_part_write(bucket, key, upload_id, part_number, length=length)
 
     async def upload_metadata(self, bucket: str, key: str, upload_id: str) -> bytes:
         return await self.uploads.upload_metadata(bucket, key, upload_id)

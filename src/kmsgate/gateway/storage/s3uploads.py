@@ -18,8 +18,12 @@ A part's metadata blob is a record of its own beside the upload record (see
 (a few at a time) and keeps a blob only where its ETag is the upstream part's. The records go
 when the upload ends.
 
-Each part is sent as one upstream ``UploadPart``, so a part writer holds its part in memory,
-at most ``max_part_bytes``; the upstream's own rules apply (S3 refuses parts but the last
+Each part is sent as one upstream ``UploadPart``. A part of known length
+(``open_part_write(length=...)``) streams to it as it is written
+(``kmsgate.gateway.storage.s3stream``), its last chunk kept back until ``commit`` so that a
+part abandoned midway never reaches the upstream; a writer holds a few chunks whatever the part
+size. A part of unknown length, at most ``max_part_bytes``, is spooled (memory up to 256 KiB,
+then a temporary file: ``kmsgate.gateway.storage.spool``) and sent from there at ``commit``. The upstream's own rules apply (S3 refuses parts but the last
 below ``MIN_PART_BYTES`` at completion: ``EntityTooSmall``).
 """
 
@@ -50,6 +54,8 @@ from kmsgate.gateway.storage.base import (
     check_sealed_etag,
 )
 from kmsgate.gateway.storage.s3errors import CLIENT_ERRORS, clean_etag, translate
+from kmsgate.gateway.storage.s3stream import StreamedCall
+from kmsgate.gateway.storage.spool import Spool
 from kmsgate.gateway.storage.s3meta import (
     Sidecar,
     decode_part_record,
@@ -70,50 +76,121 @@ PART_RECORD_READS = 16
 
 
 class S3PartWriter:
-    """Buffers one part (at most ``max_part_bytes``) and sends it at ``commit``."""
+    """Streams one part of known ``length``, else spools it (at most ``max_part_bytes``) and
+    sends it at ``commit``; see the module docstring."""
 
-    def __init__(self, uploads: S3Uploads, s3_key: str, upload_id: str, part_number: int) -> None:
+    def __init__(self, uploads: S3Uploads, s3_key: str, upload_id: str, part_number: int,
+                 length: int | None = None) -> None:
         self._uploads = uploads
         self._s3_key = s3_key
         self._upload_id = upload_id
         self._part_number = part_number
-        self._buffer = bytearray()
+        self._length = length
+        self._call: StreamedCall | None = None
+        self._held: bytes | None = None
+        self._spool = Spool()
         self._written = 0
         self._done = False
+        self.peak_held_bytes = 0
+        """Most bytes this writer held at once (buffered, queued for the upstream, kept back)."""
 
     @property
     def bytes_written(self) -> int:
         return self._written
 
+    def _note_held(self) -> None:
+        held = self._spool.memory_bytes + len(self._held or b"") + (self._call.held_bytes if self._call else 0)
+        self.peak_held_bytes = max(self.peak_held_bytes, held)
+
+    def _start_call(self, length: int) -> StreamedCall:
+        storage = self._uploads.storage
+        return StreamedCall(length, lambda body: storage.client.upload_part(
+            Bucket=storage.bucket, Key=self._s3_key, UploadId=self._upload_id, PartNumber=self._part_number,
+            Body=body, ContentLength=length))
+
+    async def _write_streamed(self, chunk: bytes, length: int) -> None:
+        if not chunk:  # nothing to send, and never the kept-back last chunk
+            return
+        if self._written + len(chunk) > length:
+            await self.abort()
+            raise StorageError("part longer than its declared length")
+        self._written += len(chunk)
+        if self._written == length:  # the last chunk: sent at commit
+            self._held = chunk
+            self._note_held()
+            return
+        try:
+            if self._call is None:
+                self._call = self._start_call(length)
+            await self._call.feed(chunk)
+            self._note_held()
+        except CLIENT_ERRORS as exc:
+            await self.abort()
+            raise translate(exc, "upload part") from exc
+        except BaseException:
+            await self.abort()
+            raise
+
     async def write(self, chunk: bytes | bytearray) -> None:
         if self._done:
             raise StorageError("write after commit or abort")
-        if len(self._buffer) + len(chunk) > self._uploads.max_part_bytes:
+        if self._length is not None:
+            await self._write_streamed(bytes(chunk), self._length)
+            return
+        if self._written + len(chunk) > self._uploads.max_part_bytes:
             await self.abort()
             raise InvalidArgument(f"a part exceeds {self._uploads.max_part_bytes} bytes")
-        self._buffer += chunk
         self._written += len(chunk)
+        try:
+            await self._spool.write(chunk)
+        except BaseException:
+            await self.abort()
+            raise
+        self._note_held()
+
+    async def _send(self) -> dict[str, Any]:
+        """The whole part upstream: the spool, or the last chunk of a streamed part."""
+        storage = self._uploads.storage
+        if self._length is None:
+            return dict(await storage.client.upload_part(Bucket=storage.bucket, Key=self._s3_key,
+                                                         UploadId=self._upload_id, PartNumber=self._part_number,
+                                                         Body=await self._spool.body(),
+                                                         ContentLength=self._spool.size))
+        if self._held is None:
+            raise StorageError("part shorter than its declared length")
+        held, self._held = self._held, None
+        if self._call is None:
+            self._call = self._start_call(self._length)
+        await self._call.feed(held)
+        call, self._call = self._call, None
+        return await call.result()
 
     async def commit(self, metadata: bytes = b"") -> PartInfo:
         if self._done:
             raise StorageError("commit after commit or abort")
-        self._done = True
-        data, self._buffer = bytes(self._buffer), bytearray()
         metadata = check_part_metadata(metadata)
-        storage = self._uploads.storage
         try:
-            resp = await storage.client.upload_part(Bucket=storage.bucket, Key=self._s3_key, UploadId=self._upload_id,
-                                                    PartNumber=self._part_number, Body=data)
+            resp = await self._send()
         except CLIENT_ERRORS as exc:
+            await self.abort()
             raise translate(exc, "upload part") from exc
+        except BaseException:
+            await self.abort()
+            raise
+        self._done = True
+        self._spool.close()
         etag = clean_etag(resp.get("ETag"))
         if metadata:
             await self._uploads.write_part_record(self._upload_id, self._part_number, etag, metadata)
-        return PartInfo(self._part_number, len(data), etag, time.time(), metadata)
+        return PartInfo(self._part_number, self._written, etag, time.time(), metadata)
 
     async def abort(self) -> None:
         self._done = True
-        self._buffer = bytearray()
+        self._spool.close()
+        self._held = None
+        call, self._call = self._call, None
+        if call is not None:
+            await call.cancel()
 
 
 class S3Uploads:
@@ -207,10 +284,11 @@ class S3Uploads:
             raise translate(exc, "create upload") from exc
         return upload_id
 
-    async def open_part_write(self, bucket: str, key: str, upload_id: str, part_number: int) -> S3PartWriter:
+    async def open_part_write(self, bucket: str, key: str, upload_id: str, part_number: int, *,
+                              length: int | None = None) -> S3PartWriter:
         check_part_number(part_number)
         await self._read_record(upload_id)
-        return S3PartWriter(self, self.storage.object_key(bucket, key), upload_id, part_number)
+        return S3PartWriter(self, self.storage.object_key(bucket, key), upload_id, part_number, length)
 
     async def upload_metadata(self, bucket: str, key: str, upload_id: str) -> bytes:
         await self.storage.head_bucket(bucket)
