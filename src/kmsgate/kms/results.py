@@ -88,3 +88,16 @@ class VerifyMacResult:
     key_id: str
     mac_valid: bool
     mac_algorithm: str
+
+
+@dataclass(frozen=True, slots=True)
+class SharedSecretResult:
+    """DeriveSharedSecret: the raw ECDH shared secret."""
+
+    key_id: str
+    shared_secret: bytes
+    key_agreement_algorithm: str
+    key_origin: str
+
+    def __repr__(self) -> str:  # never print the shared secret
+        return f"SharedSecretResult(key_id={self.key_id!r}, key_agreement_algorithm={self.key_agreement_algorithm!r})"
