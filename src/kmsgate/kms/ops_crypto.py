@@ -54,6 +54,7 @@ class CryptoOperations(ServiceBase):
         encryption_context: Mapping[str, str] | None,
         grant_tokens: Sequence[str],
         encryption_algorithm: str | None = None,
+        conditions: Mapping[str, str] | None = None,
     ) -> None:
         """A cryptographic use of ``key`` (named ``key_ref`` in the request): allowed, and the key usable.
 
@@ -67,7 +68,7 @@ class CryptoOperations(ServiceBase):
             encryption_context=dict(encryption_context or {}),
             grant_tokens=grant_tokens,
             request_alias=self._request_alias(key_ref),
-            extra={"kms:EncryptionAlgorithm": encryption_algorithm or SYMMETRIC_DEFAULT},
+            extra={"kms:EncryptionAlgorithm": encryption_algorithm or SYMMETRIC_DEFAULT, **(conditions or {})},
         )
         self._require_usable(key)
 

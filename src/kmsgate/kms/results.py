@@ -19,6 +19,21 @@ class DataKeyResult:
 
 
 @dataclass(frozen=True, slots=True)
+class DataKeyPairResult:
+    """A data key pair: ``private_key_plaintext`` is ``None`` for GenerateDataKeyPairWithoutPlaintext."""
+
+    key_id: str
+    key_pair_spec: str
+    public_key: bytes  # DER SubjectPublicKeyInfo
+    private_key_plaintext: bytes | None  # PKCS#8 DER
+    private_key_ciphertext_blob: bytes
+    key_material_id: str
+
+    def __repr__(self) -> str:  # never print the private key
+        return f"DataKeyPairResult(key_id={self.key_id!r}, key_pair_spec={self.key_pair_spec!r})"
+
+
+@dataclass(frozen=True, slots=True)
 class EncryptResult:
     key_id: str
     ciphertext_blob: bytes

@@ -16,6 +16,7 @@ from kmsgate.kms.maintenance import Maintenance
 from kmsgate.kms.ops_aliases import AliasOperations
 from kmsgate.kms.ops_asymmetric import AsymmetricOperations
 from kmsgate.kms.ops_crypto import CryptoOperations
+from kmsgate.kms.ops_data_key_pairs import DataKeyPairOperations
 from kmsgate.kms.ops_grants import GrantOperations
 from kmsgate.kms.ops_import import ImportOperations
 from kmsgate.kms.ops_keys import KeyOperations
@@ -28,6 +29,7 @@ from kmsgate.kms.stores import open_store
 class KmsService(
     KeyOperations,
     AliasOperations,
+    DataKeyPairOperations,
     CryptoOperations,
     AsymmetricOperations,
     RotationOperations,
