@@ -42,6 +42,7 @@ from kmsgate.core.errors import (
 )
 from kmsgate.core.principal import Caller, account_root
 from kmsgate.gateway.connections import BodyReadTimeout, uncompressed
+from kmsgate.kms import differences
 from kmsgate.kms.audit_context import REQUEST_AUTHORIZATION, REQUEST_KEY_ARN
 from kmsgate.web import awsjson
 
@@ -184,7 +185,7 @@ class KmsApi:
             kwargs = op.codec.decode(document)
             method = op.method
             if method is None:
-                raise UnsupportedOperationError(f"kmsgate does not implement {operation_name}")
+                raise UnsupportedOperationError(differences.unsupported_operation_message(operation_name))
             missing = [name for name in op.required if name not in kwargs]
             if missing:
                 count = len(missing)
