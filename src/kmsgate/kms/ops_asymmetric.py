@@ -87,7 +87,11 @@ class AsymmetricOperations(ServiceBase):
             **{"kms:SigningAlgorithm": signing_algorithm, "kms:MessageType": kind},
         )
         self._require_signing(key, "Sign", signing_algorithm)
-        signature = asymmetric.sign(self._material(key).secret, signing_algorithm, message, kind)
+        private_der = self._material(key).secret
+        if asymmetric.slow_private_operation(KEY_SPECS[key.key_spec]):
+            signature = await self._run_slow(asymmetric.sign, private_der, signing_algorithm, message, kind)
+        else:
+            signature = asymmetric.sign(private_der, signing_algorithm, message, kind)
         self._note_use(key, "Sign")
         return SignResult(key_id=key.arn, signature=signature, signing_algorithm=signing_algorithm)
 

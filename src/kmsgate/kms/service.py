@@ -7,6 +7,7 @@ onto these methods. Each method takes keyword-only snake_case arguments and ``ca
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import Executor
 from pathlib import Path
 
 from kmsgate.kms.base import Authorizer
@@ -42,6 +43,7 @@ class KmsService(
 
     def close(self) -> None:
         self._store.close()
+        self._slow_executor.shutdown(wait=False, cancel_futures=True)
 
     async def check_key_store(self) -> None:
         """Whether the key store answers now (readiness); raises ``DependencyTimeoutError`` saying why not."""
@@ -57,7 +59,10 @@ def open_service(
     clock: Clock | None = None,
     authorizer: Authorizer | None = None,
     key_store: str | None = None,
+    slow_executor: Executor | None = None,
 ) -> KmsService:
     """The KMS on the key store ``key_store`` names (``kmsgate.kms.stores``; default SQLite in ``data_dir``)."""
     store = open_store(key_store, data_dir, root_key)
-    return KmsService(store, Namespace(region=region, account_id=account_id), clock or SystemClock(), authorizer)
+    return KmsService(
+        store, Namespace(region=region, account_id=account_id), clock or SystemClock(), authorizer, slow_executor
+    )
