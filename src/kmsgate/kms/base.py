@@ -31,8 +31,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from concurrent.futures import Executor, ThreadPoolExecutor
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
 from kmsgate.core.errors import (

@@ -1,8 +1,10 @@
-"""Operations of asymmetric and HMAC keys: GetPublicKey, Sign, Verify, GenerateMac, VerifyMac, DeriveSharedSecret.
+"""Operations of asymmetric and HMAC keys: GetPublicKey, Sign, Verify, GenerateMac, VerifyMac,
+DeriveSharedSecret.
 
 Like the symmetric operations they run from memory (the private key or HMAC key is unwrapped
-when the view is loaded). The cryptography is in ``kmsgate.kms.asymmetric``,
-``kmsgate.kms.macs`` and ``kmsgate.kms.agreement``; this module authorizes, checks the key's state and usage, and records use.
+when the view is loaded); RSA private-key operations run on the slow-operation threads. The
+cryptography is in ``kmsgate.kms.asymmetric``, ``kmsgate.kms.macs`` and ``kmsgate.kms.agreement``;
+this module authorizes, checks the key's state and usage, and records use.
 """
 
 from __future__ import annotations
