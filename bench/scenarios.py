@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench.context import Context, Options
+from bench.scen_asymmetric import run_asymmetric
 from bench.scen_crypto import run_crypto
 from bench.scen_gateway import run_objects, run_stream
 from bench.scen_keystore import run_keystore
@@ -38,6 +39,8 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("crypto", "AESGCM in-process and openssl speed (crypto ceilings)", run_crypto, 5, 5),
         Scenario("kms", "KMS GenerateDataKey/Encrypt/Decrypt vs bare JSON handler and moto", run_kms, 14, 14,
                  targeted_pairs=3),
+        Scenario("asymmetric", "KMS Sign ECC_NIST_P256 and GenerateMac HMAC_256 vs bare JSON and cryptography; "
+                 "GenerateDataKey p99 under RSA_2048 signing", run_asymmetric, 8, 8, targeted_pairs=2),
         Scenario("keystore", "KMS GenerateDataKey on the PostgreSQL key store vs the SQLite store", run_keystore,
                  2, 2, targeted_pairs=1),
         Scenario("gateway", "PUT/GET /v1/objects at 1 KiB..64 MiB vs sink/source ceilings", run_objects, 18, 18,

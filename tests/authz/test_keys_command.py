@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.conftest import KmsgateServer, start_server
 
@@ -163,7 +165,8 @@ def test_generated_credentials_work_with_the_aws_cli(generated_server: KmsgateSe
     [("ECC_NIST_P256", None, ["kms:DescribeKey", "kms:GetPublicKey", "kms:Sign", "kms:Verify"]),
      ("RSA_2048", "ENCRYPT_DECRYPT",
       ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:DescribeKey", "kms:GetPublicKey"]),
-     ("HMAC_256", None, ["kms:DescribeKey", "kms:GenerateMac", "kms:VerifyMac"])],
+     ("HMAC_256", None, ["kms:DescribeKey", "kms:GenerateMac", "kms:VerifyMac"]),
+     ("ECC_NIST_P384", "KEY_AGREEMENT", ["kms:DescribeKey", "kms:GetPublicKey", "kms:DeriveSharedSecret"])],
 )
 def test_keys_create_with_a_key_spec_gives_users_that_specs_actions(
     generated_server: KmsgateServer, spec: str, usage: str | None, user_actions: list[str]
@@ -185,6 +188,13 @@ def test_keys_create_with_a_key_spec_gives_users_that_specs_actions(
                           SigningAlgorithm="ECDSA_SHA_256") == "AccessDeniedException"
     elif spec == "HMAC_256":
         assert error_code(bob.generate_mac, KeyId=key_id, Message=b"m", MacAlgorithm="HMAC_SHA_256") is None
+    elif usage == "KEY_AGREEMENT":
+        peer = ec.generate_private_key(ec.SECP384R1()).public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        assert error_code(bob.derive_shared_secret, KeyId=key_id, KeyAgreementAlgorithm="ECDH", PublicKey=peer) is None
+        assert error_code(client_as(generated_server, ALICE).derive_shared_secret, KeyId=key_id,
+                          KeyAgreementAlgorithm="ECDH", PublicKey=peer) == "AccessDeniedException"
     else:
         assert error_code(bob.get_public_key, KeyId=key_id) is None
 

@@ -41,6 +41,7 @@ async def import_material(
         caller=caller, key_id=key_id, wrapping_algorithm=algorithm, wrapping_key_spec="RSA_2048"
     )
     wrapped = wrap_key_material(params["public_key"], material, algorithm)
+    kwargs.setdefault("expiration_model", "KEY_MATERIAL_DOES_NOT_EXPIRE")
     return await service.import_key_material(  # type: ignore[no-any-return]
         caller=caller, key_id=key_id, import_token=params["import_token"], encrypted_key_material=wrapped, **kwargs
     )
@@ -57,7 +58,8 @@ async def test_import_round_trip(service: KmsService, caller: Caller, clock: Fak
     material = os.urandom(32)
     wrapped = wrap_key_material(params["public_key"], material, algorithm)
     result = await service.import_key_material(
-        caller=caller, key_id=key_id, import_token=params["import_token"], encrypted_key_material=wrapped
+        caller=caller, key_id=key_id, import_token=params["import_token"], encrypted_key_material=wrapped,
+        expiration_model="KEY_MATERIAL_DOES_NOT_EXPIRE",
     )
     meta = (await service.describe_key(caller=caller, key_id=key_id))["key_metadata"]
     assert meta["key_state"] == "Enabled"
@@ -76,13 +78,15 @@ async def test_token_for_another_key_or_altered_is_invalid(service: KmsService, 
     wrapped = wrap_key_material(params["public_key"], os.urandom(32), "RSAES_OAEP_SHA_256")
     with pytest.raises(InvalidImportTokenError):
         await service.import_key_material(
-            caller=caller, key_id=second, import_token=params["import_token"], encrypted_key_material=wrapped
+            caller=caller, key_id=second, import_token=params["import_token"], encrypted_key_material=wrapped,
+            expiration_model="KEY_MATERIAL_DOES_NOT_EXPIRE",
         )
     token = bytearray(params["import_token"])
     token[len(token) // 2] ^= 1
     with pytest.raises(InvalidImportTokenError):
         await service.import_key_material(
-            caller=caller, key_id=first, import_token=bytes(token), encrypted_key_material=wrapped
+            caller=caller, key_id=first, import_token=bytes(token), encrypted_key_material=wrapped,
+            expiration_model="KEY_MATERIAL_DOES_NOT_EXPIRE",
         )
     assert (await service.describe_key(caller=caller, key_id=second))["key_metadata"]["key_state"] == "PendingImport"
 
@@ -96,7 +100,8 @@ async def test_expired_token(service: KmsService, caller: Caller, clock: FakeClo
     clock.advance(24 * 3600 + 1)
     with pytest.raises(ExpiredImportTokenError):
         await service.import_key_material(
-            caller=caller, key_id=key_id, import_token=params["import_token"], encrypted_key_material=wrapped
+            caller=caller, key_id=key_id, import_token=params["import_token"], encrypted_key_material=wrapped,
+            expiration_model="KEY_MATERIAL_DOES_NOT_EXPIRE",
         )
 
 
@@ -109,12 +114,14 @@ async def test_wrongly_wrapped_material(service: KmsService, caller: Caller) -> 
     for bad in (os.urandom(256), sha1_wrapped):
         with pytest.raises(InvalidCiphertextError):
             await service.import_key_material(
-                caller=caller, key_id=key_id, import_token=params["import_token"], encrypted_key_material=bad
+                caller=caller, key_id=key_id, import_token=params["import_token"], encrypted_key_material=bad,
+                expiration_model="KEY_MATERIAL_DOES_NOT_EXPIRE",
             )
     short = wrap_key_material(params["public_key"], os.urandom(16), "RSAES_OAEP_SHA_256")
     with pytest.raises(IncorrectKeyMaterialError):
         await service.import_key_material(
-            caller=caller, key_id=key_id, import_token=params["import_token"], encrypted_key_material=short
+            caller=caller, key_id=key_id, import_token=params["import_token"], encrypted_key_material=short,
+            expiration_model="KEY_MATERIAL_DOES_NOT_EXPIRE",
         )
 
 
@@ -201,7 +208,8 @@ async def test_import_operations_need_an_external_key(service: KmsService, calle
         )
     with pytest.raises(UnsupportedOperationError):
         await service.import_key_material(
-            caller=caller, key_id=key_id, import_token=b"t" * 64, encrypted_key_material=b"m" * 256
+            caller=caller, key_id=key_id, import_token=b"t" * 64, encrypted_key_material=b"m" * 256,
+            expiration_model="KEY_MATERIAL_DOES_NOT_EXPIRE",
         )
     with pytest.raises(UnsupportedOperationError):
         await service.delete_imported_key_material(caller=caller, key_id=key_id)

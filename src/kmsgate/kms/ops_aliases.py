@@ -9,9 +9,12 @@ from kmsgate.core.principal import Caller
 from kmsgate.kms.base import ServiceBase
 from kmsgate.kms.keyref import check_alias_name
 from kmsgate.kms.model import KeyState, KmsKey
-from kmsgate.kms.pagination import paginate
+from kmsgate.kms.pagination import check_limit, paginate
 from kmsgate.kms.snapshot import Alias
 from kmsgate.kms.transaction import Transaction
+
+MAX_LIST_ALIASES_LIMIT = 100  # AWS's documented bounds for ListAliases' Limit
+DEFAULT_LIST_ALIASES_LIMIT = 50
 
 
 class AliasOperations(ServiceBase):
@@ -80,6 +83,7 @@ class AliasOperations(ServiceBase):
     async def list_aliases(
         self, *, caller: Caller, key_id: str | None = None, limit: int | None = None, marker: str | None = None
     ) -> dict[str, Any]:
+        check_limit(limit, MAX_LIST_ALIASES_LIMIT)
         snapshot = await self._refresh()
         aliases = list(snapshot.aliases.values())
         if key_id is not None:
@@ -88,7 +92,7 @@ class AliasOperations(ServiceBase):
             aliases = [alias for alias in aliases if alias.key_id == key.key_id]
         else:
             self._authorize(caller, "kms:ListAliases", None)
-        page, more = paginate(aliases, lambda alias: alias.alias_name, limit, marker)
+        page, more = paginate(aliases, lambda alias: alias.alias_name, limit, marker, DEFAULT_LIST_ALIASES_LIMIT)
         return {
             "aliases": [
                 {

@@ -1,8 +1,10 @@
-"""Operations of asymmetric and HMAC keys: GetPublicKey, Sign, Verify, GenerateMac, VerifyMac.
+"""Operations of asymmetric and HMAC keys: GetPublicKey, Sign, Verify, GenerateMac, VerifyMac,
+DeriveSharedSecret.
 
 Like the symmetric operations they run from memory (the private key or HMAC key is unwrapped
-when the view is loaded). The cryptography is in ``kmsgate.kms.asymmetric`` and
-``kmsgate.kms.macs``; this module authorizes, checks the key's state and usage, and records use.
+when the view is loaded); RSA private-key operations run on the slow-operation threads. The
+cryptography is in ``kmsgate.kms.asymmetric``, ``kmsgate.kms.macs`` and ``kmsgate.kms.agreement``;
+this module authorizes, checks the key's state and usage, and records use.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from kmsgate.core.errors import (
     ValidationError,
 )
 from kmsgate.core.principal import Caller
-from kmsgate.kms import asymmetric, macs
+from kmsgate.kms import agreement, asymmetric, macs
 from kmsgate.kms.base import ServiceBase
 from kmsgate.kms.keyspecs import (
     ENCRYPT_DECRYPT,
@@ -27,7 +29,14 @@ from kmsgate.kms.keyspecs import (
     SIGN_VERIFY,
 )
 from kmsgate.kms.model import KmsKey
-from kmsgate.kms.results import MacResult, PublicKeyResult, SignResult, VerifyMacResult, VerifyResult
+from kmsgate.kms.results import (
+    MacResult,
+    PublicKeyResult,
+    SharedSecretResult,
+    SignResult,
+    VerifyMacResult,
+    VerifyResult,
+)
 
 INVALID_SIGNATURE_MESSAGE = "The signature is not valid for this message and key"
 INVALID_MAC_MESSAGE = "The MAC is not valid for this message and key"
@@ -80,7 +89,11 @@ class AsymmetricOperations(ServiceBase):
             **{"kms:SigningAlgorithm": signing_algorithm, "kms:MessageType": kind},
         )
         self._require_signing(key, "Sign", signing_algorithm)
-        signature = asymmetric.sign(self._material(key).secret, signing_algorithm, message, kind)
+        private_der = self._material(key).secret
+        if asymmetric.slow_private_operation(KEY_SPECS[key.key_spec]):
+            signature = await self._run_slow(asymmetric.sign, private_der, signing_algorithm, message, kind)
+        else:
+            signature = asymmetric.sign(private_der, signing_algorithm, message, kind)
         self._note_use(key, "Sign")
         return SignResult(key_id=key.arn, signature=signature, signing_algorithm=signing_algorithm)
 
@@ -146,6 +159,37 @@ class AsymmetricOperations(ServiceBase):
             raise InvalidKeyUsageError(
                 f"The MAC algorithm {mac_algorithm} is not valid for this key. Supported algorithms: {list(offered)}"
             )
+
+    async def derive_shared_secret(
+        self,
+        *,
+        caller: Caller,
+        key_id: str,
+        key_agreement_algorithm: str,
+        public_key: bytes,
+        grant_tokens: Sequence[str] = (),
+    ) -> SharedSecretResult:
+        """ECDH between the KEY_AGREEMENT key's private key and ``public_key`` (DER SPKI on its curve).
+
+        A ``Recipient`` (Nitro attestation) is not a parameter here: the adapter answers it with
+        ``UnsupportedOperationException``, as it does any parameter a method does not take.
+        """
+        key = await self._use(
+            caller, "kms:DeriveSharedSecret", key_id, grant_tokens,
+            **{"kms:KeyAgreementAlgorithm": key_agreement_algorithm},
+        )
+        self._require_key_usage(key, "DeriveSharedSecret", KEY_AGREEMENT)
+        offered = KEY_SPECS[key.key_spec].algorithms[KEY_AGREEMENT]
+        if key_agreement_algorithm not in offered:
+            raise InvalidKeyUsageError(
+                f"The key agreement algorithm {key_agreement_algorithm} is not valid for this key. "
+                f"Supported algorithms: {list(offered)}"
+            )
+        secret = agreement.derive_shared_secret(self._material(key).secret, key.key_spec, public_key)
+        self._note_use(key, "DeriveSharedSecret")
+        return SharedSecretResult(
+            key_id=key.arn, shared_secret=secret, key_agreement_algorithm=key_agreement_algorithm, key_origin=key.origin
+        )
 
 
 def _check_mac_message(message: bytes) -> None:

@@ -54,6 +54,7 @@ class CryptoOperations(ServiceBase):
         encryption_context: Mapping[str, str] | None,
         grant_tokens: Sequence[str],
         encryption_algorithm: str | None = None,
+        conditions: Mapping[str, str] | None = None,
     ) -> None:
         """A cryptographic use of ``key`` (named ``key_ref`` in the request): allowed, and the key usable.
 
@@ -67,7 +68,7 @@ class CryptoOperations(ServiceBase):
             encryption_context=dict(encryption_context or {}),
             grant_tokens=grant_tokens,
             request_alias=self._request_alias(key_ref),
-            extra={"kms:EncryptionAlgorithm": encryption_algorithm or SYMMETRIC_DEFAULT},
+            extra={"kms:EncryptionAlgorithm": encryption_algorithm or SYMMETRIC_DEFAULT, **(conditions or {})},
         )
         self._require_usable(key)
 
@@ -141,7 +142,7 @@ class CryptoOperations(ServiceBase):
         if key_id is not None:
             named = await self._resolve(key_id, allow_alias=True)
             if named.key_spec != SYMMETRIC_DEFAULT:
-                return self._decrypt_asymmetric(
+                return await self._decrypt_asymmetric(
                     caller, named, key_id, ciphertext_blob, encryption_context, grant_tokens, encryption_algorithm
                 )
         _check_algorithm(encryption_algorithm, "EncryptionAlgorithm")
@@ -170,7 +171,7 @@ class CryptoOperations(ServiceBase):
             key_id=key.arn, ciphertext_blob=ciphertext, encryption_algorithm=chosen, key_material_id=material.material_id
         )
 
-    def _decrypt_asymmetric(
+    async def _decrypt_asymmetric(
         self,
         caller: Caller,
         key: KmsKey,
@@ -185,7 +186,8 @@ class CryptoOperations(ServiceBase):
         chosen = asymmetric.check_encryption_algorithm(KEY_SPECS[key.key_spec], key.key_usage, algorithm)
         _refuse_context(encryption_context)
         material = self._material(key)
-        plaintext = asymmetric.decrypt(material.secret, chosen, ciphertext_blob)
+        # An RSA private-key operation: off the event loop (see asymmetric.slow_private_operation).
+        plaintext = await self._run_slow(asymmetric.decrypt, material.secret, chosen, ciphertext_blob)
         self._note_use(key, "Decrypt")
         return DecryptResult(
             key_id=key.arn, plaintext=plaintext, encryption_algorithm=chosen, key_material_id=material.material_id

@@ -46,11 +46,13 @@ from kmsgate.kms import keyspecs
 from kmsgate.kms.base import ServiceBase
 from kmsgate.kms.keyspecs import KEY_SPECS
 from kmsgate.kms.model import KeyState, KmsKey
-from kmsgate.kms.pagination import paginate
+from kmsgate.kms.pagination import check_limit, paginate
 from kmsgate.kms.transaction import Transaction
 
 MAX_GRANTS_PER_KEY = 50_000  # AWS quota "Grants per KMS key"
 MAX_GRANTS_PER_GRANTEE = 500  # AWS quota "Grants for a given principal per KMS key"
+MAX_LIST_GRANTS_LIMIT = 100  # AWS's documented bounds for ListGrants' and ListRetirableGrants' Limit
+DEFAULT_LIST_GRANTS_LIMIT = 50
 QUOTA_MESSAGE = "The request was rejected because a quota was exceeded: {quota} ({limit})."
 DRY_RUN_MESSAGE = "The request would have succeeded, but the DryRun option is set."
 _GRANT_ID_RE = re.compile(r"[0-9a-f]{64}")
@@ -159,6 +161,7 @@ class GrantOperations(ServiceBase):
         grant_id: str | None = None,
         grantee_principal: str | None = None,
     ) -> dict[str, Any]:
+        check_limit(limit, MAX_LIST_GRANTS_LIMIT)
         key = await self._resolve(key_id, allow_alias=False)
         self._authorize(caller, "kms:ListGrants", key)
         grants = list(self.grants_for(key.arn))
@@ -167,7 +170,7 @@ class GrantOperations(ServiceBase):
             grants = [grant for grant in grants if grant.grant_id == grant_id]
         if grantee_principal is not None:
             grants = [grant for grant in grants if grant.grantee_principal == grantee_principal]
-        page, more = paginate(grants, _sort_key, limit, marker)
+        page, more = paginate(grants, _sort_key, limit, marker, DEFAULT_LIST_GRANTS_LIMIT)
         return {"grants": [grant_list_entry(grant) for grant in page], **more}
 
     async def list_retirable_grants(
@@ -180,6 +183,7 @@ class GrantOperations(ServiceBase):
     ) -> dict[str, Any]:
         if retiring_principal is None:
             raise ValidationError("Specify RetiringPrincipal.")
+        check_limit(limit, MAX_LIST_GRANTS_LIMIT)
         self._authorize(caller, "kms:ListRetirableGrants", None)
         if not caller.is_account_root and retiring_principal != caller.arn:
             # kmsgate has no IAM policy to delegate this: a principal may list only its own.
@@ -194,7 +198,7 @@ class GrantOperations(ServiceBase):
             for grant in grants
             if grant.retiring_principal == retiring_principal
         ]
-        page, more = paginate(grants, _sort_key, limit, marker)
+        page, more = paginate(grants, _sort_key, limit, marker, DEFAULT_LIST_GRANTS_LIMIT)
         return {"grants": [grant_list_entry(grant) for grant in page], **more}
 
     async def retire_grant(

@@ -31,6 +31,7 @@ from kmsgate.kms.ops_keys import new_material_id
 from kmsgate.kms.transaction import Transaction
 
 IMPORTED_VERSION = 1
+MAX_VALID_TO_DAYS = 365  # ImportKeyMaterial: ValidTo at most this far ahead, as AWS allows
 
 
 class ImportOperations(ServiceBase):
@@ -80,13 +81,19 @@ class ImportOperations(ServiceBase):
         self._require_state(key, KeyState.ENABLED, KeyState.DISABLED, KeyState.PENDING_IMPORT)
         if import_type == "NEW_KEY_MATERIAL":
             raise UnsupportedOperationError("kmsgate keeps one imported key material per key; NEW_KEY_MATERIAL is not supported")
-        model = expiration_model or (KEY_MATERIAL_EXPIRES if valid_to is not None else KEY_MATERIAL_DOES_NOT_EXPIRE)
+        # AWS's default is KEY_MATERIAL_EXPIRES, which needs a ValidTo: a request with neither is refused.
+        model = expiration_model or KEY_MATERIAL_EXPIRES
         now = self._clock.now()
         if model == KEY_MATERIAL_EXPIRES:
             if valid_to is None:
-                raise ValidationError("ValidTo is required when ExpirationModel is KEY_MATERIAL_EXPIRES")
+                raise ValidationError(
+                    "ValidTo is required when ExpirationModel is KEY_MATERIAL_EXPIRES (the default); "
+                    "give ValidTo, or ExpirationModel KEY_MATERIAL_DOES_NOT_EXPIRE"
+                )
             if valid_to <= now:
                 raise ValidationError("ValidTo must be in the future")
+            if valid_to > now + MAX_VALID_TO_DAYS * 86400:
+                raise ValidationError(f"ValidTo must be at most {MAX_VALID_TO_DAYS} days from now")
         elif valid_to is not None:
             raise ValidationError("ValidTo must be omitted when ExpirationModel is KEY_MATERIAL_DOES_NOT_EXPIRE")
         secret = await asyncio.to_thread(

@@ -18,7 +18,7 @@ from kmsgate.core.errors import (
     ValidationError,
 )
 from kmsgate.core.principal import Caller
-from kmsgate.kms import keyspecs
+from kmsgate.kms import differences, keyspecs
 from kmsgate.kms.base import ServiceBase
 from kmsgate.kms.keyspecs import KEY_SPECS
 from kmsgate.kms.model import (
@@ -29,10 +29,12 @@ from kmsgate.kms.model import (
     KeyState,
     KmsKey,
 )
-from kmsgate.kms.pagination import paginate
+from kmsgate.kms.pagination import check_limit, paginate
 from kmsgate.kms.transaction import Transaction
 
-MAX_TAGS_PER_KEY = 50
+MAX_TAGS_PER_KEY = 50  # also ListResourceTags' default and largest page
+ORIGIN_AWS_CLOUDHSM = "AWS_CLOUDHSM"
+ORIGIN_EXTERNAL_KEY_STORE = "EXTERNAL_KEY_STORE"
 DEFAULT_PENDING_WINDOW_DAYS = 30
 MIN_PENDING_WINDOW_DAYS = 7
 MAX_PENDING_WINDOW_DAYS = 30
@@ -45,11 +47,16 @@ def new_material_id() -> str:
 
 
 def check_tags(tags: Sequence[dict[str, str]]) -> dict[str, str]:
+    """The tags of one CreateKey or TagResource request, as AWS checks them: no key with the
+    reserved ``aws:`` prefix (in any case), and no tag key twice in one request (keys are
+    case-sensitive); ``TagException`` otherwise."""
     parsed: dict[str, str] = {}
     for tag in tags:
         tag_key, tag_value = tag["tag_key"], tag["tag_value"]
-        if tag_key.startswith("aws:"):
+        if tag_key[:4].lower() == "aws:":
             raise TagError("Tag keys beginning with 'aws:' are reserved")
+        if tag_key in parsed:
+            raise TagError(f"Duplicate tag key '{tag_key}' in one request: each tag key may appear once")
         parsed[tag_key] = tag_value
     return parsed
 
@@ -114,15 +121,19 @@ class KeyOperations(ServiceBase):
         bypass_policy_lockout_safety_check: bool = False,
         tags: Sequence[dict[str, str]] = (),
         multi_region: bool = False,
+        custom_key_store_id: str | None = None,
+        xks_key_id: str | None = None,
     ) -> dict[str, Any]:
         if key_spec and customer_master_key_spec and key_spec != customer_master_key_spec:
             raise ValidationError("KeySpec and CustomerMasterKeySpec must not differ")
         spec = keyspecs.key_spec(key_spec or customer_master_key_spec or SYMMETRIC_DEFAULT)
         keyspecs.check_usage(spec, key_usage)
+        if origin in (ORIGIN_AWS_CLOUDHSM, ORIGIN_EXTERNAL_KEY_STORE) or custom_key_store_id or xks_key_id:
+            raise UnsupportedOperationError(differences.CUSTOM_KEY_STORE)
         if origin not in (ORIGIN_AWS_KMS, ORIGIN_EXTERNAL):
             raise UnsupportedOperationError(f"Origin {origin} is not supported")
         if multi_region:
-            raise UnsupportedOperationError("Multi-Region keys are not supported")
+            raise UnsupportedOperationError(differences.MULTI_REGION)
         parsed_tags = check_tags(tags)
         if len(parsed_tags) > MAX_TAGS_PER_KEY:
             raise TagError(f"A key may have at most {MAX_TAGS_PER_KEY} tags")
@@ -297,9 +308,10 @@ class KeyOperations(ServiceBase):
     async def list_resource_tags(
         self, *, caller: Caller, key_id: str, limit: int | None = None, marker: str | None = None
     ) -> dict[str, Any]:
+        check_limit(limit, MAX_TAGS_PER_KEY)
         key = await self._resolve(key_id, allow_alias=False)
         self._authorize(caller, "kms:ListResourceTags", key)
-        page, more = paginate(list(key.tags.items()), lambda item: item[0], limit, marker)
+        page, more = paginate(list(key.tags.items()), lambda item: item[0], limit, marker, MAX_TAGS_PER_KEY)
         return {"tags": [{"tag_key": k, "tag_value": v} for k, v in page], **more}
 
     async def get_key_policy(self, *, caller: Caller, key_id: str, policy_name: str | None = None) -> dict[str, Any]:

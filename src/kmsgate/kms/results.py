@@ -19,6 +19,21 @@ class DataKeyResult:
 
 
 @dataclass(frozen=True, slots=True)
+class DataKeyPairResult:
+    """A data key pair: ``private_key_plaintext`` is ``None`` for GenerateDataKeyPairWithoutPlaintext."""
+
+    key_id: str
+    key_pair_spec: str
+    public_key: bytes  # DER SubjectPublicKeyInfo
+    private_key_plaintext: bytes | None  # PKCS#8 DER
+    private_key_ciphertext_blob: bytes
+    key_material_id: str
+
+    def __repr__(self) -> str:  # never print the private key
+        return f"DataKeyPairResult(key_id={self.key_id!r}, key_pair_spec={self.key_pair_spec!r})"
+
+
+@dataclass(frozen=True, slots=True)
 class EncryptResult:
     key_id: str
     ciphertext_blob: bytes
@@ -88,3 +103,16 @@ class VerifyMacResult:
     key_id: str
     mac_valid: bool
     mac_algorithm: str
+
+
+@dataclass(frozen=True, slots=True)
+class SharedSecretResult:
+    """DeriveSharedSecret: the raw ECDH shared secret."""
+
+    key_id: str
+    shared_secret: bytes
+    key_agreement_algorithm: str
+    key_origin: str
+
+    def __repr__(self) -> str:  # never print the shared secret
+        return f"SharedSecretResult(key_id={self.key_id!r}, key_agreement_algorithm={self.key_agreement_algorithm!r})"

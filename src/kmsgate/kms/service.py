@@ -7,6 +7,7 @@ onto these methods. Each method takes keyword-only snake_case arguments and ``ca
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import Executor
 from pathlib import Path
 
 from kmsgate.kms.base import Authorizer
@@ -16,6 +17,7 @@ from kmsgate.kms.maintenance import Maintenance
 from kmsgate.kms.ops_aliases import AliasOperations
 from kmsgate.kms.ops_asymmetric import AsymmetricOperations
 from kmsgate.kms.ops_crypto import CryptoOperations
+from kmsgate.kms.ops_data_key_pairs import DataKeyPairOperations
 from kmsgate.kms.ops_grants import GrantOperations
 from kmsgate.kms.ops_import import ImportOperations
 from kmsgate.kms.ops_keys import KeyOperations
@@ -28,6 +30,7 @@ from kmsgate.kms.stores import open_store
 class KmsService(
     KeyOperations,
     AliasOperations,
+    DataKeyPairOperations,
     CryptoOperations,
     AsymmetricOperations,
     RotationOperations,
@@ -40,6 +43,7 @@ class KmsService(
 
     def close(self) -> None:
         self._store.close()
+        self._slow_executor.shutdown(wait=False, cancel_futures=True)
 
     async def check_key_store(self) -> None:
         """Whether the key store answers now (readiness); raises ``DependencyTimeoutError`` saying why not."""
@@ -55,7 +59,10 @@ def open_service(
     clock: Clock | None = None,
     authorizer: Authorizer | None = None,
     key_store: str | None = None,
+    slow_executor: Executor | None = None,
 ) -> KmsService:
     """The KMS on the key store ``key_store`` names (``kmsgate.kms.stores``; default SQLite in ``data_dir``)."""
     store = open_store(key_store, data_dir, root_key)
-    return KmsService(store, Namespace(region=region, account_id=account_id), clock or SystemClock(), authorizer)
+    return KmsService(
+        store, Namespace(region=region, account_id=account_id), clock or SystemClock(), authorizer, slow_executor
+    )

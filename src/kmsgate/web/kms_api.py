@@ -47,6 +47,7 @@ from kmsgate.core.errors import (
     ValidationError,
 )
 from kmsgate.core.principal import Caller, account_root
+from kmsgate.kms import differences
 from kmsgate.kms.audit_context import REQUEST_AUTHORIZATION, REQUEST_KEY_ARN
 from kmsgate.web import awsjson
 from kmsgate.web.connections import BodyReadTimeout
@@ -197,7 +198,7 @@ class KmsApi:
             kwargs = op.codec.decode(document)
             method = op.method
             if method is None:
-                raise UnsupportedOperationError(f"kmsgate does not implement {operation_name}")
+                raise UnsupportedOperationError(differences.unsupported_operation_message(operation_name))
             missing = [name for name in op.required if name not in kwargs]
             if missing:
                 count = len(missing)
