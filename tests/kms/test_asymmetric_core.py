@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
 
 import pytest
 from cryptography.exceptions import InvalidSignature
@@ -203,6 +205,26 @@ def test_an_ed25519_key_pyca_generated_signs_ed25519ph_from_its_pkcs8() -> None:
     tampered[0] ^= 0x80
     assert not asymmetric.verify(der, "ED25519_PH_SHA_512", message, "RAW", bytes(tampered))
     assert signature != private_key.sign(message)  # Ed25519ph's dom2 prefix sets it apart from pure Ed25519
+
+
+def test_ed25519ph_signing_refuses_where_pycryptodome_has_only_variable_time_integers() -> None:
+    # PYCRYPTODOME_INTEGER=native is PyCryptodome's switch to its pure-Python integers, the
+    # implementation it falls back to, silently, when its constant-time C numbers cannot load.
+    program = (
+        "import hashlib\n"
+        "from kmsgate.core.errors import KmsError\n"
+        "from kmsgate.kms import ed25519ph\n"
+        "try:\n"
+        "    ed25519ph.sign(bytes(32), hashlib.sha512(b'abc').digest())\n"
+        "except KmsError as exc:\n"
+        "    print('refused:', exc.code)\n"
+        "else:\n"
+        "    print('signed')\n"
+    )
+    environment = {**os.environ, "PYCRYPTODOME_INTEGER": "native"}
+    ran = subprocess.run([sys.executable, "-c", program], env=environment, capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert ran.stdout.strip() == "refused: KMSInternalException"
 
 
 @pytest.mark.parametrize("vector", load_hmac_vectors(), ids=lambda v: v.name)

@@ -7,7 +7,10 @@ the 32-byte seed of the same Ed25519 private key that pure Ed25519 signs with.
 
 Timing: nothing secret goes through Python integers here. PyCryptodome expands the seed, multiplies
 the base point in C (Ed25519 points) and computes ``s = r + k * a mod L`` with its constant-time C
-natural numbers (``Crypto.Math._IntegerNat``); verification handles public values only.
+natural numbers (``Crypto.Math._IntegerNat``); verification handles public values only. Where
+PyCryptodome cannot load those C numbers it falls back, silently, to Python integers; signing then
+refuses (``KMSInternalException``) rather than let the secret scalar go through variable-time
+arithmetic.
 
 PyCryptodome's ``eddsa`` takes the prehash only as a SHA-512 hash object, whose ``digest()`` it
 reads once; ``_Prehash`` is such an object carrying a digest computed elsewhere (``MessageType``
@@ -17,13 +20,17 @@ reads once; ``_Prehash`` is such an object carrying a digest computed elsewhere 
 from __future__ import annotations
 
 from Crypto.Hash import SHA512
+from Crypto.Math.Numbers import Integer
 from Crypto.PublicKey import ECC
 from Crypto.Signature import eddsa
+
+from kmsgate.core.errors import KmsError
 
 PREHASH_BYTES = 64  # SHA-512 output
 SEED_BYTES = 32
 PUBLIC_KEY_BYTES = 32
 SIGNATURE_BYTES = 64
+_CONSTANT_TIME_INTEGERS = Integer.__module__ == "Crypto.Math._IntegerNat"
 
 
 class _Prehash(SHA512.SHA512Hash):
@@ -54,6 +61,8 @@ def public_key(seed: bytes) -> bytes:
 
 def sign(seed: bytes, prehash: bytes) -> bytes:
     """The 64-byte Ed25519ph signature of ``prehash`` (SHA-512 of the message)."""
+    if not _CONSTANT_TIME_INTEGERS:
+        raise KmsError("Ed25519ph signing is unavailable: PyCryptodome has no constant-time integers here")
     return eddsa.new(_private_key(seed), "rfc8032").sign(_Prehash(prehash))
 
 
