@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
 
 import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, mldsa, padding
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, padding
 
 from kmsgate.core.errors import InvalidCiphertextError, InvalidKeyUsageError, ValidationError
 from kmsgate.kms import asymmetric, ed25519ph, macs
@@ -156,6 +158,73 @@ def test_ed25519ph_signatures_match_rfc_8032(vector) -> None:  # type: ignore[no
     tampered = bytearray(vector.signature)
     tampered[40] ^= 1
     assert not ed25519ph.verify(vector.public_key_raw, prehash, bytes(tampered))
+    assert ed25519ph.public_key(vector.private_key_pkcs8[-32:]) == vector.public_key_raw
+
+
+@pytest.mark.parametrize("vector", load_ed25519_vectors(prehashed=True), ids=lambda v: v.name)
+def test_ed25519ph_verify_rejects_any_bit_flipped_in_signature_prehash_or_key(vector) -> None:  # type: ignore[no-untyped-def]
+    prehash = hashlib.sha512(vector.message).digest()
+    fields = {"signature": vector.signature, "prehash": prehash, "public": vector.public_key_raw}
+    for field, value in fields.items():
+        for bit in range(len(value) * 8):
+            flipped = bytearray(value)
+            flipped[bit // 8] ^= 1 << (bit % 8)
+            changed = {**fields, field: bytes(flipped)}
+            assert not ed25519ph.verify(changed["public"], changed["prehash"], changed["signature"]), (field, bit)
+
+
+@pytest.mark.parametrize("vector", load_ed25519_vectors(prehashed=True), ids=lambda v: v.name)
+def test_ed25519ph_verify_answers_false_to_malformed_input(vector) -> None:  # type: ignore[no-untyped-def]
+    prehash = hashlib.sha512(vector.message).digest()
+    public, signature = vector.public_key_raw, vector.signature
+    order = 2**252 + 27742317777372353535851937790883648493
+    non_canonical_s = signature[:32] + (int.from_bytes(signature[32:], "little") + order).to_bytes(32, "little")
+    y_beyond_field = (2**255 - 19 + 1).to_bytes(32, "little")  # no point encodes a y of p or more
+    assert not ed25519ph.verify(public, prehash, non_canonical_s)
+    assert not ed25519ph.verify(public, prehash, y_beyond_field + signature[32:])
+    assert not ed25519ph.verify(y_beyond_field, prehash, signature)
+    assert not ed25519ph.verify(public, prehash[:63], signature)
+    assert not ed25519ph.verify(public, prehash, signature[:63])
+    assert not ed25519ph.verify(public[:31], prehash, signature)
+
+
+def test_an_ed25519_key_pyca_generated_signs_ed25519ph_from_its_pkcs8() -> None:
+    private_key = ed25519.Ed25519PrivateKey.generate()
+    der = private_key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+    public_raw = private_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    message = os.urandom(200)
+    prehash = hashlib.sha512(message).digest()
+    signature = asymmetric.sign(der, "ED25519_PH_SHA_512", message, "RAW")
+    assert asymmetric.sign(der, "ED25519_PH_SHA_512", prehash, "DIGEST") == signature
+    assert ed25519ph.public_key(private_key.private_bytes_raw()) == public_raw
+    assert ed25519ph.verify(public_raw, prehash, signature)
+    assert asymmetric.verify(der, "ED25519_PH_SHA_512", message, "RAW", signature)
+    assert asymmetric.verify(der, "ED25519_PH_SHA_512", prehash, "DIGEST", signature)
+    tampered = bytearray(signature)
+    tampered[0] ^= 0x80
+    assert not asymmetric.verify(der, "ED25519_PH_SHA_512", message, "RAW", bytes(tampered))
+    assert signature != private_key.sign(message)  # Ed25519ph's dom2 prefix sets it apart from pure Ed25519
+
+
+def test_ed25519ph_signing_refuses_where_pycryptodome_has_only_variable_time_integers() -> None:
+    # PYCRYPTODOME_INTEGER=native is PyCryptodome's switch to its pure-Python integers, the
+    # implementation it falls back to, silently, when its constant-time C numbers cannot load.
+    program = (
+        "import hashlib\n"
+        "from kmsgate.core.errors import KmsError\n"
+        "from kmsgate.kms import ed25519ph\n"
+        "try:\n"
+        "    ed25519ph.sign(bytes(32), hashlib.sha512(b'abc').digest())\n"
+        "except KmsError as exc:\n"
+        "    print('refused:', exc.code)\n"
+        "else:\n"
+        "    print('signed')\n"
+    )
+    environment = {**os.environ, "PYCRYPTODOME_INTEGER": "native"}
+    ran = subprocess.run([sys.executable, "-c", program], env=environment, capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert ran.stdout.strip() == "refused: KMSInternalException"
 
 
 @pytest.mark.parametrize("vector", load_hmac_vectors(), ids=lambda v: v.name)

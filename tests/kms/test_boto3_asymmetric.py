@@ -62,7 +62,7 @@ def cryptography_accepts(public_der: bytes, algorithm: str, message: bytes, sign
             public.verify(signature, message, padding.PKCS1v15(), digest)  # type: ignore[union-attr, call-arg]
         elif algorithm.startswith("ECDSA"):
             public.verify(signature, message, ec.ECDSA(digest))  # type: ignore[union-attr, call-arg, arg-type]
-        elif algorithm == "ED25519_PH_SHA_512":  # pyca has no Ed25519ph: RFC 8032's verification equation
+        elif algorithm == "ED25519_PH_SHA_512":  # pyca has no Ed25519ph: PyCryptodome's verifier
             raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
             return ed25519ph.verify(raw, hashlib.sha512(message).digest(), signature)
         else:

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, mldsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa
 
+from kmsgate.kms import ed25519ph
 from tests.vectors.loader import load_ed25519_vectors, load_rsa_pkcs1_vectors
 
 from .helpers import wrap_key_material
@@ -87,6 +88,26 @@ def test_an_imported_ed25519_key_signs_rfc_8032s_known_answers(kms: Any) -> None
     assert signed["Signature"] == prehashed.signature
     assert kms.sign(KeyId=key_id, Message=prehashed.message,
                     SigningAlgorithm="ED25519_PH_SHA_512")["Signature"] == prehashed.signature
+
+
+def test_an_imported_ed25519_key_from_pyca_signs_and_verifies_ed25519ph(kms: Any) -> None:
+    private_key = ed25519.Ed25519PrivateKey.generate()
+    key_id = external_key(kms, "ECC_NIST_EDWARDS25519", "SIGN_VERIFY")
+    import_material(kms, key_id, pkcs8(private_key))
+    message = b"prehashed by the caller"
+    digest = hashlib.sha512(message).digest()
+    signed = kms.sign(KeyId=key_id, Message=digest, MessageType="DIGEST", SigningAlgorithm="ED25519_PH_SHA_512")
+    signature = signed["Signature"]
+    assert kms.sign(KeyId=key_id, Message=message, SigningAlgorithm="ED25519_PH_SHA_512")["Signature"] == signature
+    assert signature == ed25519ph.sign(private_key.private_bytes_raw(), digest)
+    assert kms.verify(KeyId=key_id, Message=message, Signature=signature,
+                      SigningAlgorithm="ED25519_PH_SHA_512")["SignatureValid"]
+    assert kms.verify(KeyId=key_id, Message=digest, MessageType="DIGEST", Signature=signature,
+                      SigningAlgorithm="ED25519_PH_SHA_512")["SignatureValid"]
+    tampered = bytearray(signature)
+    tampered[17] ^= 0x04
+    with pytest.raises(kms.exceptions.KMSInvalidSignatureException):
+        kms.verify(KeyId=key_id, Message=message, Signature=bytes(tampered), SigningAlgorithm="ED25519_PH_SHA_512")
 
 
 def test_signatures_made_locally_with_the_imported_key_verify_through_verify(kms: Any, tmp_path: Path) -> None:
