@@ -114,7 +114,14 @@ async def test_two_nodes_rotating_one_key_at_once_each_add_a_version(postgres_ur
         await asyncio.gather(
             *(node.rotate_key_on_demand(caller=caller, key_id=key_id) for node in (first, second, first, second))
         )
-        rotations = await first.list_key_rotations(caller=caller, key_id=key_id)
+        # The first node learns of the second's rotations by notification: wait, bounded, for its view to
+        # settle; a rotation lost to the race would keep the count below 4 for good.
+        deadline = time.monotonic() + 5
+        while True:
+            rotations = await first.list_key_rotations(caller=caller, key_id=key_id)
+            if len(rotations["rotations"]) >= 4 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
         assert len(rotations["rotations"]) == 4
         assert (await first.describe_key(caller=caller, key_id=key_id))["key_metadata"]["current_key_material_id"]
     finally:
@@ -145,6 +152,7 @@ async def test_a_grant_name_used_on_two_nodes_at_once_makes_one_grant(postgres_u
     first, second = _node(postgres_url, root_key), _node(postgres_url, root_key)
     try:
         key_id = (await first.create_key(caller=caller))["key_metadata"]["key_id"]
+        await _until_seen(second, caller, key_id)  # nodes learn of a commit by notification, within a second
         grantee = f"arn:aws:iam::{ACCOUNT_ID}:user/app"
         made = await asyncio.gather(*(
             node.create_grant(caller=caller, key_id=key_id, grantee_principal=grantee, operations=["Encrypt"],
