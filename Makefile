@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test typecheck tools bench clean
+.PHONY: run test typecheck tools bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,12 @@ tools: $(STAMP)
 
 test: typecheck tools
 	$(BIN)/python -m pytest -q tests
+
+# The long fuzz runs: tests/fuzz with KMSGATE_FUZZ_EXAMPLES examples per target (make test runs them briefly).
+FUZZ_EXAMPLES ?= 200
+
+fuzz: $(STAMP)
+	KMSGATE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/fuzz
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
