@@ -173,3 +173,56 @@ def test_no_generated_request_gets_a_500_or_another_error_shape(
         assert_aws_answer(status, answer, body)
 
     run()
+
+
+AUTHORIZATION = ("AWS4-HMAC-SHA256 Credential=AKIAKMSGATETEST00001/20150830/us-east-1/kms/aws4_request, "
+                 "SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=" + "a" * 64)
+header_text = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=300)
+
+
+@st.composite
+def authorizations(draw: st.DrawFn) -> str:
+    value = draw(st.sampled_from([AUTHORIZATION, ""]) | header_text)
+    for _ in range(draw(st.integers(0, 3))):
+        position = draw(st.integers(0, len(value)))
+        value = value[:position] + draw(st.sampled_from([",", "=", "/", " ", ";", "Credential=", "a" * 2000,
+                                                         "SignedHeaders=", "Signature="])) + value[position + 1:]
+    return value  # under the HTTP parser's 8 KB field limit: a longer one is test_a_100_KB_header_gets_a_400
+
+
+@pytest.fixture(scope="module")
+def signed_connection(kmsgate_server: KmsgateServer) -> Iterator[http.client.HTTPConnection]:
+    connection = http.client.HTTPConnection("127.0.0.1", kmsgate_server.port, timeout=60)
+    yield connection
+    connection.close()
+
+
+@fuzz_settings(scale=20)
+@given(authorization=authorizations(), date=st.sampled_from(["20150830T123600Z", "", "not a date"]) | header_text,
+       query=st.sampled_from(["", "X-Amz-Algorithm=AWS4-HMAC-SHA256", "X-Amz-Credential=%ZZ&X-Amz-Expires=-1"])
+       | header_text.map(lambda text: text.replace(" ", "%20").replace("#", "%23")))
+@example(authorization=AUTHORIZATION, date="20150830T123600Z", query="")
+def test_no_generated_signature_gets_a_500_or_another_error_shape(
+    signed_connection: http.client.HTTPConnection, authorization: str, date: str, query: str
+) -> None:
+    headers = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "TrentService.ListKeys",
+               "Authorization": authorization, "X-Amz-Date": date}
+    signed_connection.request("POST", "/?" + query if query else "/", body=b"{}", headers=headers)
+    response = signed_connection.getresponse()
+    answer = response.read()
+    assert_aws_answer(response.status, answer, f"{authorization!r} {date!r} {query!r}".encode())
+    assert response.status != 200
+
+
+def test_a_100_KB_header_gets_a_400(kmsgate_server: KmsgateServer) -> None:
+    """Refused by the HTTP parser itself, before any handler: a plain-text 400, not the AWS shape."""
+    connection = http.client.HTTPConnection("127.0.0.1", kmsgate_server.port, timeout=60)
+    try:
+        connection.request("POST", "/", body=b"{}", headers={
+            "Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "TrentService.ListKeys",
+            "Authorization": AUTHORIZATION + "a" * 100 * 1024})
+        response = connection.getresponse()
+        response.read()
+    finally:
+        connection.close()
+    assert response.status == 400
