@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test typecheck tools js-clients bench-tools bench clean
+.PHONY: run test typecheck tools js-clients bench-tools bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,12 @@ js-clients:
 
 test: typecheck tools
 	$(BIN)/python -m pytest -q tests
+
+# The long fuzz runs: tests/fuzz with KMSGATE_FUZZ_EXAMPLES examples per target (make test runs them briefly).
+FUZZ_EXAMPLES ?= 200
+
+fuzz: $(STAMP)
+	KMSGATE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/fuzz
 
 bench: $(STAMP) bench-tools
 	$(BIN)/python -m bench

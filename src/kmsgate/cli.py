@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import logging
 import os
+import resource
 import sys
 from collections.abc import Mapping, Sequence
 from functools import partial
@@ -90,14 +91,20 @@ def _check_key_store(config: Config, root_key: RootKey) -> None:
 
 
 def serve(config: Config) -> int:
+    # No core dumps, from the supervisor and the workers it forks: a dump would write the root key,
+    # key material and credentials held in memory to disk.
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     configure_logging(config.log_level)
     tuned = tune_allocator(os.environ)  # inherited by the workers forked below
     _tls_context_check(config)
     config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     # Created once here, before any worker starts, so that workers never race to create it.
-    _root_key, source = load_root_key(
-        env_value=os.environ.get("KMSGATE_ROOT_KEY"), path=config.root_key_file, data_dir=config.data_dir
-    )
+    try:
+        _root_key, source = load_root_key(
+            env_value=os.environ.get("KMSGATE_ROOT_KEY"), path=config.root_key_file, data_dir=config.data_dir
+        )
+    except RootKeyError as exc:
+        raise SystemExit(f"kmsgate: refusing to start: {exc}") from None
     # Likewise the key store's schema (migrations) and generated root credentials; a key store
     # that cannot be reached, or that another root key created, stops the start here.
     _check_key_store(config, _root_key)

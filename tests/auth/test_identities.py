@@ -65,6 +65,7 @@ def test_secrets_not_in_repr(directory):
 def test_parse_toml_file(tmp_path: Path):
     path = tmp_path / "identities.toml"
     path.write_text(TOML)
+    path.chmod(0o600)
     directory, root = load_directory(
         ACCOUNT,
         {"KMSGATE_ROOT_ACCESS_KEY_ID": ROOT_AKID, "KMSGATE_ROOT_SECRET_ACCESS_KEY": "r" * 40},

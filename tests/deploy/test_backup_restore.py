@@ -91,6 +91,7 @@ def test_a_restored_data_dir_is_refused_with_another_root_key(tmp_path: Path, ro
     run_block(restore_block, DATA=str(restored_dir), BACKUP=str(tmp_path / "backup"))
     other_key = tmp_path / "other.key"
     other_key.write_text(base64.b64encode(os.urandom(32)).decode())
+    other_key.chmod(0o600)
     server = KmsgateServer(data_dir=restored_dir)
     result = subprocess.run(
         [sys.executable, "-m", "kmsgate", "serve", "--host", "127.0.0.1", "--port", str(server.port),

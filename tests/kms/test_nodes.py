@@ -51,6 +51,7 @@ def nodes(postgres_url: str, tmp_path: Path) -> Iterator[tuple[KmsgateServer, Km
         f'[[principal]]\narn = "{APP_ARN}"\n[[principal.access_keys]]\n'
         f'access_key_id = "{APP_ACCESS_KEY_ID}"\nsecret_access_key = "{APP_SECRET}"\n'
     )
+    identities.chmod(0o600)
     env = {"KMSGATE_KEY_STORE": postgres_url, "KMSGATE_ROOT_KEY": base64.b64encode(os.urandom(32)).decode()}
     first = start_server(tmp_path / "a", "--identities", str(identities), **env)
     try:

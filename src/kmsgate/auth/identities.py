@@ -49,6 +49,7 @@ from typing import Any
 from kmsgate.auth.policy import KeyPolicy, parse_identity_policy
 from kmsgate.core.errors import MalformedPolicyDocumentError
 from kmsgate.core.principal import Caller
+from kmsgate.private_files import refusal, shared_mode
 
 ROOT_ACCESS_KEY_ENV = "KMSGATE_ROOT_ACCESS_KEY_ID"
 ROOT_SECRET_KEY_ENV = "KMSGATE_ROOT_SECRET_ACCESS_KEY"
@@ -282,7 +283,11 @@ def parse_identities(text: str) -> dict[str, Any]:
 
 
 def load_identities_file(path: Path) -> dict[str, Any]:
-    """Read and parse the identities file at ``path``."""
+    """Read and parse the identities file at ``path`` (refused when group or others may read it: it holds
+    secret access keys and bearer tokens)."""
+    mode = shared_mode(path)
+    if mode is not None:
+        raise IdentitiesError(refusal("identities file", path, mode))
     try:
         with open(path, "rb") as handle:
             raw = handle.read(MAX_IDENTITIES_FILE_BYTES + 1)

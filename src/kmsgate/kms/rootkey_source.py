@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kmsgate.kms.rootkey import ROOT_KEY_BYTES, RootKey, RootKeyError
+from kmsgate.private_files import refusal, shared_mode
 
 ROOT_KEY_FILENAME = "root.key"
 NEW_ROOT_KEY_FILENAME = "root.key.new"
@@ -25,17 +26,25 @@ def load_root_key(*, env_value: str | None, path: Path | None, data_dir: Path) -
     """Return the root key and a description of its source (for the start-up log, never the key).
 
     Order: ``env_value`` (base64 of 32 bytes), else ``path`` (a file holding the base64 text), else
-    ``<data_dir>/root.key``, created with mode 0600 on first start.
+    ``<data_dir>/root.key``, created with mode 0600 on first start. A root key file that group or
+    others may read is refused (``RootKeyError``) before it is read.
     """
     if env_value:
         return RootKey(_decode(env_value, "KMSGATE_ROOT_KEY")), "environment"
     if path is not None:
-        return RootKey(_decode(path.read_text(encoding="ascii"), str(path))), str(path)
+        return RootKey(_decode(_read_private(path), str(path))), str(path)
     default = data_dir / ROOT_KEY_FILENAME
     if not default.exists():
         _create(default)
-        return RootKey(_decode(default.read_text(encoding="ascii"), str(default))), f"{default} (created)"
-    return RootKey(_decode(default.read_text(encoding="ascii"), str(default))), str(default)
+        return RootKey(_decode(_read_private(default), str(default))), f"{default} (created)"
+    return RootKey(_decode(_read_private(default), str(default))), str(default)
+
+
+def _read_private(path: Path) -> str:
+    mode = shared_mode(path)
+    if mode is not None:
+        raise RootKeyError(refusal("root key file", path, mode))
+    return path.read_text(encoding="ascii")
 
 
 def read_root_key_file(path: Path) -> RootKey:
