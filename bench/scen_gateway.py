@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from bench.context import Context, Skip
 from bench.loadgen import RequestTemplate, synthetic_bytes
 from bench.measure import Measurement, from_load, size_label
-from bench.wrkcheck import run_wrk, wrk_path
+from bench.wrkcheck import run_wrk, wrk_beside, wrk_path
 
 KIB, MIB, GIB = 1024, 1024**2, 1024**3
 SIZES = (1 * KIB, 64 * KIB, 1 * MIB, 64 * MIB)
@@ -35,6 +35,9 @@ OCTET = (("Content-Type", "application/octet-stream"),)
 # The sizes whose figures have a target (bench.targets): measured in alternated rounds.
 PUT_TARGET_SIZES = (64 * MIB,)
 ENCRYPT_TARGET_SIZES = (1 * KIB, 64 * MIB)
+# The small-request sizes whose figures have a target measured with wrk (the primary client).
+GET_TARGET_SIZES = (1 * KIB,)
+ENCRYPT_WRK_SIZES = (1 * KIB,)
 
 
 def concurrency_for(size: int, default: int) -> int:
@@ -181,10 +184,14 @@ def run_objects(ctx: Context) -> None:
                    targeted=size in PUT_TARGET_SIZES)
             object_put(url, f"/v1/objects/bench/{size}/0", size, auth + OCTET)
             get = RequestTemplate("GET", f"/v1/objects/bench/{size}/0", auth)
+            source = RequestTemplate("GET", f"/source/{size}")
+            if size in GET_TARGET_SIZES and ctx.options.use_wrk:
+                wrk_beside(ctx, "gateway", f"gateway/GET/{size}/wrk", f"GET {label}", url, get,
+                           f"ceiling/source/{size}/wrk", ctx.http_ceiling().url, source)
             beside(ctx,
                    partial(measured, ctx, "gateway", f"gateway/GET/{size}", f"GET {label}", url, (get,), conc, size),
                    partial(ceiling, ctx, "gateway", f"ceiling/source/{size}", f"source {label}",
-                           RequestTemplate("GET", f"/source/{size}"), conc, size),
+                           source, conc, size),
                    targeted=False)
         if ctx.options.use_wrk:
             cross_check(ctx, url, RequestTemplate("PUT", "/v1/objects/bench/wrk", auth + OCTET, body_size=KIB),
@@ -226,12 +233,16 @@ def run_stream(ctx: Context) -> None:
                 conc = 1 if size >= GIB else concurrency_for(size, ctx.options.concurrency)
                 bound = {"max_requests": 2, "warmup_s": 0.0} if size >= GIB else {}
                 enc = RequestTemplate("POST", "/v1/encrypt", auth, body_size=size)
+                echo = RequestTemplate("POST", "/echo", OCTET, body_size=size)
+                if size in ENCRYPT_WRK_SIZES and ctx.options.use_wrk:
+                    wrk_beside(ctx, "stream", f"stream/encrypt/{size}/wrk", f"encrypt {label}", url, enc,
+                               f"ceiling/echo/{size}/wrk", ctx.http_ceiling().url, echo)
                 _, ceil = beside(
                     ctx,
                     partial(measured, ctx, "stream", f"stream/encrypt/{size}", f"encrypt {label}", url, (enc,),
                             conc, size, **bound),
-                    partial(ceiling, ctx, "stream", f"ceiling/echo/{size}", f"echo {label}",
-                            RequestTemplate("POST", "/echo", OCTET, body_size=size), conc, size, **bound),
+                    partial(ceiling, ctx, "stream", f"ceiling/echo/{size}", f"echo {label}", echo, conc, size,
+                            **bound),
                     targeted=size in ENCRYPT_TARGET_SIZES)
                 if shutil.disk_usage(tmp).free < 3 * size + GIB:
                     ctx.skip(f"decrypt {label}", "not enough free disk for the ciphertext file")

@@ -34,7 +34,7 @@ from bench.measure import Measurement, from_load, size_label
 from bench.product import ServerOptions
 from bench.s3req import S3SetupError, create_bucket, s3_request, send_checked
 from bench.scen_gateway import OK_STATUS, memory_extra, object_put, unit_for
-from bench.wrkcheck import run_wrk, wrk_path
+from bench.wrkcheck import wrk_figure, wrk_path
 
 KIB, MIB, GIB = 1024, 1024**2, 1024**3
 BUCKET = "kmsgate-bench"
@@ -87,16 +87,7 @@ def _small_python(ctx: Context, key: str, system: str, url: str, sign: Callable[
 
 def _small_wrk(ctx: Context, key: str, system: str, url: str, sign: Callable[[], RequestTemplate],
                label: str) -> Measurement:
-    template = sign()
-    ctx.tick(f"wrk {label} ({system})")
-    try:
-        res = run_wrk(url, template, ctx.options.concurrency, max(1.0, ctx.duration_s))
-    except RuntimeError as exc:
-        raise Skip(f"wrk {label} ({system}): {exc}") from exc
-    return Measurement("s3", key, f"wrk {label}", system, "req/s", res.rps, payload_bytes=template.payload_bytes,
-                       concurrency=ctx.options.concurrency, requests=res.requests,
-                       errors=res.non_2xx + res.socket_errors,
-                       extra={"p50_ms": res.p50_ms, "p90_ms": res.p90_ms, "p99_ms": res.p99_ms, "client": "wrk"})
+    return wrk_figure(ctx, "s3", key, label, system, url, sign())
 
 
 def _multipart(ctx: Context, url: str, sizes: S3Sizes, tmp: str) -> Measurement:

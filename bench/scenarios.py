@@ -37,16 +37,16 @@ SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
         Scenario("crypto", "AESGCM in-process and openssl speed (crypto ceilings)", run_crypto, 5, 5),
-        Scenario("kms", "KMS GenerateDataKey/Encrypt/Decrypt vs bare JSON handler and moto", run_kms, 14, 14,
-                 targeted_pairs=3),
+        Scenario("kms", "KMS GenerateDataKey/Encrypt/Decrypt vs bare JSON handler and moto", run_kms, 18, 18,
+                 targeted_pairs=6),
         Scenario("asymmetric", "KMS Sign ECC_NIST_P256 and GenerateMac HMAC_256 vs bare JSON and cryptography; "
                  "GenerateDataKey p99 under RSA_2048 signing", run_asymmetric, 8, 8, targeted_pairs=2),
         Scenario("keystore", "KMS GenerateDataKey on the PostgreSQL key store vs the SQLite store", run_keystore,
                  2, 2, targeted_pairs=1),
-        Scenario("gateway", "PUT/GET /v1/objects at 1 KiB..64 MiB vs sink/source ceilings", run_objects, 18, 18,
-                 targeted_pairs=1),
-        Scenario("stream", "/v1/encrypt and /v1/decrypt streaming vs echo ceiling, peak RSS", run_stream, 15, 12,
+        Scenario("gateway", "PUT/GET /v1/objects at 1 KiB..64 MiB vs sink/source ceilings", run_objects, 20, 20,
                  targeted_pairs=2),
+        Scenario("stream", "/v1/encrypt and /v1/decrypt streaming vs echo ceiling, peak RSS", run_stream, 17, 14,
+                 targeted_pairs=3),
         Scenario("s3", "S3 PutObject/GetObject 64 MiB and 1 KiB (wrk and ours) vs echo and a bare S3 handler, "
                  "multipart upload memory", run_s3, 9, 9, targeted_pairs=4),
         Scenario("workers", "1 vs 2 workers (KMS and encrypt) and the ceiling", run_workers, 12, 12),

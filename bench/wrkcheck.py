@@ -1,10 +1,12 @@
-"""Cross-check with ``wrk`` (a C load generator), when it is installed.
+"""``wrk`` (a C load generator) as the primary client of the small-request figures.
 
-The same request template our load generator replays is written to a Lua script
-(body read from a file, so any bytes survive) and run with ``wrk --latency``. The
-figures parsed from its report (requests/s, latency percentiles, non-2xx count, socket
-errors) are shown beside ours; a large gap means the Python client is the bottleneck.
-``wrk`` has no warm-up phase and reports no p99.9; its latency is closed-loop.
+The same request template our load generator replays (signed once, replayed within its
+validity) is written to a Lua script (body read from a file, so any bytes survive) and
+run with ``wrk --latency``, one thread. The figures parsed from its report (requests/s,
+latency percentiles, non-2xx count, socket errors) lead the report; the Python load
+generator's figure of the same request is the second column, and a large gap between the
+two means the Python client is the bottleneck. ``wrk`` has no warm-up phase and reports
+no p99.9; its latency is closed-loop.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
+from functools import partial
 
+from bench.context import Context, Skip
 from bench.loadgen import RequestTemplate, synthetic_bytes
+from bench.measure import Measurement
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 _RPS = re.compile(r"^Requests/sec:\s+([\d.]+)", re.M)
@@ -103,3 +108,35 @@ def run_wrk(
     if out.returncode != 0:
         raise RuntimeError(f"wrk exited with {out.returncode}: {out.stderr.strip()[:200]}")
     return parse_wrk(out.stdout)
+
+
+def wrk_figure(ctx: Context, scenario: str, key: str, label: str, system: str, url: str,
+               template: RequestTemplate) -> Measurement:
+    """One ``wrk`` run of ``template`` against ``url`` at the suite's concurrency (not recorded);
+    ``Skip`` if ``wrk`` is missing or fails."""
+    ctx.tick(f"wrk {label} ({system})")
+    try:
+        res = run_wrk(url, template, ctx.options.concurrency, max(1.0, ctx.duration_s))
+    except RuntimeError as exc:
+        raise Skip(f"wrk {label} ({system}): {exc}") from exc
+    return Measurement(scenario, key, f"wrk {label}", system, "req/s", res.rps,
+                       payload_bytes=template.payload_bytes, concurrency=ctx.options.concurrency,
+                       requests=res.requests, errors=res.non_2xx + res.socket_errors,
+                       extra={"p50_ms": res.p50_ms, "p90_ms": res.p90_ms, "p99_ms": res.p99_ms, "client": "wrk"})
+
+
+def wrk_beside(ctx: Context, scenario: str, key: str, label: str, url: str, template: RequestTemplate,
+               ceiling_key: str, ceiling_url: str, ceiling_template: RequestTemplate) -> None:
+    """A targeted figure and its ceiling measured with ``wrk`` in alternated rounds and recorded
+    (``ctx.alternated``); skipped with a note when ``wrk`` is not installed or fails."""
+    if wrk_path() is None:
+        for _ in range(2 * ctx.options.target_rounds):
+            ctx.tick(None)
+        ctx.skip(f"wrk {label}", "wrk not installed (make bench-tools)")
+        return
+    try:
+        ctx.alternated(
+            partial(wrk_figure, ctx, scenario, key, label, "kmsgate", url, template),
+            partial(wrk_figure, ctx, scenario, ceiling_key, label, "http-ceiling", ceiling_url, ceiling_template))
+    except Skip as exc:
+        ctx.skip(f"wrk {label}", str(exc))

@@ -6,10 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, multiprocess
+import pytest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest, multiprocess
 from prometheus_client.parser import text_string_to_metric_families
 
-from kmsgate.gateway.metrics import GatewayMetrics
+from kmsgate.gateway.metrics import LATENCY_BUCKETS_SECONDS, GatewayMetrics
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -81,6 +82,7 @@ def test_multiprocess_values_sum_across_worker_processes(tmp_path: Path) -> None
     assert got[("kmsgate_gateway_requests_total", (("method", "POST"), ("route", "encrypt"), ("status", "200")))] == 7
     assert got[("kmsgate_gateway_received_bytes_total", (("route", "encrypt"),))] == 70
     assert got[("kmsgate_gateway_sent_bytes_total", (("route", "encrypt"),))] == 140
+    assert got[("kmsgate_gateway_request_duration_seconds_count", (("method", "POST"), ("route", "encrypt")))] == 7
 
 
 FLUSHING_WORKER = """
@@ -113,3 +115,35 @@ def test_request_counts_reach_the_shared_files_only_when_flushed(tmp_path: Path)
     assert flushed[key] == 1
     assert flushed[("kmsgate_gateway_received_bytes_total", (("route", "object"),))] == 5
     assert again[key] == 1  # nothing pending: flushing again adds nothing
+    latency = ("kmsgate_gateway_request_duration_seconds_count", (("method", "PUT"), ("route", "object")))
+    assert before.get(latency, 0) == 0
+    assert flushed[latency] == 1
+    assert again[latency] == 1
+
+
+# Every bound, either side of every bound, zero and beyond the last bound.
+LATENCIES = sorted({0.0, 75.0, *LATENCY_BUCKETS_SECONDS, *(b * 0.999 for b in LATENCY_BUCKETS_SECONDS),
+                    *(b * 1.001 for b in LATENCY_BUCKETS_SECONDS)})
+
+
+def test_request_latencies_folded_at_flush_equal_one_observation_per_request() -> None:
+    m = GatewayMetrics()
+    registry = CollectorRegistry()
+    reference = Histogram("reference_seconds", "", ["route", "method"], registry=registry,
+                          buckets=LATENCY_BUCKETS_SECONDS).labels("encrypt", "POST")
+    for repeat in range(3):
+        for seconds in LATENCIES:
+            m.observe_request(route="encrypt", method="POST", status=200, seconds=seconds, bytes_in=1, bytes_out=1)
+            reference.observe(seconds)
+        if repeat == 1:
+            m.flush()  # folding twice adds up like observing throughout
+    ours = {(name.removeprefix("kmsgate_gateway_request_duration_seconds"), labels): value
+            for (name, labels), value in samples(m.render()[0].decode()).items()
+            if name.startswith("kmsgate_gateway_request_duration_seconds") and not name.endswith("_created")}
+    expected = {(name.removeprefix("reference_seconds"), labels): value
+                for (name, labels), value in samples(generate_latest(registry).decode()).items()
+                if not name.endswith("_created")}
+    assert ours.keys() == expected.keys()
+    for sample, value in expected.items():
+        assert ours[sample] == pytest.approx(value), sample
+    assert ours[("_count", (("method", "POST"), ("route", "encrypt")))] == 3 * len(LATENCIES)

@@ -60,6 +60,25 @@ async def test_chunked_encrypt_streams_back_chunked(running_gateway: RunningGate
         assert await resp.read() == data
 
 
+async def test_a_small_body_of_known_length_and_the_same_body_chunked_decrypt_alike(
+        running_gateway: RunningGateway, http: aiohttp.ClientSession) -> None:
+    # Content-Length within one I/O block takes the one-read, one-call path; chunked streams.
+    data = os.urandom(1024)
+    headers = {CONTEXT_HEADER: encode_context({"purpose": "test"})}
+    async with http.post(f"{running_gateway.url}/v1/encrypt", data=data, headers=headers) as resp:
+        assert resp.headers["Content-Length"] == str(resp.content_length)
+        whole = await resp.read()
+    async with http.post(f"{running_gateway.url}/v1/encrypt", data=chunked(data, 100), headers=headers) as resp:
+        assert resp.headers.get("Transfer-Encoding") == "chunked"
+        streamed = await resp.read()
+    assert whole != streamed  # each message has its own id and nonces
+    for message in (whole, streamed):
+        for body in (message, chunked(message, 100)):  # decrypted whole and streamed
+            async with http.post(f"{running_gateway.url}/v1/decrypt", data=body, headers=headers) as resp:
+                assert resp.status == 200, await resp.text()
+                assert await resp.read() == data
+
+
 async def test_decrypt_context_mismatch_is_refused(running_gateway: RunningGateway,
                                                    http: aiohttp.ClientSession) -> None:
     message = await encrypt(http, running_gateway, b"abc", {CONTEXT_HEADER: encode_context({"a": "1"})})
@@ -147,6 +166,7 @@ async def test_metrics_after_a_known_workload(running_gateway: RunningGateway, h
     assert value("kmsgate_gateway_received_bytes_total", route="object") == 3000
     assert value("kmsgate_gateway_sent_bytes_total", route="object") >= 3000
     assert value("kmsgate_gateway_request_duration_seconds_count", route="object", method="PUT") == 3
+    assert value("kmsgate_gateway_request_duration_seconds_count", route="object", method="GET") == 4
     # One GenerateDataKey for the three writes of one object; one Decrypt for the three reads.
     assert value("kmsgate_kms_calls_total", operation="GenerateDataKey", outcome="ok") == 1
     assert value("kmsgate_kms_calls_total", operation="Decrypt", outcome="ok") == 1

@@ -16,10 +16,12 @@ secret value.
 
 The hot path looks each label set up once: ``observe_request`` and ``observe_kms_call`` keep
 the labelled children they used (prometheus-client's ``labels()`` costs a lock and a dict
-lookup with label validation per call). ``observe_request`` also adds its counts to plain
-per-process totals that ``flush`` moves into the shared counters (each multi-process update
-is a locked write into the memory-mapped file); the owner calls ``flush`` on a short timer and
-before every exposition, and sets the in-flight gauge from its own count at the same time.
+lookup with label validation per call). ``observe_request`` also adds its counts, and its
+latency to a per-process count per histogram bucket and a sum, to plain per-process totals
+that ``flush`` folds into the shared counters and histogram (each multi-process update is a
+locked write into the memory-mapped file: a histogram observation written through costs about
+8 µs a request); the owner calls ``flush`` on a short timer and before every exposition, and
+sets the in-flight gauge from its own count at the same time.
 
 Updates happen on the event-loop thread only (prometheus-client's multi-process values
 take one process-wide lock and are not meant for hot multi-threaded use).
@@ -28,6 +30,7 @@ take one process-wide lock and are not meant for hot multi-threaded use).
 from __future__ import annotations
 
 import os
+from bisect import bisect_left
 from pathlib import Path
 
 from prometheus_client import (
@@ -57,6 +60,10 @@ KMS_OUTCOMES = _KMS_CODES | {"ok", "timeout", "unavailable", "error"}
 LATENCY_BUCKETS_SECONDS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 )
+_LATENCY_UPPER_BOUNDS = (*LATENCY_BUCKETS_SECONDS, float("inf"))
+"""The histogram's buckets as prometheus-client keeps them: a latency falls in the first bound >= it."""
+_PENDING_LATENCY_AT = 4
+"""Index in a pending total of the first latency bucket count (after requests, bytes in, bytes out, seconds)."""
 NAMESPACE = "kmsgate"
 MAX_CACHED_LABEL_SETS = 4096
 """Labelled children kept per metric for the hot path (the bounded label sets fit well within)."""
@@ -65,6 +72,20 @@ _RequestChildren = tuple[Counter, Histogram, Counter, Counter]
 
 def _bounded(value: str, allowed: frozenset[str], fallback: str) -> str:
     return value if value in allowed else fallback
+
+
+def _fold_latencies(histogram: Histogram, seconds: float, bucket_counts: list[float]) -> None:
+    """Add many observations to a labelled histogram at once: what as many ``observe`` calls would add.
+
+    prometheus-client has no public call for this; its histogram child keeps a sum value and one
+    non-cumulative value per upper bound (``observe`` adds to the sum and to the first bucket
+    whose bound is at or above the amount), which is what this adds to.
+    ``tests/gateway/test_gw_metrics.py`` checks the result against ``observe``.
+    """
+    histogram._sum.inc(seconds)
+    for bucket, count in zip(histogram._buckets, bucket_counts, strict=True):
+        if count:
+            bucket.inc(count)
 
 
 def enable_multiprocess(directory: str | os.PathLike[str]) -> None:
@@ -158,7 +179,8 @@ class GatewayMetrics:
         )
         self._request_children: dict[tuple[str, str, int], _RequestChildren] = {}
         self._kms_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
-        self._pending_requests: dict[_RequestChildren, list[int]] = {}  # children -> [requests, in, out]
+        # children -> [requests, bytes in, bytes out, seconds, one count per latency bucket...]
+        self._pending_requests: dict[_RequestChildren, list[float]] = {}
 
     # -- recording (event-loop thread only) ------------------------------------------------
 
@@ -167,24 +189,25 @@ class GatewayMetrics:
         children = self._request_children.get((route, method, status))
         if children is None:
             children = self._request_children_for(route, method, status)
-        children[1].observe(seconds)
         totals = self._pending_requests.get(children)
         if totals is None:
-            self._pending_requests[children] = [1, bytes_in, bytes_out]
-        else:
-            totals[0] += 1
-            totals[1] += bytes_in
-            totals[2] += bytes_out
+            totals = self._pending_requests[children] = [0.0] * (_PENDING_LATENCY_AT + len(_LATENCY_UPPER_BOUNDS))
+        totals[0] += 1
+        totals[1] += bytes_in
+        totals[2] += bytes_out
+        totals[3] += seconds
+        totals[_PENDING_LATENCY_AT + bisect_left(_LATENCY_UPPER_BOUNDS, seconds)] += 1
 
     def flush(self) -> None:
-        """Move the request counts gathered by ``observe_request`` into the shared counters."""
+        """Fold the requests gathered by ``observe_request`` into the shared counters and histogram."""
         pending, self._pending_requests = self._pending_requests, {}
-        for (requests, _latency, received, sent), (count, bytes_in, bytes_out) in pending.items():
-            requests.inc(count)
-            if bytes_in:
-                received.inc(bytes_in)
-            if bytes_out:
-                sent.inc(bytes_out)
+        for (requests, latency, received, sent), totals in pending.items():
+            requests.inc(totals[0])
+            if totals[1]:
+                received.inc(totals[1])
+            if totals[2]:
+                sent.inc(totals[2])
+            _fold_latencies(latency, totals[3], totals[_PENDING_LATENCY_AT:])
 
     def _request_children_for(self, route: str, method: str, status: int) -> _RequestChildren:
         """The labelled children for one (route, method, status), looked up once and kept.
