@@ -157,8 +157,8 @@ class Config:
                                           flag="--drain-timeout", check=_not_negative)
     liveness_timeout_seconds: float = option(30.0, "seconds a worker's event loop may go without a heartbeat "
                                              "before the supervisor kills and replaces the worker (logged, and "
-                                             "counted in kmsgate_workers_killed_unresponsive_total); 0 turns this "
-                                             "off", flag="--liveness-timeout", check=_not_negative)
+                                             "counted in kmsgate_worker_restarts_total{reason=\"unresponsive\"}); "
+                                             "0 turns this off", flag="--liveness-timeout", check=_not_negative)
     # Connections (per worker)
     header_timeout_seconds: float = option(20.0, "seconds from a request's first byte to the end of its headers; "
                                            "later is 408 and the connection is closed", flag="--header-timeout",
