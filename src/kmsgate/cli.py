@@ -95,9 +95,12 @@ def serve(config: Config) -> int:
     _tls_context_check(config)
     config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     # Created once here, before any worker starts, so that workers never race to create it.
-    _root_key, source = load_root_key(
-        env_value=os.environ.get("KMSGATE_ROOT_KEY"), path=config.root_key_file, data_dir=config.data_dir
-    )
+    try:
+        _root_key, source = load_root_key(
+            env_value=os.environ.get("KMSGATE_ROOT_KEY"), path=config.root_key_file, data_dir=config.data_dir
+        )
+    except RootKeyError as exc:
+        raise SystemExit(f"kmsgate: refusing to start: {exc}") from None
     # Likewise the key store's schema (migrations) and generated root credentials; a key store
     # that cannot be reached, or that another root key created, stops the start here.
     _check_key_store(config, _root_key)
