@@ -64,7 +64,8 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     return parser
 
 
-def load_from_args(args: argparse.Namespace, environ: Mapping[str, str], *, check_together: bool = True) -> LoadedConfig:
+def load_from_args(args: argparse.Namespace, environ: Mapping[str, str], *,
+                   check_together: bool = True) -> LoadedConfig:
     """The configuration of ``serve`` or ``config show``: the flags given, over ``environ``, the file and the defaults."""
     return load_config(given_flags(args), environ, args.config, check_together=check_together)
 

@@ -16,9 +16,10 @@
   new worker replaces it. Every replacement is counted in ``kmsgate_worker_restarts_total`` by
   reason: ``exited`` (the worker exited on its own), ``signal`` (a signal from outside ended it:
   a crash, the OOM killer, ``kill -9``) or ``unresponsive`` (the supervisor killed it, below; also
-  counted in ``kmsgate_workers_killed_unresponsive_total``, kept for existing dashboards). A worker that dies within ``QUICK_DEATH_SECONDS`` of starting
-  is restarted after an exponential back-off; ``MAX_QUICK_DEATHS`` such deaths in a row
-  (a port in use, a broken configuration) make the supervisor give up with exit code 1.
+  counted in ``kmsgate_workers_killed_unresponsive_total``, kept for existing dashboards). A
+  worker that dies within ``QUICK_DEATH_SECONDS`` of starting is restarted after an exponential
+  back-off; ``MAX_QUICK_DEATHS`` such deaths in a row (a port in use, a broken configuration)
+  make the supervisor give up with exit code 1.
 * Each worker proves its event loop runs: a callback on the loop bumps the worker's counter in
   memory shared with the supervisor every ``HEARTBEAT_SECONDS``. A worker whose counter has not
   moved for ``liveness_timeout`` seconds (a handler that blocks the loop for good: a runaway
