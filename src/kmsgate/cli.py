@@ -20,7 +20,9 @@ from kmsgate.admin_cli import add_keys_command, run_keys_command
 from kmsgate.allocator import tune_allocator
 from kmsgate.auth.identities import ROOT_TOKEN_FILE_NAME, IdentitiesError, load_directory
 from kmsgate.bootstrap import ensure_default_key
-from kmsgate.config import Config, ConfigError, LoadedConfig, is_loopback, load_config, show
+from kmsgate.config import (
+    Config, ConfigError, LoadedConfig, is_loopback, load_config, refused_combination, show,
+)
 from kmsgate.config_flags import add_config_flag, add_option_flags, given_flags
 from kmsgate.gateway import workers
 from kmsgate.gateway.tls import TlsError, server_context, tls_files
@@ -63,9 +65,22 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     return parser
 
 
-def load_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> LoadedConfig:
+def load_from_args(args: argparse.Namespace, environ: Mapping[str, str], *,
+                   check_together: bool = True) -> LoadedConfig:
     """The configuration of ``serve`` or ``config show``: the flags given, over ``environ``, the file and the defaults."""
-    return load_config(given_flags(args), environ, args.config)
+    return load_config(given_flags(args), environ, args.config, check_together=check_together)
+
+
+def config_show(loaded: LoadedConfig) -> int:
+    """``kmsgate config show``: the effective configuration on stdout; if ``serve`` would refuse the
+    combination, then its one-line reason on stderr and exit code 2 (as ``serve`` exits)."""
+    sys.stdout.write(show(loaded))
+    refusal = refused_combination(loaded.config)
+    if refusal is None:
+        return 0
+    sys.stdout.flush()
+    print(f"kmsgate: {refusal}", file=sys.stderr)
+    return 2
 
 
 def _tls_context_check(config: Config) -> None:
@@ -175,11 +190,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     args = build_parser(env).parse_args(argv)
     if args.command in ("serve", "config"):
         try:
-            loaded = load_from_args(args, env)
             if args.command == "config":
-                sys.stdout.write(show(loaded))
-                sys.exit(0)
-            code = serve(loaded.config)
+                sys.exit(config_show(load_from_args(args, env, check_together=False)))
+            code = serve(load_from_args(args, env).config)
         except ConfigError as exc:
             print(f"kmsgate: {exc}", file=sys.stderr)
             sys.exit(2)

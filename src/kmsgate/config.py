@@ -179,8 +179,8 @@ class Config:
                                           flag="--drain-timeout", check=_not_negative)
     liveness_timeout_seconds: float = option(30.0, "seconds a worker's event loop may go without a heartbeat "
                                              "before the supervisor kills and replaces the worker (logged, and "
-                                             "counted in kmsgate_workers_killed_unresponsive_total); 0 turns this "
-                                             "off", flag="--liveness-timeout", check=_not_negative)
+                                             "counted in kmsgate_worker_restarts_total{reason=\"unresponsive\"}); "
+                                             "0 turns this off", flag="--liveness-timeout", check=_not_negative)
     # Connections (per worker)
     header_timeout_seconds: float = option(20.0, "seconds from a request's first byte to the end of its headers; "
                                            "later is 408 and the connection is closed", flag="--header-timeout",
@@ -382,12 +382,14 @@ def read_file(path: Path) -> dict[str, Any]:
 
 
 def load_config(flags: Mapping[str, object], environ: Mapping[str, str], config_file: Path | None = None, *,
-                options: Sequence[Option] = OPTIONS) -> LoadedConfig:
+                options: Sequence[Option] = OPTIONS, check_together: bool = True) -> LoadedConfig:
     """The configuration from ``flags`` (option name -> the flag's text, or a bool for on/off options;
     only the flags given), ``environ`` and ``config_file`` (else ``KMSGATE_CONFIG``), over the defaults.
 
     ``options`` limits what is read to the options a command uses (``kmsgate store migrate``); the
-    others keep their defaults and the checks across options are left to ``serve``."""
+    others keep their defaults and the checks across options are left to ``serve``. Without
+    ``check_together`` (``kmsgate config show``) a refused combination of options is loaded as
+    given; ``refused_combination`` then names it."""
     path = config_file
     if path is None and environ.get(CONFIG_FILE_ENV):
         path = Path(environ[CONFIG_FILE_ENV])
@@ -418,9 +420,18 @@ def load_config(flags: Mapping[str, object], environ: Mapping[str, str], config_
         values[opt.name] = _checked(opt, value, where)
         sources[opt.name] = where.split(" ")[0]
     config = Config(**values)
-    if options is OPTIONS:
+    if options is OPTIONS and check_together:
         _check_together(config)
     return LoadedConfig(config, sources, path)
+
+
+def refused_combination(config: Config) -> str | None:
+    """Why ``kmsgate serve`` would refuse this combination of options (one line), or ``None``."""
+    try:
+        _check_together(config)
+    except ConfigError as exc:
+        return str(exc)
+    return None
 
 
 def _check_together(config: Config) -> None:

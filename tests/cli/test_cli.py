@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from kmsgate.cli import build_parser, load_from_args
-from kmsgate.config import ConfigError, split_host_names
+from kmsgate.config import DEFAULTS, ConfigError, split_host_names
+from kmsgate.kms.rootkey import RootKey
+from kmsgate.kms.stores import open_store
 
 
 def parse(argv: list[str], environ: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
@@ -116,3 +120,64 @@ def test_s3_domains_are_read_from_the_flag_or_environment_and_must_be_host_names
         with pytest.raises(ConfigError) as refused:
             parse([f"--s3-domain={bad}"])
         assert "--s3-domain" in str(refused.value)
+
+
+def _serve(data_dir: Path, *args: str, root_key: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``kmsgate serve`` in the supervisor's own process, for a start that should be refused."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("KMSGATE_")}
+    if root_key is not None:
+        env["KMSGATE_ROOT_KEY"] = root_key
+    return subprocess.run(
+        [sys.executable, "-m", "kmsgate", "serve", "--data-dir", str(data_dir), "--port", "0", "--s3-port", "0",
+         "--workers", "0", *args],
+        capture_output=True, text=True, timeout=60, check=False, env=env,
+    )
+
+
+def _one_refusal_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_a_sqlite_key_store_started_with_another_root_key_is_refused_with_the_same_line_as_postgresql(
+        tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    open_store(DEFAULTS.key_store, data_dir, RootKey(os.urandom(32))).close()
+    other = base64.b64encode(os.urandom(32)).decode()
+    line = _one_refusal_line(_serve(data_dir, root_key=other))
+    # tests/kms/test_nodes.py expects this same start of line from a PostgreSQL key store.
+    assert line == ("kmsgate: refusing to start: the root key is not the one this key store was created with; "
+                    f"every node needs the same root key (sqlite:///{data_dir / 'kms.sqlite3'})")
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("env-not-base64", "kmsgate: refusing to start: root key from KMSGATE_ROOT_KEY is not valid base64"),
+        ("env-16-bytes", "kmsgate: refusing to start: root key from KMSGATE_ROOT_KEY must decode to 32 bytes"),
+        ("file-missing", "kmsgate: refusing to start: root key file {file} cannot be read: No such file or directory"),
+        ("file-binary", "kmsgate: refusing to start: root key from {file} is not valid base64"),
+    ],
+    ids=["env-not-base64", "env-16-bytes", "file-missing", "file-binary"],
+)
+def test_a_root_key_that_cannot_be_used_is_refused_with_one_line_naming_its_source(
+        case: str, expected: str, tmp_path: Path) -> None:
+    key_file = tmp_path / "root.key"
+    secret = os.urandom(32)
+    args: list[str] = []
+    root_key = None
+    if case == "env-not-base64":
+        root_key = "not base64!"
+    elif case == "env-16-bytes":
+        root_key = base64.b64encode(secret[:16]).decode()
+    else:
+        args = ["--root-key-file", str(key_file)]
+        if case == "file-binary":
+            key_file.write_bytes(b"\x99" + secret)
+            key_file.chmod(0o600)
+    result = _serve(tmp_path / "data", *args, root_key=root_key)
+    assert _one_refusal_line(result) == expected.format(file=key_file)
+    assert secret.hex() not in result.stderr and "\\x99" not in result.stderr

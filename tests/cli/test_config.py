@@ -110,6 +110,23 @@ def test_config_show_names_each_source_and_masks_secrets(tmp_path: Path) -> None
     assert "db.internal" not in result.stdout
 
 
+def test_config_show_prints_a_refused_combination_then_the_reason_and_exits_2() -> None:
+    result = _kmsgate("config", "show", "--storage", "s3", "--port", "7443")
+    assert result.returncode == 2
+    lines = result.stdout.splitlines()
+    assert 'storage = "s3"  # flag' in lines
+    assert "port = 7443  # flag" in lines
+    assert "# s3_bucket is unset  # default" in lines
+    assert result.stderr.splitlines() == ["kmsgate: --storage s3 needs --s3-bucket"]
+
+
+def test_config_show_of_an_accepted_combination_says_nothing_on_stderr() -> None:
+    result = _kmsgate("config", "show", "--storage", "s3", "--s3-bucket", "objects")
+    assert result.returncode == 0
+    assert 's3_bucket = "objects"  # flag' in result.stdout.splitlines()
+    assert result.stderr == ""
+
+
 def test_a_secret_is_never_echoed_in_a_refusal() -> None:
     password = "s3cr3t-Pa55word-in-the-url"
     with pytest.raises(ConfigError) as refused:

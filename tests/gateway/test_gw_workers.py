@@ -9,6 +9,7 @@ import asyncio
 import os
 import signal
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 import aiohttp
@@ -81,6 +82,54 @@ async def test_dead_worker_is_replaced(served: Served) -> None:
     assert body["pid"] in now
 
 
+def restarts(exposition: str) -> dict[str, float]:
+    """``kmsgate_worker_restarts_total`` by reason, from a ``/metrics`` text exposition."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {sample.labels["reason"]: sample.value
+            for family in text_string_to_metric_families(exposition) if family.name == "kmsgate_worker_restarts"
+            for sample in family.samples if sample.name == "kmsgate_worker_restarts_total"}
+
+
+async def scrape(url: str) -> str:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url + "/metrics") as resp:
+            return await resp.text()
+
+
+async def _workers_once(s: Served, workers: int, other_than: AbstractSet[int] = frozenset()) -> set[int]:
+    """The live workers once ``workers`` of them run and one is not in ``other_than`` (waits up to about 20 s)."""
+    now: set[int] = set()
+    for _ in range(400):
+        now = _alive(s)
+        if len(now) == workers and (not other_than or now - other_than):
+            return now
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"expected {workers} workers, a new one among them; alive: {now}, before: {other_than}")
+
+
+async def test_a_worker_killed_by_a_signal_from_outside_is_counted_as_a_signal_restart(served: Served) -> None:
+    await fetch_pid(served.url)
+    before = await _workers_once(served, workers=2)
+    assert restarts(await scrape(served.url)) == {"exited": 0.0, "signal": 0.0, "unresponsive": 0.0}
+    os.kill(next(iter(before)), signal.SIGKILL)
+    await _workers_once(served, workers=2, other_than=before)
+    assert restarts(await scrape(served.url)) == {"exited": 0.0, "signal": 1.0, "unresponsive": 0.0}
+
+
+async def test_a_worker_that_exits_on_its_own_is_counted_as_an_exited_restart(served: Served) -> None:
+    await fetch_pid(served.url)
+    before = await _workers_once(served, workers=2)
+    try:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
+            async with session.post(served.url + "/exit?code=3") as resp:
+                await resp.read()
+    except aiohttp.ClientError:
+        pass  # the worker is gone before it answers, as it should be
+    await _workers_once(served, workers=2, other_than=before)
+    assert restarts(await scrape(served.url)) == {"exited": 1.0, "signal": 0.0, "unresponsive": 0.0}
+
+
 async def test_sigterm_drains_in_flight_requests(served: Served) -> None:
     await fetch_pid(served.url)
     async with aiohttp.ClientSession() as session:
@@ -148,6 +197,7 @@ async def test_a_worker_whose_event_loop_is_blocked_is_killed_and_replaced(tmp_p
             async with session.get(s.url + "/metrics") as resp:
                 metrics = await resp.text()
         assert "kmsgate_workers_killed_unresponsive_total 1.0" in metrics
+        assert restarts(metrics) == {"exited": 0.0, "signal": 0.0, "unresponsive": 1.0}
     finally:
         stop(s)
 

@@ -3,6 +3,7 @@
 Usage: python worker_app.py PORT_FILE WORKERS DRAIN_TIMEOUT [LIVENESS_TIMEOUT [EXTRA_PORT]]
 
 ``/freeze`` blocks the worker's event loop for good (as a runaway regular expression would);
+``POST /exit?code=N`` ends the worker at once with exit status N (as a crash that exits would);
 ``/metrics`` renders the metrics merged over the workers and the supervisor. With
 ``EXTRA_PORT``, a second application (``/listener`` names it and the worker) is served there
 as the named listener ``extra``.
@@ -36,6 +37,9 @@ def build() -> web.Application:
         while True:
             time.sleep(3600)  # blocks the event loop: nothing else in this worker runs again
 
+    async def exit_now(request: web.Request) -> web.Response:
+        os._exit(int(request.query.get("code", "3")))
+
     metrics_of_workers = GatewayMetrics(metrics_dir_from_env())
 
     async def metrics(request: web.Request) -> web.Response:
@@ -45,6 +49,7 @@ def build() -> web.Application:
     app.router.add_get("/pid", pid)
     app.router.add_get("/slow", slow)
     app.router.add_get("/freeze", freeze)
+    app.router.add_post("/exit", exit_now)  # POST: a client never retries it on the lost connection
     app.router.add_get("/metrics", metrics)
 
     extra = web.Application()

@@ -11,8 +11,9 @@ else unwraps as the catalog key. The plaintext key is never written anywhere, lo
 
 Who the KMS sees: the gateway's own identity (``Gateway.kms``), never a request's caller, since
 the key serves every caller's objects. With the embedded KMS that is the account root (as for
-the readiness probe); with a remote KMS (``--kms-endpoint``) the gateway's own credentials,
-which must be allowed ``GenerateDataKey`` and ``Decrypt`` on the default key with that context.
+the readiness probe), and each call leaves an entry in the audit log as that principal, with the
+purpose context (``Gateway`` wraps this client in ``AuditedKmsClient``); with a remote KMS
+(``--kms-endpoint``) the gateway's own credentials, which must be allowed ``GenerateDataKey`` and ``Decrypt`` on the default key with that context.
 
 When it cannot be had (the KMS or storage down, the default key disabled): writes store no
 sealed ETag and listings report the message id for those entries, as for objects stored before

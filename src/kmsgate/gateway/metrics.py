@@ -11,8 +11,8 @@ Labels are bounded by construction: ``route`` is one of the names in ``ROUTES`` 
 a path or object key), ``method`` one of ``METHODS``, ``status`` an HTTP status code,
 ``operation`` one of ``KMS_OPERATIONS``, ``outcome`` ``ok`` or an AWS error code from the
 fixed ``kmsgate.core.errors`` tree (anything else becomes ``error``), ``reason`` one of
-``EVICTION_REASONS``. No metric carries a key id, object key, size of a secret or any
-secret value.
+``EVICTION_REASONS`` (for worker restarts, one of ``WORKER_RESTART_REASONS``). No metric carries a
+key id, object key, size of a secret or any secret value.
 
 The hot path looks each label set up once: ``observe_request`` and ``observe_kms_call`` keep
 the labelled children they used (prometheus-client's ``labels()`` costs a lock and a dict
@@ -50,6 +50,9 @@ ROUTES = frozenset({"object", "encrypt", "decrypt", "healthz", "readyz", "metric
 METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE", "OTHER"})
 KMS_OPERATIONS = frozenset({"GenerateDataKey", "Decrypt", "Encrypt", "DescribeKey", "other"})
 EVICTION_REASONS = frozenset({"age", "messages", "bytes", "capacity", "other"})
+WORKER_RESTART_REASONS = ("exited", "signal", "unresponsive")
+"""Why a worker was replaced: it exited on its own, a signal from outside ended it (a crash, the OOM
+killer, ``kill -9``), or the supervisor killed it because its event loop stopped answering."""
 _KMS_CODES = frozenset(
     getattr(obj, "code")
     for obj in vars(kms_errors).values()
@@ -269,7 +272,22 @@ class SupervisorMetrics:
 
     def __init__(self, multiprocess_dir: str | os.PathLike[str]) -> None:
         enable_multiprocess(multiprocess_dir)
+        registry = CollectorRegistry(auto_describe=True)
         self.killed_unresponsive = Counter(
             "workers_killed_unresponsive", "Workers killed and replaced because their event loop stopped answering.",
-            namespace=NAMESPACE, registry=CollectorRegistry(auto_describe=True),
+            namespace=NAMESPACE, registry=registry,
         )
+        self.restarts = Counter(
+            "worker_restarts", "Workers that died and were replaced, by reason (one of WORKER_RESTART_REASONS).",
+            ["reason"], namespace=NAMESPACE, registry=registry,
+        )
+        for reason in WORKER_RESTART_REASONS:
+            self.restarts.labels(reason)  # every reason exported from the start, at 0
+
+    def count_restart(self, reason: str) -> None:
+        """Count one worker that died and is replaced; ``reason`` is one of ``WORKER_RESTART_REASONS``."""
+        if reason not in WORKER_RESTART_REASONS:
+            raise ValueError(f"unknown worker restart reason {reason!r}")
+        self.restarts.labels(reason).inc()
+        if reason == "unresponsive":
+            self.killed_unresponsive.inc()

@@ -16,9 +16,11 @@ Who the KMS sees:
   write or read under which key and context, and each caller has caches of its own
   (``kmsgate.gateway.principals``). With ``audit`` (``KmsAuditSink.record``) each of these
   calls leaves an audit entry, as a KMS API request does; ``audit_status`` (the same sink) puts
-  the audit log's state in readiness and the metrics. ``kms`` is the gateway's own identity (the
-  account root), used only by the readiness probe and for the catalog key
-  (``kmsgate.gateway.catalog_key``); its calls are counted in the metrics, not audited.
+  the audit log's state in readiness and the metrics. ``kms`` is the gateway's own identity
+  (``kms_caller``: the account root), used only by the readiness probe and for the catalog key
+  (``kmsgate.gateway.catalog_key``). With ``audit`` and ``kms_caller`` the catalog key's calls
+  are audited as that identity, as a caller's are; the readiness probe's are counted in the
+  metrics only.
 * ``kms_for`` absent (a remote KMS): every call uses ``kms`` and its credentials, so the remote
   KMS sees the gateway's identity, not the caller's; callers are still authenticated, and any
   of them may use what the gateway's identity may. Callers share one cache.
@@ -127,7 +129,7 @@ class Gateway:
 
     def __init__(self, *, storage: Storage, kms: KmsClient, metrics: GatewayMetrics,
                  authenticator: RequestAuthenticator, object_access: ObjectAccess | None = None,
-                 kms_for: KmsClientFactory | None = None,
+                 kms_for: KmsClientFactory | None = None, kms_caller: Caller | None = None,
                  audit: AuditRecorder | None = None, audit_status: AuditStatus | None = None,
                  settings: GatewaySettings | None = None, kms_probe: KmsProbe | None = None,
                  key_store_probe: KmsProbe | None = None,
@@ -145,7 +147,11 @@ class Gateway:
         self.bearer_callers = BearerCallers() if isinstance(authenticator, GatewayAuthenticator) else None
         timeout = self.settings.kms_timeout_seconds
         self.kms = InstrumentedKmsClient(kms, metrics, timeout_seconds=timeout)
-        self.catalog_key = CatalogKey(storage=storage, kms=self.kms, key_id=self.settings.default_key_id,
+        catalog_kms: KmsClient = self.kms
+        if audit is not None and kms_caller is not None:
+            catalog_kms = InstrumentedKmsClient(AuditedKmsClient(kms, kms_caller, audit), metrics,
+                                                timeout_seconds=timeout)
+        self.catalog_key = CatalogKey(storage=storage, kms=catalog_kms, key_id=self.settings.default_key_id,
                                       metrics=metrics, write_wait_seconds=timeout)
         per_caller = None if kms_for is None else _instrumented(kms_for, metrics, timeout, audit)
         self.caller_materials = CallerMaterials(

@@ -13,16 +13,19 @@
   deadlines, a cap on open connections).
   The kernel spreads new connections over the workers' sockets.
 * A worker that dies is reaped, its live gauges are dropped from the metrics merge, and a
-  new worker replaces it. A worker that dies within ``QUICK_DEATH_SECONDS`` of starting
-  is restarted after an exponential back-off; ``MAX_QUICK_DEATHS`` such deaths in a row
-  (a port in use, a broken configuration) make the supervisor give up with exit code 1.
+  new worker replaces it. Every replacement is counted in ``kmsgate_worker_restarts_total`` by
+  reason: ``exited`` (the worker exited on its own), ``signal`` (a signal from outside ended it:
+  a crash, the OOM killer, ``kill -9``) or ``unresponsive`` (the supervisor killed it, below; also
+  counted in ``kmsgate_workers_killed_unresponsive_total``, kept for existing dashboards). A
+  worker that dies within ``QUICK_DEATH_SECONDS`` of starting is restarted after an exponential
+  back-off; ``MAX_QUICK_DEATHS`` such deaths in a row (a port in use, a broken configuration)
+  make the supervisor give up with exit code 1.
 * Each worker proves its event loop runs: a callback on the loop bumps the worker's counter in
   memory shared with the supervisor every ``HEARTBEAT_SECONDS``. A worker whose counter has not
   moved for ``liveness_timeout`` seconds (a handler that blocks the loop for good: a runaway
   regular expression, a blocking call) answers nobody, yet keeps its listening socket and so its
   share of new connections; the supervisor logs it, kills it (SIGKILL, since it cannot run a
-  signal handler) and starts a replacement, and counts it in
-  ``kmsgate_workers_killed_unresponsive_total``. The default, 30 s, is far above any pause of a
+  signal handler) and starts a replacement. The default, 30 s, is far above any pause of a
   healthy loop (garbage collection, a busy machine: well under a second) and bounds how long a
   frozen worker swallows connections. ``0`` turns the check off.
 * SIGTERM or SIGINT to the supervisor is forwarded to every worker. A worker stops
@@ -114,6 +117,13 @@ def _exit_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     except (OSError, AttributeError):
         return
+
+
+def _restart_reason(status: int, killed_unresponsive: bool) -> str:
+    """The ``WORKER_RESTART_REASONS`` entry for a worker reaped with wait ``status``."""
+    if killed_unresponsive:
+        return "unresponsive"
+    return "signal" if os.WIFSIGNALED(status) else "exited"
 
 
 class Heartbeats:
@@ -228,6 +238,7 @@ class _Supervisor:
     pending_starts: list[float] = field(default_factory=list)  # monotonic due times
     slots: dict[int, int] = field(default_factory=dict)  # pid -> heartbeat slot
     last_beats: dict[int, tuple[int, float]] = field(default_factory=dict)  # pid -> (count, when it last moved)
+    killed_unresponsive: set[int] = field(default_factory=set)  # pids SIGKILLed by kill_unresponsive, not yet reaped
     heartbeats: Heartbeats = field(init=False)
     metrics: SupervisorMetrics = field(init=False)
 
@@ -275,7 +286,7 @@ class _Supervisor:
             elif now - since > self.liveness_timeout:
                 log.error("worker %d has not answered for %.0f s; killing it", pid, now - since)
                 self.last_beats[pid] = (count, float("inf"))  # killed once; reaped like any death
-                self.metrics.killed_unresponsive.inc()
+                self.killed_unresponsive.add(pid)
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
@@ -292,10 +303,13 @@ class _Supervisor:
             started = self.children.pop(pid, None)
             self.slots.pop(pid, None)
             self.last_beats.pop(pid, None)
+            unresponsive = pid in self.killed_unresponsive
+            self.killed_unresponsive.discard(pid)
             if started is None:
                 continue
             mark_worker_dead(self.metrics_dir, pid)
             log.warning("worker %d exited with status %d", pid, os.waitstatus_to_exitcode(status))
+            self.metrics.count_restart(_restart_reason(status, unresponsive))
             lived = time.monotonic() - started
             self.quick_deaths = self.quick_deaths + 1 if lived < QUICK_DEATH_SECONDS else 0
             delay = 0.0 if self.quick_deaths == 0 else min(0.1 * 2**self.quick_deaths, MAX_BACKOFF_SECONDS)

@@ -32,23 +32,31 @@ def load_root_key(*, env_value: str | None, path: Path | None, data_dir: Path) -
     if env_value:
         return RootKey(_decode(env_value, "KMSGATE_ROOT_KEY")), "environment"
     if path is not None:
-        return RootKey(_decode(_read_private(path), str(path))), str(path)
+        return _read_private(path), str(path)
     default = data_dir / ROOT_KEY_FILENAME
     if not default.exists():
         _create(default)
-        return RootKey(_decode(_read_private(default), str(default))), f"{default} (created)"
-    return RootKey(_decode(_read_private(default), str(default))), str(default)
+        return _read_private(default), f"{default} (created)"
+    return _read_private(default), str(default)
 
 
-def _read_private(path: Path) -> str:
+def _read_private(path: Path) -> RootKey:
+    """``read_root_key_file``, refusing first a file that group or others may read."""
     mode = shared_mode(path)
     if mode is not None:
         raise RootKeyError(refusal("root key file", path, mode))
-    return path.read_text(encoding="ascii")
+    return read_root_key_file(path)
 
 
 def read_root_key_file(path: Path) -> RootKey:
-    return RootKey(_decode(path.read_text(encoding="ascii"), str(path)))
+    """The root key in ``path``; a file that cannot be read or is not base64 text is a ``RootKeyError``."""
+    try:
+        text = path.read_text(encoding="ascii")
+    except UnicodeDecodeError:  # its message would quote a byte of the file
+        raise RootKeyError(f"root key from {path} is not valid base64") from None
+    except OSError as exc:
+        raise RootKeyError(f"root key file {path} cannot be read: {exc.strerror or type(exc).__name__}") from None
+    return RootKey(_decode(text, str(path)))
 
 
 def read_or_create_root_key_file(path: Path) -> tuple[RootKey, bool]:

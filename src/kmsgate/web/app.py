@@ -106,6 +106,7 @@ async def _build_gateway(config: Config, app: web.Application) -> Gateway:
         storage = await FileStorage.open(config.data_dir / OBJECTS_DIRNAME)
     kms: KmsClient
     kms_for: Callable[[Caller], KmsClient] | None = None
+    kms_caller: Caller | None = None
     on_close = None
     key_store_probe = None
     if config.kms_endpoint is not None:
@@ -120,7 +121,8 @@ async def _build_gateway(config: Config, app: web.Application) -> Gateway:
         kms, on_close = remote, remote.close
     else:
         service = app[KMS_SERVICE]
-        kms = InProcessKmsClient(service, account_root(config.account_id))
+        kms_caller = account_root(config.account_id)
+        kms = InProcessKmsClient(service, kms_caller)
         kms_for = partial(InProcessKmsClient, service)  # the gateway calls the KMS as each caller
         key_store_probe = service.check_key_store
     settings = GatewaySettings(
@@ -144,6 +146,7 @@ async def _build_gateway(config: Config, app: web.Application) -> Gateway:
         storage=storage,
         kms=kms,
         kms_for=kms_for,
+        kms_caller=kms_caller,
         authenticator=authenticator,
         object_access=ObjectAccess(app[IDENTITIES]),
         audit=app[AUDIT_SINK].record if config.kms_endpoint is None else None,
