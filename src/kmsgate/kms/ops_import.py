@@ -20,7 +20,6 @@ from kmsgate.kms import importing, keyspecs
 from kmsgate.kms.base import ServiceBase
 from kmsgate.kms.keyspecs import KEY_SPECS
 from kmsgate.kms.model import (
-    KEY_MATERIAL_DOES_NOT_EXPIRE,
     KEY_MATERIAL_EXPIRES,
     ORIGIN_EXTERNAL,
     KeyMaterial,

@@ -33,7 +33,6 @@ first (``rootkey_state.require_active``), so a node still on the retired root ke
 from __future__ import annotations
 
 import hmac
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -49,6 +48,7 @@ from kmsgate.kms.rootkey_state import (
     ROOT_KEY_PREVIOUS_CHECK,
     ROOT_KEY_ROTATION_CLEANUP,
 )
+from kmsgate.kms.exclusive_write import exclusive_write
 from kmsgate.kms.sql import Connection
 from kmsgate.kms.stores import KeyStoreLocation
 
@@ -270,36 +270,10 @@ class Rotation:
     def _transaction(self) -> Iterator[Connection]:
         """One write transaction that no other writer runs beside (as the stores' own writes)."""
         location = self._location
-        if location.sqlite_path is not None:
-            if not location.sqlite_path.is_file():
-                raise RotationError(f"{location.describe()}: no such key store")
-            from kmsgate.kms.sqlite_store import create_schema
-
-            conn = sqlite3.connect(location.sqlite_path, isolation_level=None, timeout=30.0)
-            try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=FULL")
-                create_schema(conn)
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield conn
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-            finally:
-                conn.close()
-            return
-        import psycopg
-
-        from kmsgate.kms.pg_schema import WRITE_LOCK, migrate
-        from kmsgate.kms.pg_sql import PgConnection
-
-        with psycopg.connect(location.postgres_url or "", autocommit=True) as raw:
-            migrate(raw)
-            with raw.transaction():
-                raw.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
-                yield PgConnection(raw)
+        if location.sqlite_path is not None and not location.sqlite_path.is_file():
+            raise RotationError(f"{location.describe()}: no such key store")
+        with exclusive_write(location, create=False) as conn:
+            yield conn
 
 
 def _opens_to(kind: WrappedKind, root_key: RootKey, ref: Ref, wrapped: bytes, secret: bytes) -> bool:

@@ -16,7 +16,6 @@ change log.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,10 +23,9 @@ from dataclasses import dataclass
 
 import psycopg
 
-from kmsgate.kms.pg_schema import WRITE_LOCK, migrate
+from kmsgate.kms.exclusive_write import exclusive_write
 from kmsgate.kms.pg_sql import PgConnection
 from kmsgate.kms.sql import Connection
-from kmsgate.kms.sqlite_store import create_schema
 from kmsgate.kms.stores import KeyStoreLocation
 
 # Table and columns, in the order written; the same in both stores (``kmsgate.kms.pg_schema``).
@@ -65,7 +63,7 @@ def copy_store(source: KeyStoreLocation, target: KeyStoreLocation, *, replace: b
 
 def _copy(source: KeyStoreLocation, target: KeyStoreLocation, replace: bool) -> CopyReport:
     with _reading(source) as reader:
-        with _writing(target) as writer:
+        with exclusive_write(target, create=True) as writer:
             present = [table for table in OCCUPYING_TABLES if writer.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone()]
             if present and not replace:
                 raise StoreCopyError(
@@ -106,29 +104,3 @@ def _reading(location: KeyStoreLocation) -> Iterator[Connection]:
         yield PgConnection(raw)
 
 
-@contextmanager
-def _writing(location: KeyStoreLocation) -> Iterator[Connection]:
-    if location.sqlite_path is not None:
-        location.sqlite_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if not location.sqlite_path.exists():
-            os.close(os.open(location.sqlite_path, os.O_WRONLY | os.O_CREAT, 0o600))
-        conn = sqlite3.connect(location.sqlite_path, isolation_level=None)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            create_schema(conn)
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
-        return
-    with psycopg.connect(location.postgres_url or "", autocommit=True) as raw:
-        migrate(raw)
-        with raw.transaction():
-            raw.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
-            yield PgConnection(raw)
