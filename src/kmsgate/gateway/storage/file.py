@@ -78,6 +78,7 @@ from kmsgate.gateway.storage.base import (
     StorageError,
     StoredObject,
     UploadInfo,
+    os_failure,
     check_catalog_key,
     check_completion,
     check_metadata,
@@ -191,7 +192,7 @@ class _DataFileWriter(Generic[R]):
                 await self._serial.run(self._flush_sync, self._take_pending())
             except OSError as exc:
                 await self.abort()
-                raise StorageError(f"file storage write failed: {exc.strerror}") from exc
+                raise os_failure(exc, "file storage write failed") from exc
 
     async def commit(self) -> R:
         if self._done:
@@ -202,7 +203,7 @@ class _DataFileWriter(Generic[R]):
             await self._storage.record(write)
         except OSError as exc:
             await self.abort()
-            raise StorageError(f"file storage commit failed: {exc.strerror}") from exc
+            raise os_failure(exc, "file storage commit failed") from exc
         except BaseException:
             await self.abort()
             raise
@@ -465,7 +466,7 @@ class FileStorage:
         try:
             return await asyncio.to_thread(fn, *args)
         except OSError as exc:
-            raise StorageError(f"file storage failed: {exc.strerror}") from exc
+            raise os_failure(exc, "file storage failed") from exc
 
     # -- buckets --
 
