@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,9 +94,12 @@ def test_an_s3_put_on_a_full_disk_is_503_service_unavailable_leaves_nothing_and_
         filler = small_disk / "filler"
         fill(filler)
         files_before = files_in(small_disk)
-        for attempt in (lambda: s3.put_object(Bucket="full", Key="too-big", Body=os.urandom(1024 * 1024)),
-                        lambda: s3.upload_part(Bucket="full", Key="parts", UploadId=upload_id, PartNumber=1,
-                                               Body=os.urandom(1024 * 1024))):
+        attempts: list[Callable[[], object]] = [
+            lambda: s3.put_object(Bucket="full", Key="too-big", Body=os.urandom(1024 * 1024)),
+            lambda: s3.upload_part(Bucket="full", Key="parts", UploadId=upload_id, PartNumber=1,
+                                   Body=os.urandom(1024 * 1024)),
+        ]
+        for attempt in attempts:
             with pytest.raises(ClientError) as refused:
                 attempt()
             assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
