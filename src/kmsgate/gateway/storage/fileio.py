@@ -96,10 +96,11 @@ def create_owned(path: Path) -> int:
 
 
 def remove_unowned(path: str) -> bool:
-    """Remove ``path`` unless a live writer holds it (see ``create_owned``); True if removed."""
+    """Remove ``path`` unless a live writer holds it (see ``create_owned``); True if removed.
+    What cannot be opened as a file (gone meanwhile, a symlink, not readable) is left alone."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except FileNotFoundError:
+    except OSError:
         return False
     try:
         try:
