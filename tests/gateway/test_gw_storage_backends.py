@@ -128,6 +128,17 @@ async def test_file_unowned_temporaries_and_orphan_data_files_are_removed_at_ope
         os.close(writer_fd)
 
 
+async def test_file_an_entry_among_temporaries_that_is_no_file_does_not_stop_the_open(tmp_path: Path) -> None:
+    storage = await FileStorage.open(tmp_path / "store")
+    await storage.close()
+    target = tmp_path / "elsewhere"
+    target.write_bytes(b"not the storage's")
+    (storage.tmp_dir / "link.part").symlink_to(target)
+    reopened = await FileStorage.open(tmp_path / "store")
+    await reopened.close()
+    assert target.read_bytes() == b"not the storage's"
+
+
 async def test_file_objects_of_the_previous_layout_are_left_alone(tmp_path: Path) -> None:
     legacy = tmp_path / "store" / "objects" / "ab" / "cd" / ("abcd" + "e" * 60)
     legacy.parent.mkdir(parents=True)
