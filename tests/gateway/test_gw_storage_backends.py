@@ -17,7 +17,8 @@ import pytest
 from storage_contract import BUCKET, get, put
 
 from kmsgate.gateway.storage.base import EntityTooSmall, InvalidArgument, ObjectNotFound, StorageError
-from kmsgate.gateway.storage.file import ORPHAN_GRACE_SECONDS, STALE_TMP_SECONDS, FileStorage
+from kmsgate.gateway.storage.file import ORPHAN_GRACE_SECONDS, FileStorage
+from kmsgate.gateway.storage.fileio import create_owned
 from kmsgate.gateway.storage.s3 import MIN_PART_BYTES, S3Storage
 from kmsgate.gateway.storage.spool import MEMORY_BYTES
 
@@ -100,36 +101,50 @@ async def test_file_commit_to_a_bucket_deleted_meanwhile_leaves_nothing(file_sto
     assert os.listdir(file_storage.tmp_dir) == [] and data_files(file_storage) == set()
 
 
-async def test_file_stale_temporaries_and_orphan_data_files_are_removed_at_open(tmp_path: Path) -> None:
+async def test_file_unowned_temporaries_and_orphan_data_files_are_removed_at_open(tmp_path: Path) -> None:
     storage = await FileStorage.open(tmp_path / "store")
     await storage.create_bucket(BUCKET)
     await put(storage, "kept", b"referenced")
     [kept] = storage.object_files(BUCKET, "kept")
     age(kept, ORPHAN_GRACE_SECONDS + 60)  # old, but the catalog names it
     await storage.close()
-    stale = storage.tmp_dir / "0000.part"
-    fresh = storage.tmp_dir / "1111.part"
+    abandoned = storage.tmp_dir / "0000.part"  # its writer is gone, however recently
+    in_use = storage.tmp_dir / "1111.part"
     orphan = storage.data_dir / "ab" / ("ab" + "0" * 30)
     young_orphan = storage.data_dir / "cd" / ("cd" + "1" * 30)
-    for path in (stale, fresh, orphan, young_orphan):
+    for path in (abandoned, orphan, young_orphan):
         path.parent.mkdir(exist_ok=True)
         path.write_bytes(b"left over")
-    age(stale, STALE_TMP_SECONDS + 60)
     age(orphan, ORPHAN_GRACE_SECONDS + 60)
-    reopened = await FileStorage.open(tmp_path / "store")
+    writer_fd = create_owned(in_use)  # a live writer's, as another process's would be
     try:
-        assert not stale.exists() and not orphan.exists()
-        assert fresh.exists() and young_orphan.exists()  # another process may be mid-commit
-        assert await get(reopened, "kept") == b"referenced"
+        reopened = await FileStorage.open(tmp_path / "store")
+        try:
+            assert not abandoned.exists() and not orphan.exists()
+            assert in_use.exists() and young_orphan.exists()  # another process may be mid-commit
+            assert await get(reopened, "kept") == b"referenced"
+        finally:
+            await reopened.close()
     finally:
-        await reopened.close()
+        os.close(writer_fd)
+
+
+async def test_file_an_entry_among_temporaries_that_is_no_file_does_not_stop_the_open(tmp_path: Path) -> None:
+    storage = await FileStorage.open(tmp_path / "store")
+    await storage.close()
+    target = tmp_path / "elsewhere"
+    target.write_bytes(b"not the storage's")
+    (storage.tmp_dir / "link.part").symlink_to(target)
+    reopened = await FileStorage.open(tmp_path / "store")
+    await reopened.close()
+    assert target.read_bytes() == b"not the storage's"
 
 
 async def test_file_objects_of_the_previous_layout_are_left_alone(tmp_path: Path) -> None:
     legacy = tmp_path / "store" / "objects" / "ab" / "cd" / ("abcd" + "e" * 60)
     legacy.parent.mkdir(parents=True)
     legacy.write_bytes(b"an old message")
-    age(legacy, STALE_TMP_SECONDS + ORPHAN_GRACE_SECONDS + 60)
+    age(legacy, ORPHAN_GRACE_SECONDS + 60)
     storage = await FileStorage.open(tmp_path / "store")
     await storage.close()
     assert legacy.read_bytes() == b"an old message"
@@ -201,15 +216,16 @@ async def test_file_a_writer_killed_at_any_point_leaves_one_whole_version(tmp_pa
     try:
         want = (old, b"old metadata") if survivor == "old" else (b"N" * (3 * 1024 * 1024), b"new metadata")
         assert (await get(storage, "k"), (await storage.head(BUCKET, "k")).metadata) == want
-        # The crash left a file behind (a temporary or an unreferenced data file); once old
-        # enough, the next open removes it and keeps exactly the surviving version's file.
-        leftovers = [p for p in (*storage.tmp_dir.iterdir(), *data_files(storage))
-                     if p not in storage.object_files(BUCKET, "k")]
-        assert leftovers
+        # A temporary file of the killed writer is gone at this open already; an unreferenced
+        # data file (the writer may have been another live process, between its rename and its
+        # catalog commit) stays until it is old enough, and then the next open removes it.
+        assert list(storage.tmp_dir.iterdir()) == []
+        leftovers = [p for p in data_files(storage) if p not in storage.object_files(BUCKET, "k")]
+        assert bool(leftovers) == (point != "mid-write")
     finally:
         await storage.close()
     for path in leftovers:
-        age(path, STALE_TMP_SECONDS + ORPHAN_GRACE_SECONDS)
+        age(path, ORPHAN_GRACE_SECONDS)
     storage = await FileStorage.open(root)
     try:
         assert data_files(storage) == set(storage.object_files(BUCKET, "k"))

@@ -37,7 +37,7 @@ from kmsgate.envelope.errors import DataKeyUnavailableError, DecryptionError, En
 from kmsgate.envelope.pool import PoolSaturated
 from kmsgate.gateway.headers import HeaderError
 from kmsgate.gateway.keys import InvalidObjectKey
-from kmsgate.gateway.storage.base import ObjectNotFound, StorageError
+from kmsgate.gateway.storage.base import ObjectNotFound, StorageError, StorageFull
 
 RETRY_AFTER_SECONDS = 1
 
@@ -88,6 +88,9 @@ def to_gateway_error(exc: BaseException) -> GatewayError:
         return saturated()
     if isinstance(exc, ObjectNotFound):
         return GatewayError(404, "NoSuchKey", "The object does not exist.")
+    if isinstance(exc, StorageFull):
+        return GatewayError(507, "InsufficientStorage", "The storage has no space left; retry later.",
+                            retry_after=RETRY_AFTER_SECONDS)
     if isinstance(exc, StorageError):
         return GatewayError(502, "StorageError", "The storage backend failed.")
     if isinstance(exc, DataKeyUnavailableError) and isinstance(exc.__cause__, KmsError):

@@ -94,6 +94,8 @@ def _storage_error(exc: storage.StorageError) -> s3.S3Error:
         return s3.NoSuchUpload()
     if isinstance(exc, storage.InvalidArgument):
         return s3.InvalidArgument()
+    if isinstance(exc, storage.StorageFull):
+        return s3.ServiceUnavailable()
     return s3.InternalError()
 
 

@@ -19,6 +19,7 @@ from kmsgate.gateway.storage.base import (
     PartWriter,
     Storage,
     StorageError,
+    StorageFull,
     StoredObject,
     UploadInfo,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "PartWriter",
     "Storage",
     "StorageError",
+    "StorageFull",
     "StoredObject",
     "UploadInfo",
 ]

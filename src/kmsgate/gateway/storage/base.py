@@ -54,12 +54,14 @@ blob of at most ``MAX_METADATA_BYTES`` (the gateway's encrypted Content-Type and
   ``expire_uploads`` leave nothing of an upload behind. A backend may refuse parts but the last
   smaller than ``MIN_PART_BYTES`` (the s3 backend's upstream does).
 * A missing object raises ``ObjectNotFound``, a missing upload ``NoSuchUpload``; anything else
-  that goes wrong in the backend raises ``StorageError`` (the gateway answers 502). Messages
+  that goes wrong in the backend raises ``StorageError`` (the gateway answers 502), a write
+  that found no space left ``StorageFull`` (507). Messages
   never contain object contents, metadata or credentials.
 """
 
 from __future__ import annotations
 
+import errno
 import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -93,6 +95,23 @@ class StorageError(Exception):
 
     code = "InternalError"
     """S3's error code for the failure (a front renders it)."""
+
+
+class StorageFull(StorageError):
+    """The backend has no space left (a full disk, a quota): nothing was stored, and the same
+    write succeeds once space returns. The gateway answers 507, the S3 front 503 (S3 has no
+    such error)."""
+
+    code = "ServiceUnavailable"
+
+
+_NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def os_failure(exc: OSError, what: str) -> StorageError:
+    """A failed file operation as a storage error (``StorageFull`` when it ran out of space)."""
+    kind = StorageFull if exc.errno in _NO_SPACE_ERRNOS else StorageError
+    return kind(f"{what}: {exc.strerror}")
 
 
 class ObjectNotFound(StorageError):

@@ -37,6 +37,7 @@ from kmsgate.gateway.storage.base import (
     ObjectNotFound,
     PartInfo,
     StorageError,
+    StorageFull,
     StoredObject,
     UploadInfo,
 )
@@ -73,6 +74,13 @@ _OBJECTS_SEALED_ETAG_COLUMN = "ALTER TABLE objects ADD COLUMN sealed_etag BLOB N
 """For a catalog made before objects kept a sealed ETag (their rows get an empty one)."""
 CATALOG_KEY_FILENAME = "catalog-key.bin"
 """The wrapped catalog key, beside the catalog (0600)."""
+
+
+def _catalog_failure(exc: sqlite3.Error) -> StorageError:
+    """A failed catalog write as a storage error (``StorageFull`` when the disk is full)."""
+    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        return StorageFull("file storage catalog is out of space")
+    return StorageError(f"file storage catalog failed: {type(exc).__name__}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +158,7 @@ class Catalog:
                     raise
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
-                raise StorageError(f"file storage catalog failed: {type(exc).__name__}") from exc
+                raise _catalog_failure(exc) from exc
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:

@@ -9,7 +9,8 @@ Layout under ``root``::
                                     temporary file, fsync'd, then hard-linked to its name (which
                                     fails if another process linked it first; that one is kept)
     data/<n[0:2]>/<n>               one data file: a whole object or one part, ``n`` 32 random hex
-    tmp/<n>.part                    writes in progress (same file system, so rename is atomic)
+    tmp/<n>.part                    writes in progress (same file system, so rename is atomic),
+                                    each held open with a shared ``flock`` by its writer
     objects/<h[0:2]>/<h[2:4]>/<h>   objects of the previous layout (one flat namespace, ``h`` the
                                     SHA-256 of the key). They are not in the catalog, so no API
                                     lists or reads them, and nothing here deletes them: each is a
@@ -32,9 +33,10 @@ and no threads waiting their turn on the catalog's lock).
 
 A crash before the catalog commit leaves the old version visible and an unreferenced data
 file; a crash after it leaves the new version and the old files unreferenced. At open,
-temporary files older than ``STALE_TMP_SECONDS`` and data files that the catalog does
-not name and that are older than ``ORPHAN_GRACE_SECONDS`` (another process may be between its
-rename and its catalog commit) are removed. A completed multipart upload keeps its part files,
+temporary files whose writer is gone (no process holds their lock: a writer keeps its file
+open and locked until it is renamed, and the kernel drops the lock of a killed process) and
+data files that the catalog does not name and that are older than ``ORPHAN_GRACE_SECONDS``
+(another process may be between its rename and its catalog commit) are removed. A completed multipart upload keeps its part files,
 named in order by the object's row: completing copies nothing.
 
 A read looks the object up in the catalog and opens its first data file, reading the first
@@ -76,6 +78,7 @@ from kmsgate.gateway.storage.base import (
     StorageError,
     StoredObject,
     UploadInfo,
+    os_failure,
     check_catalog_key,
     check_completion,
     check_metadata,
@@ -89,8 +92,10 @@ from kmsgate.gateway.storage.base import (
 from kmsgate.gateway.storage.catalog import CATALOG_KEY_FILENAME, Catalog, CatalogWrite, ObjectRecord, PartRecord
 from kmsgate.gateway.storage.fileio import (
     Serial,
+    create_owned,
     fsync_dir,
     makedirs_durable,
+    remove_unowned,
     start_writeback,
     unlink_quietly,
     write_all,
@@ -100,7 +105,6 @@ from kmsgate.gateway.storage.listing import list_page, prefix_end
 
 WRITE_BUFFER_BYTES = 1024 * 1024
 READ_BLOCK_BYTES = 1024 * 1024
-STALE_TMP_SECONDS = 24 * 3600
 ORPHAN_GRACE_SECONDS = 3600
 """A data file the catalog does not name is removed at open only once it is this old."""
 _OPEN_ATTEMPTS = 3
@@ -139,7 +143,7 @@ class _DataFileWriter(Generic[R]):
         """Write ``chunks`` (one ``writev`` when the kernel takes them whole) and start their
         writeback, so that the fsync at commit finds little left to write."""
         if self._fd is None:
-            self._fd = os.open(self._tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            self._fd = create_owned(self._tmp_path)
         start = self._flushed
         self._flushed += write_all(self._fd, chunks)
         if writeback and self._flushed > start:
@@ -150,17 +154,18 @@ class _DataFileWriter(Generic[R]):
         raise NotImplementedError
 
     def _persist_sync(self, chunks: list[bytes | bytearray | memoryview]) -> None:
-        """Write the rest, fsync the file, rename it to its data file name and fsync the directory."""
+        """Write the rest, fsync the file, rename it to its data file name and fsync the directory
+        (the file stays open, so locked, until it no longer has its temporary name)."""
         self._flush_sync(chunks, writeback=False)  # the fsync below writes these at once
         fd = self._fd
         if fd is None:  # pragma: no cover - _flush_sync opened it
             raise StorageError("file storage writer lost its file")
         os.fsync(fd)
-        os.close(fd)
-        self._fd = None
         final = self._storage.data_path(self._name)
         makedirs_durable(final.parent, self._storage.data_dir)
         os.rename(self._tmp_path, final)
+        os.close(fd)
+        self._fd = None
         fsync_dir(final.parent)
 
     def _cleanup_sync(self) -> None:
@@ -187,7 +192,7 @@ class _DataFileWriter(Generic[R]):
                 await self._serial.run(self._flush_sync, self._take_pending())
             except OSError as exc:
                 await self.abort()
-                raise StorageError(f"file storage write failed: {exc.strerror}") from exc
+                raise os_failure(exc, "file storage write failed") from exc
 
     async def commit(self) -> R:
         if self._done:
@@ -198,7 +203,7 @@ class _DataFileWriter(Generic[R]):
             await self._storage.record(write)
         except OSError as exc:
             await self.abort()
-            raise StorageError(f"file storage commit failed: {exc.strerror}") from exc
+            raise os_failure(exc, "file storage commit failed") from exc
         except BaseException:
             await self.abort()
             raise
@@ -404,13 +409,10 @@ class FileStorage:
         return await asyncio.to_thread(cls, root)
 
     def _remove_stale_tmp(self) -> None:
-        cutoff = time.time() - STALE_TMP_SECONDS
+        """Remove the temporary files no live writer holds (see the module docstring)."""
         for entry in os.scandir(self.tmp_dir):
-            try:
-                if entry.name.endswith(".part") and entry.stat().st_mtime < cutoff:
-                    os.unlink(entry.path)
-            except FileNotFoundError:
-                continue
+            if entry.name.endswith(".part"):
+                remove_unowned(entry.path)
 
     def _remove_orphans(self) -> None:
         """Remove data files no catalog row names (see the module docstring). The catalog is
@@ -464,7 +466,7 @@ class FileStorage:
         try:
             return await asyncio.to_thread(fn, *args)
         except OSError as exc:
-            raise StorageError(f"file storage failed: {exc.strerror}") from exc
+            raise os_failure(exc, "file storage failed") from exc
 
     # -- buckets --
 
@@ -618,13 +620,10 @@ class FileStorage:
 
     def _create_catalog_key_sync(self, wrapped: bytes) -> bytes:
         tmp = self.tmp_dir / f"{_new_name()}.part"
+        fd = create_owned(tmp)  # open (locked) until unlinked, so no sweep takes it before the link
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                write_all(fd, [wrapped])
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            write_all(fd, [wrapped])
+            os.fsync(fd)
             try:
                 os.link(tmp, self.root / CATALOG_KEY_FILENAME)
             except FileExistsError:
@@ -632,6 +631,7 @@ class FileStorage:
             fsync_dir(self.root)
         finally:
             unlink_quietly([tmp])
+            os.close(fd)
         kept = self._read_catalog_key_sync()
         if kept is None:
             raise StorageError("file storage lost the catalog key it wrote")
@@ -648,9 +648,11 @@ class FileStorage:
     def _check_sync(self) -> None:
         probe = self.tmp_dir / f"ready.{secrets.token_hex(8)}.part"
         try:
-            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            os.close(fd)
-            os.unlink(probe)
+            fd = create_owned(probe)
+            try:
+                os.unlink(probe)
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise StorageError(f"file storage not writable: {exc.strerror}") from exc
         self.catalog.list_buckets()

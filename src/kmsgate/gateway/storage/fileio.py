@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import fcntl
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -67,6 +68,49 @@ def write_all(fd: int, chunks: Sequence[bytes | bytearray | memoryview]) -> int:
         if n:
             views[0] = views[0][n:]
     return total
+
+
+_CREATE_ATTEMPTS = 3
+
+
+def create_owned(path: Path) -> int:
+    """Create ``path`` (it must not exist) for writing and return its descriptor, which holds a
+    shared ``flock`` on the file for as long as it is open: the mark of a live writer, which the
+    kernel drops when the writer closes it or dies however it dies (``kill -9`` included).
+
+    ``remove_unowned`` may lock and remove the file between its creation and this lock; then
+    the path no longer names the locked file, and the file is created again."""
+    for _ in range(_CREATE_ATTEMPTS):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            if os.path.samestat(os.fstat(fd), os.stat(path)):
+                return fd
+        except FileNotFoundError:
+            pass
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+    raise FileExistsError(f"{path.name} was removed as soon as it was created")
+
+
+def remove_unowned(path: str) -> bool:
+    """Remove ``path`` unless a live writer holds it (see ``create_owned``); True if removed.
+    What cannot be opened as a file (gone meanwhile, a symlink, not readable) is left alone."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        os.unlink(path)
+        return True
+    finally:
+        os.close(fd)
 
 
 def fsync_dir(path: Path) -> None:
