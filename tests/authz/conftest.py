@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ import pytest
 from botocore.config import Config as BotoConfig
 
 from tests.conftest import ACCOUNT_ID, REGION, KmsgateServer, start_server
+
+AUDIT_WAIT_SECONDS = 10.0  # the audit log is written by a background task; wait for it, bounded
 
 ROOT_ARN = f"arn:aws:iam::{ACCOUNT_ID}:root"
 
@@ -104,6 +107,17 @@ class AuthzServer:
     def audit_lines(self) -> list[dict[str, Any]]:
         text = self.audit_path.read_text() if self.audit_path.exists() else ""
         return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    def wait_for_audit_line(self, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        """The last audit line ``match`` accepts, waiting (bounded) for the background writer to write it."""
+        deadline = time.monotonic() + AUDIT_WAIT_SECONDS
+        while True:
+            found = [line for line in self.audit_lines() if match(line)]
+            if found:
+                return found[-1]
+            if time.monotonic() > deadline:
+                raise AssertionError("no matching audit line")
+            time.sleep(0.05)
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,7 +15,6 @@ from botocore.exceptions import ClientError
 from .conftest import ALICE, BOB, CAROL, AuthzServer, allow, deny, error_code, key_policy
 
 DENIED = "AccessDeniedException"
-AUDIT_WAIT_SECONDS = 10.0  # the audit log is written by a background task; wait for it, bounded
 
 
 def _key(authz: AuthzServer, spec: str, usage: str, *statements: dict[str, Any]) -> str:
@@ -119,7 +116,7 @@ def test_grants_allow_the_new_operations(authz: AuthzServer) -> None:
     assert error_code(bob.verify_mac, KeyId=mac_key, Message=b"m", Mac=mac, MacAlgorithm="HMAC_SHA_256") == DENIED
     # The grant's authorization is in the audit log.
     request_id = bob.sign(KeyId=signing, Message=b"m", SigningAlgorithm="ECDSA_SHA_256")["ResponseMetadata"]["RequestId"]
-    line = _wait_for_line(authz, lambda l: l["request_id"] == request_id)
+    line = authz.wait_for_audit_line(lambda l: l["request_id"] == request_id)
     assert line["operation"] == "Sign" and line["authorized_by"] == "grant" and line["grant_id"]
 
 
@@ -147,17 +144,6 @@ def test_asymmetric_grants_take_no_encryption_context_constraint(authz: AuthzSer
                       Operations=["Encrypt", "Decrypt", "GetPublicKey", "DescribeKey", "RetireGrant"]) is None
 
 
-def _wait_for_line(authz: AuthzServer, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-    deadline = time.monotonic() + AUDIT_WAIT_SECONDS
-    while True:
-        found = [line for line in authz.audit_lines() if match(line)]
-        if found:
-            return found[-1]
-        if time.monotonic() > deadline:
-            raise AssertionError("no matching audit line")
-        time.sleep(0.05)
-
-
 def test_new_operations_are_audited_without_messages_signatures_or_macs(authz: AuthzServer) -> None:
     signing = _key(authz, "ECC_NIST_P256", "SIGN_VERIFY", allow(BOB, ["kms:Sign", "kms:Verify"]))
     mac_key = _key(authz, "HMAC_256", "GENERATE_VERIFY_MAC", allow(BOB, "kms:GenerateMac"))
@@ -168,12 +154,12 @@ def test_new_operations_are_audited_without_messages_signatures_or_macs(authz: A
     with pytest.raises(ClientError) as raised:
         carol.verify_mac(KeyId=mac_key, Message=message, Mac=mac["Mac"], MacAlgorithm="HMAC_SHA_256")
     denied_id = raised.value.response["ResponseMetadata"]["RequestId"]
-    signed_line = _wait_for_line(authz, lambda l: l["request_id"] == signed["ResponseMetadata"]["RequestId"])
+    signed_line = authz.wait_for_audit_line(lambda l: l["request_id"] == signed["ResponseMetadata"]["RequestId"])
     assert signed_line["operation"] == "Sign" and signed_line["outcome"] == "success"
     assert signed_line["key_arn"].endswith(signing) and signed_line["principal_arn"] == BOB.arn
-    mac_line = _wait_for_line(authz, lambda l: l["request_id"] == mac["ResponseMetadata"]["RequestId"])
+    mac_line = authz.wait_for_audit_line(lambda l: l["request_id"] == mac["ResponseMetadata"]["RequestId"])
     assert mac_line["operation"] == "GenerateMac" and mac_line["authorized_by"] == "policy"
-    denied = _wait_for_line(authz, lambda l: l["request_id"] == denied_id)
+    denied = authz.wait_for_audit_line(lambda l: l["request_id"] == denied_id)
     assert denied["operation"] == "VerifyMac" and denied["error_code"] == DENIED
     audit = authz.audit_path.read_bytes()
     for secret in (message, base64.b64encode(message), base64.b64encode(signed["Signature"]),

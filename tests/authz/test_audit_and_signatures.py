@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import datetime
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,24 +17,12 @@ from tests.conftest import REGION
 
 from .conftest import BOB, CAROL, PRINCIPALS, AuthzServer, allow, error_code, key_policy
 
-AUDIT_WAIT_SECONDS = 10.0  # the audit log is written by a background task; wait for it, bounded
 
 
 def _client(authz: AuthzServer, access_key_id: str, secret: str) -> Any:
     session = boto3.session.Session(aws_access_key_id=access_key_id, aws_secret_access_key=secret, region_name=REGION)
     config = BotoConfig(retries={"max_attempts": 1, "mode": "standard"})
     return session.client("kms", endpoint_url=authz.server.endpoint_url, config=config)
-
-
-def _wait_for_line(authz: AuthzServer, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-    deadline = time.monotonic() + AUDIT_WAIT_SECONDS
-    while True:
-        found = [line for line in authz.audit_lines() if match(line)]
-        if found:
-            return found[-1]
-        if time.monotonic() > deadline:
-            raise AssertionError("no matching audit line")
-        time.sleep(0.05)
 
 
 def _request_id(call: Callable[..., Any], **kwargs: Any) -> str:
@@ -50,7 +37,7 @@ def _request_id(call: Callable[..., Any], **kwargs: Any) -> str:
 def test_unknown_access_key_is_unrecognized_and_audited(authz: AuthzServer) -> None:
     client = _client(authz, "AKIAUNKNOWNAUTHZ0001", "x" * 40)
     assert error_code(client.list_keys) == "UnrecognizedClientException"
-    line = _wait_for_line(authz, lambda l: l["access_key_id"] == "AKIAUNKNOWNAUTHZ0001")
+    line = authz.wait_for_audit_line(lambda l: l["access_key_id"] == "AKIAUNKNOWNAUTHZ0001")
     assert line["outcome"] == "denied" and line["error_code"] == "UnrecognizedClientException"
     assert line["principal_arn"] is None and line["operation"] == "ListKeys"
 
@@ -58,7 +45,7 @@ def test_unknown_access_key_is_unrecognized_and_audited(authz: AuthzServer) -> N
 def test_wrong_secret_is_an_invalid_signature_and_audited(authz: AuthzServer) -> None:
     client = _client(authz, BOB.access_key_id, "wrongSecret0000000000000000000000000000000")
     request_id = _request_id(client.list_aliases)
-    line = _wait_for_line(authz, lambda l: l["request_id"] == request_id)
+    line = authz.wait_for_audit_line(lambda l: l["request_id"] == request_id)
     assert line["error_code"] == "InvalidSignatureException" and line["outcome"] == "denied"
     assert line["access_key_id"] == BOB.access_key_id and line["principal_arn"] is None
 
@@ -98,7 +85,7 @@ def test_allowed_and_denied_calls_are_audited_with_the_resolved_key(authz: Authz
     blob = root.encrypt(KeyId=key["KeyId"], Plaintext=b"x", EncryptionContext=context)["CiphertextBlob"]
     denied_id = _request_id(carol.decrypt, CiphertextBlob=blob, EncryptionContext=context)
 
-    allowed = _wait_for_line(authz, lambda l: l["request_id"] == allowed_id)
+    allowed = authz.wait_for_audit_line(lambda l: l["request_id"] == allowed_id)
     assert allowed["outcome"] == "success" and allowed["error_code"] is None
     assert allowed["operation"] == "Encrypt"
     assert allowed["principal_arn"] == BOB.arn and allowed["access_key_id"] == BOB.access_key_id
@@ -106,7 +93,7 @@ def test_allowed_and_denied_calls_are_audited_with_the_resolved_key(authz: Authz
     assert allowed["encryption_context"] == context
     assert allowed["source_ip"] == "127.0.0.1"
 
-    denied = _wait_for_line(authz, lambda l: l["request_id"] == denied_id)
+    denied = authz.wait_for_audit_line(lambda l: l["request_id"] == denied_id)
     assert denied["outcome"] == "denied" and denied["error_code"] == "AccessDeniedException"
     assert denied["principal_arn"] == CAROL.arn and denied["operation"] == "Decrypt"
     assert denied["key_arn"] == key["Arn"]  # named by the ciphertext, not the request
@@ -120,7 +107,7 @@ def test_no_secret_material_reaches_the_audit_or_server_log(authz: AuthzServer) 
     bob.decrypt(CiphertextBlob=blob, EncryptionContext={"c": "1"})
     data_key = bob.generate_data_key(KeyId=key_id, KeySpec="AES_256")
     last_id = _request_id(authz.client(CAROL).decrypt, CiphertextBlob=blob, EncryptionContext={"c": "1"})
-    _wait_for_line(authz, lambda l: l["request_id"] == last_id)
+    authz.wait_for_audit_line(lambda l: l["request_id"] == last_id)
     audit = authz.audit_path.read_bytes()
     server_log = authz.server.log_text().encode()
     secrets = [
@@ -147,11 +134,11 @@ def test_audit_lines_say_what_authorized_each_call(authz: AuthzServer) -> None:
     denied = _request_id(authz.client(CAROL).decrypt,
                          CiphertextBlob=root.encrypt(KeyId=key_id, Plaintext=b"x")["CiphertextBlob"])
 
-    root_line = _wait_for_line(authz, lambda l: l["request_id"] == by_root)
+    root_line = authz.wait_for_audit_line(lambda l: l["request_id"] == by_root)
     assert (root_line["outcome"], root_line["authorized_by"], root_line["grant_id"]) == ("success", "root", None)
-    policy_line = _wait_for_line(authz, lambda l: l["request_id"] == by_policy)
+    policy_line = authz.wait_for_audit_line(lambda l: l["request_id"] == by_policy)
     assert (policy_line["outcome"], policy_line["authorized_by"], policy_line["grant_id"]) == ("success", "policy", None)
-    grant_line = _wait_for_line(authz, lambda l: l["request_id"] == by_grant)
+    grant_line = authz.wait_for_audit_line(lambda l: l["request_id"] == by_grant)
     assert (grant_line["outcome"], grant_line["authorized_by"], grant_line["grant_id"]) == ("success", "grant", grant_id)
-    denied_line = _wait_for_line(authz, lambda l: l["request_id"] == denied)
+    denied_line = authz.wait_for_audit_line(lambda l: l["request_id"] == denied)
     assert (denied_line["outcome"], denied_line["authorized_by"], denied_line["grant_id"]) == ("denied", None, None)
