@@ -219,6 +219,11 @@ class InvalidRequest(S3Error):
     default_message = "Invalid Request"
 
 
+class RequestHeaderSectionTooLarge(S3Error):
+    code, status = "RequestHeaderSectionTooLarge", 400
+    default_message = "Your request header section exceeds the maximum allowed size."
+
+
 class InvalidArgument(S3Error):
     code, status = "InvalidArgument", 400
     default_message = "Invalid Argument"

@@ -18,10 +18,11 @@ from kmsgate.gateway.exchange import GATEWAY, Exchange, endpoint
 from kmsgate.gateway.service import Gateway
 from kmsgate.s3front.auth import S3Authenticator
 from kmsgate.s3front.dispatch import dispatch
-from kmsgate.s3front.front import AUTHENTICATOR, REGION, S3Front, add_request_id
+from kmsgate.s3front.front import AUTHENTICATOR, REGION, S3Front, add_request_id, malformed_answer
 from kmsgate.s3front.target import resolve
 from kmsgate.web.exchange import LOAD
 from kmsgate.web.inflight import IN_FLIGHT, counted_by_handlers
+from kmsgate.web.malformed import MALFORMED
 
 ROUTE = "s3"
 BASE_HOSTS = web.AppKey[tuple[str, ...]]("s3_base_hosts")
@@ -43,6 +44,7 @@ def create_s3_app(main: web.Application, authenticator: Callable[[], S3Authentic
     app[IN_FLIGHT] = counted_by_handlers(main)
     app[REGION] = region
     app[BASE_HOSTS] = tuple(h.lower() for h in base_hosts)
+    app[MALFORMED] = malformed_answer
 
     async def context(app: web.Application) -> AsyncIterator[None]:
         app[GATEWAY] = main[GATEWAY]

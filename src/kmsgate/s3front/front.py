@@ -14,10 +14,11 @@ from aiohttp import web
 
 from kmsgate.gateway.errors import saturated
 from kmsgate.gateway.service import Gateway
-from kmsgate.s3.errors import NotModified, S3Error, error_document
+from kmsgate.s3.errors import InvalidRequest, NotModified, RequestHeaderSectionTooLarge, S3Error, error_document
 from kmsgate.s3front.auth import S3Authenticator
 from kmsgate.s3front.errors import retry_after, to_s3_error
 from kmsgate.web.exchange import Authenticated, Exchange, Failure
+from kmsgate.web.malformed import Malformed
 
 REQUEST_ID_HEADER = "x-amz-request-id"
 HOST_ID_HEADER = "x-amz-id-2"
@@ -42,6 +43,14 @@ async def add_request_id(request: web.Request, response: web.StreamResponse) -> 
     rid = request_id(request)
     response.headers[REQUEST_ID_HEADER] = rid
     response.headers[HOST_ID_HEADER] = rid
+
+
+def malformed_answer(malformed: Malformed, target: str | None) -> web.Response:
+    """A request that is not well-formed HTTP/1.1, as S3 answers it (``kmsgate.web.malformed``)."""
+    err = RequestHeaderSectionTooLarge() if malformed.too_long else InvalidRequest(malformed.message)
+    rid = secrets.token_hex(8).upper()
+    return web.Response(status=err.status, body=error_document(err, request_id=rid), content_type=XML_CONTENT_TYPE,
+                        headers={REQUEST_ID_HEADER: rid, HOST_ID_HEADER: rid})
 
 
 class S3Front:

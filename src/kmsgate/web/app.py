@@ -26,7 +26,8 @@ from kmsgate.gateway.auth import RequestAuthenticator as GatewayRequestAuthentic
 from kmsgate.gateway.auth import gateway_authenticator
 from kmsgate.gateway.metrics import GatewayMetrics
 from kmsgate.gateway.object_access import ObjectAccess
-from kmsgate.gateway.exchange import GATEWAY
+from kmsgate.gateway.errors import GatewayError
+from kmsgate.gateway.exchange import GATEWAY, error_response
 from kmsgate.gateway.routes import setup_gateway
 from kmsgate.gateway.service import Gateway, GatewaySettings
 from kmsgate.gateway.storage.base import Storage
@@ -38,7 +39,8 @@ from kmsgate.kms.rootkey_source import load_root_key
 from kmsgate.kms.service import KmsService, open_service
 from kmsgate.s3front.app import create_s3_app
 from kmsgate.s3front.auth import S3Authenticator
-from kmsgate.web.kms_api import KMS_API, Authenticator, KmsApi, TrustingAuthenticator, add_kms_route
+from kmsgate.web.kms_api import KMS_API, Authenticator, KmsApi, TrustingAuthenticator, add_kms_route, malformed_response
+from kmsgate.web.malformed import MALFORMED, Malformed
 
 log = logging.getLogger("kmsgate")
 
@@ -53,6 +55,7 @@ AUDIT_SINK: web.AppKey[KmsAuditSink] = web.AppKey("audit_sink", KmsAuditSink)
 def create_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=1024**2)
     app.cleanup_ctx.append(_kms_context(config))
+    app[MALFORMED] = _malformed_answer
     add_kms_route(app)
     setup_gateway(app, partial(_build_gateway, config))
     app.cleanup_ctx.append(partial(_upload_expiry, config))
@@ -63,6 +66,13 @@ def create_app(config: Config) -> web.Application:
                                base_hosts=base_hosts)
         app[LISTENER_APPS] = {"s3": s3_app}
     return app
+
+
+def _malformed_answer(malformed: Malformed, target: str | None) -> web.Response:
+    """The KMS and ``/v1`` share a port: a malformed request is answered in the shape its path shows."""
+    if target is not None and target.startswith("/v1/"):
+        return error_response(GatewayError(400, "MalformedRequest", malformed.message))
+    return malformed_response(malformed)
 
 
 async def _upload_expiry(config: Config, app: web.Application) -> AsyncIterator[None]:

@@ -15,8 +15,9 @@ serves an ``AppRunner`` through ``LimitedRequestHandler``, which adds, per ``Con
   ``idle_timeout_seconds`` (aiohttp's keep-alive timeout, also counted from the connection's start).
 * **Connection cap.** A worker holds at most ``max_connections`` connections; one more is
   answered ``503`` with ``Connection: close`` and closed at once, before anything of it is read.
-* **No Server header** on any response, the handler's or aiohttp's own (404, 400 for a
-  malformed request).
+* **No Server header** on any response, the handler's or aiohttp's own (404).
+* **Malformed requests** are answered by the application's ``MALFORMED`` function, in its front's
+  error shape, and logged without their bytes (``kmsgate.web.malformed``).
 
 Request bodies are never inflated (``auto_decompress=False``): a ``Content-Encoding`` other than
 ``identity`` is refused by the request wrapper (``kmsgate.web.exchange``) in each front's error
@@ -26,6 +27,7 @@ shape, so the body limits apply to the bytes received.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import ssl
 from dataclasses import dataclass
@@ -37,6 +39,10 @@ from aiohttp.http_writer import StreamWriter
 from aiohttp.streams import EmptyStreamReader, StreamReader
 from aiohttp.web_protocol import RequestHandler
 from multidict import CIMultiDict, CIMultiDictProxy
+
+from kmsgate.web.malformed import HEAD_BYTES, MALFORMED, MalformedAnswer, classify, request_target
+
+log = logging.getLogger("kmsgate.web")
 
 HEADER_TIMEOUT_RESPONSE = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 OVER_CAPACITY_RESPONSE = (
@@ -115,10 +121,12 @@ class LimitedRequestHandler(RequestHandler):
     """aiohttp's connection protocol with the header deadline, body-read deadline and connection cap."""
 
     def __init__(self, manager: web.Server, *, limits: ConnectionLimits, count: _ConnectionCount,
-                 **kwargs: Any) -> None:
+                 malformed: MalformedAnswer | None = None, **kwargs: Any) -> None:
         super().__init__(manager, keepalive_timeout=limits.idle_timeout_seconds, auto_decompress=False, **kwargs)
         self._limits = limits
         self._count = count
+        self._malformed = malformed
+        self._head = b""
         self._counted = False
         self._header_deadline: asyncio.TimerHandle | None = None
         self._requests_at_arming = 0
@@ -144,6 +152,7 @@ class LimitedRequestHandler(RequestHandler):
 
     def data_received(self, data: bytes) -> None:
         if self._header_deadline is None and self._awaiting_request():
+            self._head = data[:HEAD_BYTES]  # the request line's start, should the request not parse
             self._requests_at_arming = self._request_count
             self._header_deadline = self._loop.call_later(self._limits.header_timeout_seconds, self._headers_late)
         super().data_received(data)
@@ -167,6 +176,16 @@ class LimitedRequestHandler(RequestHandler):
         self.transport.write(HEADER_TIMEOUT_RESPONSE)
         self.force_close()
 
+    def handle_error(self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        if status != 400 or self._malformed is None:  # not a parse error: aiohttp's answer and log
+            return super().handle_error(request, status, exc, message)
+        malformed = classify(exc)
+        log.info("refused a malformed request", extra={"remote": request.remote, "fault": type(exc).__name__})
+        response = self._malformed(malformed, request_target(self._head))
+        response.force_close()
+        return response
+
     def _limited_request(self, message: Any, payload: StreamReader, protocol: RequestHandler,
                          writer: Any, task: asyncio.Task[None]) -> web.BaseRequest:
         if not isinstance(payload, EmptyStreamReader):  # the shared reader of every bodiless request
@@ -179,7 +198,7 @@ class LimitedRequestHandler(RequestHandler):
 class LimitedSite(web.BaseSite):
     """Serves ``runner`` on an already bound and listening socket through ``LimitedRequestHandler``."""
 
-    __slots__ = ("_sock", "_limits", "_count")
+    __slots__ = ("_sock", "_limits", "_count", "_malformed")
 
     def __init__(self, runner: web.AppRunner, sock: socket.socket, limits: ConnectionLimits, *,
                  backlog: int = 128, ssl_context: ssl.SSLContext | None = None) -> None:
@@ -187,6 +206,7 @@ class LimitedSite(web.BaseSite):
         self._sock = sock
         self._limits = limits
         self._count = _ConnectionCount()
+        self._malformed = runner.app.get(MALFORMED) if isinstance(runner, web.AppRunner) else None
 
     @property
     def name(self) -> str:
@@ -201,7 +221,8 @@ class LimitedSite(web.BaseSite):
         loop = asyncio.get_running_loop()
 
         def protocol() -> LimitedRequestHandler:
-            return LimitedRequestHandler(server, limits=self._limits, count=self._count, loop=loop, access_log=None)
+            return LimitedRequestHandler(server, limits=self._limits, count=self._count, malformed=self._malformed,
+                                         loop=loop, access_log=None)
 
         # A TLS handshake gets the time a request gets for its headers; it counts as no connection
         # until it is done (the protocol above sees the connection only then).

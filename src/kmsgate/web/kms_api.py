@@ -26,6 +26,7 @@ import itertools
 import logging
 import os
 import re
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cache
@@ -53,6 +54,7 @@ from kmsgate.web import awsjson
 from kmsgate.web.connections import BodyReadTimeout
 from kmsgate.web.exchange import Authenticated, Exchange, Failure, endpoint
 from kmsgate.web.inflight import counted_by_handlers
+from kmsgate.web.malformed import Malformed
 
 log = logging.getLogger("kmsgate.kms")
 
@@ -363,6 +365,12 @@ def _response(status: int, body: bytes, request_id: str) -> web.Response:
     return web.Response(
         body=body, status=status, headers={"Content-Type": CONTENT_TYPE, "x-amzn-RequestId": request_id}
     )
+
+
+def malformed_response(malformed: Malformed) -> web.Response:
+    """A request that is not well-formed HTTP/1.1, in the KMS's error shape (``kmsgate.web.malformed``)."""
+    return _response(400, orjson.dumps({"__type": "ValidationException", "message": malformed.message}),
+                     str(uuid.uuid4()))
 
 
 def _error_response(exc: KmsError, request_id: str) -> web.Response:
