@@ -112,7 +112,10 @@ def serve(config: Config) -> int:
     configure_logging(config.log_level)
     tuned = tune_allocator(os.environ)  # inherited by the workers forked below
     _tls_context_check(config)
-    config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise SystemExit(f"kmsgate: cannot create the data directory {config.data_dir}: {exc.strerror}") from None
     # Created once here, before any worker starts, so that workers never race to create it.
     try:
         _root_key, source = load_root_key(

@@ -181,3 +181,10 @@ def test_a_root_key_that_cannot_be_used_is_refused_with_one_line_naming_its_sour
     result = _serve(tmp_path / "data", *args, root_key=root_key)
     assert _one_refusal_line(result) == expected.format(file=key_file)
     assert secret.hex() not in result.stderr and "\\x99" not in result.stderr
+
+
+def test_a_data_directory_that_cannot_be_created_is_refused_with_one_line(tmp_path: Path) -> None:
+    occupied = tmp_path / "a-file"
+    occupied.write_text("not a directory")
+    line = _one_refusal_line(_serve(occupied / "data"))
+    assert line == f"kmsgate: cannot create the data directory {occupied / 'data'}: Not a directory"
