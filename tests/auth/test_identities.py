@@ -166,8 +166,20 @@ def test_generated_credentials_differ(tmp_path: Path):
 
 def test_unusable_credentials_file_is_refused(tmp_path: Path):
     (tmp_path / "credentials").write_text("[other]\naws_access_key_id = X\n")
-    with pytest.raises(IdentitiesError, match="kmsgate"):
+    (tmp_path / "credentials").chmod(0o600)
+    with pytest.raises(IdentitiesError, match=r"no usable \[kmsgate\] profile"):
         load_root_credentials({}, tmp_path)
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604], ids=oct)
+def test_start_up_refuses_a_root_credentials_file_readable_by_group_or_others(tmp_path: Path, mode: int):
+    generated = load_root_credentials({}, tmp_path)
+    path = tmp_path / "credentials"
+    path.chmod(mode)
+    with pytest.raises(IdentitiesError, match="readable by group or others") as info:
+        load_directory(ACCOUNT, {}, tmp_path)
+    assert str(path) in str(info.value)
+    assert generated.access_key.secret_access_key not in str(info.value)
 
 
 def test_root_token_from_env(tmp_path: Path):

@@ -356,6 +356,9 @@ def root_token(env: Mapping[str, str], data_dir: Path | None = None) -> str | No
                 os.fsync(fd)
             finally:
                 os.close(fd)
+    mode = shared_mode(path)
+    if mode is not None:  # the account root's token: as secret as the identities file's
+        raise IdentitiesError(refusal("root token file", path, mode))
     try:
         return path.read_text("utf-8").strip() or None
     except (OSError, UnicodeDecodeError) as exc:
@@ -363,6 +366,9 @@ def root_token(env: Mapping[str, str], data_dir: Path | None = None) -> str | No
 
 
 def _read_credentials_file(path: Path) -> AccessKey:
+    mode = shared_mode(path)
+    if mode is not None:  # the account root's secret access key: as secret as the identities file's
+        raise IdentitiesError(refusal("root credentials file", path, mode))
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read_string(path.read_text("utf-8"), source=str(path))
