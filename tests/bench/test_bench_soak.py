@@ -52,3 +52,14 @@ def test_a_short_soak_samples_every_server_process_and_writes_its_verdict(tmp_pa
     assert "## Verdict" in stem.with_suffix(".md").read_text()
     assert stem.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
     assert any(note.startswith("soak (20 s, 20 idle connections)") for note in ctx.notes)
+
+
+def test_the_soak_runs_only_when_named_with_its_duration_and_connections() -> None:
+    from bench.__main__ import parse_args
+
+    default, _ = parse_args([])
+    assert "soak" not in default.scenarios and "kms" in default.scenarios
+    named, _ = parse_args(["--scenario", "soak", "--soak-duration", "20", "--soak-connections", "10"])
+    assert named.scenarios == ("soak",)
+    assert (named.soak_duration_s, named.soak_connections) == (20.0, 10)
+    assert parse_args(["--scenario", "soak"])[0].soak_duration_s == 600.0
