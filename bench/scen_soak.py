@@ -214,7 +214,8 @@ def soak(ctx: Context) -> SoakResult:
     resource_trends = trends(samples, warmup, plan.idle_connections)
     result = SoakResult(started, command_line(), Machine.detect(), plan, WORKERS, flags, time.monotonic() - t0,
                         warmup, window, samples, rows, resource_trends,
-                        verdict(resource_trends, tally.steady_errors, sum(tally.slow_errors.values()), rows), tally)
+                        verdict(resource_trends, tally.steady_errors, sum(tally.slow_errors.values()), rows), tally,
+                        {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")})
     paths = write_soak_report(result, options.results_dir)
     v = result.verdict
     ctx.notes.append(f"soak ({duration:g} s, {plan.idle_connections} idle connections): "

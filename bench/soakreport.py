@@ -6,7 +6,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -42,6 +42,8 @@ class SoakResult:
     trends: Sequence[Trend]
     verdict: Verdict
     tally: Tally
+    allocator_env: dict[str, str] = field(default_factory=dict)
+    """``MALLOC_*`` variables the server inherited (they turn kmsgate's own allocator setting off)."""
 
     def stem(self) -> str:
         host = "".join(c if c.isalnum() or c in "-_" else "-" for c in self.machine.host) or "host"
@@ -59,6 +61,7 @@ class SoakResult:
             "plan": asdict(self.plan),
             "workers": self.workers,
             "server_flags": list(self.server_flags),
+            "allocator_env": self.allocator_env,
             "elapsed_s": self.elapsed_s,
             "warmup_s": self.warmup_s,
             "window_s": self.window_s,
@@ -102,7 +105,9 @@ def markdown(r: SoakResult) -> str:
         "",
         f"Machine: `{m.host}`, {m.cpu}, {m.cores} cores, {m.memory_gib} GiB, Python {m.python}, {m.platform}.",
         f"Command: `{r.command}` ({r.elapsed_s:.0f} s). Server: `kmsgate serve --workers {r.workers} "
-        f"{' '.join(r.server_flags)}` on loopback (supervisor and workers sampled).",
+        f"{' '.join(r.server_flags)}` on loopback (supervisor and workers sampled)"
+        + (f", with {' '.join(f'{k}={v}' for k, v in sorted(r.allocator_env.items()))} in its environment "
+           "(kmsgate's allocator setting off)." if r.allocator_env else "."),
         "",
         f"Traffic for {p.duration_s:g} s: KMS GenerateDataKey/Encrypt then Decrypt (SigV4) at {p.kms_flows_per_s:g} "
         f"pairs/s; `PUT` then `GET /v1/objects` of {p.object_bytes[0] // 1024}–{p.object_bytes[1] // 1024} KiB at "
@@ -132,6 +137,17 @@ def markdown(r: SoakResult) -> str:
               "| series | samples | first → last | slope | drift | tolerance | result |",
               "|---|---:|---|---:|---:|---|---|"]
     lines += [_trend_row(tr) for tr in r.trends]
+    after = [s for s in r.samples if s.t_s >= r.warmup_s]
+    if after:
+        lines += ["", "| process | RSS first → last after warm-up | fds | threads | tasks |", "|---|---|---|---|---|"]
+        processes = sorted({(p.pid, p.role) for s in after for p in s.processes},
+                           key=lambda x: (x[1] != "supervisor", x[0]))
+        for pid, role in processes:
+            seen = [p for s in after for p in s.processes if p.pid == pid]
+            first, last = seen[0], seen[-1]
+            tasks = "–" if first.tasks is None or last.tasks is None else f"{first.tasks} → {last.tasks}"
+            lines.append(f"| {role} {pid} | {_mib(first.rss_bytes)} → {_mib(last.rss_bytes)} | "
+                         f"{first.fds} → {last.fds} | {first.threads} → {last.threads} | {tasks} |")
     lines += ["", f"## Windows of {r.window_s:g} s", "",
               "| window | requests | errors | p50 ms | p99 ms | max ms | RSS | fds | tasks | threads |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -188,10 +204,11 @@ def chart(r: SoakResult, path: str) -> None:
         if tr.samples >= 2:
             after = [s for s in r.samples if s.t_s >= r.warmup_s]
             t0, t1 = after[0].t_s, after[-1].t_s
-            mid = (t0 + t1) / 2
+            mid = sum(s.t_s for s in after) / len(after)  # the fitted line passes through the means
             slope_s = tr.slope_per_min / 60
-            ax.plot([t0 / 60, t1 / 60], [(tr.mean + slope_s * (t0 - mid)) * scale, (tr.mean + slope_s * (t1 - mid)) * scale],
-                    color="black", linewidth=1, label=f"fit after warm-up ({'flat' if tr.flat else 'NOT flat'})")
+            ends = [(tr.mean + slope_s * (t0 - mid)) * scale, (tr.mean + slope_s * (t1 - mid)) * scale]
+            ax.plot([t0 / 60, t1 / 60], ends, color="black", linewidth=1,
+                    label=f"fit after warm-up ({'flat' if tr.flat else 'NOT flat'})")
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
@@ -209,8 +226,11 @@ def chart(r: SoakResult, path: str) -> None:
     ax.legend(fontsize=7, loc="upper right")
     for a in axes:
         a.axvspan(0, r.warmup_s / 60, color="gray", alpha=0.15)
+    v = r.verdict
+    failed = [name for name, ok in (("not flat", v.flat), ("errors", v.zero_errors), ("p99 unstable", v.p99_stable))
+              if not ok]
     fig.suptitle(f"kmsgate soak {r.started.strftime('%Y-%m-%d %H:%M UTC')}: "
-                 f"{'passed' if r.verdict.passed else 'FAILED'} (warm-up shaded)")
+                 f"{'passed' if v.passed else 'FAILED: ' + ', '.join(failed)} (warm-up shaded)")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
