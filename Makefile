@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test typecheck tools js-clients bench-tools bench fuzz clean
+.PHONY: run test typecheck tools js-clients bench-tools bench soak fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -76,8 +76,19 @@ FUZZ_EXAMPLES ?= 200
 fuzz: $(STAMP)
 	KMSGATE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/fuzz
 
+# The soak: SOAK_DURATION seconds of mixed traffic with SOAK_CONNECTIONS idle keep-alive connections
+# and slow clients against one server, whose RSS, descriptors, threads and event-loop tasks are sampled
+# (bench/scen_soak.py); writes bench/results/<date>-<host>-soak.{md,json,png}. make bench runs it last.
+SOAK_DURATION ?= 600
+SOAK_CONNECTIONS ?= 1000
+
 bench: $(STAMP) bench-tools
 	$(BIN)/python -m bench
+	$(MAKE) soak
+
+soak: $(STAMP)
+	$(BIN)/python -m bench --scenario soak --soak-duration $(SOAK_DURATION) \
+	  --soak-connections $(SOAK_CONNECTIONS) --budget $$(( $(SOAK_DURATION) + 120 ))
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

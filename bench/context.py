@@ -44,6 +44,10 @@ class Options:
     progress: bool = True
     rounds: int = 3
     """Runs of each targeted figure and of its ceiling, alternated (1 with ``quick``)."""
+    soak_duration_s: float = 600.0
+    """Length of the soak scenario's traffic."""
+    soak_connections: int = 1000
+    """Mostly idle keep-alive connections the soak holds open."""
 
     @property
     def warmup_s(self) -> float:

@@ -4,7 +4,7 @@ Local servers run ``python -m kmsgate serve --host 127.0.0.1 --port P --data-dir
 with the root credentials and gateway token in their environment (the same values the
 load generator signs with), ``--s3-port`` (a free port when a scenario asks for the S3 API,
 else 0: off), plus ``--workers``, ``--cache-max-messages`` and
-``--insecure-no-auth`` (and a key store URL in ``KMSGATE_KEY_STORE``) as a scenario needs. Each is stopped by PID when the scenario
+``--insecure-no-auth`` (and a key store URL in ``KMSGATE_KEY_STORE``) and any further flags as a scenario needs. Each is stopped by PID when the scenario
 ends. ``/metrics`` is scraped for ``kmsgate_kms_calls_total`` to count KMS calls.
 """
 
@@ -57,6 +57,7 @@ class ServerOptions:
     no_auth: bool = False
     key_store: str | None = None  # KMSGATE_KEY_STORE (a postgresql:// URL); None: SQLite in the data directory
     s3: bool = False  # serve the S3 API on a port of its own (``LocalKmsgate.s3_url``)
+    extra_args: tuple[str, ...] = ()  # more ``kmsgate serve`` flags (connection caps and deadlines)
 
 
 class LocalKmsgate:
@@ -76,6 +77,7 @@ class LocalKmsgate:
             argv += ["--cache-max-messages", str(options.cache_max_messages)]
         if options.no_auth:
             argv.append("--insecure-no-auth")
+        argv += options.extra_args
         env = dict(os.environ)
         env.update(secrets_.env())
         if options.key_store is not None:  # in the environment: a URL may hold a password

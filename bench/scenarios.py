@@ -14,6 +14,7 @@ from bench.scen_kms import run_kms
 from bench.scen_latency import RUNS as LATENCY_RUNS
 from bench.scen_latency import run_latency
 from bench.scen_s3 import run_s3
+from bench.scen_soak import run_soak
 from bench.scen_scale import run_cache, run_workers
 
 
@@ -26,6 +27,8 @@ class Scenario:
     runs_quick: int
     targeted_pairs: int = 0
     """Figure-and-ceiling pairs measured in alternated rounds (two more runs a round after the first)."""
+    in_default_run: bool = True
+    """Run when no ``--scenario`` is named (the soak is not: ``make soak`` runs it)."""
 
     def planned_runs(self, options: Options) -> int:
         if options.quick:
@@ -53,5 +56,8 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("cache", "KMS calls per 10,000 PUTs against --cache-max-messages", run_cache, 6, 4),
         Scenario("latency", "open-loop latency at 50% and 80% of the measured rate, vs the bare handler",
                  run_latency, LATENCY_RUNS, LATENCY_RUNS),
+        Scenario("soak", "10 minutes (--soak-duration) of mixed KMS, PUT/GET, S3 and stream traffic with 1,000 "
+                 "mostly idle keep-alive connections and slow clients: RSS, fds, tasks and p99 over time",
+                 run_soak, 1, 1, in_default_run=False),
     )
 }

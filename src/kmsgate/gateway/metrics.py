@@ -168,6 +168,12 @@ class GatewayMetrics:
             "kms_call_duration_seconds", "Latency of KMS calls made by the gateway.",
             ["operation"], namespace=ns, registry=reg, buckets=LATENCY_BUCKETS_SECONDS,
         )
+        self.event_loop_tasks = Gauge(
+            "event_loop_tasks", "asyncio tasks alive on a worker's event loop (one per open connection, plus "
+            "requests' and background work), one sample per live worker; set when the worker syncs its metrics "
+            "(every scrape it serves, and shortly after its requests).",
+            namespace=ns, registry=reg, multiprocess_mode="liveall",
+        )
         self.audit_writable = Gauge(
             "audit_log_writable", "1 while the audit log can be written; 0 after a failed write until a retry succeeds "
             "(KMS requests are refused meanwhile).", namespace=ns, registry=reg, multiprocess_mode="livemin",

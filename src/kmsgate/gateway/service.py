@@ -213,10 +213,12 @@ class Gateway:
         self.sync_metrics()
 
     def sync_metrics(self) -> None:
-        """Move this process's counts (request totals, in-flight requests, the caches' counters
-        from the pure core) into the Prometheus metrics."""
+        """Move this process's counts (request totals, in-flight requests, the tasks on its event
+        loop, the caches' counters from the pure core) into the Prometheus metrics. Runs on the
+        event loop (counting its tasks walks them once: about a microsecond per task)."""
         self.metrics.flush()
         self.metrics.in_flight.set(self.in_flight)
+        self.metrics.event_loop_tasks.set(len(asyncio.all_tasks()))
         if self.audit_status is not None:
             self.metrics.audit_writable.set(1 if self.audit_status.writable else 0)
             failures = self.audit_status.failed_writes
