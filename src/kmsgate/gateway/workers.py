@@ -69,6 +69,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from kmsgate.allocator import TRIM_INTERVAL_SECONDS, trim_heap
 from kmsgate.web.connections import ConnectionLimits, LimitedSite
 from kmsgate.web.inflight import IN_FLIGHT, InFlight
 from kmsgate.gateway.metrics import SupervisorMetrics, mark_worker_dead
@@ -196,7 +197,9 @@ async def _serve_async(app_factory: AppFactory, host: str, port: int, drain_time
             site = LimitedSite(site_runner, sock, limits, backlog=LISTEN_BACKLOG, ssl_context=ssl_context)
             await site.start()
             sites.append(site)
+        trimming = asyncio.create_task(_trim_heap_periodically())
         await stop.wait()
+        trimming.cancel()
         for site in sites:
             await site.stop()  # stop accepting; connections already open keep being served
         await in_flight.wait(drain_timeout)
@@ -204,6 +207,13 @@ async def _serve_async(app_factory: AppFactory, host: str, port: int, drain_time
         for front_runner in reversed(front_runners):
             await front_runner.cleanup()
         await runner.cleanup()  # closes idle connections, cancels what is left, runs app cleanup
+
+
+async def _trim_heap_periodically() -> None:
+    """Hand the allocator's free pages back to the kernel now and then (``kmsgate.allocator``)."""
+    while True:
+        await asyncio.sleep(TRIM_INTERVAL_SECONDS)
+        trim_heap()
 
 
 def run_worker(app_factory: AppFactory, *, host: str, port: int, drain_timeout: float,
