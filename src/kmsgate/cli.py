@@ -182,6 +182,7 @@ def serve(config: Config) -> int:
         limits=ConnectionLimits(
             header_timeout_seconds=config.header_timeout_seconds,
             body_read_timeout_seconds=config.body_read_timeout_seconds,
+            send_timeout_seconds=config.send_timeout_seconds,
             idle_timeout_seconds=config.idle_timeout_seconds,
             max_connections=config.max_connections,
         ),

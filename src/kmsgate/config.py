@@ -190,6 +190,9 @@ class Config:
                                               "the KMS API, RequestTimeout on the gateway)",
                                               flag="--body-read-timeout", check=_positive,
                                               group="connections (per worker)")
+    send_timeout_seconds: float = option(30.0, "seconds a response may wait on a client that takes none of it (the "
+                                         "send buffer stays full); then the connection is closed",
+                                         flag="--send-timeout", check=_positive, group="connections (per worker)")
     idle_timeout_seconds: float = option(75.0, "seconds a connection may stay open without a request (above the 60 s of "
                                          "common load balancers, so they close first)",
                                          flag="--idle-timeout", check=_positive, group="connections (per worker)")

@@ -279,3 +279,60 @@ def test_connections_over_the_cap_are_refused_while_the_first_are_served(capped:
     first.close()
     _served_connection(capped).close()  # a slot freed is a slot usable again
     second.close()
+
+
+OBJECT_BYTES = 8 * 1024 * 1024  # far more than the kernel's buffers of a client reading nothing
+
+
+@pytest.fixture(scope="module")
+def send_deadline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KmsgateServer]:
+    """A one-second send deadline; header and idle deadlines far away."""
+    server = start_server(tmp_path_factory.mktemp("send") / "data", "--workers", "1", "--send-timeout", "1",
+                          "--header-timeout", "600", "--idle-timeout", "600")
+    yield server
+    server.stop()
+
+
+def _in_flight(server: KmsgateServer) -> float:
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=WAIT_S)
+    try:
+        connection.request("GET", "/metrics")
+        text = connection.getresponse().read().decode()
+    finally:
+        connection.close()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("kmsgate_gateway_in_flight_requests "))
+
+
+def test_a_client_that_stops_reading_its_response_is_cut_at_the_send_deadline(send_deadline: KmsgateServer) -> None:
+    auth = {"Authorization": f"Bearer {send_deadline.root_token}"}
+    connection = http.client.HTTPConnection("127.0.0.1", send_deadline.port, timeout=WAIT_S)
+    connection.request("PUT", "/v1/objects/unread", body=b"u" * OBJECT_BYTES, headers=auth)
+    assert connection.getresponse().status == 201
+    connection.close()
+    idle_in_flight = _in_flight(send_deadline)  # what a scrape alone counts
+
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(WAIT_S)
+    sock.connect(("127.0.0.1", send_deadline.port))
+    sock.sendall(f"GET /v1/objects/unread HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 f"Authorization: {auth['Authorization']}\r\n\r\n".encode())
+    deadline = time.monotonic() + WAIT_S
+    seen_in_flight = False
+    while time.monotonic() < deadline:  # the GET is in flight, then ends at the send deadline
+        in_flight = _in_flight(send_deadline)
+        seen_in_flight = seen_in_flight or in_flight > idle_in_flight
+        if seen_in_flight and in_flight == idle_in_flight:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the unread GET was still in flight long after the send deadline")
+    received = 0
+    try:
+        while chunk := sock.recv(65536):
+            received += len(chunk)
+    except ConnectionResetError:
+        pass
+    sock.close()
+    assert received < OBJECT_BYTES  # the connection was cut, not the body finished

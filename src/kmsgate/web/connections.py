@@ -11,6 +11,9 @@ serves an ``AppRunner`` through ``LimitedRequestHandler``, which adds, per ``Con
   ``body_read_timeout_seconds`` with ``BodyReadTimeout`` (a ``TimeoutError``) raised from the
   read; the protocol adapters answer 408 in their own error shape. A handler busy with anything
   else (a KMS call, storage) is never timed out by this: only a client that stops sending is.
+* **Send deadline.** A response whose client takes none of it for ``send_timeout_seconds`` (the
+  transport's send buffer stays above its high-water mark all that time) has its connection
+  aborted: a client that stops reading holds neither a request slot nor its buffers.
 * **Idle deadline.** A connection with no request in progress is closed after
   ``idle_timeout_seconds`` (aiohttp's keep-alive timeout, also counted from the connection's start).
 * **Connection cap.** A worker holds at most ``max_connections`` connections; one more is
@@ -58,6 +61,8 @@ class ConnectionLimits:
     """From a request's first byte to the end of its headers."""
     body_read_timeout_seconds: float = 30.0
     """Longest wait for the next bytes of a body a handler is reading."""
+    send_timeout_seconds: float = 30.0
+    """Longest a response may wait on a client that takes none of it."""
     idle_timeout_seconds: float = 75.0
     """A connection without a request in progress; above the 60 s idle timeout of common load balancers,
     so that the balancer, not kmsgate, closes a pooled connection first."""
@@ -129,6 +134,7 @@ class LimitedRequestHandler(RequestHandler):
         self._head = b""
         self._counted = False
         self._header_deadline: asyncio.TimerHandle | None = None
+        self._send_deadline: asyncio.TimerHandle | None = None
         self._requests_at_arming = 0
         self._make_request = manager.request_factory
         self._request_factory = self._limited_request
@@ -148,7 +154,26 @@ class LimitedRequestHandler(RequestHandler):
             self._counted = False
             self._count.open -= 1
         self._disarm_header_deadline()
+        self._disarm_send_deadline()
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._send_deadline = self._loop.call_later(self._limits.send_timeout_seconds, self._send_stalled)
+
+    def resume_writing(self) -> None:
+        self._disarm_send_deadline()
+        super().resume_writing()
+
+    def _disarm_send_deadline(self) -> None:
+        if self._send_deadline is not None:
+            self._send_deadline.cancel()
+            self._send_deadline = None
+
+    def _send_stalled(self) -> None:
+        self._send_deadline = None
+        if self.transport is not None:
+            self.transport.abort()  # the handler's pending write fails, and its request ends
 
     def data_received(self, data: bytes) -> None:
         if self._header_deadline is None and self._awaiting_request():
