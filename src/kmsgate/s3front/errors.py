@@ -157,7 +157,9 @@ def _is_auth_error(exc: KmsError) -> bool:
 
 
 def retry_after(exc: BaseException) -> int | None:
-    """The ``Retry-After`` seconds the gateway attached to a failure, if any."""
-    if isinstance(exc, GatewayError):
-        return exc.retry_after
-    return None
+    """The ``Retry-After`` seconds the gateway attaches to a failure, if any: the same as
+    ``/v1`` gives for it (a KMS that is unavailable or slower than its deadline, a full storage,
+    a saturated gateway)."""
+    if isinstance(exc, s3.S3Error):
+        return None
+    return to_gateway_error(exc).retry_after
