@@ -222,6 +222,10 @@ class Config:
     s3_endpoint_url: str | None = option(None, "S3-compatible endpoint; credentials come from the standard AWS "
                                          "chain", group="gateway")
     s3_region: str | None = option(None, "region of the bucket", group="gateway")
+    s3_timeout_seconds: float = option(60.0, "seconds one request to the --storage s3 endpoint may wait for it "
+                                       "(to connect, then for each read); a request is tried up to 4 times (one "
+                                       "streaming a body once), then fails with 504", flag="--s3-timeout",
+                                       check=_positive, group="gateway")
     kms_endpoint: str | None = option(None, "make the gateway a client of this AWS-KMS-compatible endpoint "
                                       "(another kmsgate, or AWS KMS) instead of the embedded KMS; credentials "
                                       "from the standard AWS chain; the remote KMS then sees the gateway's own AWS "

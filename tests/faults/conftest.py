@@ -1,11 +1,14 @@
-"""Helpers for the fault tests: a real ``kmsgate serve`` killed, starved of disk or cut off, and
-a raw request body left half sent."""
+"""Helpers for the fault tests: a real ``kmsgate serve`` killed, starved of disk or cut off, a
+raw request body left half sent, and a TCP proxy that slows what a server answers."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -54,3 +57,77 @@ def signed_s3_put_headers(server: Any, s3_port: int, path: str, declared: int) -
                          headers={"x-amz-content-sha256": "UNSIGNED-PAYLOAD", "Content-Length": str(declared)})
     S3SigV4Auth(server.boto_session().get_credentials(), "s3", server.region).add_auth(request)
     return {k: v for k, v in request.headers.items() if k != "Content-Length"}
+
+
+class DelayingProxy:
+    """A TCP proxy on 127.0.0.1 in front of ``upstream_port``: each chunk the upstream answers is
+    held ``delay_s`` (read when the chunk arrives, settable at any time) before it is passed on;
+    what clients send goes straight through. Run with ``running_proxy``."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.delay_s = 0.0
+        self.delayed_chunks = 0  # chunks held back so far: proof the delay was in the path
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delayed: bool) -> None:
+        try:
+            while chunk := await reader.read(65536):
+                delay_s = self.delay_s if delayed else 0.0
+                if delay_s > 0:
+                    self.delayed_chunks += 1
+                    await asyncio.sleep(delay_s)
+                writer.write(chunk)
+                await writer.drain()
+        except OSError:
+            pass  # either side went away: the other is closed below
+        finally:
+            writer.close()
+
+    async def _connect(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        except OSError:
+            client_writer.close()
+            return
+        await asyncio.gather(self._pipe(client_reader, upstream_writer, delayed=False),
+                             self._pipe(upstream_reader, client_writer, delayed=True))
+
+    def _track(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        task = self._loop.create_task(self._connect(client_reader, client_writer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _start(self) -> None:
+        self._server = await asyncio.start_server(self._track, "127.0.0.1", 0)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+
+    async def _stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+@contextmanager
+def running_proxy(upstream_port: int) -> Iterator[DelayingProxy]:
+    """A ``DelayingProxy`` serving on its own event loop thread until the block ends."""
+    proxy = DelayingProxy(upstream_port)
+    thread = threading.Thread(target=proxy._loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        asyncio.run_coroutine_threadsafe(proxy._start(), proxy._loop).result(30)
+        yield proxy
+    finally:
+        asyncio.run_coroutine_threadsafe(proxy._stop(), proxy._loop).result(30)
+        proxy._loop.call_soon_threadsafe(proxy._loop.stop)
+        thread.join(30)
+        proxy._loop.close()

@@ -461,7 +461,7 @@ async def test_s3_unreachable_endpoint_is_storage_error(aws_env: None) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     storage = await S3Storage.open(
-        bucket="b", endpoint_url=f"http://127.0.0.1:{port}", region="us-east-1", connect_timeout=1
+        bucket="b", endpoint_url=f"http://127.0.0.1:{port}", region="us-east-1", timeout_seconds=1
     )
     try:
         with pytest.raises(StorageError) as info:

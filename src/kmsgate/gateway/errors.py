@@ -18,8 +18,10 @@ routes render it as ``{"error": "<Code>", "message": "..."}`` in one place
 413   body larger than the configured maximum
 415   a compressed body (``Content-Encoding``); bodies are never inflated
 416   range not satisfiable
-502   the storage backend failed
+502   the storage backend failed (``StorageError``)
 503   the KMS is unavailable, or the gateway is saturated (always with ``Retry-After``)
+504   the storage upstream (``--storage s3``) did not answer within ``--s3-timeout``
+      (``StorageTimeout``)
 ====  ==================================================================================
 
 Messages are fixed strings or come from exception classes whose messages are known to
@@ -37,7 +39,7 @@ from kmsgate.envelope.errors import DataKeyUnavailableError, DecryptionError, En
 from kmsgate.envelope.pool import PoolSaturated
 from kmsgate.gateway.headers import HeaderError
 from kmsgate.gateway.keys import InvalidObjectKey
-from kmsgate.gateway.storage.base import ObjectNotFound, StorageError, StorageFull
+from kmsgate.gateway.storage.base import ObjectNotFound, StorageError, StorageFull, StorageUpstreamTimeout
 
 RETRY_AFTER_SECONDS = 1
 
@@ -91,6 +93,8 @@ def to_gateway_error(exc: BaseException) -> GatewayError:
     if isinstance(exc, StorageFull):
         return GatewayError(507, "InsufficientStorage", "The storage has no space left; retry later.",
                             retry_after=RETRY_AFTER_SECONDS)
+    if isinstance(exc, StorageUpstreamTimeout):
+        return GatewayError(504, "StorageTimeout", "The storage backend did not answer in time.")
     if isinstance(exc, StorageError):
         return GatewayError(502, "StorageError", "The storage backend failed.")
     if isinstance(exc, DataKeyUnavailableError) and isinstance(exc.__cause__, KmsError):

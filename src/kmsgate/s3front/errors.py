@@ -6,7 +6,9 @@ authentication codes (``SignatureDoesNotMatch``, ``InvalidAccessKeyId``,
 ``RequestTimeTooSkewed``, ``AuthorizationHeaderMalformed``, ``AccessDenied``); a KMS failure is
 ``error_for_kms`` of its AWS code; the gateway's own errors (``GatewayError``) map by code.
 Messages come from those classes, which carry no secrets; anything unknown is
-``InternalError`` with S3's generic text.
+``InternalError`` with S3's generic text. A failing storage upstream (``--storage s3``) is
+kmsgate's own ``BadGateway`` (502), or ``GatewayTimeout`` (504) past its deadline: S3 has no
+such codes, but the shape is S3's and every SDK retries these statuses.
 """
 
 from __future__ import annotations
@@ -41,6 +43,22 @@ class RequestTimeout(s3.S3Error):
 class IncompleteBody(s3.S3Error):
     code, status = "IncompleteBody", 400
     default_message = "You did not provide the number of bytes specified by the Content-Length HTTP header."
+
+
+class BadGateway(s3.S3Error):
+    """The storage upstream (the S3 endpoint of ``--storage s3``) failed. kmsgate's own code: S3
+    has no 502 error; SDKs retry a 502 as they retry a 500 or 503."""
+
+    code, status = "BadGateway", 502
+    default_message = "The storage upstream failed; please try again."
+
+
+class GatewayTimeout(s3.S3Error):
+    """The storage upstream did not answer within its deadline (``--s3-timeout``). kmsgate's
+    own code: S3 has no 504 error; SDKs retry a 504 as they retry a 500 or 503."""
+
+    code, status = "GatewayTimeout", 504
+    default_message = "The storage upstream did not answer in time; please try again."
 
 
 class ObjectCorrupt(s3.InternalError):
@@ -96,6 +114,10 @@ def _storage_error(exc: storage.StorageError) -> s3.S3Error:
         return s3.InvalidArgument()
     if isinstance(exc, storage.StorageFull):
         return s3.ServiceUnavailable()
+    if isinstance(exc, storage.StorageUpstreamTimeout):
+        return GatewayTimeout()
+    if isinstance(exc, storage.StorageUpstreamError):
+        return BadGateway()
     return s3.InternalError()
 
 
@@ -121,6 +143,7 @@ _BY_GATEWAY_CODE: Mapping[str, type[s3.S3Error]] = {
     "MetadataTooLarge": s3.MetadataTooLarge,
     "IncompleteBody": IncompleteBody,
     "StorageError": s3.InternalError,
+    "StorageTimeout": GatewayTimeout,
     "InternalError": s3.InternalError,
 }
 
@@ -157,7 +180,9 @@ def _is_auth_error(exc: KmsError) -> bool:
 
 
 def retry_after(exc: BaseException) -> int | None:
-    """The ``Retry-After`` seconds the gateway attached to a failure, if any."""
-    if isinstance(exc, GatewayError):
-        return exc.retry_after
-    return None
+    """The ``Retry-After`` seconds the gateway attaches to a failure, if any: the same as
+    ``/v1`` gives for it (a KMS that is unavailable or slower than its deadline, a full storage,
+    a saturated gateway)."""
+    if isinstance(exc, s3.S3Error):
+        return None
+    return to_gateway_error(exc).retry_after

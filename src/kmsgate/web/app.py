@@ -111,6 +111,7 @@ async def _build_gateway(config: Config, app: web.Application) -> Gateway:
             prefix=config.s3_prefix,
             endpoint_url=config.s3_endpoint_url,
             region=config.s3_region,
+            timeout_seconds=config.s3_timeout_seconds,
         )
     else:
         storage = await FileStorage.open(config.data_dir / OBJECTS_DIRNAME)

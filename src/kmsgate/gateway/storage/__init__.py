@@ -20,6 +20,8 @@ from kmsgate.gateway.storage.base import (
     Storage,
     StorageError,
     StorageFull,
+    StorageUpstreamError,
+    StorageUpstreamTimeout,
     StoredObject,
     UploadInfo,
 )
@@ -46,6 +48,8 @@ __all__ = [
     "Storage",
     "StorageError",
     "StorageFull",
+    "StorageUpstreamError",
+    "StorageUpstreamTimeout",
     "StoredObject",
     "UploadInfo",
 ]

@@ -105,6 +105,20 @@ class StorageFull(StorageError):
     code = "ServiceUnavailable"
 
 
+class StorageUpstreamError(StorageError):
+    """The storage's upstream service (the S3 endpoint of ``--storage s3``) failed: it answered
+    an error (a 500, a 503, …) or the connection to it broke. The gateway answers 502."""
+
+    code = "BadGateway"
+
+
+class StorageUpstreamTimeout(StorageUpstreamError):
+    """The storage's upstream did not answer within its deadline (``--s3-timeout``, each
+    attempt). The gateway answers 504."""
+
+    code = "GatewayTimeout"
+
+
 _NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 

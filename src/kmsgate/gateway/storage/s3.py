@@ -116,6 +116,10 @@ DEFAULT_PART_BYTES = 8 * 1024 * 1024
 BUFFERED_PUT_BYTES = 256 * 1024
 """Largest write of known length sent whole at ``commit`` (one request, metadata inline)."""
 MAX_PARTS = 10_000
+UPSTREAM_ATTEMPTS = 4
+"""Attempts of an upstream request whose body can be sent again (botocore's retries)."""
+CONNECT_TIMEOUT_SECONDS = 5.0
+"""The longest an upstream request waits for its connection (less if its whole timeout is less)."""
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 _OPEN_ATTEMPTS = 3
 
@@ -199,12 +203,13 @@ class S3ObjectWriter:
     async def _start_call(self) -> StreamedCall:
         """The upstream request for the next bytes of a streamed write."""
         s3, length, sent = self._storage.client, self._length or 0, len(self._parts) * self._storage.part_size
+        streaming = self._storage.streaming_client
         if self._token is None:
             self._token = new_token()
             self._fields = sidecar_fields(self._token)
         fields = self._fields
         if length <= self._storage.part_size:
-            return StreamedCall(length, lambda body: s3.put_object(
+            return StreamedCall(length, lambda body: streaming.put_object(
                 Bucket=self._bucket, Key=self._s3_key, Body=body, ContentLength=length, Metadata=fields))
         if self._upload_id is None:
             resp = await s3.create_multipart_upload(Bucket=self._bucket, Key=self._s3_key, Metadata=fields)
@@ -213,7 +218,7 @@ class S3ObjectWriter:
         if number > MAX_PARTS:
             raise StorageError("s3 upload exceeds the part limit")
         part_length = min(self._storage.part_size, length - sent)
-        return StreamedCall(part_length, lambda body: s3.upload_part(
+        return StreamedCall(part_length, lambda body: streaming.upload_part(
             Bucket=self._bucket, Key=self._s3_key, UploadId=upload_id, PartNumber=number, Body=body,
             ContentLength=part_length))
 
@@ -393,8 +398,12 @@ class S3Storage:
     name = "s3"
 
     def __init__(self, client: Any, stack: contextlib.AsyncExitStack, *, bucket: str,
-                 prefix: str, part_size: int, max_part_bytes: int) -> None:
+                 prefix: str, part_size: int, max_part_bytes: int, streaming_client: Any = None) -> None:
         self.client = client
+        self.streaming_client = client if streaming_client is None else streaming_client
+        """The client for requests with a streamed body (``s3stream``): it sends each once. botocore
+        retries by rewinding the body, which a stream cannot do, so a retry would only replace
+        the attempt's own failure (a timeout, the upstream's error) with ``UnseekableStreamError``."""
         self._stack = stack
         self.bucket = bucket
         self.prefix = prefix
@@ -411,22 +420,21 @@ class S3Storage:
         region: str | None = None,
         part_size: int = DEFAULT_PART_BYTES,
         max_part_bytes: int = 64 * 1024 * 1024,
-        connect_timeout: float = 5.0,
-        read_timeout: float = 60.0,
+        timeout_seconds: float = 60.0,
         max_pool_connections: int = 64,
     ) -> S3Storage:
         """Build a client from the standard AWS credential chain; close with ``close()``.
 
         ``max_part_bytes``: the largest part ``open_part_write`` takes when its length is not
         given (such a part is spooled to a temporary file, then sent); a part of known length
-        streams."""
+        streams. ``timeout_seconds``: how long a request waits to connect (at most
+        ``CONNECT_TIMEOUT_SECONDS``), then for each read of its answer."""
         if part_size < MIN_PART_BYTES:
             raise ValueError(f"part_size must be at least {MIN_PART_BYTES} bytes")
         config = AioConfig(
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
+            connect_timeout=min(CONNECT_TIMEOUT_SECONDS, timeout_seconds),
+            read_timeout=timeout_seconds,
             max_pool_connections=max_pool_connections,
-            retries={"max_attempts": 3, "mode": "standard"},
             # Streamed bodies (s3stream) cannot be read twice: no payload hash, no checksum
             # a request does not require. Every stored byte is authenticated by its message.
             s3={"addressing_style": "path", "payload_signing_enabled": False} if endpoint_url
@@ -434,12 +442,15 @@ class S3Storage:
             request_checksum_calculation="when_required",
         )
         stack = contextlib.AsyncExitStack()
-        client = await stack.enter_async_context(
-            get_session().create_client(
-                "s3", endpoint_url=endpoint_url, region_name=region, config=config
-            )
-        )
-        return cls(client, stack, bucket=bucket, prefix=prefix, part_size=part_size, max_part_bytes=max_part_bytes)
+        session = get_session()
+        client, streaming_client = [
+            await stack.enter_async_context(
+                session.create_client("s3", endpoint_url=endpoint_url, region_name=region, config=config.merge(
+                    AioConfig(retries={"total_max_attempts": attempts, "mode": "standard"}))))
+            for attempts in (UPSTREAM_ATTEMPTS, 1)
+        ]
+        return cls(client, stack, bucket=bucket, prefix=prefix, part_size=part_size, max_part_bytes=max_part_bytes,
+                   streaming_client=streaming_client)
 
     # -- upstream names --
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import aiohttp
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, ReadTimeoutError
 
 from kmsgate.gateway.storage.base import (
     EntityTooSmall,
@@ -12,6 +12,8 @@ from kmsgate.gateway.storage.base import (
     NoSuchUpload,
     ObjectNotFound,
     StorageError,
+    StorageUpstreamError,
+    StorageUpstreamTimeout,
 )
 
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
@@ -21,6 +23,8 @@ TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
 )
 CLIENT_ERRORS: tuple[type[BaseException], ...] = TRANSPORT_ERRORS + (ClientError,)
+TIMEOUT_ERRORS: tuple[type[BaseException], ...] = (ConnectTimeoutError, ReadTimeoutError, TimeoutError)
+"""The upstream did not answer in time (botocore's own, and aiohttp's, which are ``TimeoutError``)."""
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 _TYPED_CODES: dict[str, type[StorageError]] = {
     "NoSuchUpload": NoSuchUpload,
@@ -35,16 +39,20 @@ def error_code(exc: ClientError) -> str:
 
 
 def translate(exc: BaseException, what: str) -> StorageError:
-    """One place that turns an S3 client failure into our storage errors. The upstream's own
-    ``NoSuchBucket`` is a misconfiguration (``StorageError``), not a missing bucket of ours."""
+    """One place that turns an S3 client failure into our storage errors. Any other error the
+    upstream answers (a 500, a 503, an ``AccessDenied``; its own ``NoSuchBucket`` is a
+    misconfiguration, not a missing bucket of ours) and a broken connection are
+    ``StorageUpstreamError``; no answer within the deadline is ``StorageUpstreamTimeout``."""
     if isinstance(exc, ClientError):
         code = error_code(exc)
         if code in _NOT_FOUND_CODES:
             return ObjectNotFound(what)
         if code in _TYPED_CODES:
             return _TYPED_CODES[code](what)
-        return StorageError(f"s3 {what} failed: {code or 'error'}")
-    return StorageError(f"s3 {what} failed: {type(exc).__name__}")
+        return StorageUpstreamError(f"s3 {what} failed: {code or 'error'}")
+    if isinstance(exc, TIMEOUT_ERRORS):
+        return StorageUpstreamTimeout(f"s3 {what} timed out")
+    return StorageUpstreamError(f"s3 {what} failed: {type(exc).__name__}")
 
 
 def clean_etag(raw: object) -> str:

@@ -9,7 +9,7 @@ and a writer holds a few chunks whatever the object size.
 An upstream stores a request only once it received every byte its ``Content-Length`` declared.
 So a writer that keeps the last chunk back until it commits, and ``cancel``s on failure (the
 connection closes mid-body), leaves nothing behind. The body cannot be replayed: an upstream
-error is the writer's failure (botocore's retry of it fails as unseekable), never a resend.
+error is the writer's failure, never a resend (``S3Storage.streaming_client`` makes one attempt).
 
 The upstream client must not read the body before sending it: payload signing off
 (``UNSIGNED-PAYLOAD``, as S3 does itself over TLS) and request checksums only when an operation

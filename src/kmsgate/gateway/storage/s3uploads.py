@@ -104,7 +104,7 @@ class S3PartWriter:
 
     def _start_call(self, length: int) -> StreamedCall:
         storage = self._uploads.storage
-        return StreamedCall(length, lambda body: storage.client.upload_part(
+        return StreamedCall(length, lambda body: storage.streaming_client.upload_part(
             Bucket=storage.bucket, Key=self._s3_key, UploadId=self._upload_id, PartNumber=self._part_number,
             Body=body, ContentLength=length))
 
