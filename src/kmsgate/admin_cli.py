@@ -75,9 +75,7 @@ def _client(endpoint_url: str, region: str) -> Any:
     import botocore.session  # a dependency of kmsgate (boto3 is not); imported only by this command
     from botocore.config import Config
 
-    # No client-side validation: the installed botocore's model may predate key specs kmsgate serves
-    # (ML_KEM_*); the command checks spec and usage itself and the server validates the whole request.
-    config = Config(retries={"max_attempts": 2, "mode": "standard"}, parameter_validation=False)
+    config = Config(retries={"max_attempts": 2, "mode": "standard"})
     return botocore.session.Session().create_client("kms", region_name=region, endpoint_url=endpoint_url,
                                                     config=config)
 
