@@ -2,7 +2,8 @@
 
 Pure: takes a key spec (``ML_KEM_512``, ``ML_KEM_768``, ``ML_KEM_1024``) and bytes, returns bytes.
 
-Forms, DER as RFC 9935 (ML-KEM in X.509) writes them, byte for byte:
+Forms, DER as the IETF LAMPS profile for ML-KEM in X.509 (draft-ietf-lamps-kyber-certificates)
+writes them, byte for byte:
 
 - Private key, as kmsgate keeps it (wrapped under the root key) and as GenerateDataKeyPair
   returns it: PKCS #8 ``PrivateKeyInfo`` in the seed-only form, 86 bytes for every parameter set::
