@@ -57,7 +57,8 @@ def add_keys_command(subparsers: Any, environ: Mapping[str, str] | None = None) 
     create.add_argument("--key-spec", default="SYMMETRIC_DEFAULT", choices=sorted(KEY_SPECS), metavar="SPEC",
                         help="the key spec (default: %(default)s; RSA_2048, ECC_NIST_P256, HMAC_256, ML_DSA_65…)")
     create.add_argument("--key-usage", default=None,
-                        choices=("ENCRYPT_DECRYPT", "SIGN_VERIFY", "GENERATE_VERIFY_MAC", "KEY_AGREEMENT"),
+                        choices=("ENCRYPT_DECRYPT", "SIGN_VERIFY", "GENERATE_VERIFY_MAC", "KEY_AGREEMENT",
+                                 "ENCAPSULATE_DECAPSULATE"),
                         help="the key usage (default: the first the spec allows, as CreateKey picks "
                         "ENCRYPT_DECRYPT for RSA and SIGN_VERIFY for elliptic curves)")
     create.add_argument("--endpoint-url",

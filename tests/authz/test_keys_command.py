@@ -166,7 +166,8 @@ def test_generated_credentials_work_with_the_aws_cli(generated_server: KmsgateSe
      ("RSA_2048", "ENCRYPT_DECRYPT",
       ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:DescribeKey", "kms:GetPublicKey"]),
      ("HMAC_256", None, ["kms:DescribeKey", "kms:GenerateMac", "kms:VerifyMac"]),
-     ("ECC_NIST_P384", "KEY_AGREEMENT", ["kms:DescribeKey", "kms:GetPublicKey", "kms:DeriveSharedSecret"])],
+     ("ECC_NIST_P384", "KEY_AGREEMENT", ["kms:DescribeKey", "kms:GetPublicKey", "kms:DeriveSharedSecret"]),
+     ("ML_KEM_768", None, ["kms:DescribeKey", "kms:GetPublicKey", "kms:Encapsulate", "kms:Decapsulate"])],
 )
 def test_keys_create_with_a_key_spec_gives_users_that_specs_actions(
     generated_server: KmsgateServer, spec: str, usage: str | None, user_actions: list[str]

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -152,25 +151,3 @@ def test_the_aws_cli_makes_a_pair_that_decrypt_opens(kmsgate_server: Any, wrappi
     blob = base64.b64decode(pair["PrivateKeyCiphertextBlob"])
     private_der = kmsgate_server.kms_client().decrypt(CiphertextBlob=blob, EncryptionContext={"tenant": "acme"})["Plaintext"]
     check_pair("ECC_NIST_P521", private_der, base64.b64decode(pair["PublicKey"]))
-
-
-def test_ml_kem_is_not_in_the_service_model_kmsgate_speaks(kmsgate_server: Any, wrapping_key: str) -> None:
-    """botocore's KMS model (which kmsgate's codec is compiled from) has no ML_KEM_* key specs and no
-    Encapsulate/Decapsulate: ML-KEM requests are refused as AWS refuses a value outside its enums.
-    When botocore gains them, this test fails as a reminder that ML-KEM can be served."""
-    import botocore.session
-
-    model = botocore.session.get_session().get_service_model("kms")
-    assert "Encapsulate" not in model.operation_names and "Decapsulate" not in model.operation_names
-    raw = kmsgate_server.boto_session().client(
-        "kms", endpoint_url=kmsgate_server.endpoint_url,
-        config=BotoConfig(retries={"max_attempts": 1}, parameter_validation=False),
-    )
-    for call, arguments in (
-        (raw.create_key, {"KeySpec": "ML_KEM_768", "KeyUsage": "ENCAPSULATE_DECAPSULATE"}),
-        (raw.generate_data_key_pair, {"KeyId": wrapping_key, "KeyPairSpec": "ML_KEM_768"}),
-    ):
-        with pytest.raises(ClientError) as caught:
-            call(**arguments)
-        assert caught.value.response["Error"]["Code"] == "ValidationException"
-        assert "ML_KEM_768" in caught.value.response["Error"]["Message"]

@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, rsa
 
 from kmsgate.core.errors import IncorrectKeyMaterialError, UnsupportedOperationError, ValidationError
-from kmsgate.kms import keyspecs
+from kmsgate.kms import kem, keyspecs
 from kmsgate.kms.keyspecs import KEY_SPECS, check_imported_material, check_usage, generate_material, key_spec
 
 # AWS's key spec table: the KeyUsage values each spec allows.
@@ -30,8 +30,11 @@ AWS_USAGES = {
     "ML_DSA_44": {"SIGN_VERIFY"},
     "ML_DSA_65": {"SIGN_VERIFY"},
     "ML_DSA_87": {"SIGN_VERIFY"},
+    "ML_KEM_512": {"ENCAPSULATE_DECAPSULATE"},
+    "ML_KEM_768": {"ENCAPSULATE_DECAPSULATE"},
+    "ML_KEM_1024": {"ENCAPSULATE_DECAPSULATE"},
 }
-ALL_USAGES = ("ENCRYPT_DECRYPT", "SIGN_VERIFY", "GENERATE_VERIFY_MAC", "KEY_AGREEMENT")
+ALL_USAGES = ("ENCRYPT_DECRYPT", "SIGN_VERIFY", "GENERATE_VERIFY_MAC", "KEY_AGREEMENT", "ENCAPSULATE_DECAPSULATE")
 
 
 def test_every_spec_allows_exactly_the_usages_aws_documents() -> None:
@@ -63,6 +66,8 @@ def test_the_algorithms_each_spec_offers_are_awss() -> None:
     }
     assert key_spec("ML_DSA_65").metadata("SIGN_VERIFY") == {"signing_algorithms": ["ML_DSA_SHAKE_256"]}
     assert key_spec("HMAC_384").metadata("GENERATE_VERIFY_MAC") == {"mac_algorithms": ["HMAC_SHA_384"]}
+    for level in (512, 768, 1024):
+        assert key_spec(f"ML_KEM_{level}").metadata("ENCAPSULATE_DECAPSULATE") == {"encapsulation_algorithms": ["ML_KEM"]}
 
 
 def test_sm2_is_refused_as_unsupported() -> None:
@@ -78,6 +83,8 @@ def test_generated_material_has_the_specs_form(name: str) -> None:
         assert len(material) == 32
     elif spec.family == "hmac":
         assert len(material) == spec.hmac_bytes[0]
+    elif spec.family == "ml_kem":
+        assert kem.spec_of_private_key(material) == name and len(material) == 86
     else:
         private_key = serialization.load_der_private_key(material, password=None)
         expected = {
@@ -107,7 +114,7 @@ def test_an_imported_private_key_must_be_pkcs8_of_the_specs_type_and_size() -> N
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     assert check_imported_material(key_spec("ECC_NIST_P384"), p384)
-    for wrong in ("ECC_NIST_P256", "ECC_SECG_P256K1", "RSA_2048", "ECC_NIST_EDWARDS25519", "ML_DSA_44"):
+    for wrong in ("ECC_NIST_P256", "ECC_SECG_P256K1", "RSA_2048", "ECC_NIST_EDWARDS25519", "ML_DSA_44", "ML_KEM_768"):
         with pytest.raises(IncorrectKeyMaterialError, match=f"KeySpec {wrong}"):
             check_imported_material(key_spec(wrong), p384)
     for garbage in (b"", os.urandom(64), p384[:-1]):
@@ -127,3 +134,25 @@ def test_an_imported_private_key_must_be_pkcs8_of_the_specs_type_and_size() -> N
 def test_only_nist_curves_offer_key_agreement() -> None:
     agreeing = {name for name, spec in KEY_SPECS.items() if keyspecs.KEY_AGREEMENT in spec.usages}
     assert agreeing == {"ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521"}
+
+
+def test_only_ml_kem_keys_encapsulate_and_only_with_ml_kem() -> None:
+    encapsulating = {name for name, spec in KEY_SPECS.items() if keyspecs.ENCAPSULATE_DECAPSULATE in spec.usages}
+    assert encapsulating == {"ML_KEM_512", "ML_KEM_768", "ML_KEM_1024"}
+    for name in encapsulating:
+        assert KEY_SPECS[name].usages == ("ENCAPSULATE_DECAPSULATE",)
+        assert not KEY_SPECS[name].customer_master_key_spec  # the deprecated member's enum has no ML_KEM_*
+
+
+def test_an_imported_ml_kem_key_must_be_the_specs_seed_form() -> None:
+    seed = os.urandom(kem.SEED_BYTES)
+    for name in ("ML_KEM_512", "ML_KEM_768", "ML_KEM_1024"):
+        der = kem.private_key_der(name, seed)
+        assert check_imported_material(key_spec(name), der) == der
+        others = [other for other in ("ML_KEM_512", "ML_KEM_768", "ML_KEM_1024") if other != name]
+        for other in others:
+            with pytest.raises(IncorrectKeyMaterialError, match=f"KeySpec {other}"):
+                check_imported_material(key_spec(other), der)
+        for garbage in (b"", seed, der[:-1], der + b"\x00"):
+            with pytest.raises(IncorrectKeyMaterialError):
+                check_imported_material(key_spec(name), garbage)

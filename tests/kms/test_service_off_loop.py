@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from kmsgate.core.principal import Caller
-from kmsgate.kms import asymmetric
+from kmsgate.kms import asymmetric, kem
 from kmsgate.kms.clock import FakeClock
 from kmsgate.kms.rootkey import RootKey
 from kmsgate.kms.service import KmsService, open_service
@@ -75,3 +75,21 @@ async def test_ecdsa_signing_stays_on_the_event_loop(recorded_service: KmsServic
     signing = await _key(recorded_service, caller, "ECC_NIST_P256", "SIGN_VERIFY")
     await recorded_service.sign(caller=caller, key_id=signing, message=b"m", signing_algorithm="ECDSA_SHA_256")
     assert asymmetric.sign not in executor.functions
+
+
+async def test_ml_kem_512_runs_off_the_event_loop_and_768_stays_on_it(
+    recorded_service: KmsService, caller: Caller, executor: RecordingExecutor
+) -> None:
+    """ML-KEM-512 is computed in pure Python (milliseconds); ML-KEM-768 and -1024 by OpenSSL."""
+    service = recorded_service
+    fast = await _key(service, caller, "ML_KEM_768", "ENCAPSULATE_DECAPSULATE")
+    encapsulated = await service.encapsulate(caller=caller, key_id=fast, encapsulation_algorithm="ML_KEM")
+    await service.decapsulate(caller=caller, key_id=fast, encapsulation_algorithm="ML_KEM",
+                              shared_secret_ciphertext_blob=encapsulated.shared_secret_ciphertext_blob)
+    assert kem.encapsulate not in executor.functions and kem.decapsulate not in executor.functions
+    slow = await _key(service, caller, "ML_KEM_512", "ENCAPSULATE_DECAPSULATE")
+    encapsulated = await service.encapsulate(caller=caller, key_id=slow, encapsulation_algorithm="ML_KEM")
+    decapsulated = await service.decapsulate(caller=caller, key_id=slow, encapsulation_algorithm="ML_KEM",
+                                             shared_secret_ciphertext_blob=encapsulated.shared_secret_ciphertext_blob)
+    assert decapsulated.shared_secret == encapsulated.shared_secret
+    assert kem.encapsulate in executor.functions and kem.decapsulate in executor.functions

@@ -237,3 +237,51 @@ def load_rsa_pkcs1_vectors() -> list[SignatureVector]:
                         bytes.fromhex(t["signature"]))
         for t in group["tests"]
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class MlKemKeyGenVector:
+    """FIPS 203 ML-KEM.KeyGen_internal(d, z): the seed d || z gives ``ek`` (and, where kept, expanded ``dk``)."""
+
+    key_spec: str  # ML_KEM_512, ML_KEM_768, ML_KEM_1024
+    tc_id: int
+    seed: bytes
+    ek: bytes
+    dk: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class MlKemDecapsulationVector:
+    """FIPS 203 ML-KEM.Decaps(dk, c) = k, ``dk`` in its expanded form."""
+
+    key_spec: str
+    tg_id: int
+    tc_id: int
+    dk: bytes
+    c: bytes
+    k: bytes
+    reason: str | None
+
+
+def _ml_kem_spec(parameter_set: str) -> str:
+    return parameter_set.replace("-", "_")  # ML-KEM-512 -> ML_KEM_512
+
+
+def load_ml_kem_vectors() -> tuple[list[MlKemKeyGenVector], list[MlKemDecapsulationVector]]:
+    """NIST's ACVP ML-KEM vectors kept in ``mlkem/`` (see its README)."""
+    doc: dict[str, Any] = json.loads((HERE / "mlkem" / "acvp_ml_kem.json").read_text())
+    key_gen = [
+        MlKemKeyGenVector(
+            _ml_kem_spec(case["parameterSet"]), case["tcId"], bytes.fromhex(case["d"] + case["z"]),
+            bytes.fromhex(case["ek"]), bytes.fromhex(case["dk"]) if "dk" in case else None,
+        )
+        for case in doc["keyGen"]
+    ]
+    decapsulation = [
+        MlKemDecapsulationVector(
+            _ml_kem_spec(case["parameterSet"]), case["tgId"], case["tcId"], bytes.fromhex(case["dk"]),
+            bytes.fromhex(case["c"]), bytes.fromhex(case["k"]), case.get("reason"),
+        )
+        for case in doc["decapsulation"]
+    ]
+    return key_gen, decapsulation

@@ -38,7 +38,7 @@ GRANT_OPERATIONS = frozenset(
         "Decrypt", "Encrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
         "ReEncryptFrom", "ReEncryptTo", "Sign", "Verify", "GetPublicKey", "CreateGrant",
         "RetireGrant", "DescribeKey", "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext",
-        "GenerateMac", "VerifyMac", "DeriveSharedSecret",
+        "GenerateMac", "VerifyMac", "DeriveSharedSecret", "Encapsulate", "Decapsulate",
     }
 )
 CONTEXT_OPERATIONS = frozenset(
@@ -49,7 +49,7 @@ CONTEXT_OPERATIONS = frozenset(
     }
 )
 NO_CONTEXT_CRYPTO_OPERATIONS = frozenset(
-    {"Sign", "Verify", "GetPublicKey", "GenerateMac", "VerifyMac", "DeriveSharedSecret"}
+    {"Sign", "Verify", "GetPublicKey", "GenerateMac", "VerifyMac", "DeriveSharedSecret", "Encapsulate", "Decapsulate"}
 )
 MAX_CONSTRAINT_PAIRS = 8
 MAX_CONSTRAINT_VALUE_CHARS = 384

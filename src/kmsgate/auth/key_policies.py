@@ -64,6 +64,7 @@ KEY_USER_ACTIONS_BY_USAGE: dict[str, tuple[str, ...]] = {
     "SIGN_VERIFY": ("kms:DescribeKey", "kms:GetPublicKey", "kms:Sign", "kms:Verify"),
     "GENERATE_VERIFY_MAC": ("kms:DescribeKey", "kms:GenerateMac", "kms:VerifyMac"),
     "KEY_AGREEMENT": ("kms:DescribeKey", "kms:GetPublicKey", "kms:DeriveSharedSecret"),
+    "ENCAPSULATE_DECAPSULATE": ("kms:DescribeKey", "kms:GetPublicKey", "kms:Encapsulate", "kms:Decapsulate"),
 }
 
 

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
 from kmsgate.core.errors import InvalidCiphertextError, InvalidKeyUsageError, ValidationError
-from kmsgate.kms import ed25519ph
+from kmsgate.kms import ed25519ph, kem
 from kmsgate.kms.keyspecs import KeySpecInfo
 
 MAX_RAW_MESSAGE_BYTES = 4096
@@ -79,6 +79,8 @@ def load_private_key(private_der: bytes) -> Any:
 @lru_cache(maxsize=_CACHED_KEYS)
 def public_key_der(private_der: bytes) -> bytes:
     """The DER SubjectPublicKeyInfo of a private key, as GetPublicKey returns it (cached)."""
+    if kem.spec_of_private_key(private_der) is not None:
+        return kem.public_key_der(private_der)
     public = load_private_key(private_der).public_key()
     return public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)  # type: ignore[no-any-return]
 

@@ -3,14 +3,15 @@
 One ``KeySpecInfo`` per spec, as AWS's key spec tables list them. Everything that depends on a
 key's spec (CreateKey's checks, DescribeKey's algorithm lists, which operation a key answers,
 how its material is made and which imported material fits it) reads this table, so a new spec
-(ML-KEM, SM2) is one more entry plus its cryptography in ``kmsgate.kms.asymmetric``.
+(SM2, say) is one more entry plus its cryptography (``kmsgate.kms.asymmetric``, ``kmsgate.kms.kem``).
 
 Material, as it is kept (wrapped under the root key, like symmetric material):
 
 - ``SYMMETRIC_DEFAULT``: 32 random bytes (AES-256).
 - ``HMAC_*``: the raw HMAC key (random, the digest's output size when generated; AWS's ranges
   when imported).
-- asymmetric specs: the private key as PKCS#8 DER (ML-DSA in its 32-byte seed form).
+- asymmetric specs: the private key as PKCS#8 DER (ML-DSA in its 32-byte seed form, ML-KEM in
+  its 64-byte seed form, see ``kmsgate.kms.kem``).
 
 Pure: no I/O. Key generation can take long (RSA 4096): callers run it off the event loop.
 """
@@ -26,12 +27,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from kmsgate.core.errors import IncorrectKeyMaterialError, UnsupportedOperationError, ValidationError
+from kmsgate.kms import kem
 from kmsgate.kms.model import KEY_MATERIAL_BYTES
 
 ENCRYPT_DECRYPT = "ENCRYPT_DECRYPT"
 SIGN_VERIFY = "SIGN_VERIFY"
 GENERATE_VERIFY_MAC = "GENERATE_VERIFY_MAC"
 KEY_AGREEMENT = "KEY_AGREEMENT"
+ENCAPSULATE_DECAPSULATE = "ENCAPSULATE_DECAPSULATE"
 SYMMETRIC_DEFAULT = "SYMMETRIC_DEFAULT"
 
 RSA_ENCRYPTION = ("RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256")
@@ -52,7 +55,7 @@ class KeySpecInfo:
     """One key spec. ``algorithms`` maps each allowed KeyUsage to the algorithms it offers."""
 
     name: str
-    family: str  # "symmetric", "hmac", "rsa", "ecc", "ed25519", "ml_dsa"
+    family: str  # "symmetric", "hmac", "rsa", "ecc", "ed25519", "ml_dsa", "ml_kem"
     algorithms: Mapping[str, tuple[str, ...]]
     rsa_bits: int = 0
     hmac_bytes: tuple[int, int, int] = (0, 0, 0)  # generated length, importable min and max
@@ -74,6 +77,7 @@ class KeySpecInfo:
             SIGN_VERIFY: "signing_algorithms",
             GENERATE_VERIFY_MAC: "mac_algorithms",
             KEY_AGREEMENT: "key_agreement_algorithms",
+            ENCAPSULATE_DECAPSULATE: "encapsulation_algorithms",
         }[key_usage]
         return {field: algorithms}
 
@@ -96,6 +100,12 @@ def _rsa(bits: int) -> KeySpecInfo:
 def _ml_dsa(level: int) -> KeySpecInfo:
     return KeySpecInfo(
         f"ML_DSA_{level}", "ml_dsa", {SIGN_VERIFY: ("ML_DSA_SHAKE_256",)}, customer_master_key_spec=False
+    )
+
+
+def _ml_kem(level: int) -> KeySpecInfo:
+    return KeySpecInfo(
+        f"ML_KEM_{level}", "ml_kem", {ENCAPSULATE_DECAPSULATE: (kem.ML_KEM,)}, customer_master_key_spec=False
     )
 
 
@@ -124,6 +134,9 @@ KEY_SPECS: dict[str, KeySpecInfo] = {
         _ml_dsa(44),
         _ml_dsa(65),
         _ml_dsa(87),
+        _ml_kem(512),
+        _ml_kem(768),
+        _ml_kem(1024),
     )
 }
 
@@ -165,6 +178,8 @@ def generate_material(spec: KeySpecInfo) -> bytes:
         return os.urandom(KEY_MATERIAL_BYTES)
     if spec.family == "hmac":
         return os.urandom(spec.hmac_bytes[0])
+    if spec.family == "ml_kem":
+        return kem.generate(spec.name)
     private_key: PrivateKeyTypes
     if spec.family == "rsa":
         private_key = rsa.generate_private_key(public_exponent=65537, key_size=spec.rsa_bits)
@@ -202,6 +217,7 @@ _GRANT_OPERATIONS_BY_USAGE = {
     SIGN_VERIFY: frozenset({"Sign", "Verify", "GetPublicKey"}),
     GENERATE_VERIFY_MAC: frozenset({"GenerateMac", "VerifyMac"}),
     KEY_AGREEMENT: frozenset({"DeriveSharedSecret", "GetPublicKey"}),
+    ENCAPSULATE_DECAPSULATE: frozenset({"Encapsulate", "Decapsulate", "GetPublicKey"}),
 }
 _ANY_KEY_GRANT_OPERATIONS = frozenset({"CreateGrant", "RetireGrant", "DescribeKey"})
 
@@ -229,7 +245,8 @@ def check_imported_material(spec: KeySpecInfo, material: bytes) -> bytes:
     """The material to keep for ``spec`` from imported bytes, or ``IncorrectKeyMaterialException``.
 
     HMAC keys take raw key bytes in AWS's length range; asymmetric keys a PKCS#8 DER private key
-    of exactly the spec's type and size (re-encoded, so what is kept is always canonical).
+    of exactly the spec's type and size (re-encoded, so what is kept is always canonical); ML-KEM
+    keys the seed-only PKCS#8 form GenerateDataKeyPair returns, which is canonical already.
     """
     if spec.family == "symmetric":
         if len(material) != KEY_MATERIAL_BYTES:
@@ -244,6 +261,8 @@ def check_imported_material(spec: KeySpecInfo, material: bytes) -> bytes:
                 f"Key material for a {spec.name} key must be {low} to {high} bytes"
             )
         return material
+    if spec.family == "ml_kem":
+        return kem.check_imported_private_key(spec.name, material)
     wrong = IncorrectKeyMaterialError(f"The key material is not a PKCS#8 DER private key of KeySpec {spec.name}")
     if not _looks_like_pkcs8(material):
         raise wrong

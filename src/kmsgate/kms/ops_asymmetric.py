@@ -22,6 +22,7 @@ from kmsgate.core.principal import Caller
 from kmsgate.kms import agreement, asymmetric, macs
 from kmsgate.kms.base import ServiceBase
 from kmsgate.kms.keyspecs import (
+    ENCAPSULATE_DECAPSULATE,
     ENCRYPT_DECRYPT,
     GENERATE_VERIFY_MAC,
     KEY_AGREEMENT,
@@ -71,6 +72,7 @@ class AsymmetricOperations(ServiceBase):
             encryption_algorithms=list(algorithms) if key.key_usage == ENCRYPT_DECRYPT else None,
             signing_algorithms=list(algorithms) if key.key_usage == SIGN_VERIFY else None,
             key_agreement_algorithms=list(algorithms) if key.key_usage == KEY_AGREEMENT else None,
+            encapsulation_algorithms=list(algorithms) if key.key_usage == ENCAPSULATE_DECAPSULATE else None,
         )
 
     async def sign(

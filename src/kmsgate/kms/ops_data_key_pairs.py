@@ -3,8 +3,10 @@
 A data key pair is made per request (``kmsgate.kms.keyspecs.generate_material``, off the event
 loop: an RSA 4096 pair takes long) and never kept. The private key, PKCS#8 DER, is sealed under a
 symmetric encryption KMS key exactly as Encrypt seals a plaintext, with the request's encryption
-context, so Decrypt of ``PrivateKeyCiphertextBlob`` returns the same DER bytes. The public key is
-DER SubjectPublicKeyInfo, as GetPublicKey returns it.
+context, so Decrypt of ``PrivateKeyCiphertextBlob`` returns the same DER bytes (for ML-KEM, in the 64-byte
+seed form AWS documents, see ``kmsgate.kms.kem``). The public key is DER SubjectPublicKeyInfo, as
+GetPublicKey returns it; it is derived on the same thread as the private key (ML-KEM-512's
+derivation is pure Python).
 """
 
 from __future__ import annotations
@@ -23,7 +25,14 @@ from kmsgate.kms.results import DataKeyPairResult
 DATA_KEY_PAIR_SPECS = (
     "RSA_2048", "RSA_3072", "RSA_4096",
     "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521", "ECC_SECG_P256K1", "ECC_NIST_EDWARDS25519",
+    "ML_KEM_512", "ML_KEM_768", "ML_KEM_1024",
 )
+
+
+def _new_pair(spec: KeySpecInfo) -> tuple[bytes, bytes]:
+    """A new (private PKCS#8 DER, public SPKI DER) pair of ``spec``. Slow: run off the event loop."""
+    private_der = generate_material(spec)
+    return private_der, asymmetric.public_key_der(private_der)
 
 
 def data_key_pair_spec(name: str) -> KeySpecInfo:
@@ -52,8 +61,7 @@ class DataKeyPairOperations(CryptoOperations):
             conditions={"kms:DataKeyPairSpec": key_pair_spec},
         )
         self._require_key_usage(key, operation, "ENCRYPT_DECRYPT", symmetric=True)
-        private_der = await asyncio.to_thread(generate_material, spec)
-        public_der = asymmetric.public_key_der(private_der)
+        private_der, public_der = await asyncio.to_thread(_new_pair, spec)
         sealed, material = self._seal(key, private_der, encryption_context)
         self._note_use(key, operation)
         return DataKeyPairResult(

@@ -75,6 +75,7 @@ class PublicKeyResult:
     encryption_algorithms: list[str] | None
     signing_algorithms: list[str] | None
     key_agreement_algorithms: list[str] | None
+    encapsulation_algorithms: list[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,3 +117,28 @@ class SharedSecretResult:
 
     def __repr__(self) -> str:  # never print the shared secret
         return f"SharedSecretResult(key_id={self.key_id!r}, key_agreement_algorithm={self.key_agreement_algorithm!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class EncapsulateResult:
+    """Encapsulate: a fresh ML-KEM shared secret and its encapsulated form."""
+
+    key_id: str
+    shared_secret: bytes
+    shared_secret_ciphertext_blob: bytes
+    encapsulation_algorithm: str
+
+    def __repr__(self) -> str:  # never print the shared secret
+        return f"EncapsulateResult(key_id={self.key_id!r}, encapsulation_algorithm={self.encapsulation_algorithm!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class DecapsulateResult:
+    """Decapsulate: the ML-KEM shared secret recovered from its encapsulated form."""
+
+    key_id: str
+    shared_secret: bytes
+    encapsulation_algorithm: str
+
+    def __repr__(self) -> str:  # never print the shared secret
+        return f"DecapsulateResult(key_id={self.key_id!r}, encapsulation_algorithm={self.encapsulation_algorithm!r})"

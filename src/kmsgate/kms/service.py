@@ -20,6 +20,7 @@ from kmsgate.kms.ops_crypto import CryptoOperations
 from kmsgate.kms.ops_data_key_pairs import DataKeyPairOperations
 from kmsgate.kms.ops_grants import GrantOperations
 from kmsgate.kms.ops_import import ImportOperations
+from kmsgate.kms.ops_kem import KemOperations
 from kmsgate.kms.ops_keys import KeyOperations
 from kmsgate.kms.ops_rotation import RotationOperations
 from kmsgate.kms.ops_usage import UsageOperations
@@ -33,6 +34,7 @@ class KmsService(
     DataKeyPairOperations,
     CryptoOperations,
     AsymmetricOperations,
+    KemOperations,
     RotationOperations,
     ImportOperations,
     GrantOperations,

@@ -2,7 +2,8 @@
 
 The service model is AWS's own machine-readable description of every operation: member names,
 types, lengths, ranges, enums and patterns. Using it means the validation and wire names here
-follow the API reference without a hand-copied table.
+follow the API reference without a hand-copied table. Where the installed botocore predates part
+of the API (ML-KEM), ``kmsgate.kms.model_additions`` supplies it, and botocore's own wins.
 
 Decoding turns a request document into snake_case keyword arguments (blobs base64-decoded,
 timestamps as POSIX seconds) and raises the error AWS raises for each violation:
@@ -32,13 +33,16 @@ import botocore.session
 from botocore.model import ListShape, MapShape, OperationModel, ServiceModel, Shape, StructureShape
 
 from kmsgate.core.errors import SerializationError, UnknownOperationError, ValidationError
+from kmsgate.kms import model_additions
 
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
 @cache
 def service_model() -> ServiceModel:
-    return botocore.session.get_session().get_service_model("kms")
+    """botocore's KMS model, with the parts of the API it predates (``kmsgate.kms.model_additions``)."""
+    raw = botocore.session.get_session().get_service_data("kms")
+    return ServiceModel(model_additions.merged(raw), service_name="kms")
 
 
 @cache
