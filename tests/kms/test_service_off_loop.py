@@ -26,7 +26,7 @@ from kmsgate.kms import asymmetric
 from kmsgate.kms.clock import FakeClock
 from kmsgate.kms.rootkey import RootKey
 from kmsgate.kms.service import KmsService, open_service
-from kmsgate.kms.slow_operations import SlowOperations
+from kmsgate.kms.slow_operations import HELPER_NICENESS, SlowOperations
 
 from .helpers import ACCOUNT_ID, REGION
 
@@ -183,5 +183,13 @@ async def test_a_helper_process_that_dies_is_replaced() -> None:
         os.kill(helper, signal.SIGKILL)
         replacement = await slow.run(os.getpid)
         assert replacement not in (helper, os.getpid())
+    finally:
+        slow.close()
+
+
+async def test_helper_processes_run_at_a_lower_cpu_priority_than_the_worker() -> None:
+    slow = SlowOperations()
+    try:
+        assert await slow.run(os.nice, 0) == min(os.nice(0) + HELPER_NICENESS, 19)
     finally:
         slow.close()

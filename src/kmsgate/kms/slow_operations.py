@@ -2,11 +2,13 @@
 
 An RSA private-key operation costs 0.3 ms (RSA_2048) to several ms (RSA_4096) of CPU, too much
 for the event loop. pyca/cryptography releases the GIL while it signs or decrypts, yet a thread
-doing them still delayed the event loop of its process measurably more than a helper process
-doing the same work (the thread takes the GIL back before and after every operation and hands
-each result to the loop from another thread; ``bench/results/2026-12-04-vm-rsa-stall.md``): the
-operations run in ``SLOW_OPERATION_PROCESSES`` child processes of the worker, started with
-``spawn`` (a fork of a threaded process is unsafe) when the first operation arrives.
+of the worker doing them still delayed the worker's event loop about twice as much as a helper
+process doing the same work, whatever the GIL's switch interval; and on a machine whose cores
+are all busy, the loop waits for a core behind the RSA work itself
+(``bench/results/2026-12-05-vm-rsa-stall.md``). So the operations run in
+``SLOW_OPERATION_PROCESSES`` child processes of the worker, at a lower CPU priority
+(``HELPER_NICENESS``), started with ``spawn`` (a fork of a threaded process is unsafe) when the
+first operation arrives.
 
 What crosses the pipe to a helper is the function's arguments: the private key as the PKCS#8 DER
 the worker keeps in memory, the message or ciphertext, the algorithm. The helper keeps loaded keys
@@ -40,6 +42,9 @@ T = TypeVar("T")
 SLOW_OPERATION_PROCESSES = max((os.cpu_count() or 1) - 1, 1)
 # Operations waiting or running at once; about 60 ms of RSA_2048 signs per helper at 1,000 signs/s.
 MAX_PENDING_SLOW_OPERATIONS = 64
+# How much lower the helpers' CPU priority is than the worker's (``nice``): on a busy machine the
+# scheduler runs the event loop, and every request it serves, before more RSA work.
+HELPER_NICENESS = 10
 THROTTLED_MESSAGE = "Too many slow private-key operations are waiting; retry later."
 _PR_SET_PDEATHSIG = 1
 
@@ -54,7 +59,9 @@ def start_helper_processes() -> Executor:
 
 
 def _helper_started() -> None:
-    """In a new helper: leave Ctrl-C to the worker, and ask Linux to SIGTERM it when the worker dies."""
+    """In a new helper: lower its priority, leave Ctrl-C to the worker, and ask Linux to SIGTERM it
+    when the worker dies."""
+    os.nice(HELPER_NICENESS)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
