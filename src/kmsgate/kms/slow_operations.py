@@ -61,7 +61,10 @@ def start_helper_processes() -> Executor:
 def _helper_started() -> None:
     """In a new helper: lower its priority, leave Ctrl-C to the worker, and ask Linux to SIGTERM it
     when the worker dies."""
-    os.nice(HELPER_NICENESS)
+    try:
+        os.nice(HELPER_NICENESS)
+    except OSError:  # a sandbox that forbids setpriority: the helper still works, at the worker's priority
+        pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
@@ -72,9 +75,10 @@ def _helper_started() -> None:
 class SlowOperations:
     """Runs slow private-key operations off the event loop, at most ``max_pending`` at a time.
 
-    ``start`` makes the executor (the helper processes by default); it is called again to
-    replace a pool a dead helper broke. Only the event loop calls ``run``, so the count of
-    pending operations needs no lock.
+    ``start`` makes the executor (the helper processes by default) when the first operation
+    arrives, so a service that never signs with RSA starts none; it is called again to replace a
+    pool a dead helper broke. Only the event loop calls ``run``, so the count of pending
+    operations needs no lock.
     """
 
     def __init__(
@@ -84,7 +88,7 @@ class SlowOperations:
         max_pending: int = MAX_PENDING_SLOW_OPERATIONS,
     ) -> None:
         self._start = start
-        self._executor = start()
+        self._executor: Executor | None = None
         self._max_pending = max_pending
         self._pending = 0
 
@@ -99,20 +103,26 @@ class SlowOperations:
         self._pending += 1
         try:
             loop = asyncio.get_running_loop()
-            executor = self._executor
+            executor = self._started()
             try:
                 return await loop.run_in_executor(executor, function, *args)
             except BrokenProcessPool:
                 self._replace(executor)
-                return await loop.run_in_executor(self._executor, function, *args)
+                return await loop.run_in_executor(self._started(), function, *args)
         finally:
             self._pending -= 1
 
+    def _started(self) -> Executor:
+        if self._executor is None:
+            self._executor = self._start()
+        return self._executor
+
     def _replace(self, broken: Executor) -> None:
-        """A fresh pool instead of ``broken``, unless another operation replaced it already."""
+        """Drop ``broken`` (the next operation starts a fresh pool), unless another operation did already."""
         if self._executor is broken:
             broken.shutdown(wait=False, cancel_futures=True)
-            self._executor = self._start()
+            self._executor = None
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
