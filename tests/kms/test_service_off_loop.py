@@ -12,7 +12,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -193,3 +196,43 @@ async def test_helper_processes_run_at_a_lower_cpu_priority_than_the_worker() ->
         assert await slow.run(os.nice, 0) == min(os.nice(0) + HELPER_NICENESS, 19)
     finally:
         slow.close()
+
+
+_WORKER_WITH_A_HELPER = """
+import asyncio, os, sys
+from kmsgate.kms.slow_operations import SlowOperations
+
+async def main() -> None:
+    slow = SlowOperations()
+    print(await slow.run(os.getpid), flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` names a live process (not a zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+def test_a_helper_process_does_not_outlive_a_killed_worker() -> None:
+    worker = subprocess.Popen([sys.executable, "-c", _WORKER_WITH_A_HELPER], stdout=subprocess.PIPE, text=True)
+    try:
+        assert worker.stdout is not None
+        helper = int(worker.stdout.readline())
+        assert _running(helper)
+        worker.kill()
+        worker.wait()
+        deadline = time.monotonic() + 30
+        while _running(helper) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _running(helper)
+    finally:
+        worker.kill()
+        worker.wait()
