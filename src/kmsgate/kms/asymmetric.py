@@ -90,7 +90,7 @@ def slow_private_operation(spec: KeySpecInfo) -> bool:
 
     An RSA private-key operation takes about 0.3 ms (RSA_2048) to several ms (RSA_4096) of CPU:
     run inline, a burst of them holds every other request behind it. ECDSA, EdDSA, ML-DSA and
-    HMAC take tens of microseconds, less than handing work to a thread costs.
+    HMAC take tens of microseconds, less than handing work to a helper process costs.
     """
     return spec.family == "rsa"
 

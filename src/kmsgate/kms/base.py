@@ -29,10 +29,8 @@ the background every ``RELOAD_RETRY_SECONDS``. Writes still fail on their own, i
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
 from kmsgate.core.errors import (
@@ -50,14 +48,13 @@ from kmsgate.kms.audit_context import REQUEST_AUTHORIZATION, REQUEST_KEY_ARN
 from kmsgate.kms.clock import Clock
 from kmsgate.kms.keyref import Namespace
 from kmsgate.kms.model import SYMMETRIC_DEFAULT, KeyMaterial, KeyState, KmsKey
+from kmsgate.kms.slow_operations import SlowOperations
 from kmsgate.kms.snapshot import Snapshot
 from kmsgate.kms.store import KeyStore
 from kmsgate.kms.transaction import Transaction
 from kmsgate.kms.usage import UsageRecorder
 
 T = TypeVar("T")
-# Threads for slow private-key operations: one core fewer than the machine has, at least one.
-SLOW_OPERATION_THREADS = max((os.cpu_count() or 1) - 1, 1)
 RELOAD_RETRY_SECONDS = 1.0  # while the key store is unreachable, how often a reload is tried again
 
 
@@ -91,14 +88,11 @@ class ServiceBase:
         namespace: Namespace,
         clock: Clock,
         authorizer: Authorizer | None = None,
-        slow_executor: Executor | None = None,
+        slow_operations: SlowOperations | None = None,
     ) -> None:
         self._store = store
-        # Slow private-key operations (RSA) run here, on fewer threads than cores, so that a burst
-        # of them leaves a core to the event loop and every other request (see ``_run_slow``).
-        self._slow_executor = slow_executor or ThreadPoolExecutor(
-            max_workers=SLOW_OPERATION_THREADS, thread_name_prefix="kmsgate-slow-crypto"
-        )
+        # Slow private-key operations (RSA) run here, in helper processes (see ``_run_slow``).
+        self._slow_operations = slow_operations or SlowOperations()
         self.namespace = namespace
         self._clock = clock
         self._authorizer: Authorizer = authorizer or AllowAll()
@@ -249,8 +243,11 @@ class ServiceBase:
         return self.namespace.parse(key_ref, allow_alias=True).alias_name
 
     async def _run_slow(self, function: Callable[..., T], *args: Any) -> T:
-        """``function(*args)`` on the slow-operation threads, off the event loop."""
-        return await asyncio.get_running_loop().run_in_executor(self._slow_executor, function, *args)
+        """``function(*args)`` where slow private-key operations run (``kmsgate.kms.slow_operations``).
+
+        Raises ``ThrottlingError`` when too many are already waiting.
+        """
+        return await self._slow_operations.run(function, *args)
 
     def _note_use(self, key: KmsKey, operation: str) -> None:
         """Record a successful cryptographic use (memory only; see ``kmsgate.kms.usage``)."""

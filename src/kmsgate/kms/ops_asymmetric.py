@@ -2,7 +2,7 @@
 DeriveSharedSecret.
 
 Like the symmetric operations they run from memory (the private key or HMAC key is unwrapped
-when the view is loaded); RSA private-key operations run on the slow-operation threads. The
+when the view is loaded); RSA private-key operations run in the slow-operation helpers. The
 cryptography is in ``kmsgate.kms.asymmetric``, ``kmsgate.kms.macs`` and ``kmsgate.kms.agreement``;
 this module authorizes, checks the key's state and usage, and records use.
 """

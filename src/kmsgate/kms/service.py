@@ -7,7 +7,6 @@ onto these methods. Each method takes keyword-only snake_case arguments and ``ca
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import Executor
 from pathlib import Path
 
 from kmsgate.kms.base import Authorizer
@@ -25,6 +24,7 @@ from kmsgate.kms.ops_keys import KeyOperations
 from kmsgate.kms.ops_rotation import RotationOperations
 from kmsgate.kms.ops_usage import UsageOperations
 from kmsgate.kms.rootkey import RootKey
+from kmsgate.kms.slow_operations import SlowOperations
 from kmsgate.kms.stores import open_store
 
 
@@ -45,7 +45,7 @@ class KmsService(
 
     def close(self) -> None:
         self._store.close()
-        self._slow_executor.shutdown(wait=False, cancel_futures=True)
+        self._slow_operations.close()
 
     async def check_key_store(self) -> None:
         """Whether the key store answers now (readiness); raises ``DependencyTimeoutError`` saying why not."""
@@ -61,10 +61,10 @@ def open_service(
     clock: Clock | None = None,
     authorizer: Authorizer | None = None,
     key_store: str | None = None,
-    slow_executor: Executor | None = None,
+    slow_operations: SlowOperations | None = None,
 ) -> KmsService:
     """The KMS on the key store ``key_store`` names (``kmsgate.kms.stores``; default SQLite in ``data_dir``)."""
     store = open_store(key_store, data_dir, root_key)
     return KmsService(
-        store, Namespace(region=region, account_id=account_id), clock or SystemClock(), authorizer, slow_executor
+        store, Namespace(region=region, account_id=account_id), clock or SystemClock(), authorizer, slow_operations
     )
