@@ -120,6 +120,34 @@ def test_a_client_sending_its_headers_slowly_is_closed_at_the_header_deadline(de
     assert closed, "the connection outlived its header deadline while the headers never ended"
 
 
+def _sends_headers_slowly_until_closed(sock: socket.socket, start: bytes) -> bool:
+    """Send ``start`` then one header byte at a time, never the end; True once the server closed
+    the connection (after a 408 or without one)."""
+    sock.sendall(start)
+    sent = 0
+    while sent < WAIT_S / SLOW_BYTE_INTERVAL_S:
+        readable, _, _ = select.select([sock], [], [], SLOW_BYTE_INTERVAL_S)
+        if readable:
+            status_line = sock.recv(65536).split(b"\r\n", 1)[0]
+            assert status_line in (b"HTTP/1.1 408 Request Timeout", b"")
+            return _closed_by_server(sock) if status_line else True
+        try:
+            sock.sendall(b"a")
+        except (BrokenPipeError, ConnectionResetError):
+            return True
+        sent += 1
+    return False
+
+
+def test_a_request_after_a_served_one_on_the_same_connection_has_a_header_deadline(
+        deadlines: KmsgateServer) -> None:
+    sock = _connect(deadlines)
+    assert _get(deadlines, sock) == 200  # its headers arrived whole
+    closed = _sends_headers_slowly_until_closed(sock, b"GET /healthz HTTP/1.1\r\nX-Slow: ")
+    sock.close()
+    assert closed, "the second request's headers outlived their deadline"
+
+
 def test_a_stalled_kms_body_is_answered_408_in_the_aws_shape(deadlines: KmsgateServer) -> None:
     head, body = _signed_kms_request(deadlines, "ListKeys", b'{"Limit": 10}')
     sock = _connect(deadlines)

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import gc
 import inspect
 import logging
 import mmap
@@ -197,6 +198,9 @@ async def _serve_async(app_factory: AppFactory, host: str, port: int, drain_time
             site = LimitedSite(site_runner, sock, limits, backlog=LISTEN_BACKLOG, ssl_context=ssl_context)
             await site.start()
             sites.append(site)
+        # Everything built so far (modules, the application, its services) lives as long as the
+        # worker: out of the collector's sight, a full collection no longer walks it.
+        gc.freeze()
         trimming = asyncio.create_task(_trim_heap_periodically())
         await stop.wait()
         trimming.cancel()

@@ -321,8 +321,9 @@ class FileObjectReader(RangeReader):
     @classmethod
     def open_sync(cls, info: StoredObject, segments: list[_Segment], start: int | None,
                   end: int | None) -> FileObjectReader:
-        """Open the file that holds ``start`` and read the first block (blocking; raises
-        ``FileNotFoundError`` when the version was replaced since ``info`` was looked up).
+        """Open the file that holds ``start`` and read the first block, closing the file when
+        that block ends the range (blocking; raises ``FileNotFoundError`` when the version was
+        replaced since ``info`` was looked up).
 
         For an object in one file, the file is the truth about the bytes: a damaged (truncated)
         file reads as the shorter message it now is, for the gateway to refuse as such."""
@@ -337,6 +338,8 @@ class FileObjectReader(RangeReader):
             reader._start, reader._end = resolve_range(reader._info.size, start, end)
             if reader._end > reader._start:
                 reader._first = reader._read_sync(reader._start)
+            if reader._start + len(reader._first) >= reader._end:
+                reader._close_sync()  # read whole in this call: the close need not come back to the loop
         except BaseException:
             reader._close_sync()
             raise
