@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from storage_contract import BUCKET, get, put
 
-from kmsgate.gateway.storage.base import EntityTooSmall, InvalidArgument, ObjectNotFound, StorageError
+from kmsgate.gateway.storage.base import EntityTooSmall, InvalidArgument, NoSuchBucket, ObjectNotFound, StorageError
 from kmsgate.gateway.storage.file import INLINE_MAX_BYTES, ORPHAN_GRACE_SECONDS, FileStorage
 from kmsgate.gateway.storage.fileio import create_owned
 from kmsgate.gateway.storage.s3 import MIN_PART_BYTES, S3Storage
@@ -650,3 +650,21 @@ async def test_file_an_inline_write_killed_at_any_point_leaves_one_whole_version
             assert storage.object_files(BUCKET, "k") == []
     finally:
         await storage.close()
+
+
+async def test_file_a_write_declared_small_checks_its_bucket_once_at_commit(file_storage: FileStorage) -> None:
+    # No catalog read (and thread hop) at open: the commit's check is the one that counts.
+    writer = await file_storage.open_write("absent", "k", length=100)
+    await writer.write(b"x" * 100)
+    with pytest.raises(NoSuchBucket):
+        await writer.commit()
+    assert data_files(file_storage) == set() and os.listdir(file_storage.tmp_dir) == []
+    with pytest.raises(NoSuchBucket):  # declared past the inline size, or not declared: refused at once
+        await file_storage.open_write("absent", "k", length=INLINE_MAX_BYTES + 1)
+    with pytest.raises(NoSuchBucket):
+        await file_storage.open_write("absent", "k")
+    await file_storage.create_bucket(BUCKET)
+    writer = await file_storage.open_write(BUCKET, "k", length=100)
+    await writer.write(b"x" * 100)
+    await writer.commit()
+    assert await get(file_storage, "k") == b"x" * 100

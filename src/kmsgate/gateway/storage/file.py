@@ -547,9 +547,13 @@ class FileStorage:
 
     async def open_write(self, bucket: str, key: str, metadata: bytes = b"", *,
                          length: int | None = None) -> FileObjectWriter:
-        # ``length`` is not needed: the bytes stream to a temporary file, renamed at commit.
+        # The bytes stream to a temporary file, renamed at commit, or stay buffered to be kept
+        # inline. A missing bucket fails here, before the body streams, unless the declared
+        # length says the object will be kept inline: then the commit's own check (which is
+        # needed anyway) is the only one, and the write costs no thread hop of its own.
         metadata = check_metadata(metadata)
-        await self.head_bucket(bucket)  # fail before the body streams; the commit checks again
+        if length is None or length > self.inline_max_bytes:
+            await self.head_bucket(bucket)
         return FileObjectWriter(self, bucket, key, metadata)
 
     def _open_sync(self, bucket: str, key: str, start: int | None, end: int | None) -> FileObjectReader:
