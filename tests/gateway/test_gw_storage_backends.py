@@ -553,6 +553,26 @@ async def test_file_catalog_made_before_part_metadata_opens_and_keeps_its_upload
         await storage.close()
 
 
+async def test_file_catalog_made_before_inline_objects_opens_and_keeps_its_objects(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    storage = await FileStorage.open(root, inline_max_bytes=0)  # every object in a data file, as before
+    await storage.create_bucket(BUCKET)
+    await put(storage, "old", b"old object")
+    await storage.close()
+    db = sqlite3.connect(root / "catalog.sqlite3")
+    db.execute("ALTER TABLE objects DROP COLUMN data")  # the catalog as it was before
+    db.commit()
+    db.close()
+    storage = await FileStorage.open(root)
+    try:
+        assert await get(storage, "old") == b"old object" and len(storage.object_files(BUCKET, "old")) == 1
+        await put(storage, "new", b"new object")
+        assert await get(storage, "new") == b"new object" and storage.object_files(BUCKET, "new") == []
+        assert [e.key for e in (await storage.list_objects(BUCKET)).objects] == ["new", "old"]
+    finally:
+        await storage.close()
+
+
 async def test_file_a_small_object_is_kept_in_its_catalog_row_with_no_data_file(file_storage: FileStorage) -> None:
     await file_storage.create_bucket(BUCKET)
     small, limit = os.urandom(1024), os.urandom(INLINE_MAX_BYTES)
