@@ -4,7 +4,8 @@ Layout under ``root``::
 
     catalog.sqlite3                 the catalog (``kmsgate.gateway.storage.catalog``): buckets,
                                     configs, objects, uploads and parts, and which data files
-                                    hold each object's bytes
+                                    hold each object's bytes (or the bytes themselves, for a
+                                    small object kept inline)
     catalog-key.bin                 the wrapped catalog key (0600), written once: to a
                                     temporary file, fsync'd, then hard-linked to its name (which
                                     fails if another process linked it first; that one is kept)
@@ -40,7 +41,7 @@ object is replaced, and no thread hop of its own. Reads, ranges, copies and dele
 same object either way; a crash leaves nothing of an unacknowledged inline write. Parts of
 multipart uploads always go to data files (a completed upload names them in order). With 64
 concurrent 1 KiB S3 PUTs of one key (``wrk``, one worker) this took the server's CPU time per
-PUT from about 1,140 to 600-740 us on the busy 2-core development machine (no fsync of a file
+PUT from about 1,140 to 470-740 us on the busy 2-core development machine (no fsync of a file
 and of its directory per object, no unlink of the replaced version's file).
 
 A crash before the catalog commit leaves the old version visible and an unreferenced data
