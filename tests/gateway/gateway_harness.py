@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from kmsgate.gateway.exchange import GATEWAY
 from kmsgate.gateway.routes import setup_gateway
 from kmsgate.gateway.service import DEFAULT_KEY_ALIAS, Gateway, GatewaySettings
 from kmsgate.gateway.storage.base import Storage
+from kmsgate.gateway.storage.catalog import CATALOG_FILENAME
 from kmsgate.gateway.storage.file import FileStorage
 from kmsgate.kms.rootkey import RootKey
 from kmsgate.kms.service import KmsService, open_service
@@ -68,12 +70,35 @@ async def start_gateway(app: web.Application) -> tuple[web.AppRunner, str]:
     return runner, f"http://127.0.0.1:{port}"
 
 
-def stored_file(gw: RunningGateway, key: str) -> Path:
-    """The data file holding the stored bytes of ``key`` in the default bucket (file storage)."""
+def _file_storage(gw: RunningGateway) -> FileStorage:
     storage = gw.gateway.storage
     if not isinstance(storage, FileStorage):
-        raise TypeError("stored_file needs the file storage backend")
-    return storage.object_files(gw.gateway.settings.default_bucket, key)[0]
+        raise TypeError("stored bytes are reached here on the file storage backend only")
+    return storage
+
+
+def stored_bytes(gw: RunningGateway, key: str) -> bytes:
+    """The stored bytes of ``key`` in the default bucket (file storage): its data file's, or
+    its catalog row's for an object kept inline."""
+    storage, bucket = _file_storage(gw), gw.gateway.settings.default_bucket
+    files = storage.object_files(bucket, key)
+    if files:
+        return files[0].read_bytes()
+    with sqlite3.connect(storage.root / CATALOG_FILENAME) as db:
+        (data,) = db.execute("SELECT data FROM objects WHERE bucket = ? AND key = ?", (bucket, key)).fetchone()
+    return bytes(data)
+
+
+def overwrite_stored(gw: RunningGateway, key: str, data: bytes) -> None:
+    """Put ``data`` where the stored bytes of ``key`` are (as damage on disk would), leaving the
+    catalog's record of their size as it was."""
+    storage, bucket = _file_storage(gw), gw.gateway.settings.default_bucket
+    files = storage.object_files(bucket, key)
+    if files:
+        files[0].write_bytes(data)
+        return
+    with sqlite3.connect(storage.root / CATALOG_FILENAME) as db:
+        db.execute("UPDATE objects SET data = ? WHERE bucket = ? AND key = ?", (data, bucket, key))
 
 
 async def gateway_over(tmp_path: Path, storage: Storage, settings: GatewaySettings) -> AsyncIterator[RunningGateway]:

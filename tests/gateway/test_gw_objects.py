@@ -16,7 +16,7 @@ from kmsgate.envelope.materials import encrypt_message
 from kmsgate.gateway.headers import CONTEXT_HEADER, KEY_ID_HEADER, encode_context
 from kmsgate.gateway.storage.file import READ_BLOCK_BYTES
 
-from gateway_harness import ACCOUNT_ID, ROOT, RunningGateway, create_key, stored_file
+from gateway_harness import ACCOUNT_ID, ROOT, RunningGateway, create_key, overwrite_stored, stored_bytes
 
 FRAME = 4096  # the gateway_settings fixture's frame length
 
@@ -190,10 +190,9 @@ async def test_tampered_stored_object_is_not_served(running_gateway: RunningGate
     small, large = os.urandom(3 * FRAME), os.urandom(READ_BLOCK_BYTES + 3 * FRAME)
     for key, data, at in (("t", small, -30), ("big", large, -30), ("mid", large, len(large) // 2)):
         await put(http, running_gateway, key, data)
-        path = stored_file(running_gateway, key)
-        raw = bytearray(path.read_bytes())
+        raw = bytearray(stored_bytes(running_gateway, key))
         raw[at] ^= 1  # -30: inside the final frames
-        path.write_bytes(bytes(raw))
+        overwrite_stored(running_gateway, key, bytes(raw))
     # Read whole with its header: verified before anything is sent, so a plain 502.
     async with http.get(f"{running_gateway.url}/v1/objects/t") as r:
         assert r.status == 502 and (await r.json())["error"] == "ObjectCorrupt"
@@ -215,10 +214,9 @@ async def test_a_range_outside_a_tampered_frame_still_verifies(running_gateway: 
                                                                http: aiohttp.ClientSession) -> None:
     data = os.urandom(3 * FRAME + 100)
     await put(http, running_gateway, "t", data)
-    path = stored_file(running_gateway, "t")
-    raw = bytearray(path.read_bytes())
+    raw = bytearray(stored_bytes(running_gateway, "t"))
     raw[-140 - 100] ^= 1  # inside the third regular frame; the first and the final frame are untouched
-    path.write_bytes(bytes(raw))
+    overwrite_stored(running_gateway, "t", bytes(raw))
     async with http.get(f"{running_gateway.url}/v1/objects/t", headers={"Range": "bytes=0-10"}) as r:
         assert r.status == 206 and await r.read() == data[:11]
     async with http.get(f"{running_gateway.url}/v1/objects/t", headers={"Range": "bytes=-100"}) as r:
@@ -240,9 +238,8 @@ TRUNCATIONS = {
 
 
 def truncate_stored(gw: RunningGateway, key: str, drop: int) -> None:
-    path = stored_file(gw, key)
-    raw = path.read_bytes()
-    path.write_bytes(raw[: len(raw) - drop])
+    raw = stored_bytes(gw, key)
+    overwrite_stored(gw, key, raw[: len(raw) - drop])
 
 
 @pytest.mark.parametrize("drop", TRUNCATIONS.values(), ids=TRUNCATIONS.keys())

@@ -18,7 +18,7 @@ import botocore.session
 import pytest
 from aiohttp import web
 from aws_encryption_sdk.identifiers import CommitmentPolicy
-from gateway_harness import RunningGateway, TrustAsRoot, start_gateway, stored_file
+from gateway_harness import RunningGateway, TrustAsRoot, start_gateway, stored_bytes
 
 from kmsgate.auth.identities import AccessKey, RootCredentials, build_directory, parse_identities
 from kmsgate.envelope.kms_client import RemoteKmsClient, RemoteKmsSettings
@@ -86,7 +86,7 @@ async def test_stored_object_decrypts_offline_with_official_sdk(shared_kms_gatew
         async with http.put(f"{gw.url}/v1/objects/sdk/obj", data=data,
                             headers={CONTEXT_HEADER: encode_context(context)}) as resp:
             assert resp.status == 201
-    stored = stored_file(gw, "sdk/obj").read_bytes()
+    stored = stored_bytes(gw, "sdk/obj")
     client = aws_encryption_sdk.EncryptionSDKClient(commitment_policy=CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT)
     provider = aws_encryption_sdk.StrictAwsKmsMasterKeyProvider(
         key_ids=[gw.key_arn], botocore_session=botocore.session.Session())

@@ -16,8 +16,8 @@ import aiohttp
 import pytest
 from storage_contract import BUCKET, get, put
 
-from kmsgate.gateway.storage.base import EntityTooSmall, InvalidArgument, ObjectNotFound, StorageError
-from kmsgate.gateway.storage.file import ORPHAN_GRACE_SECONDS, FileStorage
+from kmsgate.gateway.storage.base import EntityTooSmall, InvalidArgument, NoSuchBucket, ObjectNotFound, StorageError
+from kmsgate.gateway.storage.file import INLINE_MAX_BYTES, ORPHAN_GRACE_SECONDS, FileStorage
 from kmsgate.gateway.storage.fileio import create_owned
 from kmsgate.gateway.storage.s3 import MIN_PART_BYTES, S3Storage
 from kmsgate.gateway.storage.spool import MEMORY_BYTES
@@ -31,6 +31,11 @@ def tree(root: Path) -> dict[str, int]:
 def age(path: Path, seconds: float) -> None:
     old = path.stat().st_mtime - seconds
     os.utime(path, (old, old))
+
+
+def file_sized(data: bytes) -> bytes:
+    """``data`` repeated past ``INLINE_MAX_BYTES``: an object the file storage keeps in a data file."""
+    return data * (INLINE_MAX_BYTES // len(data) + 1)
 
 
 def data_files(storage: FileStorage) -> set[Path]:
@@ -69,9 +74,9 @@ async def test_file_commit_leaves_no_temporary_files(file_storage: FileStorage) 
 
 async def test_file_replacing_or_deleting_an_object_removes_its_data_file(file_storage: FileStorage) -> None:
     await file_storage.create_bucket(BUCKET)
-    await put(file_storage, "k", b"first")
+    await put(file_storage, "k", file_sized(b"first"))
     first = set(file_storage.object_files(BUCKET, "k"))
-    await put(file_storage, "k", b"second")
+    await put(file_storage, "k", file_sized(b"second"))
     assert data_files(file_storage) == set(file_storage.object_files(BUCKET, "k")) != first
     await file_storage.delete(BUCKET, "k")
     assert data_files(file_storage) == set()
@@ -83,7 +88,7 @@ async def test_file_failed_commit_cleans_up_and_raises_storage_error(file_storag
     shutil.rmtree(file_storage.data_dir)
     file_storage.data_dir.write_bytes(b"not a directory")
     writer = await file_storage.open_write(BUCKET, "k")
-    await writer.write(b"data" * 1000)
+    await writer.write(file_sized(b"data"))
     with pytest.raises(StorageError):
         await writer.commit()
     assert os.listdir(file_storage.tmp_dir) == []
@@ -104,7 +109,7 @@ async def test_file_commit_to_a_bucket_deleted_meanwhile_leaves_nothing(file_sto
 async def test_file_unowned_temporaries_and_orphan_data_files_are_removed_at_open(tmp_path: Path) -> None:
     storage = await FileStorage.open(tmp_path / "store")
     await storage.create_bucket(BUCKET)
-    await put(storage, "kept", b"referenced")
+    await put(storage, "kept", file_sized(b"referenced"))
     [kept] = storage.object_files(BUCKET, "kept")
     age(kept, ORPHAN_GRACE_SECONDS + 60)  # old, but the catalog names it
     await storage.close()
@@ -122,7 +127,7 @@ async def test_file_unowned_temporaries_and_orphan_data_files_are_removed_at_ope
         try:
             assert not abandoned.exists() and not orphan.exists()
             assert in_use.exists() and young_orphan.exists()  # another process may be mid-commit
-            assert await get(reopened, "kept") == b"referenced"
+            assert await get(reopened, "kept") == file_sized(b"referenced")
         finally:
             await reopened.close()
     finally:
@@ -546,3 +551,140 @@ async def test_file_catalog_made_before_part_metadata_opens_and_keeps_its_upload
         assert [p.metadata for p in await storage.list_parts(BUCKET, "k", upload_id)] == [b"", b"part meta"]
     finally:
         await storage.close()
+
+
+async def test_file_catalog_made_before_inline_objects_opens_and_keeps_its_objects(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    storage = await FileStorage.open(root, inline_max_bytes=0)  # every object in a data file, as before
+    await storage.create_bucket(BUCKET)
+    await put(storage, "old", b"old object")
+    await storage.close()
+    db = sqlite3.connect(root / "catalog.sqlite3")
+    db.execute("ALTER TABLE objects DROP COLUMN data")  # the catalog as it was before
+    db.commit()
+    db.close()
+    storage = await FileStorage.open(root)
+    try:
+        assert await get(storage, "old") == b"old object" and len(storage.object_files(BUCKET, "old")) == 1
+        await put(storage, "new", b"new object")
+        assert await get(storage, "new") == b"new object" and storage.object_files(BUCKET, "new") == []
+        assert [e.key for e in (await storage.list_objects(BUCKET)).objects] == ["new", "old"]
+    finally:
+        await storage.close()
+
+
+async def test_file_a_small_object_is_kept_in_its_catalog_row_with_no_data_file(file_storage: FileStorage) -> None:
+    await file_storage.create_bucket(BUCKET)
+    small, limit = os.urandom(1024), os.urandom(INLINE_MAX_BYTES)
+    await put(file_storage, "small", small, metadata=b"meta")
+    await put(file_storage, "limit", limit)
+    assert data_files(file_storage) == set() and os.listdir(file_storage.tmp_dir) == []
+    assert file_storage.object_files(BUCKET, "small") == []
+    assert await get(file_storage, "small") == small and await get(file_storage, "limit") == limit
+    head = await file_storage.head(BUCKET, "small")
+    assert (head.size, head.metadata) == (1024, b"meta")
+    await put(file_storage, "over", os.urandom(INLINE_MAX_BYTES + 1))
+    assert len(file_storage.object_files(BUCKET, "over")) == 1
+
+
+async def test_file_ranges_of_an_inline_object_read_its_bytes(file_storage: FileStorage) -> None:
+    await file_storage.create_bucket(BUCKET)
+    data = os.urandom(5000)
+    await put(file_storage, "k", data)
+    assert file_storage.object_files(BUCKET, "k") == []
+    for start, end in ((0, 1), (10, 4000), (4999, 5000), (4000, 10_000), (None, None), (5000, 6000)):
+        assert await get(file_storage, "k", start, end) == data[start:end]
+
+
+async def test_file_an_object_overwritten_inline_and_back_keeps_no_stale_file(file_storage: FileStorage) -> None:
+    await file_storage.create_bucket(BUCKET)
+    large, small = file_sized(b"large"), b"small" * 10
+    await put(file_storage, "k", large)
+    assert len(data_files(file_storage)) == 1
+    await put(file_storage, "k", small)  # file -> inline: the data file goes
+    assert data_files(file_storage) == set() and await get(file_storage, "k") == small
+    await put(file_storage, "k", large)  # inline -> file
+    assert data_files(file_storage) == set(file_storage.object_files(BUCKET, "k")) != set()
+    assert await get(file_storage, "k") == large
+    await put(file_storage, "k", small)
+    await file_storage.delete(BUCKET, "k")
+    with pytest.raises(ObjectNotFound):
+        await file_storage.head(BUCKET, "k")
+    assert data_files(file_storage) == set() and (await file_storage.list_objects(BUCKET)).objects == ()
+
+
+_CRASHING_INLINE_WRITER = """
+import asyncio, os, sys, time
+from kmsgate.gateway.storage import catalog, file
+
+point = sys.argv[2]
+
+def crash_here(*args, **kwargs):
+    print("ready", flush=True)
+    time.sleep(3600)  # killed here
+
+if point == "before-catalog-commit":
+    catalog.Catalog.commit_group = crash_here
+elif point == "after-catalog-commit":
+    file.unlink_quietly = crash_here
+
+async def main():
+    storage = await file.FileStorage.open(sys.argv[1])
+    writer = await storage.open_write("contract-bucket", "k", b"new metadata")
+    await writer.write(b"N" * 1024)
+    await writer.commit()
+    crash_here()  # acknowledged: killed before anything else happens
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("point, survivor", [("before-catalog-commit", "old"), ("after-catalog-commit", "new"),
+                                             ("acknowledged", "new")])
+@pytest.mark.parametrize("old_size", [100, 100_000], ids=["old-inline", "old-in-a-file"])
+async def test_file_an_inline_write_killed_at_any_point_leaves_one_whole_version(
+        tmp_path: Path, point: str, survivor: str, old_size: int) -> None:
+    root = tmp_path / "store"
+    storage = await FileStorage.open(root)
+    await storage.create_bucket(BUCKET)
+    old = os.urandom(old_size)
+    await put(storage, "k", old, metadata=b"old metadata")
+    await storage.close()
+
+    proc = subprocess.Popen([sys.executable, "-c", _CRASHING_INLINE_WRITER, str(root), point],
+                            stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.to_thread(proc.stdout.readline)
+        assert line == b"ready\n"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+    storage = await FileStorage.open(root)
+    try:
+        want = (old, b"old metadata") if survivor == "old" else (b"N" * 1024, b"new metadata")
+        assert (await get(storage, "k"), (await storage.head(BUCKET, "k")).metadata) == want
+        assert list(storage.tmp_dir.iterdir()) == []
+        if survivor == "new":
+            assert storage.object_files(BUCKET, "k") == []
+    finally:
+        await storage.close()
+
+
+async def test_file_a_write_declared_small_checks_its_bucket_once_at_commit(file_storage: FileStorage) -> None:
+    # No catalog read (and thread hop) at open: the commit's check is the one that counts.
+    writer = await file_storage.open_write("absent", "k", length=100)
+    await writer.write(b"x" * 100)
+    with pytest.raises(NoSuchBucket):
+        await writer.commit()
+    assert data_files(file_storage) == set() and os.listdir(file_storage.tmp_dir) == []
+    with pytest.raises(NoSuchBucket):  # declared past the inline size, or not declared: refused at once
+        await file_storage.open_write("absent", "k", length=INLINE_MAX_BYTES + 1)
+    with pytest.raises(NoSuchBucket):
+        await file_storage.open_write("absent", "k")
+    await file_storage.create_bucket(BUCKET)
+    writer = await file_storage.open_write(BUCKET, "k", length=100)
+    await writer.write(b"x" * 100)
+    await writer.commit()
+    assert await get(file_storage, "k") == b"x" * 100

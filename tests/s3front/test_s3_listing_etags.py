@@ -51,6 +51,18 @@ class Backend:
     """Copy the sealed ETag of ``bucket/a`` into the record of ``bucket/b`` (``bucket, a, b``)."""
 
 
+def file_stored_message(root: Path, bucket: str, key: str) -> bytes:
+    """The stored bytes of ``bucket/key`` in the file storage at ``root``: its catalog row's
+    when it is kept inline, else its (first) data file's."""
+    with sqlite3.connect(root / CATALOG_FILENAME, timeout=30) as db:
+        files, data = db.execute("SELECT files, data FROM objects WHERE bucket = ? AND key = ?",
+                                 (bucket, key)).fetchone()
+    if data is not None:
+        return bytes(data)
+    name = str(files).split()[0]
+    return (root / "data" / name[:2] / name).read_bytes()
+
+
 def _file_backend(tmp: Path) -> Iterator[Backend]:
     server = start_server(tmp / "data", "--s3-port", str(free_port()))
     root = server.data_dir / OBJECTS_DIRNAME
@@ -64,10 +76,7 @@ def _file_backend(tmp: Path) -> Iterator[Backend]:
         return sqlite3.connect(root / CATALOG_FILENAME, timeout=30)
 
     def stored_message(bucket: str, key: str) -> bytes:
-        with catalog() as db:
-            (files,) = db.execute("SELECT files FROM objects WHERE bucket = ? AND key = ?", (bucket, key)).fetchone()
-        name = str(files).split()[0]
-        return (root / "data" / name[:2] / name).read_bytes()
+        return file_stored_message(root, bucket, key)
 
     def move_sealed_etag(bucket: str, source: str, target: str) -> None:
         db = catalog()
@@ -255,10 +264,7 @@ def test_a_listing_answers_with_message_ids_while_the_kms_is_down_and_md5s_once_
         gateway.stop()
         kms.stop()
         gateway.start()  # the catalog key is no longer in memory, and the KMS cannot unwrap it
-        stored = (tmp_path / "gateway" / OBJECTS_DIRNAME / CATALOG_FILENAME)
-        with sqlite3.connect(stored) as db:
-            (files,) = db.execute("SELECT files FROM objects WHERE key = 'obj'").fetchone()
-        message = (stored.parent / "data" / files[:2] / files).read_bytes()
+        message = file_stored_message(tmp_path / "gateway" / OBJECTS_DIRNAME, "kept", "obj")
         s3 = s3_client(gateway)
         assert listed_etags(s3, "kept") == {"obj": message_id_etag(message)}
         deadline = time.monotonic() + 30

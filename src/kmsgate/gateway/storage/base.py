@@ -11,7 +11,8 @@ blob of at most ``MAX_METADATA_BYTES`` (the gateway's encrypted Content-Type and
   aborts the bucket's in-progress multipart uploads instead of counting them as content.
   ``list_buckets`` is sorted by name. Per-bucket configuration documents (``encryption``, ...)
   are small opaque blobs, at most ``MAX_BUCKET_CONFIG_BYTES``. Any operation on a missing
-  bucket raises ``NoSuchBucket``.
+  bucket raises ``NoSuchBucket`` (a write whose declared ``length`` is small may raise it at
+  ``commit`` instead of ``open_write``).
 * Writes stream through an ``ObjectWriter``: ``write(chunk)`` any number of times, then
   exactly one of ``commit()`` or ``abort()``. Memory held by a writer is bounded by a
   backend constant, never by the object size. ``open_write(length=n)`` and

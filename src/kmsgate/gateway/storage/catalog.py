@@ -9,7 +9,9 @@ records the new objects and parts of several writers in one transaction, each in
 savepoint.
 
 An object row names its data files (unique random names, see ``kmsgate.gateway.storage.file``)
-in order, with the stored size of each part for a completed multipart upload. Methods that
+in order, with the stored size of each part for a completed multipart upload; or, for a small
+object written whole, holds its stored bytes itself (``data``, with no file named), so that
+they are durable with the row, in the same ``COMMIT``. Methods that
 drop a row return the data files nobody references any more; the caller unlinks them after the
 commit. Blocking: call from a worker thread.
 
@@ -57,6 +59,7 @@ CREATE TABLE IF NOT EXISTS objects (
     files TEXT NOT NULL,            -- data file names, space-separated, in order
     part_sizes TEXT NOT NULL,       -- stored part sizes, space-separated ('' when written whole)
     sealed_etag BLOB NOT NULL DEFAULT x'',
+    data BLOB,                      -- the stored bytes of an object kept inline (files ''), else NULL
     PRIMARY KEY (bucket, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS uploads (
     upload_id TEXT PRIMARY KEY, bucket TEXT NOT NULL, key TEXT NOT NULL,
@@ -72,6 +75,8 @@ _PARTS_METADATA_COLUMN = "ALTER TABLE parts ADD COLUMN metadata BLOB NOT NULL DE
 """For a catalog made before parts kept a metadata blob."""
 _OBJECTS_SEALED_ETAG_COLUMN = "ALTER TABLE objects ADD COLUMN sealed_etag BLOB NOT NULL DEFAULT x''"
 """For a catalog made before objects kept a sealed ETag (their rows get an empty one)."""
+_OBJECTS_DATA_COLUMN = "ALTER TABLE objects ADD COLUMN data BLOB"
+"""For a catalog made before small objects were kept inline (their rows get NULL: in files)."""
 CATALOG_KEY_FILENAME = "catalog-key.bin"
 """The wrapped catalog key, beside the catalog (0600)."""
 
@@ -85,10 +90,12 @@ def _catalog_failure(exc: sqlite3.Error) -> StorageError:
 
 @dataclass(frozen=True, slots=True)
 class ObjectRecord:
-    """An object and the data files that hold its bytes, in order."""
+    """An object and the data files that hold its bytes, in order; or, with ``data``, its bytes
+    themselves, kept in the catalog row (then ``files`` is empty)."""
 
     info: StoredObject
     files: tuple[str, ...]
+    data: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,15 +113,15 @@ CatalogWrite = ObjectRecord | PartRecord
 """What ``Catalog.commit_group`` records: an object's current version, or a part."""
 
 
-def _object(bucket: str, row: tuple[str, int, str, float, bytes, str, str, bytes]) -> ObjectRecord:
-    key, size, etag, modified, metadata, files, part_sizes, sealed_etag = row
+def _object(bucket: str, row: tuple[str, int, str, float, bytes, str, str, bytes, bytes | None]) -> ObjectRecord:
+    key, size, etag, modified, metadata, files, part_sizes, sealed_etag, data = row
     sizes = tuple(int(s) for s in part_sizes.split())
     info = StoredObject(bucket=bucket, key=key, size=int(size), etag=etag, last_modified=float(modified),
                         metadata=bytes(metadata), part_sizes=sizes, sealed_etag=bytes(sealed_etag))
-    return ObjectRecord(info, tuple(files.split()))
+    return ObjectRecord(info, tuple(files.split()), None if data is None else bytes(data))
 
 
-_OBJECT_COLUMNS = "key, size, etag, last_modified, metadata, files, part_sizes, sealed_etag"
+_OBJECT_COLUMNS = "key, size, etag, last_modified, metadata, files, part_sizes, sealed_etag, data"
 
 
 class Catalog:
@@ -136,8 +143,11 @@ class Catalog:
                         db.execute(statement)
                 if "metadata" not in {str(row[1]) for row in db.execute("PRAGMA table_info(parts)")}:
                     db.execute(_PARTS_METADATA_COLUMN)
-                if "sealed_etag" not in {str(row[1]) for row in db.execute("PRAGMA table_info(objects)")}:
+                object_columns = {str(row[1]) for row in db.execute("PRAGMA table_info(objects)")}
+                if "sealed_etag" not in object_columns:
                     db.execute(_OBJECTS_SEALED_ETAG_COLUMN)
+                if "data" not in object_columns:
+                    db.execute(_OBJECTS_DATA_COLUMN)
         except sqlite3.Error as exc:
             raise StorageError(f"file storage catalog failed: {type(exc).__name__}") from exc
 
@@ -244,9 +254,9 @@ class Catalog:
         old = db.execute("SELECT files FROM objects WHERE bucket = ? AND key = ?",
                          (info.bucket, info.key)).fetchone()
         db.execute(
-            f"INSERT OR REPLACE INTO objects (bucket, {_OBJECT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT OR REPLACE INTO objects (bucket, {_OBJECT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (info.bucket, info.key, info.size, info.etag, info.last_modified, info.metadata,
-             " ".join(record.files), " ".join(str(s) for s in info.part_sizes), info.sealed_etag),
+             " ".join(record.files), " ".join(str(s) for s in info.part_sizes), info.sealed_etag, record.data),
         )
         return [] if old is None else [f for f in str(old[0]).split() if f not in record.files]
 

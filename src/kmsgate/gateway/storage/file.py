@@ -4,7 +4,8 @@ Layout under ``root``::
 
     catalog.sqlite3                 the catalog (``kmsgate.gateway.storage.catalog``): buckets,
                                     configs, objects, uploads and parts, and which data files
-                                    hold each object's bytes
+                                    hold each object's bytes (or the bytes themselves, for a
+                                    small object kept inline)
     catalog-key.bin                 the wrapped catalog key (0600), written once: to a
                                     temporary file, fsync'd, then hard-linked to its name (which
                                     fails if another process linked it first; that one is kept)
@@ -30,6 +31,18 @@ next one, so concurrent writes share one durable ``COMMIT``, and each writer ret
 after the commit that holds its row. With 64 concurrent 1 KiB S3 PUTs this took the server's
 CPU time per PUT from about 1,630 to 1,050-1,140 us (one durable commit, not one per object,
 and no threads waiting their turn on the catalog's lock).
+
+Small objects are kept inline: an object written whole whose stored bytes (at most
+``INLINE_MAX_BYTES``) are all still in the writer's buffer at commit gets no data file. Its
+bytes go into its catalog row (``ObjectRecord.data``), committed by the same group commit, so
+the one durable ``COMMIT`` that acknowledges the row is the one that makes the bytes durable:
+no file to create, write, fsync, rename and fsync the directory of, nor to unlink when the
+object is replaced, and no thread hop of its own. Reads, ranges, copies and deletes see the
+same object either way; a crash leaves nothing of an unacknowledged inline write. Parts of
+multipart uploads always go to data files (a completed upload names them in order). With 64
+concurrent 1 KiB S3 PUTs of one key (``wrk``, one worker) this took the server's CPU time per
+PUT from about 1,140 to 470-740 us on the busy 2-core development machine (no fsync of a file
+and of its directory per object, no unlink of the replaced version's file).
 
 A crash before the catalog commit leaves the old version visible and an unreferenced data
 file; a crash after it leaves the new version and the old files unreferenced. At open,
@@ -104,6 +117,8 @@ from kmsgate.gateway.storage.group_commit import GroupCommit
 from kmsgate.gateway.storage.listing import list_page, prefix_end
 
 WRITE_BUFFER_BYTES = 1024 * 1024
+INLINE_MAX_BYTES = 64 * 1024
+"""An object written whole of at most this many stored bytes is kept in its catalog row."""
 READ_BLOCK_BYTES = 1024 * 1024
 ORPHAN_GRACE_SECONDS = 3600
 """A data file the catalog does not name is removed at open only once it is this old."""
@@ -153,6 +168,17 @@ class _DataFileWriter(Generic[R]):
         """The result, and the catalog write that commits the data file ``self._name``."""
         raise NotImplementedError
 
+    def _record_inline(self, data: bytes, now: float) -> tuple[R, CatalogWrite] | None:
+        """The result, and the catalog write that keeps ``data`` (everything written) in the
+        catalog itself; ``None`` when this writer's bytes always go to a data file."""
+        return None
+
+    def _inline_write(self, now: float) -> tuple[R, CatalogWrite] | None:
+        """``_record_inline`` of the buffered bytes, when nothing went to a file and they are few."""
+        if self._fd is not None or self._flushed or self._pending_bytes > self._storage.inline_max_bytes:
+            return None
+        return self._record_inline(b"".join(self._pending), now)
+
     def _persist_sync(self, chunks: list[bytes | bytearray | memoryview]) -> None:
         """Write the rest, fsync the file, rename it to its data file name and fsync the directory
         (the file stays open, so locked, until it no longer has its temporary name)."""
@@ -198,8 +224,13 @@ class _DataFileWriter(Generic[R]):
         if self._done:
             raise StorageError("commit after commit or abort")
         try:
-            await self._serial.run(self._persist_sync, self._take_pending())
-            result, write = self._record(self._flushed, time.time())
+            inline = self._inline_write(time.time())
+            if inline is not None:
+                self._take_pending()
+                result, write = inline
+            else:
+                await self._serial.run(self._persist_sync, self._take_pending())
+                result, write = self._record(self._flushed, time.time())
             await self._storage.record(write)
         except OSError as exc:
             await self.abort()
@@ -241,6 +272,11 @@ class FileObjectWriter(_DataFileWriter[StoredObject]):
         info = StoredObject(bucket=self._bucket, key=self._key, size=size, etag=self._name,
                             last_modified=now, metadata=self._metadata, sealed_etag=self._sealed_etag)
         return info, ObjectRecord(info, (self._name,))
+
+    def _record_inline(self, data: bytes, now: float) -> tuple[StoredObject, CatalogWrite]:
+        info = StoredObject(bucket=self._bucket, key=self._key, size=len(data), etag=self._name,
+                            last_modified=now, metadata=self._metadata, sealed_etag=self._sealed_etag)
+        return info, ObjectRecord(info, (), data)
 
 
 class FilePartWriter(_DataFileWriter[PartInfo]):
@@ -319,6 +355,14 @@ class FileObjectReader(RangeReader):
         return os.pread(self._fd, want, pos - seg.offset)
 
     @classmethod
+    def inline(cls, info: StoredObject, data: bytes, start: int | None, end: int | None) -> FileObjectReader:
+        """A reader of an object kept in its catalog row: ``data`` is all of it, read already."""
+        reader = cls(replace(info, size=len(data)), [], 0, 0)
+        reader._start, reader._end = resolve_range(len(data), start, end)
+        reader._first = data[reader._start:reader._end]
+        return reader
+
+    @classmethod
     def open_sync(cls, info: StoredObject, segments: list[_Segment], start: int | None,
                   end: int | None) -> FileObjectReader:
         """Open the file that holds ``start`` and read the first block, closing the file when
@@ -377,9 +421,10 @@ class FileObjectReader(RangeReader):
         self._close_sync()
 
 
-def _written_file(write: CatalogWrite) -> str:
-    """The data file a writer persisted for ``write`` (an object written whole, or a part)."""
-    return write.files[0] if isinstance(write, ObjectRecord) else write.file
+def _written_files(write: CatalogWrite) -> tuple[str, ...]:
+    """The data file a writer persisted for ``write`` (an object written whole, or a part);
+    none for an object kept inline."""
+    return write.files if isinstance(write, ObjectRecord) else (write.file,)
 
 
 def _close_unclaimed(fut: asyncio.Future[FileObjectReader]) -> None:
@@ -393,8 +438,10 @@ class FileStorage:
 
     name = "file"
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, inline_max_bytes: int = INLINE_MAX_BYTES) -> None:
         self.root = Path(root)
+        self.inline_max_bytes = inline_max_bytes
+        """Objects written whole of at most this many stored bytes are kept inline (0: none)."""
         self.data_dir = self.root / "data"
         self.tmp_dir = self.root / "tmp"
         try:
@@ -408,8 +455,8 @@ class FileStorage:
         self._remove_orphans()
 
     @classmethod
-    async def open(cls, root: str | os.PathLike[str]) -> FileStorage:
-        return await asyncio.to_thread(cls, root)
+    async def open(cls, root: str | os.PathLike[str], *, inline_max_bytes: int = INLINE_MAX_BYTES) -> FileStorage:
+        return await asyncio.to_thread(partial(cls, root, inline_max_bytes=inline_max_bytes))
 
     def _remove_stale_tmp(self) -> None:
         """Remove the temporary files no live writer holds (see the module docstring)."""
@@ -443,12 +490,12 @@ class FileStorage:
         try:
             outcomes = self.catalog.commit_group(writes)
         except BaseException:
-            unlink_quietly([self.data_path(_written_file(w)) for w in writes])
+            unlink_quietly([self.data_path(f) for w in writes for f in _written_files(w)])
             raise
         unreferenced: list[Path] = []
         for write, outcome in zip(writes, outcomes):
             if isinstance(outcome, StorageError):
-                unreferenced.append(self.data_path(_written_file(write)))
+                unreferenced.extend(self.data_paths(_written_files(write)))
             else:
                 unreferenced.extend(self.data_paths(outcome))
         unlink_quietly(unreferenced)
@@ -462,7 +509,8 @@ class FileStorage:
         return [self.data_path(n) for n in names]
 
     def object_files(self, bucket: str, key: str) -> list[Path]:
-        """The data files holding an object's bytes, in order (blocking; for tools and tests)."""
+        """The data files holding an object's bytes, in order; none when it is kept inline
+        (blocking; for tools and tests)."""
         return self.data_paths(self.catalog.get_object(bucket, key).files)
 
     async def _run(self, fn: Callable[..., R], *args: object) -> R:
@@ -503,15 +551,21 @@ class FileStorage:
 
     async def open_write(self, bucket: str, key: str, metadata: bytes = b"", *,
                          length: int | None = None) -> FileObjectWriter:
-        # ``length`` is not needed: the bytes stream to a temporary file, renamed at commit.
+        # The bytes stream to a temporary file, renamed at commit, or stay buffered to be kept
+        # inline. A missing bucket fails here, before the body streams, unless the declared
+        # length says the object will be kept inline: then the commit's own check (which is
+        # needed anyway) is the only one, and the write costs no thread hop of its own.
         metadata = check_metadata(metadata)
-        await self.head_bucket(bucket)  # fail before the body streams; the commit checks again
+        if length is None or length > self.inline_max_bytes:
+            await self.head_bucket(bucket)
         return FileObjectWriter(self, bucket, key, metadata)
 
     def _open_sync(self, bucket: str, key: str, start: int | None, end: int | None) -> FileObjectReader:
         """Look up, open and read the first block, in one thread call."""
         for _ in range(_OPEN_ATTEMPTS):
             record = self.catalog.get_object(bucket, key)
+            if record.data is not None:
+                return FileObjectReader.inline(record.info, record.data, start, end)
             try:
                 return FileObjectReader.open_sync(record.info, _segments(self, record), start, end)
             except FileNotFoundError:
