@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from .atheris_targets import TARGETS
+from .atheris_targets import CORPUS, TARGETS
 
 ROOT = Path(__file__).resolve().parents[2]
 ATHERIS_RUNS_DEFAULT = 2000
@@ -60,6 +60,20 @@ def _report(target: str, process: subprocess.CompletedProcess[str], reproducers:
                   f"base64: {base64.b64encode(data[:4000]).decode()}",
                   f"replay: TARGETS[{target!r}].setup(); TARGETS[{target!r}].run(Path({str(path)!r}).read_bytes())"]
     return "\n".join(lines)
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_every_seed_of_the_target_passes_it_without_atheris(target: str) -> None:
+    """The committed corpus, the reproducers of defects found (``regression-*``) among it, replayed in
+    process: atheris or not, a defect that comes back fails here."""
+    TARGETS[target].setup()
+    paths = sorted(path for path in (CORPUS / target).iterdir() if path.is_file())
+    assert paths
+    for path in paths:
+        try:
+            TARGETS[target].run(path.read_bytes())
+        except Exception as exc:
+            raise AssertionError(f"{path.name}: {exc!r}") from exc
 
 
 @pytest.mark.skipif(importlib.util.find_spec("atheris") is None,
