@@ -191,7 +191,7 @@ def run_sigv4_authorization(data: bytes) -> None:
         claim = parse_authorization(data.decode("utf-8", "surrogateescape"))
     except IncompleteSignatureError:
         return
-    assert claim.signature
+    assert claim.signature, "a claim with an empty signature"
 
 
 def run_sigv4_query(data: bytes) -> None:
