@@ -86,7 +86,7 @@ def seeds(target: str) -> list[bytes]:
 
 # -- the Encryption SDK message parser and decryptor ----------------------------------------------
 
-MEMORY_CEILING_BYTES = 512 * 1024  # plus MEMORY_BYTES_PER_INPUT_BYTE per byte of input
+MEMORY_CEILING_BYTES = 64 * 1024  # plus MEMORY_BYTES_PER_INPUT_BYTE per byte of input (seeds peak at 3 per byte + 3 KiB)
 MEMORY_BYTES_PER_INPUT_BYTE = 8
 
 
