@@ -81,7 +81,10 @@ class Target:
 
 
 def seeds(target: str) -> list[bytes]:
-    return [path.read_bytes() for path in sorted((CORPUS / target).iterdir()) if path.is_file()]
+    """The target's seeds as made by ``make_corpus``: what the target compares its inputs against
+    (the ``regression-*`` reproducers among them are inputs, not references)."""
+    return [path.read_bytes() for path in sorted((CORPUS / target).iterdir())
+            if path.is_file() and not path.name.startswith(REGRESSION_PREFIX)]
 
 
 # -- the Encryption SDK message parser and decryptor ----------------------------------------------
@@ -101,7 +104,6 @@ class _Message:
 def _messages() -> dict[bytes, _Message]:
     """The seed messages by message id, each with its data key (unwrapped with the test vectors'
     wrapping key) and the plaintext it decrypts to."""
-
     wrapping, _ = vector_loader.load_sdk_vectors()
     known: dict[bytes, _Message] = {}
     for message in seeds("message"):
@@ -122,7 +124,6 @@ def _setup_message() -> None:
 
 
 def _decrypt(data: bytes, known: _Message | None) -> tuple[bytes, Exception | None]:
-
     decryptor = Decryptor(ALLOW_LEGACY)
     released = bytearray()
     # Two pieces, cut where the input says, so that both the buffering and the one-shot paths run.
@@ -140,7 +141,6 @@ def _decrypt(data: bytes, known: _Message | None) -> tuple[bytes, Exception | No
 
 
 def run_message(data: bytes) -> None:
-
     known = None
     try:
         header, _ = parse_header(data, ALLOW_LEGACY)
@@ -167,12 +167,10 @@ def run_message(data: bytes) -> None:
 
 @cache
 def _blobs() -> dict[bytes, bytes]:
-
     return {sealed: blob.open_blob(BLOB_MATERIAL, sealed, BLOB_CONTEXT) for sealed in seeds("blob")}
 
 
 def run_blob(data: bytes) -> None:
-
     try:
         header = blob.read_header(data)
         opened = blob.open_blob(BLOB_MATERIAL, data, BLOB_CONTEXT)
@@ -186,7 +184,6 @@ def run_blob(data: bytes) -> None:
 
 
 def run_sigv4_authorization(data: bytes) -> None:
-
     try:
         claim = parse_authorization(data.decode("utf-8", "surrogateescape"))
     except IncompleteSignatureError:
@@ -195,7 +192,6 @@ def run_sigv4_authorization(data: bytes) -> None:
 
 
 def run_sigv4_query(data: bytes) -> None:
-
     text = data.decode("utf-8", "surrogateescape")
     path, _, query = text.partition("?")
     try:
@@ -222,7 +218,6 @@ def _chunked_payloads() -> frozenset[bytes]:
 
 
 def _verify_chunked(data: bytes) -> tuple[bytes, Exception | None]:
-
     if not data:
         return b"", ValueError("empty input")
     modes = CHUNKED_MODES
@@ -288,19 +283,16 @@ class _RecordingService:
 
 @cache
 def _kms_api() -> tuple[Any, _RecordingService]:
-
     service = _RecordingService()
     return KmsApi(service, TrustingAuthenticator("111122223333")), service
 
 
 def _setup_kms_json() -> None:
-
     logging.getLogger("kmsgate").setLevel(logging.CRITICAL + 1)  # a 500 is reported by the target itself
     _kms_api()
 
 
 def run_kms_json(data: bytes) -> None:
-
     api, service = _kms_api()
     operation, _, body = data.partition(b"\n")
     exchange = Exchange(authenticated=account_root("111122223333"), body=body)
