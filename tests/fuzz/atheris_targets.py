@@ -118,9 +118,6 @@ def _messages() -> dict[bytes, _Message]:
     return known
 
 
-def _setup_message() -> None:
-    _messages()
-    tracemalloc.start()
 
 
 def _decrypt(data: bytes, known: _Message | None) -> tuple[bytes, Exception | None]:
@@ -148,10 +145,17 @@ def run_message(data: bytes) -> None:
         header = None
     if header is not None:
         known = _messages().get(header.message_id)
-    tracemalloc.reset_peak()
-    before = tracemalloc.get_traced_memory()[0]
-    released, error = _decrypt(data, known)
-    peak = tracemalloc.get_traced_memory()[1] - before
+    started = not tracemalloc.is_tracing()  # traced for this input only: nothing else is left tracing
+    if started:
+        tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        released, error = _decrypt(data, known)
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        if started:
+            tracemalloc.stop()
     ceiling = MEMORY_CEILING_BYTES + MEMORY_BYTES_PER_INPUT_BYTE * len(data)
     assert peak <= ceiling, f"decrypting {len(data)} bytes allocated {peak} bytes at its peak"
     if known is None:
@@ -321,7 +325,7 @@ def run_kms_json(data: bytes) -> None:
 
 
 TARGETS = {target.name: target for target in (
-    Target("message", _setup_message, run_message),
+    Target("message", _messages, run_message),
     Target("blob", _blobs, run_blob),
     Target("sigv4_authorization", lambda: None, run_sigv4_authorization),
     Target("sigv4_query", lambda: None, run_sigv4_query),
