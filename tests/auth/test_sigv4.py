@@ -145,6 +145,9 @@ def test_missing_authorization_is_missing_token(verifier):
         ("Bearer abc", "Unsupported AWS 'algorithm'"),
         ("AWS4-HMAC-SHA256 Credential=AKIAALICE00000000001/20240101/us-east-1/kms/aws4_request",
          "requires 'Signature' parameter"),
+        ("AWS4-HMAC-SHA256 Credential=AKIAALICE00000000001/20240101/us-east-1/kms/aws4_request, "
+         "SignedHeaders=host, Signature=", "requires 'Signature' parameter"),
+        ("AWS4-HMAC-SHA256 Credential=, SignedHeaders=host, Signature=00", "requires 'Credential' parameter"),
         ("AWS4-HMAC-SHA256 Credential=AKIA/x, SignedHeaders=host, Signature=00", "5 slash-delimited"),
         ("AWS4-HMAC-SHA256 Credential=a/b/c/d/e, SignedHeaders=Host;X, Signature=00", "lowercase"),
         ("AWS4-HMAC-SHA256 " + "x" * 9000, "too long"),

@@ -214,6 +214,32 @@ def test_no_generated_signature_gets_a_500_or_another_error_shape(
     assert response.status != 200
 
 
+@pytest.mark.parametrize("server", ["open_server", "kmsgate_server"])
+@pytest.mark.parametrize("target", [b"TrentService.Verfi\x8a\x9c", b"TrentService.ListKeys\xff"])
+def test_an_x_amz_target_that_is_not_utf8_gets_an_aws_answer(request: pytest.FixtureRequest, server: str,
+                                                              target: bytes) -> None:
+    """Found by the atheris ``kms_json`` target (``corpus/kms_json/regression-target-not-utf8.bin``):
+    aiohttp hands such bytes over surrogate-escaped, and the target, quoted in the error message and
+    the audit entry, could not be encoded as JSON: a 500 in plain text. Unauthenticated (the signed
+    server) the request is refused, and audited, before any operation is looked up."""
+    port = request.getfixturevalue(server).port
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        connection.request("POST", "/", body=b"{}", headers={"Content-Type": "application/x-amz-json-1.1",
+                                                              "X-Amz-Target": target})
+        response = connection.getresponse()
+        answer = response.read()
+    finally:
+        connection.close()
+    assert_aws_answer(response.status, answer, target)
+    if server == "open_server":
+        assert response.status == 400
+        shown = target[len(b"TrentService."):].decode("utf-8", "backslashreplace")  # e.g. ListKeys\xff
+        assert json.loads(answer) == {"__type": "UnknownOperationException", "message": f"Unknown operation {shown}"}
+    else:
+        assert response.status == 403
+
+
 def test_a_100_KB_header_gets_a_400(kmsgate_server: KmsgateServer) -> None:
     """Refused by the HTTP parser itself, before any handler: a plain-text 400, not the AWS shape."""
     connection = http.client.HTTPConnection("127.0.0.1", kmsgate_server.port, timeout=60)

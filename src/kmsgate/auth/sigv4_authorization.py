@@ -120,7 +120,7 @@ def parse_authorization_fields(value: str) -> AuthorizationClaim:
         name, sep, field_value = component.strip().partition("=")
         if sep:
             fields[name] = field_value
-    missing = [name for name in ("Credential", "Signature", "SignedHeaders") if name not in fields]
+    missing = [name for name in ("Credential", "Signature", "SignedHeaders") if not fields.get(name)]  # "X=" too
     if missing:
         raise IncompleteSignatureError(
             " ".join(f"Authorization header requires '{name}' parameter." for name in missing)

@@ -151,6 +151,16 @@ class _Operation:
     accepted: frozenset[str]
 
 
+def _target(request: web.Request) -> str:
+    """The ``X-Amz-Target`` header as text that any JSON encoder takes. aiohttp hands over header
+    bytes that are not UTF-8 as lone surrogates (``surrogateescape``), which JSON cannot carry, and
+    the target is quoted in error messages and audit entries: such bytes are shown escaped (``\\x8a``)."""
+    target = request.headers.get("X-Amz-Target", "")
+    if target.isascii():
+        return target
+    return target.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _operation_name(target: str) -> str:
     return target[len(TARGET_PREFIX) :] if target.startswith(TARGET_PREFIX) else target
 
@@ -181,7 +191,7 @@ class KmsApi:
     async def respond(self, request: web.Request, exchange: Exchange) -> web.Response:
         """The answer to an authenticated request (``exchange.body`` is its whole body)."""
         request_id = self._next_request_id()
-        target = request.headers.get("X-Amz-Target", "")
+        target = _target(request)
         operation_name = _operation_name(target)
         caller = exchange.caller
         body = exchange.body or b""
@@ -238,7 +248,7 @@ class KmsApi:
         """The answer to a request refused before ``respond`` (authentication, compressed body,
         shed), audited as every request is."""
         request_id = self._next_request_id()
-        operation_name = _operation_name(request.headers.get("X-Amz-Target", ""))
+        operation_name = _operation_name(_target(request))
         return self._audited(_error_response(error, request_id), request, request_id, operation_name, caller, {},
                              error.code, None, None)
 
