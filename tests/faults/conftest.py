@@ -4,6 +4,9 @@ raw request body left half sent, and a TCP proxy that slows what a server answer
 from __future__ import annotations
 
 import asyncio
+import base64
+import http.client
+import json
 import socket
 import threading
 import time
@@ -19,6 +22,27 @@ from tests.conftest import ROOT_TOKEN
 
 WAIT_S = 30.0
 
+
+
+CLIENT_TIMEOUT_S = 60  # far above every deadline the fault tests set: an error before it proves a deadline fired
+
+
+def context_header(tenant: str) -> dict[str, str]:
+    encoded = base64.b64encode(json.dumps({"tenant": tenant}).encode()).decode()
+    return {"x-amz-server-side-encryption-context": encoded}
+
+
+def call(port: int, method: str, path: str, body: bytes | None = None,
+         headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    """One ``/v1`` request as the root token: (status, headers, body)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=CLIENT_TIMEOUT_S)
+    try:
+        connection.request(method, path, body=body,
+                           headers={"Authorization": f"Bearer {ROOT_TOKEN}", **(headers or {})})
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
 
 def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = WAIT_S) -> None:
     """Poll ``condition`` until it holds (bounded in time)."""

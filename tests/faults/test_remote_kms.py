@@ -6,37 +6,17 @@ resumes by itself once the KMS answers again (SIGCONT, restart)."""
 
 from __future__ import annotations
 
-import base64
-import http.client
 import json
 import os
 import signal
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import ROOT_TOKEN, start_server
+from tests.conftest import start_server
 
-from .conftest import wait_until
+from .conftest import call, context_header, wait_until
 
 KMS_TIMEOUT_S = "1"
-CLIENT_TIMEOUT_S = 60  # far above the KMS deadline: a 503 before it proves the deadline fired
-
-
-def context_header(tenant: str) -> dict[str, str]:
-    encoded = base64.b64encode(json.dumps({"tenant": tenant}).encode()).decode()
-    return {"x-amz-server-side-encryption-context": encoded}
-
-
-def call(port: int, method: str, path: str, body: bytes | None = None,
-         headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=CLIENT_TIMEOUT_S)
-    try:
-        connection.request(method, path, body=body,
-                           headers={"Authorization": f"Bearer {ROOT_TOKEN}", **(headers or {})})
-        response = connection.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
-    finally:
-        connection.close()
 
 
 def assert_kms_unavailable(answer: tuple[int, dict[str, str], bytes]) -> None:

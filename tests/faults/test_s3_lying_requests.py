@@ -9,7 +9,6 @@ with an unsigned payload is the one exception: it was a whole request); the serv
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Iterator
 
@@ -19,6 +18,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from tests.conftest import KmsgateServer, free_port, start_server
+from tests.raw_http import exchange, statuses
 from tests.s3front.conftest import s3_client
 
 EXCESS = b"EXCESS-AFTER-THE-DECLARED-BODY " * 64
@@ -52,24 +52,6 @@ def signed_head(server: KmsgateServer, bucket: str, name: str, body: bytes, head
     lines = [f"PUT /{bucket}/{name} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
     lines += [f"{key}: {value}" for key, value in request.headers.items() if key.lower() != "host"]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
-def exchange(port: int, data: bytes, *, close_write: bool) -> bytes:
-    """Send ``data`` and return all the server answered until it closed the connection;
-    ``close_write`` ends our side after sending (a body that stops short)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        sock.sendall(data)
-        if close_write:
-            sock.shutdown(socket.SHUT_WR)
-        answer = bytearray()
-        while chunk := sock.recv(65536):
-            answer += chunk
-        return bytes(answer)
-
-
-def statuses(answer: bytes) -> list[int]:
-    """Every status line's code (aiohttp answers a request line it cannot parse in HTTP/1.0)."""
-    return [int(line.split(b" ")[1]) for line in answer.split(b"\r\n") if line.startswith((b"HTTP/1.1 ", b"HTTP/1.0 "))]
 
 
 def names_in(server: KmsgateServer, bucket: str) -> set[str]:

@@ -7,7 +7,6 @@ Slower than usual but within the deadline, requests succeed."""
 
 from __future__ import annotations
 
-import base64
 import http.client
 import json
 import uuid
@@ -21,10 +20,10 @@ import pytest
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 
-from tests.conftest import ROOT_TOKEN, KmsgateServer, free_port, start_server
+from tests.conftest import KmsgateServer, free_port, start_server
 from tests.s3front.conftest import s3_client
 
-from .conftest import DelayingProxy, running_proxy, wait_until
+from .conftest import DelayingProxy, call, context_header, running_proxy, wait_until
 
 KMS_TIMEOUT_S = 1.0
 ABOVE_DEADLINE_S = 3 * KMS_TIMEOUT_S  # each KMS read waits this long: every attempt times out
@@ -57,23 +56,6 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlowKmsSetup]:
         if gateway is not None:
             gateway.stop()
         kms_server.stop()
-
-
-def context_header(tenant: str) -> dict[str, str]:
-    encoded = base64.b64encode(json.dumps({"tenant": tenant}).encode()).decode()
-    return {"x-amz-server-side-encryption-context": encoded}
-
-
-def call(port: int, method: str, path: str, body: bytes | None = None,
-         headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=CLIENT_TIMEOUT_S)
-    try:
-        connection.request(method, path, body=body,
-                           headers={"Authorization": f"Bearer {ROOT_TOKEN}", **(headers or {})})
-        response = connection.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
-    finally:
-        connection.close()
 
 
 def s3_put(setup: SlowKmsSetup, bucket: str, key: str, body: bytes) -> tuple[int, dict[str, str], bytes]:

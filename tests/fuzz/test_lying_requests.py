@@ -6,7 +6,6 @@ Raw sockets: no client library will send a body that disagrees with its own Cont
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Iterator
 
@@ -16,6 +15,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from tests.conftest import KmsgateServer, free_port, start_server
+from tests.raw_http import exchange, statuses
 from tests.s3front.conftest import s3_client
 
 BIG_HEADER_BYTES = 100 * 1024
@@ -32,24 +32,6 @@ def s3_port(server: KmsgateServer) -> int:
     return int(server.extra_args[server.extra_args.index("--s3-port") + 1])
 
 
-def exchange(port: int, head: bytes, body: bytes, *, close_write: bool = False) -> bytes:
-    """Send ``head`` and ``body`` as given and return all the server answered until it closed the
-    connection. ``close_write`` ends our side after the body (a body that stops short of its length:
-    the server sees the connection end mid-body, and has no one left to answer)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        sock.sendall(head + body)
-        if close_write:
-            sock.shutdown(socket.SHUT_WR)
-        answer = bytearray()
-        while chunk := sock.recv(65536):
-            answer += chunk
-        return bytes(answer)
-
-
-def statuses(answer: bytes) -> list[int]:
-    return [int(line.split(b" ")[1]) for line in answer.split(b"\r\n") if line.startswith((b"HTTP/1.1 ", b"HTTP/1.0 "))]
-
-
 def gateway_head(server: KmsgateServer, name: str, declared: int, extra: str = "") -> bytes:
     return (f"PUT /v1/objects/{name} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {server.root_token}\r\n"
             f"Content-Length: {declared}\r\n{extra}\r\n").encode()
@@ -58,22 +40,22 @@ def gateway_head(server: KmsgateServer, name: str, declared: int, extra: str = "
 def stored(server: KmsgateServer, name: str) -> tuple[int, bytes]:
     head = (f"GET /v1/objects/{name} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {server.root_token}\r\n"
             "Connection: close\r\n\r\n").encode()
-    answer = exchange(server.port, head, b"")
+    answer = exchange(server.port, head)
     status = statuses(answer)[0]
     return status, answer.split(b"\r\n\r\n", 1)[1]
 
 
 def test_a_gateway_body_shorter_than_declared_stores_nothing(server: KmsgateServer) -> None:
     name = f"short-{uuid.uuid4().hex}"
-    answer = exchange(server.port, gateway_head(server, name, 1000), b"x" * 10, close_write=True)
+    answer = exchange(server.port, gateway_head(server, name, 1000) + b"x" * 10, close_write=True)
     assert all(400 <= status < 500 for status in statuses(answer)), answer[:300]
     assert stored(server, name)[0] == 404
 
 
 def test_a_gateway_body_longer_than_declared_gets_a_400_and_its_excess_is_never_stored(server: KmsgateServer) -> None:
     name = f"long-{uuid.uuid4().hex}"
-    answer = exchange(server.port, gateway_head(server, name, 5, "Connection: keep-alive\r\n"),
-                      b"hello" + b"GARBAGE-AFTER-THE-BODY" * 10)
+    answer = exchange(server.port, gateway_head(server, name, 5, "Connection: keep-alive\r\n")
+                      + b"hello" + b"GARBAGE-AFTER-THE-BODY" * 10)
     # The declared 5 bytes are the request's body; what follows is a malformed next request, refused
     # (aiohttp then closes the connection, dropping the answer to the PUT if it was not out yet).
     assert 400 in statuses(answer) and all(status in (201, 400) for status in statuses(answer)), answer[:600]
@@ -83,7 +65,8 @@ def test_a_gateway_body_longer_than_declared_gets_a_400_and_its_excess_is_never_
 
 def test_a_100_KB_header_on_the_gateway_is_refused_and_stores_nothing(server: KmsgateServer) -> None:
     name = f"big-header-{uuid.uuid4().hex}"
-    answer = exchange(server.port, gateway_head(server, name, 5, f"X-Padding: {'p' * BIG_HEADER_BYTES}\r\n"), b"hello")
+    padding = f"X-Padding: {'p' * BIG_HEADER_BYTES}\r\n"
+    answer = exchange(server.port, gateway_head(server, name, 5, padding) + b"hello")
     assert statuses(answer) and all(400 <= status < 500 for status in statuses(answer)), answer[:300]
     assert stored(server, name)[0] == 404
 
@@ -114,7 +97,7 @@ def s3_object_names(server: KmsgateServer, bucket: str) -> list[str]:
 def test_an_s3_body_shorter_than_declared_stores_nothing(server: KmsgateServer, bucket: str, payload: str) -> None:
     name = f"short-{uuid.uuid4().hex}"
     extra = {} if payload == "signed" else {"X-Amz-Content-SHA256": payload}
-    answer = exchange(s3_port(server), s3_head(server, bucket, name, b"x" * 1000, 1000, extra), b"x" * 10,
+    answer = exchange(s3_port(server), s3_head(server, bucket, name, b"x" * 1000, 1000, extra) + b"x" * 10,
                       close_write=True)
     assert all(400 <= status < 500 for status in statuses(answer)), answer[:300]
     assert name not in s3_object_names(server, bucket)
@@ -123,6 +106,6 @@ def test_an_s3_body_shorter_than_declared_stores_nothing(server: KmsgateServer, 
 def test_a_100_KB_header_on_s3_is_refused_and_stores_nothing(server: KmsgateServer, bucket: str) -> None:
     name = f"big-header-{uuid.uuid4().hex}"
     extra = {"X-Amz-Meta-Padding": "p" * BIG_HEADER_BYTES}
-    answer = exchange(s3_port(server), s3_head(server, bucket, name, b"hello", 5, extra), b"hello")
+    answer = exchange(s3_port(server), s3_head(server, bucket, name, b"hello", 5, extra) + b"hello")
     assert statuses(answer) and all(400 <= status < 500 for status in statuses(answer)), answer[:300]
     assert name not in s3_object_names(server, bucket)
