@@ -1,10 +1,10 @@
 """Operations of ML-KEM keys (KeyUsage ENCAPSULATE_DECAPSULATE): Encapsulate and Decapsulate.
 
 Like the other asymmetric operations they run from memory (the private key, in its seed form, is
-unwrapped when the view is loaded). ML-KEM-512, computed in pure Python, runs on the
-slow-operation threads; ML-KEM-768 and -1024 (OpenSSL) inline. The cryptography is in
-``kmsgate.kms.kem``; this module authorizes, checks the key's state, usage and algorithm, and
-records use.
+unwrapped when the view is loaded). ML-KEM-512, computed in pure Python, runs in the slow-operation
+helper processes (``kmsgate.kms.slow_operations``); ML-KEM-768 and -1024 (OpenSSL) inline. The
+cryptography is in ``kmsgate.kms.kem``; this module authorizes, checks the key's state, usage and
+algorithm, and records use.
 """
 
 from __future__ import annotations
