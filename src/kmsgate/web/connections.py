@@ -123,7 +123,7 @@ class _ConnectionCount:
 
 
 class LimitedRequestHandler(RequestHandler):
-    """aiohttp's connection protocol with the header deadline, body-read deadline and connection cap."""
+    """aiohttp's connection protocol with the deadlines, the connection cap and malformed-request answers above."""
 
     def __init__(self, manager: web.Server, *, limits: ConnectionLimits, count: _ConnectionCount,
                  malformed: MalformedAnswer | None = None, **kwargs: Any) -> None:
