@@ -52,6 +52,36 @@ def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = WAIT
         time.sleep(0.02)
 
 
+
+def kill_while_clients_run(server: Any, client: Callable[[int, threading.Event], None], clients: int,
+                           time_to_kill: Callable[[list[BaseException]], bool], what: str) -> None:
+    """Run ``client(n, stop)`` in ``clients`` threads against ``server``; once ``time_to_kill(failures)``
+    holds, set ``stop`` and SIGKILL the server (clients take errors after ``stop`` as the kill), then join
+    them. Raises if a client failed or outlived the join."""
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def run(n: int) -> None:
+        try:
+            client(n, stop)
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(clients)]
+    try:
+        for thread in threads:
+            thread.start()
+        wait_until(lambda: time_to_kill(failures), what, 120)
+    finally:
+        stop.set()
+        server.kill()
+        deadline = time.monotonic() + 60
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    assert not failures, failures
+    assert not any(t.is_alive() for t in threads)
+
+
 def start_half_sent_put(port: int, path: str, declared: int, sent: int,
                         headers: dict[str, str] | None = None) -> socket.socket:
     """Open a ``PUT`` of ``declared`` bytes to ``path`` and send only ``sent`` of them: the

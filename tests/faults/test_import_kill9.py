@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import random
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from kmsgate.kms.context import encode_context
 from tests.conftest import start_server
 from tests.kms.helpers import wrap_key_material
 
-from .conftest import wait_until
+from .conftest import kill_while_clients_run
 
 CLIENTS = 6
 MOST_IMPORTS_PER_CLIENT = 60
@@ -95,33 +94,15 @@ def test_every_acknowledged_import_survives_kill_9_and_an_unacknowledged_one_is_
     print(f"seed {seed}")
     server: Any = start_server(tmp_path / "data", "--workers", "2")
     imports = Imports()
-    stop = threading.Event()
-    failures: list[BaseException] = []
-
-    def run(n: int) -> None:
-        try:
-            import_loop(server, n, imports, stop)
-        except BaseException as exc:  # reported below
-            failures.append(exc)
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(CLIENTS)]
     try:
-        for thread in threads:
-            thread.start()
         kill_at = random.Random(seed).randint(*KILL_AFTER_ACKNOWLEDGED)
 
-        def time_to_kill() -> bool:
+        def time_to_kill(failures: list[BaseException]) -> bool:
             with imports.lock:
                 return bool(failures) or (len(imports.acknowledged) >= kill_at and imports.on_the_wire > 0)
 
-        wait_until(time_to_kill, "imports to be acknowledged, with one on the wire", 120)
-        server.kill()
-        stop.set()
-        deadline = time.monotonic() + 60
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        assert not failures, failures
-        assert not any(t.is_alive() for t in threads)
+        kill_while_clients_run(server, lambda n, stop: import_loop(server, n, imports, stop), CLIENTS, time_to_kill,
+                               "imports to be acknowledged, with one on the wire")
 
         server.start()
         kms = server.kms_client()
@@ -167,5 +148,4 @@ def test_every_acknowledged_import_survives_kill_9_and_an_unacknowledged_one_is_
                 ciphertext = kms.encrypt(KeyId=key_id, Plaintext=b"after")["CiphertextBlob"]
                 assert kms.decrypt(CiphertextBlob=ciphertext)["Plaintext"] == b"after"
     finally:
-        stop.set()
         server.stop()

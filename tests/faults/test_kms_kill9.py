@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import random
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from tests.conftest import start_server
 from tests.kms.helpers import wrap_key_material
 
-from .conftest import wait_until
+from .conftest import kill_while_clients_run
 
 CLIENTS = 6
 MOST_OPERATIONS_PER_CLIENT = 200
@@ -110,28 +109,11 @@ def test_every_acknowledged_key_operation_survives_kill_9_at_a_random_moment(tmp
     print(f"seed {seed}")
     server: Any = start_server(tmp_path / "data", "--workers", "2")
     acked = Acknowledged()
-    stop = threading.Event()
-    failures: list[BaseException] = []
-
-    def run(n: int) -> None:
-        try:
-            client_loop(server, n, acked, stop)
-        except BaseException as exc:  # reported below
-            failures.append(exc)
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(CLIENTS)]
     try:
-        for thread in threads:
-            thread.start()
         kill_at = random.Random(seed).randint(*KILL_AFTER_ACKNOWLEDGED)
-        wait_until(lambda: acked.count >= kill_at or bool(failures), "operations to be acknowledged", 120)
-        stop.set()
-        server.kill()
-        deadline = time.monotonic() + 60
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        assert not failures, failures
-        assert not any(t.is_alive() for t in threads)
+        kill_while_clients_run(server, lambda n, stop: client_loop(server, n, acked, stop), CLIENTS,
+                               lambda failures: acked.count >= kill_at or bool(failures),
+                               "operations to be acknowledged")
 
         server.start()
         kms = server.kms_client()
@@ -170,5 +152,4 @@ def test_every_acknowledged_key_operation_survives_kill_9_at_a_random_moment(tmp
         for grant_id, key_id in acked.grants.items():
             assert grant_id in {g["GrantId"] for g in kms.list_grants(KeyId=key_id)["Grants"]}
     finally:
-        stop.set()
         server.stop()
