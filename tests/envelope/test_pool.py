@@ -1,10 +1,13 @@
 """CryptoPool: small calls run inline on the event loop's thread, large ones in a worker
 thread, and both give the same bytes as calling the encryptor or decryptor directly; the
-queue is bounded, its depth reported, and a cancelled caller waits for its job."""
+queue is bounded, its depth reported, and a cancelled caller waits for its job. A lane runs
+its blocks in order beside the caller, bounded, and reports what failed."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
 import threading
 
 import pytest
@@ -149,3 +152,123 @@ def test_weight_decides_for_a_call_that_drains_a_buffer() -> None:
             pool.close()
 
     assert asyncio.run(run()) == (1, 1)
+
+
+def test_a_lane_runs_its_blocks_in_order_in_a_thread_while_the_caller_goes_on() -> None:
+    release = threading.Event()
+    seen: list[tuple[bytes, int]] = []
+
+    def record(block: bytes) -> None:
+        release.wait(10)
+        seen.append((bytes(block), threading.get_ident()))
+
+    async def run() -> None:
+        pool = CryptoPool(threshold_bytes=0)
+        try:
+            lane = pool.lane(record, max_pending_bytes=1 << 20)
+            for i in range(6):
+                await lane.feed(bytes([i]) * 100)  # returns at once: the first block is still held in the thread
+            assert seen == [] and pool.depth == 1
+            release.set()
+            await lane.finish()
+            assert pool.depth == 0
+        finally:
+            release.set()
+            pool.close()
+
+    asyncio.run(run())
+    assert [block[0] for block, _ in seen] == [0, 1, 2, 3, 4, 5]
+    assert threading.get_ident() not in {thread for _, thread in seen}
+
+
+def test_a_lane_with_max_pending_bytes_waiting_holds_the_caller_back() -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def slow(block: bytes) -> None:
+        started.set()
+        release.wait(10)
+
+    async def run() -> None:
+        pool = CryptoPool(threshold_bytes=0)
+        try:
+            lane = pool.lane(slow, max_pending_bytes=250)
+            await lane.feed(b"a" * 100)  # taken by the thread at once
+            await asyncio.to_thread(started.wait, 10)
+            await lane.feed(b"b" * 100)
+            await lane.feed(b"c" * 100)  # 200 waiting: still room
+            fourth = asyncio.ensure_future(lane.feed(b"d" * 100))  # 300 waiting: over the bound
+            done, _ = await asyncio.wait({fourth}, timeout=0.1)
+            assert not done
+            release.set()
+            await fourth
+            await lane.finish()
+        finally:
+            release.set()
+            pool.close()
+
+    asyncio.run(run())
+
+
+def test_a_lane_gives_the_same_digest_as_hashing_directly_and_small_blocks_stay_inline() -> None:
+    blocks = [os.urandom(n) for n in (10, 5000, 20, 70_000, 3)]
+
+    async def run(threshold: int) -> tuple[bytes, int, int]:
+        pool = CryptoPool(threshold_bytes=threshold)
+        try:
+            digest = hashlib.md5(usedforsecurity=False)
+            lane = pool.lane(digest.update, weight=16, max_pending_bytes=1 << 20)
+            for block in blocks:
+                await lane.feed(block)
+            await lane.finish()
+            return digest.digest(), pool.inline_calls, pool.pooled_calls
+        finally:
+            pool.close()
+
+    expected = hashlib.md5(b"".join(blocks), usedforsecurity=False).digest()
+    assert asyncio.run(run(threshold=1 << 30)) == (expected, 5, 0)  # every block below the threshold
+    digest, inline, pooled = asyncio.run(run(threshold=1000))
+    assert digest == expected and inline >= 1 and pooled >= 1  # 10 x 16 < 1000: inline; 5000 x 16: pooled
+
+
+def test_a_lane_raises_what_its_function_raised_and_frees_its_place() -> None:
+    def failing(block: bytes) -> None:
+        raise ValueError("bad block")
+
+    async def run() -> None:
+        pool = CryptoPool(threshold_bytes=0)
+        try:
+            lane = pool.lane(failing, max_pending_bytes=1 << 20)
+            await lane.feed(b"x")
+            with pytest.raises(ValueError, match="bad block"):
+                await lane.finish()
+            with pytest.raises(ValueError, match="bad block"):
+                await lane.feed(b"y")
+            assert pool.depth == 0
+        finally:
+            pool.close()
+
+    asyncio.run(run())
+
+
+def test_a_lane_takes_a_place_of_the_queue_and_is_refused_when_it_is_full() -> None:
+    release = threading.Event()
+
+    async def run() -> None:
+        pool = CryptoPool(threshold_bytes=0, max_workers=1, max_queued=1)
+        try:
+            busy = asyncio.ensure_future(pool.run(lambda chunk: release.wait(10), b"a"))
+            await asyncio.sleep(0)
+            assert pool.depth == 1
+            lane = pool.lane(len, max_pending_bytes=1 << 20)
+            with pytest.raises(PoolSaturated):
+                await lane.feed(b"b")
+            release.set()
+            await busy
+            await lane.feed(b"c")
+            await lane.finish()
+            assert pool.depth == 0
+        finally:
+            release.set()
+            pool.close()
+
+    asyncio.run(run())

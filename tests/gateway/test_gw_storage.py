@@ -13,7 +13,7 @@ from kmsgate.gateway.storage.base import ObjectNotFound, Storage, StorageError
 pytestmark = pytest.mark.usefixtures("bucket")
 
 
-@pytest.mark.parametrize("size", [0, 1, 65535, 65536, 300_001])
+@pytest.mark.parametrize("size", [0, 1, 65535, 65536, 300_001, 3 * 1024 * 1024 + 17])  # the last: several write buffers
 async def test_round_trip_at_sizes(storage: Storage, size: int) -> None:
     data = os.urandom(size)
     await put(storage, "dir/obj", data)

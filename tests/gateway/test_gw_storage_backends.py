@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import shutil
 import signal
@@ -17,6 +18,7 @@ import pytest
 from storage_contract import BUCKET, get, put
 
 from kmsgate.gateway.storage.base import EntityTooSmall, InvalidArgument, NoSuchBucket, ObjectNotFound, StorageError
+from kmsgate.gateway.storage import file
 from kmsgate.gateway.storage.file import INLINE_MAX_BYTES, ORPHAN_GRACE_SECONDS, FileStorage
 from kmsgate.gateway.storage.fileio import create_owned
 from kmsgate.gateway.storage.s3 import MIN_PART_BYTES, S3Storage
@@ -90,6 +92,24 @@ async def test_file_failed_commit_cleans_up_and_raises_storage_error(file_storag
     writer = await file_storage.open_write(BUCKET, "k")
     await writer.write(file_sized(b"data"))
     with pytest.raises(StorageError):
+        await writer.commit()
+    assert os.listdir(file_storage.tmp_dir) == []
+    with pytest.raises(ObjectNotFound):
+        await file_storage.head(BUCKET, "k")
+
+
+async def test_file_a_write_failing_behind_the_upload_fails_it_and_leaves_nothing(
+        file_storage: FileStorage, monkeypatch: pytest.MonkeyPatch) -> None:
+    await file_storage.create_bucket(BUCKET)
+
+    def disk_full(fd: int, chunks: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(file, "write_all", disk_full)
+    writer = await file_storage.open_write(BUCKET, "k")
+    with pytest.raises(StorageError):  # the first full buffer is written behind; a later step reports it
+        for _ in range(4):
+            await writer.write(b"x" * (1024 * 1024))
         await writer.commit()
     assert os.listdir(file_storage.tmp_dir) == []
     with pytest.raises(ObjectNotFound):

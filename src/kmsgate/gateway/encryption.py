@@ -8,7 +8,7 @@ whatever the body's size; steps on large blocks go to the crypto pool (``kmsgate
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from typing import TYPE_CHECKING
 
 from kmsgate.envelope.cache import CacheEntry
@@ -61,39 +61,41 @@ def check_context(header: MessageHeader, expected: Mapping[str, str]) -> None:
 
 
 MD5_WEIGHT = 16
-"""The AES-GCM bytes one byte of MD5 weighs for ``CryptoPool.run``, whose threshold is set in
+"""The AES-GCM bytes one byte of MD5 weighs against ``CryptoPool``'s threshold, which is set in
 AES-GCM work: on 256 KiB blocks hashlib's MD5 ran at about 250 MB/s on the (busy) development
-machine against 11.5 GB/s for AES-GCM, so a 256 KiB block hashed and encrypted (about 1 ms,
-10-20 thread hand-offs) goes to a thread while a 1 KiB one stays inline. Taking MD5 off the event loop moved a 64 MiB
-S3 PutObject's server time on the event loop from about 260 to 120 ms."""
+machine against 11.5 GB/s for AES-GCM, so the MD5 of a 256 KiB block (about 1 ms) goes to a
+thread while that of a 1 KiB one stays inline."""
 
-
-def hashing(digest: hashlib._Hash, encryptor: Encryptor) -> Callable[[Chunk], bytearray]:
-    """One pool step that hashes a block into ``digest`` and encrypts it (weigh it with ``MD5_WEIGHT``)."""
-
-    def hash_and_encrypt(block: Chunk) -> bytearray:
-        digest.update(block)
-        return encryptor.update(block)
-
-    return hash_and_encrypt
+MD5_PENDING_BYTES = 4 * 1024 * 1024
+"""The bytes an upload may have waiting for its MD5 thread before reading more of it."""
 
 
 async def encrypted(gateway: Gateway, materials: MaterialsManager, entry: CacheEntry, encryptor: Encryptor,
                     blocks: AsyncIterable[bytes], *,
                     digest: hashlib._Hash | None = None) -> AsyncIterator[bytes | bytearray]:
     """``blocks`` encrypted by ``encryptor`` (made from ``entry``): header, frames, final frame;
-    with ``digest``, each block is hashed into it in the same step (the S3 API's MD5).
+    with ``digest``, each block is also hashed into it, in a ``Lane`` of the crypto pool beside
+    the encryption (the S3 API's MD5), and the digest is complete when the final frame comes.
 
     Bytes are counted against the cache entry as they flow, on the event loop.
     """
     cache = materials.cache
-    step: Callable[[Chunk], bytearray] = encryptor.update if digest is None else hashing(digest, encryptor)
-    weight = 1 if digest is None else MD5_WEIGHT
-    async for block in blocks:
-        cache.record_bytes(entry, len(block))
-        out = await gateway.pool.run(step, block, weight=len(block) * weight)
-        if out:
-            yield out
+    pool = gateway.pool
+    lane = None if digest is None else pool.lane(digest.update, weight=MD5_WEIGHT,
+                                                 max_pending_bytes=MD5_PENDING_BYTES)
+    try:
+        async for block in blocks:
+            cache.record_bytes(entry, len(block))
+            if lane is not None:
+                await lane.feed(block)
+            out = await pool.run(encryptor.update, block)
+            if out:
+                yield out
+        if lane is not None:
+            await lane.finish()
+    finally:
+        if lane is not None:
+            lane.close()
     yield encryptor.finalize()
 
 

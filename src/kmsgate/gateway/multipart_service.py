@@ -38,7 +38,7 @@ from kmsgate.envelope.decryptor import Decryptor
 from kmsgate.envelope.encryptor import Encryptor
 from kmsgate.envelope.errors import DataKeyUnavailableError, DecryptionError
 from kmsgate.envelope.header import MessageHeader, parse_header
-from kmsgate.gateway.encryption import MD5_WEIGHT, check_length, check_requested_context, hashing
+from kmsgate.gateway.encryption import check_length, check_requested_context, encrypted
 from kmsgate.gateway.errors import GatewayError, corrupt
 from kmsgate.gateway.listing_etag import VersionKind, upload_version
 from kmsgate.gateway.multipart_records import (
@@ -205,16 +205,11 @@ class MultipartService:
             encryption_context=part_context(upload.encryption_context, arn, upload_id, part_number))
         encryptor = Encryptor(entry.materials, frame_length=gateway.settings.frame_length)
         md5 = hashlib.md5(usedforsecurity=False)
-        hash_and_encrypt = hashing(md5, encryptor)
         stored_length = encryptor.output_length(length, final=True) if length is not None else None
         writer = await gateway.storage.open_part_write(bucket, key, upload_id, part_number, length=stored_length)
         try:
-            async for block in body:
-                materials.cache.record_bytes(entry, len(block))
-                out = await gateway.pool.run(hash_and_encrypt, block, weight=len(block) * MD5_WEIGHT)
-                if out:
-                    await writer.write(out)
-            await writer.write(encryptor.finalize())
+            async for out in encrypted(gateway, materials, entry, encryptor, body, digest=md5):
+                await writer.write(out)
             size = encryptor.plaintext_length
             if length is not None and size != length:
                 raise GatewayError(400, "IncompleteBody", "The body is not as long as its declared length.")

@@ -105,7 +105,8 @@ async def body_blocks(request: web.Request, exchange: Exchange, *, limit: int, b
     if checksum is not None and checksum.expects_trailer and verifier is None:
         raise s3.InvalidRequest("A trailing checksum needs an aws-chunked body.")
     payload = 0
-    pending = bytearray()
+    pending: list[bytes] = []  # joined once per block (a block read whole is not copied at all)
+    pending_bytes = 0
     async for raw in _raw_blocks(request, exchange, block):
         if check is not None:
             check.update(raw)
@@ -123,9 +124,11 @@ async def body_blocks(request: web.Request, exchange: Exchange, *, limit: int, b
             raise s3.EntityTooLarge(max_size_allowed=limit)
         if checksum is not None:
             checksum.update(data)
-        pending += data
-        if len(pending) >= block:
-            out, pending = bytes(pending), bytearray()
+        pending.append(data)
+        pending_bytes += len(data)
+        if pending_bytes >= block:
+            out = pending[0] if len(pending) == 1 else b"".join(pending)
+            pending, pending_bytes = [], 0
             yield out
     if check is not None:
         check.verify()
@@ -139,7 +142,7 @@ async def body_blocks(request: web.Request, exchange: Exchange, *, limit: int, b
     if checksum is not None:
         checksum.verify(trailers)
     if pending:
-        yield bytes(pending)
+        yield b"".join(pending)
 
 
 async def read_small_body(request: web.Request, exchange: Exchange, *, limit: int) -> bytes:

@@ -60,9 +60,11 @@ with ``StorageError`` (each file belongs to one version, so a read never mixes t
 
 All blocking calls (files, the catalog) run in the default thread pool, never on the event
 loop. Writes are gathered (by reference, not copied) up to ``WRITE_BUFFER_BYTES`` and written
-with one ``writev``, so that a small object costs one thread hop for the whole write; after
-each write the kernel is asked to start writing those pages back, so a large object's disk
-writes overlap its upload instead of all waiting for the fsync at commit. Reads go in blocks of
+with one ``writev``, so that a small object costs one thread hop for the whole write. A full
+buffer is written behind the upload (the next one fills meanwhile; at most one write is in a
+thread, and the next full buffer or the commit waits for it), and after each write the kernel is
+asked to start writing those pages back, so a large object's disk writes overlap its upload
+instead of all waiting for the fsync at commit. Reads go in blocks of
 ``READ_BLOCK_BYTES`` (a thread hand-off costs 50-100 us, as much as reading 256 KiB from the
 page cache, so blocks are larger than the storage seam's preferred chunk).
 """
@@ -214,8 +216,9 @@ class _DataFileWriter(Generic[R]):
         self._pending_bytes += len(chunk)
         self._written += len(chunk)
         if self._pending_bytes >= WRITE_BUFFER_BYTES:
-            try:
-                await self._serial.run(self._flush_sync, self._take_pending())
+            try:  # written behind: the next buffer fills while this one goes to the file
+                await self._serial.wait()
+                self._serial.start(self._flush_sync, self._take_pending())
             except OSError as exc:
                 await self.abort()
                 raise os_failure(exc, "file storage write failed") from exc
@@ -224,6 +227,7 @@ class _DataFileWriter(Generic[R]):
         if self._done:
             raise StorageError("commit after commit or abort")
         try:
+            await self._serial.wait()
             inline = self._inline_write(time.time())
             if inline is not None:
                 self._take_pending()

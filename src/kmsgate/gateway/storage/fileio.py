@@ -27,8 +27,10 @@ except (AttributeError, OSError):  # pragma: no cover - not Linux
 class Serial:
     """Runs blocking calls for one file descriptor in the thread pool, one at a time.
 
-    A cancelled caller does not stop a call already in a thread; ``drain`` waits for it, so
-    the descriptor is never closed (and its number reused) under a running ``write``/``pread``.
+    ``run`` waits for its call; ``start`` leaves it running while the caller goes on (a write
+    behind the upload), and the next ``run``, ``wait`` or ``start`` first waits for it. A
+    cancelled caller does not stop a call already in a thread; ``drain`` waits for it, so the
+    descriptor is never closed (and its number reused) under a running ``write``/``pread``.
     """
 
     __slots__ = ("_pending",)
@@ -37,11 +39,28 @@ class Serial:
         self._pending: asyncio.Future[Any] | None = None
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
+        await self.wait()
         fut = asyncio.get_running_loop().run_in_executor(None, fn, *args)
         self._pending = fut
-        return await fut
+        result: T = await asyncio.shield(fut)
+        return result
+
+    async def wait(self) -> None:
+        """Wait for the call in a thread, if any; raise what it raised."""
+        fut = self._pending
+        if fut is not None:
+            await asyncio.shield(fut)
+            if self._pending is fut:
+                self._pending = None
+
+    def start(self, fn: Callable[..., object], *args: object) -> None:
+        """Start ``fn(*args)`` in a thread and return; only after ``wait`` (one call at a time)."""
+        if self._pending is not None and not self._pending.done():
+            raise RuntimeError("a call is still running")
+        self._pending = asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
     async def drain(self) -> None:
+        """Wait for the call in a thread, if any, whatever it raised."""
         fut, self._pending = self._pending, None
         if fut is not None and not fut.done():
             await asyncio.wait([fut])
