@@ -278,7 +278,7 @@ class ObjectService:
             await reader.aclose()
             raise invalid_part_number()
         try:
-            header, buffered = await self._header(reader, aiter(reader), arn)
+            header, buffered, _ = await self._header(reader, aiter(reader), arn)
         finally:
             await reader.aclose()
         size = _plaintext_length(header, stored.size)
@@ -312,7 +312,7 @@ class ObjectService:
         try:
             stored = reader.info
             chunks = aiter(reader)
-            header, buffered = await self._header(reader, chunks, arn)
+            header, buffered, header_length = await self._header(reader, chunks, arn)
             size = _plaintext_length(header, stored.size)
             data_key = await self._data_key(caller, header)
             final: FinalFrame | None = None
@@ -335,7 +335,8 @@ class ObjectService:
                 await reader.aclose()
                 return await self._read_range(key, stored, header, data_key, info, wanted,
                                               expected_context or {}, final)
-            opened = self._read_whole(reader, chunks, header, buffered, data_key, info, expected_context or {})
+            opened = self._read_whole(reader, chunks, header, buffered, header_length, data_key, info,
+                                      expected_context or {})
         except BaseException:
             await reader.aclose()
             raise
@@ -351,26 +352,26 @@ class ObjectService:
             raise
 
     async def _header(self, reader: ObjectReader, chunks: AsyncIterator[bytes],
-                      arn: str) -> tuple[MessageHeader, bytearray]:
-        """The stored message's header, from the first chunks, and every byte read so far; a
-        message naming another object is corrupt here (checked before any KMS call; the header
-        is authenticated with the data key afterwards)."""
+                      arn: str) -> tuple[MessageHeader, bytearray, int]:
+        """The stored message's header, from the first chunks, every byte read so far, and the
+        header's length in them; a message naming another object is corrupt here (checked before
+        any KMS call; the header is authenticated with the data key afterwards)."""
         buf = bytearray()
         policy = self._gateway.settings.decrypt_policy
         try:
             while True:
-                header, _ = parse_header(buf, policy)
-                if header is not None:
-                    break
                 chunk = await anext(chunks, None)
                 if chunk is None:
                     raise TruncatedMessageError("stored object ends inside its header")
                 buf += chunk
+                header, consumed = parse_header(buf, policy)
+                if header is not None:
+                    break
         except DecryptionError:
             raise corrupt() from None
         if not is_bound_to(header.encryption_context, arn) or PART_NUMBER_CONTEXT_KEY in header.encryption_context:
             raise corrupt()  # another object's, or one part of a multipart upload
-        return header, buf
+        return header, buf, consumed
 
     async def _data_key(self, caller: Caller, header: MessageHeader) -> bytes:
         """The data key of a stored message, unwrapped as the caller (cache or KMS ``Decrypt``)."""
@@ -382,18 +383,18 @@ class ObjectService:
             raise corrupt() from None
 
     def _read_whole(self, reader: ObjectReader, chunks: AsyncIterator[bytes], header: MessageHeader,
-                    buffered: bytearray, data_key: bytes, info: ObjectInfo,
+                    buffered: bytearray, header_length: int, data_key: bytes, info: ObjectInfo,
                     expected: Mapping[str, str]) -> ObjectRead:
-        decryptor = Decryptor(self._gateway.settings.decrypt_policy)
+        decryptor = Decryptor.for_header(header, self._gateway.settings.decrypt_policy)
         try:
-            decryptor.update(buffered)
             decryptor.set_data_key(data_key)
         except DecryptionError:
             raise corrupt() from None
         check_context(header, expected)
+        body_bytes = memoryview(buffered)[header_length:]
         if len(buffered) == reader.info.size:  # read whole with its header: verified whole, returned as bytes
             try:
-                body = decryptor.update(b"")
+                body = decryptor.update(body_bytes)
                 rest = decryptor.finalize()
             except DecryptionError:
                 raise corrupt() from None
@@ -403,7 +404,7 @@ class ObjectService:
         pool = self._gateway.pool
 
         async def plaintext() -> AsyncIterator[bytes | bytearray]:
-            yield await pool.run(decryptor.update, b"", weight=len(buffered))
+            yield await pool.run(decryptor.update, body_bytes)
             async for chunk in chunks:
                 yield await pool.run(decryptor.update, chunk)
             yield decryptor.finalize()
