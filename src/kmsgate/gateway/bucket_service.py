@@ -32,11 +32,20 @@ existed) when it has no sealed ETag (stored before them, by ``/v1``, or while th
 could not be had), when its sealed ETag does not open for it (moved from another object), or
 when the catalog key cannot be had now (``kmsgate.gateway.catalog_key``: the listing waits for it
 briefly, never fails for it).
+
+The default-encryption document a write follows (``default_encryption``) is kept per bucket for
+``ENCRYPTION_CACHE_SECONDS``, so a small PUT does not pay a catalog read (a thread hand-off) for
+it each time. A change made through this process (PutBucketEncryption, DeleteBucketEncryption,
+DeleteBucket) drops it at once; one made through another worker or node is followed within that
+time, as S3's bucket configurations are eventually consistent. The key a write uses is still
+used as the caller and checked by its key policy, so a stale document never widens access.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -65,6 +74,10 @@ ENCRYPTION_CONFIG = "encryption"
 HEADER_PROBE_BYTES = 4096
 """Bytes read first to find a listed object's header (kmsgate's headers are well under this)."""
 PROBES_AT_ONCE = 8
+ENCRYPTION_CACHE_SECONDS = 1.0
+"""How long a bucket's default-encryption document is kept before it is read again."""
+ENCRYPTION_CACHE_BUCKETS = 4096
+"""Buckets whose document is kept at once; the map is dropped whole when full."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +102,15 @@ class ObjectListing:
 class BucketService:
     """Buckets of one gateway process (see the module docstring)."""
 
-    __slots__ = ("_gateway",)
+    __slots__ = ("_gateway", "_clock", "_encryption", "_changes")
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._gateway = gateway
+        self._clock = clock
+        self._encryption: dict[str, tuple[float, bytes | None]] = {}
+        """bucket -> (when read, its default-encryption document)"""
+        self._changes = 0
+        """Changes made through this service: a read that a change overtook is not kept."""
 
     def _check(self, caller: Caller, action: str, bucket: str) -> None:
         self._gateway.object_access.check(caller, action, bucket_arn(bucket))
@@ -107,7 +125,11 @@ class BucketService:
 
     async def delete_bucket(self, caller: Caller, bucket: str) -> None:
         self._check(caller, DELETE_BUCKET, bucket)
-        await self._gateway.storage.delete_bucket(bucket)
+        self._forget_encryption(bucket)
+        try:
+            await self._gateway.storage.delete_bucket(bucket)
+        finally:
+            self._forget_encryption(bucket)
 
     async def list_buckets(self, caller: Caller) -> list[BucketInfo]:
         self._gateway.object_access.check(caller, LIST_ALL_MY_BUCKETS, ALL_BUCKETS_ARN)
@@ -124,16 +146,39 @@ class BucketService:
 
     async def put_encryption(self, caller: Caller, bucket: str, document: bytes) -> None:
         self._check(caller, PUT_ENCRYPTION, bucket)
-        await self._gateway.storage.put_bucket_config(bucket, ENCRYPTION_CONFIG, document)
+        self._forget_encryption(bucket)
+        try:
+            await self._gateway.storage.put_bucket_config(bucket, ENCRYPTION_CONFIG, document)
+        finally:
+            self._forget_encryption(bucket)
 
     async def delete_encryption(self, caller: Caller, bucket: str) -> None:
         self._check(caller, PUT_ENCRYPTION, bucket)
-        await self._gateway.storage.delete_bucket_config(bucket, ENCRYPTION_CONFIG)
+        self._forget_encryption(bucket)
+        try:
+            await self._gateway.storage.delete_bucket_config(bucket, ENCRYPTION_CONFIG)
+        finally:
+            self._forget_encryption(bucket)
 
     async def default_encryption(self, bucket: str) -> bytes | None:
-        """The default-encryption document a write into ``bucket`` follows (no access check: the
-        write itself is checked as ``s3:PutObject``)."""
-        return await self._gateway.storage.get_bucket_config(bucket, ENCRYPTION_CONFIG)
+        """The default-encryption document a write into ``bucket`` follows, at most
+        ``ENCRYPTION_CACHE_SECONDS`` old (see the module docstring); no access check: the write
+        itself is checked as ``s3:PutObject``."""
+        now = self._clock()
+        cached = self._encryption.get(bucket)
+        if cached is not None and now - cached[0] < ENCRYPTION_CACHE_SECONDS:
+            return cached[1]
+        changes = self._changes
+        document = await self._gateway.storage.get_bucket_config(bucket, ENCRYPTION_CONFIG)
+        if changes == self._changes:
+            if len(self._encryption) >= ENCRYPTION_CACHE_BUCKETS:
+                self._encryption.clear()
+            self._encryption[bucket] = (now, document)
+        return document
+
+    def _forget_encryption(self, bucket: str) -> None:
+        self._changes += 1
+        self._encryption.pop(bucket, None)
 
     async def list_objects(self, caller: Caller, bucket: str, *, prefix: str = "", delimiter: str | None = None,
                            start_after: str | None = None, max_keys: int = MAX_LIST_KEYS) -> ObjectListing:
