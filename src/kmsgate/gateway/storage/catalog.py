@@ -3,7 +3,9 @@
 One database (``catalog.sqlite3`` under the storage root; WAL, ``synchronous=FULL``, a busy
 timeout) shared by every worker process. Writes run in ``BEGIN IMMEDIATE`` transactions, so
 SQLite's locking serialises processes and a check (does the bucket exist? the upload?) and the
-write it guards are one atomic step. A committed transaction is durable when ``COMMIT``
+write it guards are one atomic step. Reads use a connection of their own per thread (read-only),
+so they wait neither for a write transaction in progress nor for each other (WAL readers see the
+last committed state). A committed transaction is durable when ``COMMIT``
 returns: that commit is the acknowledgment point of every storage operation. ``commit_group``
 records the new objects and parts of several writers in one transaction, each in its own
 savepoint.
@@ -132,6 +134,11 @@ class Catalog:
         if not path.exists():
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         self._lock = threading.Lock()
+        self._path = path
+        self._readers = threading.local()
+        self._readers_lock = threading.Lock()  # not the writer's: a first read must not wait for a write
+        self._reader_connections: list[sqlite3.Connection] = []
+        self._closed = False
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                                        timeout=BUSY_TIMEOUT_SECONDS)
@@ -154,6 +161,11 @@ class Catalog:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        with self._readers_lock:
+            self._closed = True
+            for reader in self._reader_connections:
+                reader.close()
+            self._reader_connections.clear()
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -170,13 +182,28 @@ class Catalog:
             except sqlite3.Error as exc:
                 raise _catalog_failure(exc) from exc
 
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's own read connection: in WAL mode readers neither wait for the writer nor
+        for each other, so reads do not queue on the writer's lock (a 1 KiB GET's catalog lookup
+        waited there behind other lookups under load)."""
+        reader: sqlite3.Connection | None = getattr(self._readers, "connection", None)
+        if reader is None:
+            with self._readers_lock:
+                if self._closed:
+                    raise StorageError("file storage catalog is closed")
+                reader = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False,
+                                         timeout=BUSY_TIMEOUT_SECONDS)
+                reader.execute("PRAGMA query_only=ON")
+                self._reader_connections.append(reader)
+            self._readers.connection = reader
+        return reader
+
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                yield self._db
-            except sqlite3.Error as exc:
-                raise StorageError(f"file storage catalog failed: {type(exc).__name__}") from exc
+        try:
+            yield self._reader()
+        except sqlite3.Error as exc:
+            raise StorageError(f"file storage catalog failed: {type(exc).__name__}") from exc
 
     @staticmethod
     def _require_bucket(db: sqlite3.Connection, bucket: str) -> BucketInfo:
