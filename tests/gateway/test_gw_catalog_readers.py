@@ -1,15 +1,21 @@
 """The file catalog's reads use a connection of their own per thread: they neither wait for a
-write transaction in progress nor see its uncommitted rows, and closing the catalog closes them."""
+write transaction in progress nor see its uncommitted rows, and closing the catalog closes them.
+Concurrent reads of the file storage share their catalog lookups' thread hand-offs."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from kmsgate.gateway.storage.base import ObjectNotFound, StorageError, StoredObject
 from kmsgate.gateway.storage.catalog import Catalog, ObjectRecord
+from kmsgate.gateway.storage.file import FileStorage
+from kmsgate.gateway.storage.group_commit import GroupCommit
 
 BUCKET = "readers"
 
@@ -72,3 +78,34 @@ def test_closing_the_catalog_closes_every_threads_read_connection(tmp_path: Path
     catalog.close()
     with pytest.raises(StorageError):
         catalog.get_object(BUCKET, "k")
+
+
+async def test_concurrent_reads_share_their_catalog_lookups(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    storage = await FileStorage.open(tmp_path / "store")
+    try:
+        await storage.create_bucket(BUCKET)
+        objects = {f"k{i}": os.urandom(100 + i) for i in range(20)}
+        for key, data in objects.items():
+            writer = await storage.open_write(BUCKET, key)
+            await writer.write(data)
+            await writer.commit()
+        batches: list[int] = []
+        lookup = storage._lookup_sync
+
+        def counted(names: Sequence[tuple[str, str]]) -> list[ObjectRecord | StorageError]:
+            batches.append(len(names))
+            return lookup(names)
+
+        monkeypatch.setattr(storage, "_lookups", GroupCommit(counted))
+
+        async def read(key: str) -> bytes:
+            reader = await storage.open_read(BUCKET, key)
+            return b"".join([chunk async for chunk in reader])
+
+        keys = [*objects, "missing"]
+        results = await asyncio.gather(*(read(key) for key in keys), return_exceptions=True)
+        assert results[:-1] == list(objects.values())
+        assert isinstance(results[-1], ObjectNotFound)
+        assert sum(batches) == len(keys) and len(batches) < len(keys)  # several lookups per thread hand-off
+    finally:
+        await storage.close()

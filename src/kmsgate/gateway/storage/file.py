@@ -52,9 +52,10 @@ data files that the catalog does not name and that are older than ``ORPHAN_GRACE
 (another process may be between its rename and its catalog commit) are removed. A completed multipart upload keeps its part files,
 named in order by the object's row: completing copies nothing.
 
-A read looks the object up in the catalog and opens its first data file, reading the first
-block, in one thread call (an object of at most one block costs one hop); a version replaced
-in between is looked up again. The data files of a multipart object are opened one after the
+A read looks the object up in the catalog, in a thread hand-off shared with the lookups of the
+reads that arrived meanwhile (``GroupCommit``, used for reads); an object kept in its row is
+then served from it, any other has its first data file opened and first block read in one more
+thread call, and a version replaced in between is looked up again. The data files of a multipart object are opened one after the
 other as the read reaches them: if the object is replaced or deleted meanwhile, the read fails
 with ``StorageError`` (each file belongs to one version, so a read never mixes two).
 
@@ -455,6 +456,7 @@ class FileStorage:
             raise StorageError(f"cannot create storage directory: {exc.strerror}") from exc
         self.catalog = Catalog(self.root)
         self._group = GroupCommit(self._commit_group_sync)
+        self._lookups = GroupCommit(self._lookup_sync)
         self._remove_stale_tmp()
         self._remove_orphans()
 
@@ -504,6 +506,22 @@ class FileStorage:
                 unreferenced.extend(self.data_paths(outcome))
         unlink_quietly(unreferenced)
         return [outcome if isinstance(outcome, StorageError) else None for outcome in outcomes]
+
+    def _lookup_sync(self, names: Sequence[tuple[str, str]]) -> list[ObjectRecord | StorageError]:
+        """The catalog rows of ``names`` (``(bucket, key)``), each its record or its own error."""
+        records: list[ObjectRecord | StorageError] = []
+        for bucket, key in names:
+            try:
+                records.append(self.catalog.get_object(bucket, key))
+            except StorageError as exc:
+                records.append(exc)
+        return records
+
+    async def _lookup(self, bucket: str, key: str) -> ObjectRecord:
+        """An object's catalog row, looked up with those other requests wait for meanwhile: one
+        thread hand-off serves every lookup that arrived while the previous ones ran (the
+        group-commit mechanism, for reads)."""
+        return await self._lookups.submit((bucket, key))
 
     def data_path(self, name: str) -> Path:
         """The data file ``name`` (a random hex name from this module); always inside ``data_dir``."""
@@ -564,22 +582,26 @@ class FileStorage:
             await self.head_bucket(bucket)
         return FileObjectWriter(self, bucket, key, metadata)
 
-    def _open_sync(self, bucket: str, key: str, start: int | None, end: int | None) -> FileObjectReader:
-        """Look up, open and read the first block, in one thread call."""
+    def _open_sync(self, record: ObjectRecord, start: int | None, end: int | None) -> FileObjectReader:
+        """Open ``record``'s first data file and read the first block, in one thread call; look
+        the object up again when it was replaced since ``record`` was read."""
+        info = record.info
         for _ in range(_OPEN_ATTEMPTS):
-            record = self.catalog.get_object(bucket, key)
             if record.data is not None:
                 return FileObjectReader.inline(record.info, record.data, start, end)
             try:
                 return FileObjectReader.open_sync(record.info, _segments(self, record), start, end)
             except FileNotFoundError:
-                continue  # replaced between the lookup and the open: look again
+                record = self.catalog.get_object(info.bucket, info.key)  # replaced meanwhile: look again
         raise StorageError("file storage object keeps changing")
 
     async def open_read(
         self, bucket: str, key: str, start: int | None = None, end: int | None = None
     ) -> FileObjectReader:
-        fut = asyncio.get_running_loop().run_in_executor(None, self._open_sync, bucket, key, start, end)
+        record = await self._lookup(bucket, key)
+        if record.data is not None:  # kept in its row: nothing to open
+            return FileObjectReader.inline(record.info, record.data, start, end)
+        fut = asyncio.get_running_loop().run_in_executor(None, self._open_sync, record, start, end)
         try:
             return await asyncio.shield(fut)
         except asyncio.CancelledError:
@@ -589,7 +611,7 @@ class FileStorage:
             raise StorageError(f"file storage read failed: {exc.strerror}") from exc
 
     async def head(self, bucket: str, key: str) -> StoredObject:
-        record = await self._run(self.catalog.get_object, bucket, key)
+        record = await self._lookup(bucket, key)
         return record.info
 
     def _delete_sync(self, bucket: str, key: str) -> None:
@@ -723,4 +745,5 @@ class FileStorage:
 
     async def close(self) -> None:
         await self._group.aclose()
+        await self._lookups.aclose()
         await asyncio.to_thread(self.catalog.close)
