@@ -66,8 +66,12 @@ AES-GCM work: on 256 KiB blocks hashlib's MD5 ran at about 250 MB/s on the (busy
 machine against 11.5 GB/s for AES-GCM, so the MD5 of a 256 KiB block (about 1 ms) goes to a
 thread while that of a 1 KiB one stays inline."""
 
-MD5_PENDING_BYTES = 4 * 1024 * 1024
-"""The bytes an upload may have waiting for its MD5 thread before reading more of it."""
+MD5_PENDING_BYTES = 512 * 1024
+"""The bytes an upload may have waiting for its MD5 thread before reading more of it: two of the
+S3 API's 256 KiB blocks, enough to keep the thread busy. Each pending byte is memory held per
+upload: with 4 MiB, ten concurrent 8 MiB parts held 4.6 parts' worth of server memory (against
+3.1 before the lane); with 512 KiB, 3.9-4.0 parts, and a 64 MiB PutObject ran at 0.58-0.65 of
+the streaming echo (runs of ``python -m bench --scenario s3``, 2026-12-05)."""
 
 
 async def encrypted(gateway: Gateway, materials: MaterialsManager, entry: CacheEntry, encryptor: Encryptor,

@@ -120,6 +120,7 @@ from kmsgate.gateway.storage.group_commit import GroupCommit
 from kmsgate.gateway.storage.listing import list_page, prefix_end
 
 WRITE_BUFFER_BYTES = 1024 * 1024
+"""Bytes gathered before a write; one more such buffer may be in a thread being written meanwhile."""
 INLINE_MAX_BYTES = 64 * 1024
 """An object written whole of at most this many stored bytes is kept in its catalog row."""
 READ_BLOCK_BYTES = 1024 * 1024
