@@ -41,7 +41,8 @@ MD5 of an upload. Its blocks are hashed in order in a thread while the request g
 encrypting and writing the next ones, so the slowest step of an upload (MD5 runs at about
 700 MB/s on this machine, AES-GCM at about 10 GB/s) runs beside the rest instead of between
 its steps: with the upload's file writes also made behind it, a 64 MiB S3 PutObject (two in
-flight) went from 0.50 to 0.63 of the streaming echo (``bench/results/2026-12-05-vm-s3-lane.md``).
+flight) went from 0.47-0.51 to 0.59-0.64 of the streaming echo
+(``bench/results/2026-12-05-vm-s3-lane.md``, ``bench/results/2026-12-05-vm-session.md``).
 """
 
 from __future__ import annotations
