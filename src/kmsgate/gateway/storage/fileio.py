@@ -49,9 +49,11 @@ class Serial:
         """Wait for the call in a thread, if any; raise what it raised."""
         fut = self._pending
         if fut is not None:
-            await asyncio.shield(fut)
-            if self._pending is fut:
-                self._pending = None
+            try:
+                await asyncio.shield(fut)
+            finally:
+                if self._pending is fut and fut.done():  # reported once; a cancelled waiter leaves it to drain
+                    self._pending = None
 
     def start(self, fn: Callable[..., object], *args: object) -> None:
         """Start ``fn(*args)`` in a thread and return; only after ``wait`` (one call at a time)."""
