@@ -56,3 +56,13 @@ async def test_a_call_started_behind_the_caller_runs_before_the_next_and_reports
         await serial.wait()
     await serial.run(second)
     assert order == ["first", "second"]
+
+
+async def test_a_failed_call_is_reported_to_its_own_caller_only() -> None:
+    def failing() -> None:
+        raise OSError(5, "Input/output error")
+
+    serial = Serial()
+    with pytest.raises(OSError):
+        await serial.run(failing)
+    assert await serial.run(lambda: "next") == "next"

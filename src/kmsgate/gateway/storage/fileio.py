@@ -42,7 +42,11 @@ class Serial:
         await self.wait()
         fut = asyncio.get_running_loop().run_in_executor(None, fn, *args)
         self._pending = fut
-        result: T = await asyncio.shield(fut)
+        try:
+            result: T = await asyncio.shield(fut)
+        finally:
+            if self._pending is fut and fut.done():  # its caller has the outcome
+                self._pending = None
         return result
 
     async def wait(self) -> None:
