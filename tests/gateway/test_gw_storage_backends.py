@@ -66,7 +66,8 @@ async def test_file_storage_touches_nothing_outside_its_root(tmp_path: Path) -> 
 async def test_file_commit_leaves_no_temporary_files(file_storage: FileStorage) -> None:
     await file_storage.create_bucket(BUCKET)
     writer = await file_storage.open_write(BUCKET, "k")
-    await writer.write(os.urandom(3 * 1024 * 1024))
+    for _ in range(3):  # full buffers are written behind; each write waits for the one before it
+        await writer.write(os.urandom(1024 * 1024))
     assert len(os.listdir(file_storage.tmp_dir)) == 1
     await writer.commit()
     assert os.listdir(file_storage.tmp_dir) == []
