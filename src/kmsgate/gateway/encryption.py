@@ -16,7 +16,6 @@ from kmsgate.envelope.context import RESERVED_PREFIX
 from kmsgate.envelope.encryptor import Encryptor
 from kmsgate.envelope.header import MessageHeader
 from kmsgate.envelope.materials import MaterialsManager
-from kmsgate.envelope.pool import Chunk
 from kmsgate.gateway.errors import GatewayError
 from kmsgate.gateway.object_access import OBJECT_ARN_CONTEXT_KEY
 
