@@ -53,11 +53,12 @@ data files that the catalog does not name and that are older than ``ORPHAN_GRACE
 named in order by the object's row: completing copies nothing.
 
 A read looks the object up in the catalog, in a thread hand-off shared with the lookups of the
-reads that arrived meanwhile (``GroupCommit``, used for reads); an object kept in its row is
-then served from it, any other has its first data file opened and first block read in one more
-thread call, and a version replaced in between is looked up again. The data files of a multipart object are opened one after the
-other as the read reaches them: if the object is replaced or deleted meanwhile, the read fails
-with ``StorageError`` (each file belongs to one version, so a read never mixes two).
+reads that arrived meanwhile (``GroupCommit``, used for reads). An object kept in its row is
+then served from it; any other has its first data file opened and first block read in one more
+thread call, and a version replaced in between is looked up again. The data files of a
+multipart object are opened one after the other as the read reaches them: if the object is
+replaced or deleted meanwhile, the read fails with ``StorageError`` (each file belongs to one
+version, so a read never mixes two).
 
 All blocking calls (files, the catalog) run in the default thread pool, never on the event
 loop. Writes are gathered (by reference, not copied) up to ``WRITE_BUFFER_BYTES`` and written
@@ -519,9 +520,8 @@ class FileStorage:
         return records
 
     async def _lookup(self, bucket: str, key: str) -> ObjectRecord:
-        """An object's catalog row, looked up with those other requests wait for meanwhile: one
-        thread hand-off serves every lookup that arrived while the previous ones ran (the
-        group-commit mechanism, for reads)."""
+        """An object's catalog row. One thread hand-off serves every lookup that arrived while
+        the previous ones ran (the group-commit mechanism, used for reads)."""
         return await self._lookups.submit((bucket, key))
 
     def data_path(self, name: str) -> Path:
