@@ -10,6 +10,12 @@
     ``n`` bytes (KMS shape; ``n`` is set to the size of the real KMS reply)
   - ``PUT /<bucket>/<key>``      read the body, answer 200 with its quoted MD5 as ``ETag`` and
     no body (S3 PutObject shape, on the path an S3 client sends; the signature is not checked)
+  - ``POST /``                   a floor rather than a ceiling: ``/json`` plus kmsgate's own SigV4
+    verification (``kmsgate.auth.sigv4``, service ``kms``) of the request, against the root
+    credentials in ``KMSGATE_ROOT_ACCESS_KEY_ID`` / ``KMSGATE_ROOT_SECRET_ACCESS_KEY``; the
+    reply's size is the ``X-Bench-Reply-Bytes`` header (the query is signed). 403 with
+    ``{"__type": code}`` when verification fails, 404 without credentials. What a signed KMS
+    request costs before any KMS work: a KMS ratio can reach no higher than this one.
 
   ``--workers N`` shares one listening socket among N processes.
 * Crypto ceiling: pyca ``AESGCM`` on the same payload sizes in-process, and
@@ -28,6 +34,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench.procs import ServerProcess
@@ -90,13 +97,48 @@ def make_app() -> "web.Application":  # type: ignore[name-defined]  # noqa: F821
             md5.update(chunk)
         return web.Response(status=200, headers={"ETag": f'"{md5.hexdigest()}"'})
 
+    verify = _sigv4_verifier()
+
+    async def json_sigv4(request: web.Request) -> web.Response:
+        if verify is None:
+            raise web.HTTPNotFound(text="no credentials to verify with")
+        from kmsgate.core.errors import KmsError
+
+        body = await request.read()
+        try:
+            verify(request.method, request.raw_path.partition("?")[0], request.query_string, request.headers,
+                   body, source_ip=request.remote)
+        except KmsError as exc:
+            return web.Response(status=403, body=orjson.dumps({"__type": exc.code}),
+                                content_type="application/x-amz-json-1.1")
+        orjson.loads(body)
+        size = min(int(request.headers.get("X-Bench-Reply-Bytes", "64")), MAX_REPLY_BYTES)
+        return web.Response(body=json_of_size(size), content_type="application/x-amz-json-1.1")
+
     app = web.Application(client_max_size=MAX_REPLY_BYTES)
+    app.router.add_post("/", json_sigv4)
     app.router.add_route("*", "/sink", sink)
     app.router.add_get(r"/source/{size:\d+}", source)
     app.router.add_route("*", "/echo", echo)
     app.router.add_post("/json", json_reply)
     app.router.add_put("/{bucket}/{key:.+}", s3_put_object)
     return app
+
+
+_FLOOR_CREDENTIALS = ("KMSGATE_ROOT_ACCESS_KEY_ID", "KMSGATE_ROOT_SECRET_ACCESS_KEY")
+
+
+def _sigv4_verifier() -> Callable[..., object] | None:
+    """kmsgate's SigV4 verifier (service ``kms``) over the root credentials in the environment, if given."""
+    access_key_id, secret = (os.environ.get(name) for name in _FLOOR_CREDENTIALS)
+    if not access_key_id or not secret:
+        return None
+    from bench.kmsreq import REGION
+    from kmsgate.auth.identities import AccessKey, RootCredentials, build_directory
+    from kmsgate.auth.sigv4 import SigV4Verifier
+
+    directory = build_directory("111122223333", RootCredentials(AccessKey(access_key_id, secret), "env"))
+    return SigV4Verifier(directory, REGION, "kms").verify
 
 
 def json_of_size(size: int) -> bytes:
@@ -162,10 +204,12 @@ def server_main(argv: list[str] | None = None) -> None:
                 child.kill()
 
 
-def start_http_ceiling(port: int, workers: int = 1) -> ServerProcess:
-    """Start the bare server on 127.0.0.1:``port`` and wait until it listens."""
+def start_http_ceiling(port: int, workers: int = 1, env_extra: dict[str, str] | None = None) -> ServerProcess:
+    """Start the bare server on 127.0.0.1:``port`` and wait until it listens. Its ``POST /``
+    verifies with the root credentials in ``env_extra`` only, never with ones inherited."""
     repo_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ)
+    env = {name: value for name, value in os.environ.items() if name not in _FLOOR_CREDENTIALS}
+    env.update(env_extra or {})
     env["PYTHONPATH"] = repo_root + os.pathsep + env.get("PYTHONPATH", "")
     server = ServerProcess(
         [sys.executable, "-m", "bench.ceilings", "--port", str(port), "--workers", str(workers)],

@@ -178,7 +178,11 @@ class Context:
         """The bare aiohttp+uvloop server with ``workers`` processes (started once, shared)."""
         server = self._ceilings.get(workers)
         if server is None or server.proc.poll() is not None:
-            server = start_http_ceiling(free_port(), workers=workers)
+            credentials = self.secrets.credentials
+            server = start_http_ceiling(free_port(), workers=workers, env_extra={
+                "KMSGATE_ROOT_ACCESS_KEY_ID": credentials.access_key_id,
+                "KMSGATE_ROOT_SECRET_ACCESS_KEY": credentials.secret_access_key,
+            })
             self._ceilings[workers] = server
         return server
 

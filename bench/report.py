@@ -152,6 +152,8 @@ def markdown(report: Report) -> str:
     lines += ["", "## Targets", "", "| target | goal | measured | result |", "|---|---|---:|---|"]
     for t in report.targets:
         verdict = {True: "met", False: f"**missed** ({t.shortfall})", None: "not measured"}[t.passed]
+        if t.detail:
+            verdict += f"; {t.detail}"
         lines.append(f"| {t.name} | {t.goal} | {_fmt(t.value)} | {verdict} |")
     if report.notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in report.notes]

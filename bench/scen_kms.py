@@ -7,7 +7,10 @@ primary figure; then the Python load generator, the second column):
   started with ``--insecure-no-auth``, unsigned requests);
 * the bare aiohttp+uvloop handler that parses the same JSON body and answers a JSON body
   of the size of kmsgate's reply (``/json?reply_bytes=n``): the ceiling;
-* moto's server (the peer) with the same operation, signed.
+* moto's server (the peer) with the same operation, signed;
+* with ``wrk``, for GenerateDataKey: the verification floor, the bare handler that also verifies
+  the same signed request with kmsgate's SigV4 verifier and does nothing else (``POST /`` of
+  ``bench.ceilings``). No signed KMS operation can reach a higher ratio than it.
 
 Also reported: the client-side cost of SigV4 signing one request, measured in-process,
 which is why the load generator replays a request signed once.
@@ -37,6 +40,7 @@ from bench.scen_gateway import pair
 from bench.wrkcheck import wrk_beside
 
 OPERATIONS = ("GenerateDataKey", "Encrypt", "Decrypt")
+SIGV4_FLOOR = "sigv4-floor"  # the system name of the verification floor's figures
 SIGNING_SAMPLES = 200
 
 
@@ -92,6 +96,12 @@ def _run_signed(ctx: Context) -> None:
             if ctx.options.use_wrk:
                 wrk_beside(ctx, "kms", f"kms/{op}/sigv4/wrk", f"{op} (SigV4)", url, template,
                            f"ceiling/json/{op}/wrk", ctx.http_ceiling().url, bare)
+                if op == "GenerateDataKey":
+                    floor = replace(template, headers=(*template.headers, ("X-Bench-Reply-Bytes",
+                                                                           str(reply_sizes[op]))))
+                    wrk_beside(ctx, "kms", f"floor/sigv4/{op}/wrk", f"{op}: bare handler + SigV4 verification",
+                               ctx.http_ceiling().url, floor, f"ceiling/json/{op}/wrk", ctx.http_ceiling().url,
+                               bare, system=SIGV4_FLOOR)
             ctx.alternated(
                 partial(_run_op, ctx, url, "kmsgate", f"kms/{op}/sigv4", f"{op} (SigV4)", template, op),
                 partial(_ceiling_run, ctx, ctx.http_ceiling().url, op, bare),

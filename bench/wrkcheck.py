@@ -126,9 +126,10 @@ def wrk_figure(ctx: Context, scenario: str, key: str, label: str, system: str, u
 
 
 def wrk_beside(ctx: Context, scenario: str, key: str, label: str, url: str, template: RequestTemplate,
-               ceiling_key: str, ceiling_url: str, ceiling_template: RequestTemplate) -> None:
-    """A targeted figure and its ceiling measured with ``wrk`` in alternated rounds and recorded
-    (``ctx.alternated``); skipped with a note when ``wrk`` is not installed or fails."""
+               ceiling_key: str, ceiling_url: str, ceiling_template: RequestTemplate, *,
+               system: str = "kmsgate") -> None:
+    """A targeted figure (of ``system``) and its ceiling measured with ``wrk`` in alternated rounds
+    and recorded (``ctx.alternated``); skipped with a note when ``wrk`` is not installed or fails."""
     if wrk_path() is None:
         for _ in range(2 * ctx.options.target_rounds):
             ctx.tick(None)
@@ -136,7 +137,7 @@ def wrk_beside(ctx: Context, scenario: str, key: str, label: str, url: str, temp
         return
     try:
         ctx.alternated(
-            partial(wrk_figure, ctx, scenario, key, label, "kmsgate", url, template),
+            partial(wrk_figure, ctx, scenario, key, label, system, url, template),
             partial(wrk_figure, ctx, scenario, ceiling_key, label, "http-ceiling", ceiling_url, ceiling_template))
     except Skip as exc:
         ctx.skip(f"wrk {label}", str(exc))
