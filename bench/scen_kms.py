@@ -30,6 +30,7 @@ from bench.kmsreq import (
     NotKmsReplyError,
     kms_request,
     prepare_workload,
+    send_once,
     signed_template,
 )
 from bench.loadgen import RequestTemplate
@@ -97,15 +98,25 @@ def _run_signed(ctx: Context) -> None:
                 wrk_beside(ctx, "kms", f"kms/{op}/sigv4/wrk", f"{op} (SigV4)", url, template,
                            f"ceiling/json/{op}/wrk", ctx.http_ceiling().url, bare)
                 if op == "GenerateDataKey":
-                    floor = replace(template, headers=(*template.headers, ("X-Bench-Reply-Bytes",
-                                                                           str(reply_sizes[op]))))
-                    wrk_beside(ctx, "kms", f"floor/sigv4/{op}/wrk", f"{op}: bare handler + SigV4 verification",
-                               ctx.http_ceiling().url, floor, f"ceiling/json/{op}/wrk", ctx.http_ceiling().url,
-                               bare, system=SIGV4_FLOOR)
+                    _floor_beside(ctx, workload, op, reply_sizes[op], bare)
             ctx.alternated(
                 partial(_run_op, ctx, url, "kmsgate", f"kms/{op}/sigv4", f"{op} (SigV4)", template, op),
                 partial(_ceiling_run, ctx, ctx.http_ceiling().url, op, bare),
             )
+
+
+def _floor_beside(ctx: Context, workload: KmsWorkload, op: str, reply_bytes: int, bare: RequestTemplate) -> None:
+    """The verification floor of ``op`` with ``wrk``: the same request, signed for the bare server
+    (its host is signed), whose one reply is checked first."""
+    url = ctx.http_ceiling().url
+    template = kms_request(url, op, workload.payload(op), ctx.secrets.credentials)
+    template = replace(template, headers=(*template.headers, ("X-Bench-Reply-Bytes", str(reply_bytes))))
+    status, body = send_once(url, template)
+    if status != 200 or len(body) != reply_bytes:
+        ctx.skip(f"wrk {op}: bare handler + SigV4 verification", f"the floor answered {status}: {body[:200]!r}")
+        return
+    wrk_beside(ctx, "kms", f"floor/sigv4/{op}/wrk", f"{op}: bare handler + SigV4 verification", url, template,
+               f"ceiling/json/{op}/wrk", url, bare, system=SIGV4_FLOOR)
 
 
 def _run_unsigned(ctx: Context) -> None:

@@ -47,13 +47,14 @@ def check_targets(rows: Sequence[Measurement]) -> list[Target]:
     out: list[Target] = []
 
     def ratio(key: str) -> float | None:
+        """A figure's ratio; none for a figure whose run had failed requests (they were not the work measured)."""
         m = _find(rows, key)
-        return m.ratio if m is not None else None
+        return m.ratio if m is not None and m.errors == 0 else None
 
     # The small-request targets measured with wrk, the primary client (same run, alternated rounds).
     floor = _find(rows, "floor/sigv4/GenerateDataKey/wrk", "sigv4-floor")
     floor_note = (f"the bare handler with SigV4 verification alone: {floor.ratio:.2f}"
-                  if floor is not None and floor.ratio is not None else "")
+                  if floor is not None and floor.ratio is not None and floor.errors == 0 else "")
     for op in ("GenerateDataKey", "Encrypt", "Decrypt"):
         out.append(Target(f"KMS {op} (SigV4) vs bare JSON (wrk)", ">= 0.50 of bare handler",
                           ratio(f"kms/{op}/sigv4/wrk"), 0.50, detail=floor_note))

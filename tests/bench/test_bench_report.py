@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from bench.histogram import LatencyHistogram
@@ -104,3 +105,23 @@ def test_worker_targets_are_checked_for_each_load_generator() -> None:
     assert by_name["2 workers vs 1 (kms, wrk)"].passed is True
     assert by_name["2 workers vs 1 (kms)"].passed is False
     assert by_name["2 workers vs 1 (encrypt, wrk)"].passed is None
+
+
+def test_a_figure_whose_run_had_failed_requests_meets_no_target() -> None:
+    data = rows()
+    data[3] = replace(data[3], errors=12)  # GenerateDataKey (SigV4): 0.70, above its 0.60 target
+    by_name = {t.name: t for t in check_targets(data)}
+    assert by_name["KMS GenerateDataKey vs bare JSON"].value is None
+    assert by_name["KMS GenerateDataKey vs bare JSON"].passed is None
+
+
+def test_the_kms_wrk_targets_name_the_verification_floor() -> None:
+    ceiling = Measurement("kms", "ceiling/json/GenerateDataKey/wrk", "wrk bare", "http-ceiling", "req/s", 20_000.0)
+    floor = Measurement("kms", "floor/sigv4/GenerateDataKey/wrk", "wrk floor", "sigv4-floor", "req/s",
+                        8_600.0).with_ceiling(ceiling)
+    targets = check_targets([ceiling, floor])
+    kms = [t for t in targets if t.name.startswith("KMS") and t.name.endswith("(wrk)")]
+    assert len(kms) == 3
+    assert all(t.detail == "the bare handler with SigV4 verification alone: 0.43" for t in kms)
+    failed = check_targets([ceiling, replace(floor, errors=1)])
+    assert all(t.detail == "" for t in failed if t.name.startswith("KMS") and t.name.endswith("(wrk)"))
