@@ -16,6 +16,9 @@
     reply's size is the ``X-Bench-Reply-Bytes`` header (the query is signed). 403 with
     ``{"__type": code}`` when verification fails, 404 without credentials. What a signed KMS
     request costs before any KMS work: a KMS ratio can reach no higher than this one.
+  - ``PUT /<bucket>/<key>`` with ``X-Bench-Verify: s3``: the same floor for S3 PutObject, the
+    bare S3 handler plus kmsgate's verification (service ``s3``) of the signature and of the
+    body's signed SHA-256.
 
   ``--workers N`` shares one listening socket among N processes.
 * Crypto ceiling: pyca ``AESGCM`` on the same payload sizes in-process, and
@@ -52,7 +55,24 @@ def make_app() -> "web.Application":  # type: ignore[name-defined]  # noqa: F821
     import orjson
     from aiohttp import web
 
+    from kmsgate.core.errors import KmsError
+
     block = os.urandom(SOURCE_BLOCK_BYTES)
+
+    verifiers = _sigv4_verifiers()
+
+    def refusal(request: web.Request, service: str, body: bytes) -> web.Response | None:
+        """The answer to a request that fails kmsgate's SigV4 verification for ``service``, else ``None``."""
+        verify = verifiers.get(service)
+        if verify is None:
+            raise web.HTTPNotFound(text="no credentials to verify with")
+        try:
+            verify(request.method, request.raw_path.partition("?")[0], request.query_string, request.headers,
+                   body, source_ip=request.remote)
+        except KmsError as exc:
+            return web.Response(status=403, body=orjson.dumps({"__type": exc.code}),
+                                content_type="application/x-amz-json-1.1")
+        return None
 
     async def sink(request: web.Request) -> web.Response:
         async for _ in request.content.iter_chunked(CHUNK_BYTES):
@@ -92,25 +112,22 @@ def make_app() -> "web.Application":  # type: ignore[name-defined]  # noqa: F821
         return web.Response(body=json_of_size(size), content_type="application/x-amz-json-1.1")
 
     async def s3_put_object(request: web.Request) -> web.Response:
+        if request.headers.get("X-Bench-Verify") == "s3":
+            body = await request.read()
+            refused = refusal(request, "s3", body)
+            if refused is not None:
+                return refused
+            return web.Response(status=200, headers={"ETag": f'"{hashlib.md5(body, usedforsecurity=False).hexdigest()}"'})
         md5 = hashlib.md5(usedforsecurity=False)
         async for chunk in request.content.iter_chunked(CHUNK_BYTES):
             md5.update(chunk)
         return web.Response(status=200, headers={"ETag": f'"{md5.hexdigest()}"'})
 
-    verify = _sigv4_verifier()
-
     async def json_sigv4(request: web.Request) -> web.Response:
-        if verify is None:
-            raise web.HTTPNotFound(text="no credentials to verify with")
-        from kmsgate.core.errors import KmsError
-
         body = await request.read()
-        try:
-            verify(request.method, request.raw_path.partition("?")[0], request.query_string, request.headers,
-                   body, source_ip=request.remote)
-        except KmsError as exc:
-            return web.Response(status=403, body=orjson.dumps({"__type": exc.code}),
-                                content_type="application/x-amz-json-1.1")
+        refused = refusal(request, "kms", body)
+        if refused is not None:
+            return refused
         orjson.loads(body)
         size = min(int(request.headers.get("X-Bench-Reply-Bytes", "64")), MAX_REPLY_BYTES)
         return web.Response(body=json_of_size(size), content_type="application/x-amz-json-1.1")
@@ -128,17 +145,18 @@ def make_app() -> "web.Application":  # type: ignore[name-defined]  # noqa: F821
 _FLOOR_CREDENTIALS = ("KMSGATE_ROOT_ACCESS_KEY_ID", "KMSGATE_ROOT_SECRET_ACCESS_KEY")
 
 
-def _sigv4_verifier() -> Callable[..., object] | None:
-    """kmsgate's SigV4 verifier (service ``kms``) over the root credentials in the environment, if given."""
+def _sigv4_verifiers() -> dict[str, Callable[..., object]]:
+    """kmsgate's SigV4 verifiers (services ``kms`` and ``s3``) over the root credentials in the
+    environment; none without them."""
     access_key_id, secret = (os.environ.get(name) for name in _FLOOR_CREDENTIALS)
     if not access_key_id or not secret:
-        return None
+        return {}
     from bench.kmsreq import REGION
     from kmsgate.auth.identities import AccessKey, RootCredentials, build_directory
     from kmsgate.auth.sigv4 import SigV4Verifier
 
     directory = build_directory("111122223333", RootCredentials(AccessKey(access_key_id, secret), "env"))
-    return SigV4Verifier(directory, REGION, "kms").verify
+    return {service: SigV4Verifier(directory, REGION, service).verify for service in ("kms", "s3")}
 
 
 def json_of_size(size: int) -> bytes:

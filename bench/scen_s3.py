@@ -10,7 +10,9 @@ measured in the same run with the same client:
 * PutObject of 1 KiB (the body's SHA-256 signed, as boto3 signs over plain HTTP), beside the
   bare server's S3-shaped handler (``PUT /<bucket>/<key>``: read the body, answer 200 with an
   ETag), the same request bytes to both: ``wrk`` is the primary client (one thread,
-  ``--concurrency`` connections), the Python load generator the second column;
+  ``--concurrency`` connections), the Python load generator the second column; with ``wrk``
+  also the verification floor, the bare handler that verifies the same request (signed for its
+  host) with kmsgate's SigV4 verifier and nothing more (``X-Bench-Verify: s3``);
 * a multipart upload by boto3's ``upload_file`` (8 MiB parts, boto3's default ten threads),
   with the server's peak RSS minus its idle RSS reported beside the part size.
 
@@ -40,6 +42,7 @@ KIB, MIB, GIB = 1024, 1024**2, 1024**3
 BUCKET = "kmsgate-bench"
 LARGE_CONCURRENCY = 2
 LARGE_OBJECTS = 4  # keys the large PUTs cycle through, so two in flight rarely replace the same object
+SIGV4_FLOOR = "sigv4-floor"  # the system name of the verification floor's figures
 UPLOAD_THREADS = 10  # boto3's TransferConfig default max_concurrency
 
 
@@ -88,6 +91,23 @@ def _small_python(ctx: Context, key: str, system: str, url: str, sign: Callable[
 def _small_wrk(ctx: Context, key: str, system: str, url: str, sign: Callable[[], RequestTemplate],
                label: str) -> Measurement:
     return wrk_figure(ctx, "s3", key, label, system, url, sign())
+
+
+def _floor(ctx: Context, ceiling_url: str, path: str, body: bytes, sign_small: Callable[[], RequestTemplate],
+           small_label: str) -> None:
+    """The verification floor of the small PutObject with ``wrk``, beside the bare handler; its one reply is checked."""
+    label = f"{small_label}: bare handler + SigV4 verification"
+    sign_floor = partial(s3_request, ceiling_url, "PUT", path, ctx.secrets.credentials, body=body,
+                         headers=(("X-Bench-Verify", "s3"),))
+    try:
+        send_checked(ceiling_url, sign_floor())
+    except S3SetupError as exc:
+        ctx.skip(f"wrk {label}", str(exc))
+        return
+    ctx.alternated(
+        partial(_small_wrk, ctx, f"s3/floor/PUT/{len(body)}/wrk", SIGV4_FLOOR, ceiling_url, sign_floor, label),
+        partial(_small_wrk, ctx, f"s3/ceiling/PUT/{len(body)}/wrk", "http-ceiling", ceiling_url, sign_small,
+                small_label))
 
 
 def _multipart(ctx: Context, url: str, sizes: S3Sizes, tmp: str) -> Measurement:
@@ -192,6 +212,7 @@ def run_s3(ctx: Context, sizes: S3Sizes | None = None) -> None:
                     partial(_small_wrk, ctx, f"s3/PUT/{small}/wrk", "kmsgate", url, sign_small, small_label),
                     partial(_small_wrk, ctx, f"s3/ceiling/PUT/{small}/wrk", "http-ceiling", ceiling_url,
                             sign_small, small_label))
+                _floor(ctx, ceiling_url, path, body, sign_small, small_label)
             ctx.alternated(
                 partial(_small_python, ctx, f"s3/PUT/{small}", "kmsgate", url, sign_small, small_label),
                 partial(_small_python, ctx, f"s3/ceiling/PUT/{small}", "http-ceiling", ceiling_url, sign_small,
