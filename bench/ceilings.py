@@ -117,7 +117,8 @@ def make_app() -> "web.Application":  # type: ignore[name-defined]  # noqa: F821
             refused = refusal(request, "s3", body)
             if refused is not None:
                 return refused
-            return web.Response(status=200, headers={"ETag": f'"{hashlib.md5(body, usedforsecurity=False).hexdigest()}"'})
+            etag = hashlib.md5(body, usedforsecurity=False).hexdigest()
+            return web.Response(status=200, headers={"ETag": f'"{etag}"'})
         md5 = hashlib.md5(usedforsecurity=False)
         async for chunk in request.content.iter_chunked(CHUNK_BYTES):
             md5.update(chunk)

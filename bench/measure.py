@@ -9,13 +9,18 @@ from bench.histogram import LatencySummary
 from bench.loadgen import LoadResult
 
 
+SIGV4_FLOOR = "sigv4-floor"
+"""The system of a verification floor's figures: the bare handler that also verifies the request's
+SigV4 signature with kmsgate's verifier (``bench.ceilings``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Measurement:
     """One row of the report.
 
     ``key`` identifies the figure (``"gateway/PUT/1024"``); ``system`` says what served it
-    (``kmsgate``, ``http-ceiling``, ``moto``, ``aesgcm``, ``openssl``, ``wrk``). ``ratio`` is
-    ``value / ceiling_value`` of the ``unit`` figure, filled in by ``with_ceiling``.
+    (``kmsgate``, ``http-ceiling``, ``SIGV4_FLOOR``, ``moto``, ``aesgcm``, ``openssl``, ``wrk``).
+    ``ratio`` is ``value / ceiling_value`` of the ``unit`` figure, filled in by ``with_ceiling``.
     """
 
     scenario: str

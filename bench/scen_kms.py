@@ -34,14 +34,13 @@ from bench.kmsreq import (
     signed_template,
 )
 from bench.loadgen import RequestTemplate
-from bench.measure import Measurement, from_load
+from bench.measure import SIGV4_FLOOR, Measurement, from_load
 from bench.peer import PEER_CREDENTIALS, start_moto
 from bench.product import ServerOptions
 from bench.scen_gateway import pair
 from bench.wrkcheck import wrk_beside
 
 OPERATIONS = ("GenerateDataKey", "Encrypt", "Decrypt")
-SIGV4_FLOOR = "sigv4-floor"  # the system name of the verification floor's figures
 SIGNING_SAMPLES = 200
 
 

@@ -32,7 +32,7 @@ from functools import partial
 from bench.context import Context, Skip
 from bench.kmsreq import REGION
 from bench.loadgen import SYNTHETIC_BLOCK_BYTES, RequestTemplate, synthetic_bytes
-from bench.measure import Measurement, from_load, size_label
+from bench.measure import SIGV4_FLOOR, Measurement, from_load, size_label
 from bench.product import ServerOptions
 from bench.s3req import S3SetupError, create_bucket, s3_request, send_checked
 from bench.scen_gateway import OK_STATUS, memory_extra, object_put, unit_for
@@ -42,7 +42,6 @@ KIB, MIB, GIB = 1024, 1024**2, 1024**3
 BUCKET = "kmsgate-bench"
 LARGE_CONCURRENCY = 2
 LARGE_OBJECTS = 4  # keys the large PUTs cycle through, so two in flight rarely replace the same object
-SIGV4_FLOOR = "sigv4-floor"  # the system name of the verification floor's figures
 UPLOAD_THREADS = 10  # boto3's TransferConfig default max_concurrency
 
 

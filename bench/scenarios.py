@@ -40,8 +40,8 @@ SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
         Scenario("crypto", "AESGCM in-process and openssl speed (crypto ceilings)", run_crypto, 5, 5),
-        Scenario("kms", "KMS GenerateDataKey/Encrypt/Decrypt vs bare JSON handler and moto", run_kms, 18, 18,
-                 targeted_pairs=6),
+        Scenario("kms", "KMS GenerateDataKey/Encrypt/Decrypt vs bare JSON handler and moto", run_kms, 20, 20,
+                 targeted_pairs=7),
         Scenario("asymmetric", "KMS Sign ECC_NIST_P256 and GenerateMac HMAC_256 vs bare JSON and cryptography; "
                  "GenerateDataKey p99 under RSA_2048 signing", run_asymmetric, 8, 8, targeted_pairs=2),
         Scenario("keystore", "KMS GenerateDataKey on the PostgreSQL key store vs the SQLite store", run_keystore,
@@ -51,7 +51,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("stream", "/v1/encrypt and /v1/decrypt streaming vs echo ceiling, peak RSS", run_stream, 17, 14,
                  targeted_pairs=3),
         Scenario("s3", "S3 PutObject/GetObject 64 MiB and 1 KiB (wrk and ours) vs echo and a bare S3 handler, "
-                 "multipart upload memory", run_s3, 9, 9, targeted_pairs=4),
+                 "multipart upload memory", run_s3, 11, 11, targeted_pairs=5),
         Scenario("workers", "1 vs 2 workers (KMS and encrypt) and the ceiling", run_workers, 12, 12),
         Scenario("cache", "KMS calls per 10,000 PUTs against --cache-max-messages", run_cache, 6, 4),
         Scenario("latency", "open-loop latency at 50% and 80% of the measured rate, vs the bare handler",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bench.measure import Measurement
+from bench.measure import SIGV4_FLOOR, Measurement
 
 MIB = 1024 * 1024
 FRAMES_PER_REQUEST_LIMIT_BYTES = 16 * MIB  # "a few frames", far below a 64 MiB body
@@ -59,7 +59,7 @@ def check_targets(rows: Sequence[Measurement]) -> list[Target]:
         return m.ratio if m is not None and m.errors == 0 else None
 
     # The small-request targets measured with wrk, the primary client (same run, alternated rounds).
-    floor_note = _floor_note(_find(rows, "floor/sigv4/GenerateDataKey/wrk", "sigv4-floor"))
+    floor_note = _floor_note(_find(rows, "floor/sigv4/GenerateDataKey/wrk", SIGV4_FLOOR))
     for op in ("GenerateDataKey", "Encrypt", "Decrypt"):
         out.append(Target(f"KMS {op} (SigV4) vs bare JSON (wrk)", ">= 0.50 of bare handler",
                           ratio(f"kms/{op}/sigv4/wrk"), 0.50, detail=floor_note))
@@ -92,7 +92,7 @@ def check_targets(rows: Sequence[Measurement]) -> list[Target]:
         out.append(Target(f"S3 {verb} 64 MiB server memory per request", "<= 16 MiB (a few frames)",
                           None if per is None else per / MIB, FRAMES_PER_REQUEST_LIMIT_BYTES / MIB,
                           higher_is_better=False, detail="MiB of peak RSS growth per request in flight"))
-    s3_floor = _find(rows, "s3/floor/PUT/1024/wrk", "sigv4-floor")
+    s3_floor = _find(rows, "s3/floor/PUT/1024/wrk", SIGV4_FLOOR)
     out.append(Target("S3 PutObject 1 KiB vs bare S3 handler (wrk)", ">= 0.50 of bare handler",
                       ratio("s3/PUT/1024/wrk"), 0.50, detail=_floor_note(s3_floor)))
     out.append(Target("S3 PutObject 1 KiB vs bare S3 handler (Python load generator)", ">= 0.50 of bare handler",

@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench.histogram import LatencyHistogram
-from bench.measure import Measurement
+from bench.measure import SIGV4_FLOOR, Measurement
 from bench.report import Machine, Report, now, write_report
 from bench.targets import check_targets
 
@@ -117,7 +117,7 @@ def test_a_figure_whose_run_had_failed_requests_meets_no_target() -> None:
 
 def test_the_kms_wrk_targets_name_the_verification_floor() -> None:
     ceiling = Measurement("kms", "ceiling/json/GenerateDataKey/wrk", "wrk bare", "http-ceiling", "req/s", 20_000.0)
-    floor = Measurement("kms", "floor/sigv4/GenerateDataKey/wrk", "wrk floor", "sigv4-floor", "req/s",
+    floor = Measurement("kms", "floor/sigv4/GenerateDataKey/wrk", "wrk floor", SIGV4_FLOOR, "req/s",
                         8_600.0).with_ceiling(ceiling)
     targets = check_targets([ceiling, floor])
     kms = [t for t in targets if t.name.startswith("KMS") and t.name.endswith("(wrk)")]
